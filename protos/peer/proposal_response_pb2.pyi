@@ -69,6 +69,6 @@ class ChaincodeCall(_message.Message):
     collection_names: _containers.RepeatedScalarFieldContainer[str]
     no_private_reads: bool
     no_public_writes: bool
-    key_policies: _containers.RepeatedScalarFieldContainer[str]
+    key_policies: _containers.RepeatedScalarFieldContainer[bytes]
     disregard_namespace_policy: bool
-    def __init__(self, name: _Optional[str] = ..., collection_names: _Optional[_Iterable[str]] = ..., no_private_reads: _Optional[bool] = ..., no_public_writes: _Optional[bool] = ..., key_policies: _Optional[_Iterable[str]] = ..., disregard_namespace_policy: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., collection_names: _Optional[_Iterable[str]] = ..., no_private_reads: _Optional[bool] = ..., no_public_writes: _Optional[bool] = ..., key_policies: _Optional[_Iterable[bytes]] = ..., disregard_namespace_policy: _Optional[bool] = ...) -> None: ...
