@@ -1,0 +1,697 @@
+"""Handler actor: the peer side of one chaincode connection.
+
+Fabric counterpart: ``core/chaincode/handler.go``. One Handler per stream. It runs Fabric's FSM
+(created -> established -> ready), sends INIT/TRANSACTION for transactions started through the
+TXContext registry, serves the chaincode's shim requests from the transaction's context, and
+delivers COMPLETED/ERROR to the waiting caller. It is the single writer of its stream.
+
+A reader thread per stream turns received messages into tells, so the mailbox orders them just
+as Fabric's receive loop does. Requests are served inline on the actor thread (the ledger is in
+memory, a request takes microseconds); only INVOKE_CHAINCODE waits for something else, and it
+does so without blocking the actor: the callee's future tells us when it is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from google.protobuf.message import DecodeError
+
+from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
+from actors.ledger import KV, KeyModification, LedgerError
+from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
+from actors.txcontexts import ExecuteResult, ReleaseContext, StartTransaction, TXContext
+from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
+from protos.peer import chaincode_pb2
+from protos.peer import chaincode_shim_pb2 as shim
+from protos.peer.proposal_response_pb2 import Response
+
+if TYPE_CHECKING:
+    from actors.config import Config
+    from actors.ledger import LedgerManager, TxSimulator
+    from actors.metrics import Metrics
+    from actors.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+CM = shim.ChaincodeMessage
+TYPE_NAMES: dict[int, str] = {v.number: v.name for v in CM.Type.DESCRIPTOR.values}
+
+CREATED, ESTABLISHED, READY = "created", "established", "ready"
+
+
+class RequestError(Exception):
+    """A shim request failed; the text goes into the ERROR reply after Fabric's prefix."""
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    """From the reader thread: the stream ended or delivered garbage."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransactionExpired:
+    """From a deadline: the transaction was resolved with a timeout; forget its context."""
+
+    context: TXContext
+
+
+@dataclass(frozen=True)
+class CalleeDone:
+    """A chaincode-to-chaincode call made on behalf of ``request`` has finished."""
+
+    request: CM
+    context: TXContext
+    outcome: Future[ExecuteResult]
+    started: float
+    metric_done: Callable[[bool, float], None]
+
+
+@dataclass(frozen=True)
+class SendKeepalive:
+    """Periodic tick: send KEEPALIVE (only when ``chaincode.keepalive`` > 0)."""
+
+
+@dataclass(frozen=True)
+class Describe:
+    """Ask: a snapshot of the handler's state."""
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    chaincode: str | None
+    state: str
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class RegisterHandler:
+    """Ask the launcher: may ``handler`` register as ``chaincode``? Reply: None or a refusal."""
+
+    chaincode: str
+    handler: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class HandlerReady:
+    """To the launcher: READY was sent; the chaincode can take transactions."""
+
+    chaincode: str
+    handler: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class HandlerGone:
+    """To the launcher: this handler's connection is over."""
+
+    chaincode: str | None
+    handler: pykka.ActorRef[Any]
+    reason: str
+
+
+Execute = Callable[..., "Future[ExecuteResult]"]
+
+
+@dataclass(frozen=True)
+class HandlerDeps:
+    """What every Handler needs from the peer around it."""
+
+    config: Config
+    metrics: Metrics
+    launcher: pykka.ActorRef[Any]
+    registry: pykka.ActorRef[Any]
+    ledgers: LedgerManager
+    scheduler: Scheduler
+    execute: Execute  # ChaincodeSupport.execute_async, for INVOKE_CHAINCODE
+
+
+class _Cursor:
+    """An open query: the ledger iterator, one item read ahead, and a count for the limit."""
+
+    __slots__ = ("encode", "iterator", "lookahead", "returned")
+
+    def __init__(self, iterator: Iterator[Any], encode: Callable[[Any], bytes]) -> None:
+        self.iterator = iterator
+        self.encode = encode
+        self.lookahead: Any = None
+        self.returned = 0
+
+    def close(self) -> None:
+        close = getattr(self.iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _encode_kv(kv: KV) -> bytes:
+    return queryresult.KV(namespace=kv.namespace, key=kv.key, value=kv.value).SerializeToString()
+
+
+def _encode_modification(mod: KeyModification) -> bytes:
+    out = queryresult.KeyModification(tx_id=mod.tx_id, value=mod.value, is_delete=mod.is_delete)
+    # The Node shim's history iterator throws on an unset timestamp; always set it.
+    out.timestamp.seconds = int(mod.timestamp)
+    out.timestamp.nanos = round((mod.timestamp % 1) * 1e9) % 1_000_000_000
+    return out.SerializeToString()
+
+
+def _no_private_data(collection: str) -> None:
+    if collection:
+        raise RequestError(
+            f"private data is not supported by this peer (collection {collection!r})"
+        )
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``name[:version][/channel]`` -> (name, channel); the version is ignored, as in Fabric."""
+    name, _, channel = target.partition("/")
+    return name.partition(":")[0], channel
+
+
+class Handler(pykka.ThreadingActor):
+    """Peer side of one chaincode connection (Fabric's ``Handler``)."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        stream: MessageStream,
+        deps: HandlerDeps,
+        *,
+        describe_exit: Callable[[], str | None] | None = None,
+        expected: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.stream = stream
+        self.deps = deps
+        self.state = CREATED
+        self.chaincode: str | None = None
+        # Set when the connection belongs to a launch of a known id (pipe runtimes): a REGISTER
+        # naming another id is refused, like Fabric's TLS binding of certificate to name.
+        self.expected = expected
+        self._describe_exit = describe_exit
+        self._txs: dict[tuple[str, str], TXContext] = {}
+        self._closed = False
+        self._keepalive = None
+        # Each returns the RESPONSE payload, or (INVOKE_CHAINCODE) the callee's future.
+        self._serve: dict[int, Callable[[CM, TXContext], Any]] = {
+            CM.GET_STATE: self._get_state,
+            CM.GET_STATE_MULTIPLE: self._get_state_multiple,
+            CM.PUT_STATE: self._put_state,
+            CM.DEL_STATE: self._del_state,
+            CM.WRITE_BATCH_STATE: self._write_batch,
+            CM.GET_STATE_BY_RANGE: self._get_state_by_range,
+            CM.GET_QUERY_RESULT: self._get_query_result,
+            CM.QUERY_STATE_NEXT: self._query_state_next,
+            CM.QUERY_STATE_CLOSE: self._query_state_close,
+            CM.GET_HISTORY_FOR_KEY: self._get_history_for_key,
+            CM.GET_STATE_METADATA: self._get_state_metadata,
+            CM.PUT_STATE_METADATA: self._put_state_metadata,
+            CM.GET_PRIVATE_DATA_HASH: self._private_only,
+            CM.PURGE_PRIVATE_DATA: self._private_only,
+            CM.INVOKE_CHAINCODE: self._invoke_chaincode,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        ref = self.actor_ref
+        threading.Thread(
+            target=_read_loop,
+            args=(self.stream, ref, self._describe_exit),
+            name=f"ccactors-reader-{id(self):x}",
+            daemon=True,
+        ).start()
+
+    def on_stop(self) -> None:
+        self._teardown("handler stopped")
+
+    def on_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        # pykka skips on_stop when a tell raises; the connection must still end cleanly.
+        log.error("handler for %s crashed: %r", self.chaincode, exc_value)
+        self._teardown(f"handler crashed: {exc_value!r}")
+
+    def _teardown(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self.stream.close()
+        error = ChaincodeStreamTerminated(f"chaincode stream terminated: {reason}")
+        for ctx in list(self._txs.values()):
+            self._finish(ctx, error=error)
+        self._txs.clear()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.deps.launcher.tell(HandlerGone(self.chaincode, self.actor_ref, reason))
+
+    # -- mailbox -----------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        kind = type(message)
+        if kind is CM:
+            self._inbound(message)
+        elif kind is StartTransaction:
+            self._start_transaction(message.context, message.message)
+        elif kind is CalleeDone:
+            self._callee_done(message)
+        elif kind is TransactionExpired:
+            ctx = message.context
+            if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
+                del self._txs[(ctx.channel_id, ctx.txid)]
+            self._cleanup(ctx)
+        elif kind is ConnectionLost:
+            self._connection_lost(message.reason)
+        elif kind is SendKeepalive:
+            self._send_keepalive()
+        elif kind is Describe:
+            return HandlerInfo(self.chaincode, self.state, len(self._txs))
+        else:
+            raise TypeError(f"Handler: unexpected message {message!r}")
+        return None
+
+    def _inbound(self, msg: CM) -> None:
+        mtype = msg.type
+        if mtype == CM.KEEPALIVE:  # ignored in every state, as in Fabric
+            return
+        if self.state == READY:
+            if mtype == CM.COMPLETED or mtype == CM.ERROR:
+                self._notify(msg)
+                return
+            serve = self._serve.get(mtype)
+            if serve is not None:
+                self._handle_request(msg, serve)
+                return
+        elif self.state == CREATED and mtype == CM.REGISTER:
+            self._register(msg)
+            return
+        if self.state == ESTABLISHED:
+            self._protocol_error(
+                f"handle message: invalid state established for transaction {msg.txid}"
+            )
+        else:
+            self._protocol_error(
+                f"[{msg.txid[:8]}] Fabric side handler cannot handle message "
+                f"({TYPE_NAMES.get(mtype, mtype)}) while in {self.state} state"
+            )
+
+    def _protocol_error(self, text: str) -> None:
+        log.warning("chaincode %s: %s; closing the stream", self.chaincode, text)
+        self._connection_lost(text)
+
+    def _connection_lost(self, reason: str) -> None:
+        self._teardown(reason)
+        self.actor_ref.stop(block=False)
+
+    def _send(self, msg: CM) -> bool:
+        try:
+            self.stream.send(msg)
+            return True
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._connection_lost(f"send failed: {exc}")
+            return False
+
+    # -- registration ------------------------------------------------------------------------
+
+    def _register(self, msg: CM) -> None:
+        try:
+            ccid = chaincode_pb2.ChaincodeID.FromString(msg.payload)
+        except DecodeError as exc:
+            self._protocol_error(f"error unmarshalling REGISTER payload: {exc}")
+            return
+        name = ccid.name
+        refusal = None
+        if not name:
+            refusal = "error in received REGISTER message: chaincode name is empty"
+        elif self.expected is not None and name != self.expected:
+            refusal = f"chaincode registered as {name!r} but was launched as {self.expected!r}"
+        else:
+            try:
+                refusal = self.deps.launcher.ask(RegisterHandler(name, self.actor_ref), timeout=10)
+            except Exception as exc:  # launcher dead or hung: refuse rather than hang
+                refusal = f"launcher unavailable: {exc!r}"
+        if refusal is not None:
+            # Fabric sends nothing and leaves the shim waiting forever; a clear ERROR and a
+            # closed stream tell the chaincode what happened.
+            log.warning("refusing registration of %r: %s", name, refusal)
+            self._send(CM(type=CM.ERROR, payload=refusal.encode()))
+            self._connection_lost(f"registration refused: {refusal}")
+            return
+        self.chaincode = name
+        if not self._send(CM(type=CM.REGISTERED)):
+            return
+        self.state = ESTABLISHED
+        if not self._send(CM(type=CM.READY)):
+            return
+        self.state = READY
+        self.deps.launcher.tell(HandlerReady(name, self.actor_ref))
+        if self.deps.config.keepalive > 0:
+            self._arm_keepalive()
+
+    def _arm_keepalive(self) -> None:
+        ref = self.actor_ref
+        self._keepalive = self.deps.scheduler.call_later(
+            self.deps.config.keepalive, lambda: _tell_quietly(ref, SendKeepalive())
+        )
+
+    def _send_keepalive(self) -> None:
+        if self.state == READY and not self._closed and self._send(CM(type=CM.KEEPALIVE)):
+            self._arm_keepalive()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _start_transaction(self, ctx: TXContext, msg: CM) -> None:
+        if ctx.done:
+            self._cleanup(ctx)
+            return
+        if self.state != READY or self._closed:
+            self._finish(ctx, error=ChaincodeStreamTerminated("chaincode stream terminated"))
+            return
+        self._txs[(ctx.channel_id, ctx.txid)] = ctx
+        self._send(msg)
+
+    def _notify(self, msg: CM) -> None:
+        ctx = self._txs.pop((msg.channel_id, msg.txid), None)
+        if ctx is None:  # late reply after a timeout, or a txid we never sent: Fabric ignores
+            log.debug(
+                "chaincode %s: %s for unknown tx %s ignored", self.chaincode, msg.type, msg.txid
+            )
+            return
+        if msg.type == CM.ERROR:
+            text = msg.payload.decode("utf-8", "replace")
+            self._finish(ctx, error=TransactionFailed(f"transaction returned with failure: {text}"))
+            return
+        try:
+            response = Response.FromString(msg.payload)
+        except DecodeError as exc:
+            self._finish(ctx, error=TransactionFailed(f"failed to unmarshal response: {exc}"))
+            return
+        event = None
+        if msg.HasField("chaincode_event"):
+            event = msg.chaincode_event
+            event.chaincode_id = ctx.chaincode
+            event.tx_id = ctx.txid
+        results = ctx.simulator.get_results() if ctx.owns_simulator else None
+        self._finish(ctx, ExecuteResult(response, results, event, ctx.txid))
+
+    def _finish(
+        self, ctx: TXContext, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        ctx.resolve(result, error)
+        self._cleanup(ctx)
+
+    def _cleanup(self, ctx: TXContext) -> None:
+        # Fabric closes a transaction's query iterators on COMPLETED/ERROR, timeout and stream
+        # end; releasing the registry entry lets the txid be used again.
+        ctx.close_iterators()
+        if ctx.owns_simulator:
+            ctx.simulator.done()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.deps.registry.tell(ReleaseContext(ctx))
+
+    # -- shim requests -----------------------------------------------------------------------
+
+    def _handle_request(self, msg: CM, serve: Callable[[CM, TXContext], Any]) -> None:
+        started = time.perf_counter()
+        type_name = TYPE_NAMES[msg.type]
+        done = self.deps.metrics.shim_request(type_name, msg.channel_id, self.chaincode or "")
+        ctx = self._txs.get((msg.channel_id, msg.txid))
+        payload = None
+        if ctx is None or ctx.done:
+            error = (
+                "could not get valid transaction"
+                if msg.type == CM.INVOKE_CHAINCODE
+                else "no ledger context"
+            )
+        elif ctx.pending_request:
+            # Fabric silently drops a second concurrent request of one tx (the shim then
+            # waits forever); an ERROR says what went wrong.
+            error = "another request is pending for this transaction"
+        else:
+            try:
+                payload = serve(msg, ctx)
+                if type(payload) is Future:  # INVOKE_CHAINCODE: answered when the callee ends
+                    ctx.pending_request = True
+                    ref = self.actor_ref
+                    payload.add_done_callback(
+                        lambda f: _tell_quietly(ref, CalleeDone(msg, ctx, f, started, done))
+                    )
+                    return
+                error = None
+            except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
+                error = str(exc) or type(exc).__name__
+            except Exception as exc:  # Fabric turns panics into ERROR too
+                log.exception("chaincode %s: %s failed", self.chaincode, type_name)
+                error = f"unexpected error: {exc!r}"
+        self._reply(msg, payload, error)
+        done(error is None, time.perf_counter() - started)
+
+    def _reply(self, msg: CM, payload: bytes | None, error: str | None) -> None:
+        if error is None:
+            self._send(
+                CM(type=CM.RESPONSE, payload=payload, txid=msg.txid, channel_id=msg.channel_id)
+            )
+        else:
+            text = f"{TYPE_NAMES[msg.type]} failed: transaction ID: {msg.txid}: {error}"
+            self._send(
+                CM(type=CM.ERROR, payload=text.encode(), txid=msg.txid, channel_id=msg.channel_id)
+            )
+
+    def _get_state(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetState.FromString(msg.payload)
+        _no_private_data(req.collection)
+        return ctx.simulator.get_state(ctx.chaincode, req.key) or b""
+
+    def _get_state_multiple(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetStateMultiple.FromString(msg.payload)
+        _no_private_data(req.collection)
+        values = ctx.simulator.get_state_multiple(ctx.chaincode, list(req.keys))
+        return shim.GetStateMultipleResult(values=[v or b"" for v in values]).SerializeToString()
+
+    def _put_state(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.PutState.FromString(msg.payload)
+        _no_private_data(req.collection)
+        ctx.simulator.put_state(ctx.chaincode, req.key, req.value)
+        return b""
+
+    def _del_state(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.DelState.FromString(msg.payload)
+        _no_private_data(req.collection)
+        ctx.simulator.delete_state(ctx.chaincode, req.key)
+        return b""
+
+    def _write_batch(self, msg: CM, ctx: TXContext) -> bytes:
+        batch = shim.WriteBatchState.FromString(msg.payload)
+        sim, ns = ctx.simulator, ctx.chaincode
+        for rec in batch.rec:
+            _no_private_data(rec.collection)
+            if rec.type == shim.WriteRecord.PUT_STATE:
+                sim.put_state(ns, rec.key, rec.value)
+            elif rec.type == shim.WriteRecord.DEL_STATE:
+                sim.delete_state(ns, rec.key)
+            elif rec.type == shim.WriteRecord.PUT_STATE_METADATA:
+                sim.set_state_metadata(ns, rec.key, {rec.metadata.metakey: rec.metadata.value})
+            elif rec.type == shim.WriteRecord.PURGE_PRIVATE_DATA:
+                _no_private_data(rec.collection or "?")
+            else:
+                raise RequestError(f"unknown operation type {rec.type}")
+        return b""
+
+    def _get_state_by_range(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetStateByRange.FromString(msg.payload)
+        _no_private_data(req.collection)
+        sim: TxSimulator = ctx.simulator
+        limit = self.deps.config.total_query_limit
+        meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
+        if meta is not None and (meta.pageSize > 0 or meta.bookmark):
+            if meta.pageSize < 0:
+                raise RequestError(f"invalid page size {meta.pageSize}")
+            page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
+            start = meta.bookmark or req.startKey
+            iterator = sim.get_state_range_scan_iterator_with_pagination(
+                ctx.chaincode, start, req.endKey, page
+            )
+            try:
+                results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
+            finally:
+                iterator.close()
+            metadata = shim.QueryResponseMetadata(
+                fetched_records_count=len(results), bookmark=iterator.bookmark
+            )
+            return shim.QueryResponse(
+                results=results,
+                has_more=False,
+                id=uuid.uuid4().hex,
+                metadata=metadata.SerializeToString(),
+            ).SerializeToString()
+        iterator = sim.get_state_range_scan_iterator(ctx.chaincode, req.startKey, req.endKey)
+        return self._first_batch(ctx, _Cursor(iterator, _encode_kv))
+
+    def _get_history_for_key(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetHistoryForKey.FromString(msg.payload)
+        iterator = ctx.simulator.get_history_for_key(ctx.chaincode, req.key)
+        return self._first_batch(ctx, _Cursor(iter(iterator), _encode_modification))
+
+    def _get_query_result(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetQueryResult.FromString(msg.payload)
+        _no_private_data(req.collection)
+        # The embedded state DB, like Fabric's LevelDB, has no rich queries.
+        raise RequestError("ExecuteQuery not supported for leveldb")
+
+    def _first_batch(self, ctx: TXContext, cursor: _Cursor) -> bytes:
+        query_id = uuid.uuid4().hex
+        ctx.iterators[query_id] = cursor
+        return self._next_batch(ctx, query_id, cursor)
+
+    def _next_batch(self, ctx: TXContext, query_id: str, cursor: _Cursor) -> bytes:
+        """Up to ``query_batch_size`` results; ``has_more`` only when more truly exist (one
+        item is read ahead, as Fabric's QueryResponseGenerator does)."""
+        batch_size = self.deps.config.query_batch_size
+        limit = self.deps.config.total_query_limit
+        results: list[shim.QueryResultBytes] = []
+        has_more = False
+        while True:
+            item = cursor.lookahead
+            cursor.lookahead = None
+            if item is None:
+                item = next(cursor.iterator, None)
+            if item is None or cursor.returned >= limit:
+                break
+            if len(results) == batch_size:
+                cursor.lookahead = item
+                has_more = True
+                break
+            results.append(shim.QueryResultBytes(resultBytes=cursor.encode(item)))
+            cursor.returned += 1
+        if not has_more:  # exhausted or capped: Fabric closes and forgets the iterator here
+            cursor.close()
+            ctx.iterators.pop(query_id, None)
+        return shim.QueryResponse(
+            results=results, has_more=has_more, id=query_id
+        ).SerializeToString()
+
+    def _query_state_next(self, msg: CM, ctx: TXContext) -> bytes:
+        query_id = shim.QueryStateNext.FromString(msg.payload).id
+        cursor = ctx.iterators.get(query_id)
+        if cursor is None:
+            raise RequestError("query iterator not found")
+        return self._next_batch(ctx, query_id, cursor)
+
+    def _query_state_close(self, msg: CM, ctx: TXContext) -> bytes:
+        query_id = shim.QueryStateClose.FromString(msg.payload).id
+        cursor = ctx.iterators.pop(query_id, None)
+        if cursor is not None:
+            cursor.close()
+        # Shims close iterators the peer already forgot; that must succeed.
+        return shim.QueryResponse(has_more=False, id=query_id).SerializeToString()
+
+    def _get_state_metadata(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.GetStateMetadata.FromString(msg.payload)
+        _no_private_data(req.collection)
+        metadata = ctx.simulator.get_state_metadata(ctx.chaincode, req.key)
+        entries = [shim.StateMetadata(metakey=k, value=v) for k, v in sorted(metadata.items())]
+        return shim.StateMetadataResult(entries=entries).SerializeToString()
+
+    def _put_state_metadata(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.PutStateMetadata.FromString(msg.payload)
+        _no_private_data(req.collection)
+        if not req.HasField("metadata") or not req.metadata.metakey:
+            raise RequestError("metadata key is empty")
+        ctx.simulator.set_state_metadata(
+            ctx.chaincode, req.key, {req.metadata.metakey: req.metadata.value}
+        )
+        return b""
+
+    def _private_only(self, msg: CM, ctx: TXContext) -> bytes:
+        req = shim.DelState.FromString(msg.payload)  # GetState and PurgePrivateState alike
+        if not req.collection:
+            raise RequestError("only applicable for private data")
+        _no_private_data(req.collection)
+        return b""
+
+    # -- chaincode to chaincode --------------------------------------------------------------
+
+    def _invoke_chaincode(self, msg: CM, ctx: TXContext) -> Future[ExecuteResult]:
+        spec = chaincode_pb2.ChaincodeSpec.FromString(msg.payload)
+        name, channel = parse_target(spec.chaincode_id.name)
+        if not name:
+            raise RequestError("chaincode name is empty")
+        if ctx.signed_proposal is None:
+            raise RequestError("signed proposal must not be nil from caller")
+        simulator = None
+        if not channel or channel == ctx.channel_id:
+            # Same channel: the callee's reads and writes join the caller's read/write set.
+            channel, simulator = ctx.channel_id, ctx.simulator
+        else:
+            # Another channel: a fresh simulator there, discarded afterwards (read-only).
+            self.deps.ledgers.get(channel, create=False)
+        return self.deps.execute(
+            channel,
+            ctx.txid,
+            name,
+            list(spec.input.args),
+            proposal=ctx.signed_proposal,
+            simulator=simulator,
+        )
+
+    def _callee_done(self, message: CalleeDone) -> None:
+        ctx, msg = message.context, message.request
+        ctx.pending_request = False
+        if ctx.done:  # the caller timed out or its connection ended meanwhile
+            return
+        error = message.outcome.exception()
+        if error is None:
+            result = message.outcome.result()
+            inner = CM(
+                type=CM.COMPLETED,
+                payload=result.response.SerializeToString(),
+                txid=ctx.txid,
+                channel_id=msg.channel_id,
+            )
+            self._reply(msg, inner.SerializeToString(), None)
+        elif isinstance(error, TransactionFailed):
+            text = str(error).removeprefix("transaction returned with failure: ")
+            inner = CM(
+                type=CM.ERROR, payload=text.encode(), txid=ctx.txid, channel_id=msg.channel_id
+            )
+            self._reply(msg, inner.SerializeToString(), None)
+        else:
+            reason = str(error) if isinstance(error, ChaincodeError) else repr(error)
+            self._reply(msg, None, f"execute failed: {reason}")
+        message.metric_done(error is None, time.perf_counter() - message.started)
+
+
+def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)
+
+
+def _read_loop(
+    stream: MessageStream,
+    ref: pykka.ActorRef[Any],
+    describe_exit: Callable[[], str | None] | None,
+) -> None:
+    """Reader thread: decode off the actor thread, tell each message to the Handler."""
+    tell = ref.tell
+    try:
+        while True:
+            tell(stream.recv())
+    except ConnectionClosed as exc:
+        reason = str(exc)
+        if describe_exit is not None:
+            reason = describe_exit() or reason
+        _tell_quietly(ref, ConnectionLost(reason))
+    except MalformedMessage as exc:
+        _tell_quietly(ref, ConnectionLost(f"malformed message: {exc}"))
+    except pykka.ActorDeadError:
+        stream.close()

@@ -1,0 +1,71 @@
+"""Ways of running chaincode, one module each, behind one small interface.
+
+Fabric counterpart: ``core/container`` (``ccintf``, ``dockercontroller``, ``externalbuilder``)
+and 1.x's ``inproccontroller``. A :class:`Runtime` starts an :class:`Instance` of a chaincode
+definition and hands every stream that instance opens to ``connect`` (pipe runtimes call it
+themselves; network runtimes are reached through the gRPC listener instead).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors.config import ChaincodeDefinition
+from actors.transports import MessageStream
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How an instance ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_returncode(cls, returncode: int) -> ExitStatus:
+        """``Popen``/``multiprocessing`` convention: negative means killed by that signal."""
+        return cls(signal=-returncode) if returncode < 0 else cls(code=returncode)
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = "unknown signal"
+            # Say it both ways: shells and Docker report a kill as 128 + signal.
+            return f"exited with code {128 + self.signal} ({name})"
+        return f"exited with code {self.code}"
+
+
+class Instance(Protocol):
+    """One running copy of a chaincode."""
+
+    chaincode: str
+
+    def wait(self) -> ExitStatus:
+        """Block until the instance has ended."""
+
+    def exit_status(self, timeout: float = 0.0) -> ExitStatus | None:
+        """The exit status if it has ended (waiting at most ``timeout``), else None."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the instance: politely, then by force after ``timeout`` seconds."""
+
+    def describe(self) -> str:
+        """A short human description (pid, container id, ...)."""
+
+
+Connect = Callable[[MessageStream, Instance], None]
+
+
+class Runtime(Protocol):
+    kind: str
+
+    def start(self, definition: ChaincodeDefinition, connect: Connect) -> Instance:
+        """Start an instance; raise with a clear message when that is impossible."""
+
+    def close(self) -> None:
+        """Release what the runtime holds (helper processes, clients)."""

@@ -1,0 +1,87 @@
+"""Deadlines: one thread that fires callbacks when timeouts expire.
+
+Fabric starts a ``time.After`` per Execute and per launch; a thread per timer would cost far more
+than a transaction here. Nearly every deadline shares one of a few durations (the execute
+timeout, the startup timeout), so entries are kept in one FIFO per duration: appending is O(1),
+the soonest deadline is always at the head of some FIFO, and cancelled entries are dropped
+lazily when they reach the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Deadline:
+    """A scheduled callback; ``cancel()`` is cheap and safe from any thread."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    """Runs callbacks on its own thread after a delay. Callbacks must be quick (tell, set)."""
+
+    def __init__(self, name: str = "ccactors-deadlines") -> None:
+        self._queues: dict[float, deque[Deadline]] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Deadline:
+        entry = Deadline(time.monotonic() + delay, callback)
+        with self._cond:
+            if self._stopped:
+                raise RuntimeError("scheduler stopped")
+            queue = self._queues.get(delay)
+            if queue is None:
+                queue = self._queues[delay] = deque()
+            # Same-delay entries expire in order, so only a new head can be the next deadline.
+            if not queue:
+                self._cond.notify()
+            queue.append(entry)
+        return entry
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            due: list[Deadline] = []
+            with self._cond:
+                if self._stopped:
+                    return
+                now = time.monotonic()
+                soonest = None
+                for queue in self._queues.values():
+                    while queue and (queue[0].cancelled or queue[0].when <= now):
+                        entry = queue.popleft()
+                        if not entry.cancelled:
+                            due.append(entry)
+                    if queue and (soonest is None or queue[0].when < soonest):
+                        soonest = queue[0].when
+                if not due:
+                    self._cond.wait(None if soonest is None else soonest - now)
+                    continue
+            for entry in due:
+                try:
+                    entry.callback()
+                except Exception:  # a failing callback must not stop every other timeout
+                    log.exception("deadline callback failed")

@@ -1,0 +1,398 @@
+"""ChaincodeSupport: the facade a peer embeds (launch, execute, invoke, stop, shutdown).
+
+Fabric counterpart: ``core/chaincode/chaincode_support.go``. It wires the actors together and
+runs the caller's side of a transaction without blocking any actor: build the message and
+context on the caller's thread, look the chaincode's Handler up in the launcher's directory (a
+dict read), tell the TXContext registry, and hand back the context's future. The execute
+timeout is a deadline on a shared timer thread; whichever of COMPLETED, ERROR, timeout or
+connection loss comes first resolves the future, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors.config import ChaincodeDefinition, Config
+from actors.errors import (
+    ChaincodeError,
+    ExecuteTimeout,
+    InvalidRequest,
+    LaunchError,
+    SupportShutdown,
+)
+from actors.handler import Handler, HandlerDeps, TransactionExpired
+from actors.launcher import Launch, RuntimeLauncher, Status, Stop
+from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
+from actors.metrics import Metrics
+from actors.proposals import build_signed_proposal, local_identity
+from actors.runtimes import Instance, Runtime
+from actors.runtimes.system import SystemRuntime
+from actors.scheduler import Scheduler
+from actors.transports import MessageStream
+from actors.txcontexts import (
+    CreateContext,
+    ExecuteResult,
+    ReleaseContext,
+    TXContext,
+    TXContextRegistry,
+)
+from actors.vmcontroller import ListInstances, StopAll, VMController
+from protos.peer.chaincode_pb2 import ChaincodeInput
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+from protos.peer.proposal_pb2 import SignedProposal
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, str, str]  # (chaincode, kind, detail)
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """An execution and what committing its read/write set gave (None: not committed because
+    the chaincode's status was >= 400, Fabric's endorsement threshold)."""
+
+    result: ExecuteResult
+    validation: ValidationCode | None
+
+    @property
+    def committed(self) -> bool:
+        return self.validation is ValidationCode.VALID
+
+    @property
+    def response(self) -> Any:
+        return self.result.response
+
+
+def _as_args(args: Sequence[bytes | str]) -> list[bytes]:
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        raise InvalidRequest(f"args must be a list of bytes or str, got {type(args).__name__}")
+    out = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, bytes):
+            out.append(arg)
+        elif isinstance(arg, str):
+            out.append(arg.encode())
+        else:
+            raise InvalidRequest(f"args[{i}] must be bytes or str, got {type(arg).__name__}")
+    return out
+
+
+def _require_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+class ChaincodeSupport:
+    """Launches chaincode and executes transactions against it.
+
+    Thread-safe: call ``execute``/``execute_async`` from as many threads as you like.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        ledgers: LedgerManager | None = None,
+        runtimes: Mapping[str, Runtime] | None = None,
+    ) -> None:
+        self.config = config = config or Config()
+        self.metrics = Metrics()
+        self.ledgers = ledgers or LedgerManager(config.ledger_path, history=config.history)
+        self.scheduler = Scheduler()
+        self.identity = local_identity(config.msp_id)
+        self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
+        self.runtimes: dict[str, Runtime] = dict(
+            runtimes or {"system": SystemRuntime(max_frame=config.max_message_size)}
+        )
+        self._directory: dict[str, pykka.ActorRef[Any]] = {}
+        self._handlers: set[pykka.ActorRef[Any]] = set()
+        self._handlers_lock = threading.Lock()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._closed = False
+        self.registry = TXContextRegistry.start()
+        self.vmcontroller = VMController.start(self.runtimes, self._connect_instance)
+        self.launcher = RuntimeLauncher.start(
+            config,
+            self.definitions,
+            self.vmcontroller,
+            self.scheduler,
+            self.metrics,
+            self._directory,
+            self._publish,
+        )
+        self._deps = HandlerDeps(
+            config=config,
+            metrics=self.metrics,
+            launcher=self.launcher,
+            registry=self.registry,
+            ledgers=self.ledgers,
+            scheduler=self.scheduler,
+            execute=self.execute_async,
+        )
+
+    # -- definitions and lifecycle -----------------------------------------------------------
+
+    def define(self, definition: ChaincodeDefinition) -> None:
+        """Make a chaincode known (the config's ``chaincodes`` are defined at start)."""
+        self._check_open()
+        if definition.runtime not in self.runtimes:
+            raise InvalidRequest(
+                f"chaincode {definition.name}: runtime {definition.runtime!r} is not available "
+                f"(have {sorted(self.runtimes)})"
+            )
+        self.definitions[definition.name] = definition
+
+    def launch(self, chaincode: str, timeout: float | None = None) -> None:
+        """Start ``chaincode`` if needed and wait until it is READY."""
+        self._check_open()
+        self._launch_future(_require_name(chaincode, "chaincode")).result(
+            timeout if timeout is not None else self.config.startup_timeout + 5
+        )
+
+    def stop(self, chaincode: str, timeout: float = 10.0) -> None:
+        """Stop a chaincode's handler and instance; in-flight transactions fail."""
+        done: Future[bool] = Future()
+        self.launcher.tell(Stop(chaincode, done))
+        done.result(timeout)
+
+    def status(self) -> dict[str, str]:
+        """{chaincode: "ready" | "launching"}."""
+        return self.launcher.ask(Status(), timeout=10)
+
+    def instances(self) -> dict[str, str]:
+        """{chaincode: description of its running instance}."""
+        return self.vmcontroller.ask(ListInstances(), timeout=10)
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback((chaincode, kind, detail))`` on lifecycle events (launching, started,
+        ready, exited, launch_failed). Returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def _publish(self, chaincode: str, kind: str, detail: str) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback((chaincode, kind, detail))
+            except Exception:
+                log.exception("event subscriber failed")
+
+    def serve_stream(
+        self,
+        stream: MessageStream,
+        *,
+        expected: str | None = None,
+        describe_exit: Callable[[], str | None] | None = None,
+    ) -> pykka.ActorRef[Any]:
+        """Attach a new chaincode connection to a fresh Handler actor (the chaincode is
+        expected to send REGISTER). Used by runtimes and by the gRPC listener."""
+        self._check_open()
+        ref = Handler.start(stream, self._deps, describe_exit=describe_exit, expected=expected)
+        with self._handlers_lock:
+            self._handlers = {h for h in self._handlers if h.is_alive()}
+            self._handlers.add(ref)
+        return ref
+
+    def _connect_instance(self, stream: MessageStream, instance: Instance) -> None:
+        def describe_exit() -> str | None:
+            status = instance.exit_status(timeout=0.5)
+            return f"chaincode {instance.chaincode} {status.describe()}" if status else None
+
+        self.serve_stream(stream, expected=instance.chaincode, describe_exit=describe_exit)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def execute_async(
+        self,
+        channel: str,
+        txid: str | None,
+        chaincode: str,
+        args: Sequence[bytes | str],
+        *,
+        timeout: float | None = None,
+        proposal: SignedProposal | None = None,
+        transient: Mapping[str, bytes] | None = None,
+        is_init: bool = False,
+        simulator: TxSimulator | None = None,
+    ) -> Future[ExecuteResult]:
+        """Start executing a transaction; the future gives an :class:`ExecuteResult` or raises a
+        :class:`~actors.errors.ChaincodeError`.
+
+        ``txid`` None makes one the way Fabric does (hash of nonce and creator). ``simulator``
+        is for chaincode-to-chaincode calls on one channel: the callee shares it.
+        """
+        self._check_open()
+        channel = _require_name(channel, "channel")
+        chaincode = _require_name(chaincode, "chaincode")
+        arg_list = _as_args(args)
+        if txid is None:
+            txid = uuid.uuid4().hex
+        else:
+            _require_name(txid, "txid")
+        definition = self.definitions.get(chaincode)
+        if timeout is None:
+            timeout = (definition and definition.execute_timeout) or self.config.execute_timeout
+        if timeout <= 0:
+            raise InvalidRequest(f"timeout must be positive, got {timeout}")
+        if proposal is None:
+            proposal = build_signed_proposal(
+                self.identity,
+                channel,
+                txid,
+                chaincode,
+                arg_list,
+                transient,
+                is_init=is_init,
+                sign=self.config.sign_proposals,
+            )
+        elif transient:
+            raise InvalidRequest("transient data goes inside the proposal you pass")
+        ledger: Ledger = self.ledgers.get(channel)
+        owns = simulator is None
+        if simulator is None:
+            simulator = ledger.new_simulator(txid)
+        ctx = TXContext(
+            chaincode,
+            channel,
+            txid,
+            simulator,
+            ledger,
+            proposal,
+            is_init=is_init,
+            owns_simulator=owns,
+        )
+        msg = ChaincodeMessage(
+            type=ChaincodeMessage.INIT if is_init else ChaincodeMessage.TRANSACTION,
+            payload=ChaincodeInput(args=arg_list, is_init=is_init).SerializeToString(),
+            txid=txid,
+            channel_id=channel,
+            proposal=proposal,
+        )
+        handler = self._directory.get(chaincode)
+        if handler is not None and handler.is_alive():
+            self._dispatch(ctx, handler, msg, timeout)
+        else:
+            launched = self._launch_future(chaincode)
+            launched.add_done_callback(lambda f: self._launched(f, ctx, msg, timeout))
+        return ctx.future
+
+    def execute(
+        self,
+        channel: str,
+        txid: str | None,
+        chaincode: str,
+        args: Sequence[bytes | str],
+        **kwargs: Any,
+    ) -> ExecuteResult:
+        """Blocking :meth:`execute_async` (Fabric's ``Execute``): simulate, do not commit."""
+        return self.execute_async(channel, txid, chaincode, args, **kwargs).result()
+
+    query = execute
+
+    def invoke(
+        self,
+        channel: str,
+        txid: str | None,
+        chaincode: str,
+        args: Sequence[bytes | str],
+        **kwargs: Any,
+    ) -> InvokeResult:
+        """Execute, then commit the read/write set as a block of one (Fabric's submit)."""
+        result = self.execute(channel, txid, chaincode, args, **kwargs)
+        if result.response.status >= 400 or result.results is None:
+            return InvokeResult(result, None)
+        return InvokeResult(result, self.commit(channel, result))
+
+    def commit(self, channel: str, result: ExecuteResult) -> ValidationCode:
+        """MVCC-validate and commit one execution's read/write set."""
+        if result.results is None:
+            raise InvalidRequest("this result has no read/write set of its own (cc2cc callee)")
+        return self.ledgers.get(channel).commit(result.txid, result.results)
+
+    def _launch_future(self, chaincode: str) -> Future[pykka.ActorRef[Any]]:
+        launched: Future[pykka.ActorRef[Any]] = Future()
+        try:
+            self.launcher.tell(Launch(chaincode, launched))
+        except pykka.ActorDeadError:
+            launched.set_exception(LaunchError("chaincode launcher is not running"))
+        return launched
+
+    def _launched(
+        self, launched: Future[Any], ctx: TXContext, msg: ChaincodeMessage, timeout: float
+    ) -> None:
+        error = launched.exception()
+        if error is not None:
+            if ctx.owns_simulator:
+                ctx.simulator.done()
+            if not isinstance(error, ChaincodeError):
+                error = LaunchError(str(error))
+            ctx.resolve(error=error)
+            return
+        self._dispatch(ctx, launched.result(), msg, timeout)
+
+    def _dispatch(
+        self, ctx: TXContext, handler: pykka.ActorRef[Any], msg: ChaincodeMessage, timeout: float
+    ) -> None:
+        # The execute timeout starts once the chaincode is running, as in Fabric, where
+        # Launch (with its own startup timeout) precedes Execute.
+        ctx.deadline = self.scheduler.call_later(timeout, lambda: self._expire(ctx, handler))
+        try:
+            self.registry.tell(CreateContext(ctx, handler, msg))
+        except pykka.ActorDeadError:
+            ctx.resolve(error=SupportShutdown("transaction context registry is not running"))
+
+    def _expire(self, ctx: TXContext, handler: pykka.ActorRef[Any]) -> None:
+        if not ctx.resolve(error=ExecuteTimeout("timeout expired while executing transaction")):
+            return
+        self.metrics.execute_timeouts.labels(ctx.chaincode).inc()
+        try:
+            handler.tell(TransactionExpired(ctx))
+        except pykka.ActorDeadError:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.registry.tell(ReleaseContext(ctx))
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SupportShutdown("chaincode support has been shut down")
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every chaincode, actor, process and thread this object started. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.launcher.stop(timeout=timeout)
+        with self._handlers_lock:
+            handlers, self._handlers = list(self._handlers), set()
+        for handler in handlers:
+            handler.stop(block=False)
+        for handler in handlers:
+            try:
+                handler.stop(timeout=timeout)
+            except pykka.Timeout:
+                log.warning("handler did not stop within %ss", timeout)
+        try:
+            self.vmcontroller.ask(StopAll(), timeout=timeout + 10)
+        finally:
+            self.vmcontroller.stop(timeout=timeout)
+            self.registry.stop(timeout=timeout)
+            self.scheduler.stop()
+            for runtime in self.runtimes.values():
+                runtime.close()
+            self.ledgers.close()
+
+    def __enter__(self) -> ChaincodeSupport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

@@ -1,0 +1,226 @@
+"""Transaction contexts and the TXContext registry actor.
+
+Fabric counterpart: ``core/chaincode/transaction_context(s).go``. A :class:`TXContext` holds
+what the Handler needs to serve one transaction's shim requests (simulator, proposal, open
+query iterators) and the future its caller waits on. The :class:`TXContextRegistry` actor owns
+the index of live contexts keyed by (chaincode, channel, txid) and rejects duplicates with
+Fabric's ``txid: X(Y) exists``.
+
+The registry sits *in* the pipeline rather than beside it: the caller tells it
+:class:`CreateContext`, it checks for a duplicate and forwards :class:`StartTransaction` to the
+Handler. Nobody blocks on an ask, and a transaction reaches its chaincode only once its key is
+known to be unique.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actors.errors import ChaincodeStreamTerminated, DuplicateTransaction
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+
+if TYPE_CHECKING:
+    from actors.ledger import Ledger, SimulationResults, TxSimulator
+    from actors.scheduler import Deadline
+    from protos.peer.chaincode_event_pb2 import ChaincodeEvent
+    from protos.peer.proposal_pb2 import SignedProposal
+    from protos.peer.proposal_response_pb2 import Response
+
+ContextKey = tuple[str, str, str]  # (chaincode, channel, txid)
+
+
+@dataclass(frozen=True)
+class ExecuteResult:
+    """What an execution produced: the chaincode's Response, the transaction's read/write set
+    (None for a cc2cc callee sharing its caller's simulator) and its event, if any."""
+
+    response: Response
+    results: SimulationResults | None
+    event: ChaincodeEvent | None
+    txid: str
+
+
+class TXContext:
+    """One in-flight execution of one chaincode.
+
+    It ends exactly once: :meth:`resolve` is atomic, whoever wins (COMPLETED, ERROR, timeout,
+    connection lost) sets the future, and everyone else learns they lost.
+    """
+
+    __slots__ = (
+        "_lock",
+        "chaincode",
+        "channel_id",
+        "deadline",
+        "done",
+        "future",
+        "is_init",
+        "iterators",
+        "ledger",
+        "owns_simulator",
+        "pending_request",
+        "signed_proposal",
+        "simulator",
+        "txid",
+    )
+
+    def __init__(
+        self,
+        chaincode: str,
+        channel_id: str,
+        txid: str,
+        simulator: TxSimulator,
+        ledger: Ledger,
+        signed_proposal: SignedProposal | None = None,
+        *,
+        is_init: bool = False,
+        owns_simulator: bool = True,
+    ) -> None:
+        self.chaincode = chaincode
+        self.channel_id = channel_id
+        self.txid = txid
+        self.simulator = simulator
+        self.ledger = ledger
+        self.signed_proposal = signed_proposal
+        self.is_init = is_init
+        # A cc2cc callee on the same channel shares its caller's simulator and must not end it.
+        self.owns_simulator = owns_simulator
+        self.future: Future[Any] = Future()
+        self.iterators: dict[str, Any] = {}
+        self.deadline: Deadline | None = None
+        self.pending_request = False
+        self.done = False
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> ContextKey:
+        return (self.chaincode, self.channel_id, self.txid)
+
+    def resolve(self, result: Any = None, error: BaseException | None = None) -> bool:
+        """End the transaction with a result or an error; False if it had ended already."""
+        with self._lock:
+            if self.done:
+                return False
+            self.done = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
+        return True
+
+    def close_iterators(self) -> None:
+        iterators, self.iterators = self.iterators, {}
+        for iterator in iterators.values():
+            iterator.close()
+
+    def __repr__(self) -> str:
+        return f"TXContext({self.chaincode}, {self.channel_id}, {self.txid}, done={self.done})"
+
+
+@dataclass(frozen=True)
+class CreateContext:
+    """Register ``context``; if unique, forward ``message`` to ``handler``."""
+
+    context: TXContext
+    handler: pykka.ActorRef[Any]
+    message: ChaincodeMessage
+
+
+@dataclass(frozen=True)
+class StartTransaction:
+    """To a Handler: the context is registered, send ``message`` to the chaincode."""
+
+    context: TXContext
+    message: ChaincodeMessage
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    """The transaction has ended; forget its key (only if it is still this context)."""
+
+    context: TXContext
+
+
+@dataclass(frozen=True)
+class CountContexts:
+    """Ask: how many contexts are live (optionally for one chaincode)."""
+
+    chaincode: str | None = None
+
+
+@dataclass(frozen=True)
+class ListContexts:
+    """Ask: the live contexts, for supervision and tests."""
+
+    chaincode: str | None = None
+
+
+@dataclass
+class _Stats:
+    created: int = 0
+    duplicates: int = 0
+    released: int = 0
+
+
+class TXContextRegistry(pykka.ThreadingActor):
+    """Index of live transaction contexts (Fabric's ``TransactionContexts``)."""
+
+    use_daemon_thread = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._contexts: dict[ContextKey, TXContext] = {}
+        self.stats = _Stats()
+
+    def on_receive(self, message: Any) -> Any:
+        kind = type(message)
+        if kind is CreateContext:
+            self._create(message)
+        elif kind is ReleaseContext:
+            ctx = message.context
+            if self._contexts.get(ctx.key) is ctx:
+                del self._contexts[ctx.key]
+                self.stats.released += 1
+        elif kind is CountContexts:
+            return sum(1 for k in self._contexts if message.chaincode in (None, k[0]))
+        elif kind is ListContexts:
+            return [c for k, c in self._contexts.items() if message.chaincode in (None, k[0])]
+        else:
+            raise TypeError(f"TXContextRegistry: unexpected message {message!r}")
+        return None
+
+    def _create(self, message: CreateContext) -> None:
+        ctx = message.context
+        if ctx.done:  # timed out or cancelled before it got here
+            return
+        key = ctx.key
+        if key in self._contexts:
+            self.stats.duplicates += 1
+            ctx.resolve(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
+            return
+        self._contexts[key] = ctx
+        self.stats.created += 1
+        try:
+            message.handler.tell(StartTransaction(ctx, message.message))
+        except pykka.ActorDeadError:
+            del self._contexts[key]
+            ctx.resolve(error=ChaincodeStreamTerminated("chaincode stream terminated"))
+
+
+__all__ = [
+    "ContextKey",
+    "CountContexts",
+    "CreateContext",
+    "ListContexts",
+    "ReleaseContext",
+    "StartTransaction",
+    "TXContext",
+    "TXContextRegistry",
+]

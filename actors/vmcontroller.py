@@ -1,0 +1,224 @@
+"""VMController actor: serialises start/stop per chaincode and routes to its runtime.
+
+Fabric counterpart: ``core/container/container.go`` (``VMController`` with its per-ccid lock)
+in 1.x, ``ContainerRouter`` in 2.x. Runtime calls block (a process fork, a Docker build), so
+they run on worker threads; the actor keeps, per chaincode, a lane of pending operations and
+starts the next one only when the previous has finished. Different chaincodes proceed in
+parallel. Each started instance gets a waiter thread that reports its exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors.config import ChaincodeDefinition
+from actors.runtimes import Connect, ExitStatus, Instance, Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StartInstance:
+    definition: ChaincodeDefinition
+    launch_id: int
+    reply_to: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class StopInstance:
+    chaincode: str
+    reply: Future[bool] | None
+
+
+@dataclass(frozen=True)
+class StopAll:
+    """Ask: stop every instance; returns when all have ended."""
+
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class ListInstances:
+    """Ask: {chaincode: description}."""
+
+
+@dataclass(frozen=True)
+class InstanceStarted:
+    chaincode: str
+    launch_id: int
+    instance: Instance
+
+
+@dataclass(frozen=True)
+class StartFailed:
+    chaincode: str
+    launch_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class InstanceExited:
+    chaincode: str
+    launch_id: int
+    status: ExitStatus
+    instance: Instance
+
+
+@dataclass(frozen=True)
+class _OpDone:
+    """A lane operation finished: ``instance`` now runs, ``removed`` no longer does."""
+
+    chaincode: str
+    instance: Instance | None
+    removed: Instance | None
+
+
+Op = Callable[[Instance | None], _OpDone]
+
+
+class VMController(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self, runtimes: Mapping[str, Runtime], connect: Connect, max_workers: int = 16
+    ) -> None:
+        super().__init__()
+        self.runtimes = runtimes
+        self.connect = connect
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="ccactors-vm")
+        self._lanes: dict[str, deque[Op]] = {}
+        self._instances: dict[str, Instance] = {}
+
+    def on_stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def on_receive(self, message: Any) -> Any:
+        kind = type(message)
+        if kind is StartInstance:
+            self._enqueue(message.definition.name, lambda cur: self._start(message, cur))
+        elif kind is StopInstance:
+            self._enqueue(message.chaincode, lambda cur: self._stop_instance(message, cur))
+        elif kind is _OpDone:
+            self._op_done(message)
+        elif kind is StopAll:
+            return self._stop_all(message.timeout)
+        elif kind is ListInstances:
+            return {name: inst.describe() for name, inst in self._instances.items()}
+        else:
+            raise TypeError(f"VMController: unexpected message {message!r}")
+        return None
+
+    def _enqueue(self, name: str, op: Op) -> None:
+        lane = self._lanes.get(name)
+        if lane is None:
+            self._lanes[name] = deque()
+            self._run(name, op)
+        else:
+            lane.append(op)
+
+    def _run(self, name: str, op: Op) -> None:
+        ref = self.actor_ref
+        # Read on the actor thread; the worker only sees its argument.
+        current = self._instances.get(name)
+
+        def work() -> None:
+            try:
+                done = op(current)
+            except Exception:  # a bug in a runtime must not wedge the lane
+                log.exception("runtime operation for %s failed", name)
+                done = _OpDone(name, None, None)
+            _tell(ref, done)
+
+        self._pool.submit(work)
+
+    def _op_done(self, done: _OpDone) -> None:
+        name = done.chaincode
+        if done.removed is not None and self._instances.get(name) is done.removed:
+            del self._instances[name]
+        if done.instance is not None:
+            self._instances[name] = done.instance
+        lane = self._lanes.get(name)
+        if lane:
+            self._run(name, lane.popleft())
+        else:
+            self._lanes.pop(name, None)
+
+    # The two operations run on a worker thread; they only touch their arguments.
+
+    def _start(self, message: StartInstance, stale: Instance | None) -> _OpDone:
+        definition = message.definition
+        name = definition.name
+        if stale is not None:  # Fabric removes a stale container of the same name first
+            _stop_quietly(stale)
+        runtime = self.runtimes.get(definition.runtime)
+        if runtime is None:
+            _tell(
+                message.reply_to,
+                StartFailed(
+                    name, message.launch_id, f"no runtime {definition.runtime!r} configured"
+                ),
+            )
+            return _OpDone(name, None, stale)
+        try:
+            instance = runtime.start(definition, self.connect)
+        except Exception as exc:
+            log.warning("starting %s failed: %s", name, exc)
+            _tell(
+                message.reply_to,
+                StartFailed(name, message.launch_id, f"error starting container: {exc}"),
+            )
+            return _OpDone(name, None, stale)
+        _tell(message.reply_to, InstanceStarted(name, message.launch_id, instance))
+        threading.Thread(
+            target=_wait_for_exit,
+            args=(instance, message.launch_id, message.reply_to),
+            name=f"ccactors-wait-{name}",
+            daemon=True,
+        ).start()
+        return _OpDone(name, instance, stale)
+
+    def _stop_instance(self, message: StopInstance, instance: Instance | None) -> _OpDone:
+        if instance is not None:
+            _stop_quietly(instance)
+        if message.reply is not None and not message.reply.done():
+            message.reply.set_result(True)
+        return _OpDone(message.chaincode, None, instance)
+
+    def _stop_all(self, timeout: float) -> int:
+        instances = list(self._instances.values())
+        self._instances.clear()
+        threads = [
+            threading.Thread(target=_stop_quietly, args=(inst, timeout), daemon=True)
+            for inst in instances
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout + 5)
+        return len(instances)
+
+
+def _stop_quietly(instance: Instance, timeout: float = 5.0) -> None:
+    try:
+        instance.stop(timeout)
+    except Exception:
+        log.exception("stopping %s failed", instance.describe())
+
+
+def _wait_for_exit(instance: Instance, launch_id: int, reply_to: pykka.ActorRef[Any]) -> None:
+    status = instance.wait()
+    _tell(reply_to, InstanceExited(instance.chaincode, launch_id, status, instance))
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)
