@@ -1,0 +1,40 @@
+# ccactors: `make demo` and `make test` are all a newcomer needs on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv demo test lint protos fabric-venv clean
+
+help:
+	@echo "make demo    - create $(VENV), install, run the in-process demo"
+	@echo "make test    - install everything the tests need, lint, run the whole suite"
+	@echo "make protos  - regenerate the Python modules from protos/**/*.proto"
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ccactors demo
+
+# The official hyperledger-fabric-protos pins protobuf<6, so the wire check runs it in its own venv.
+fabric-venv:
+	$(PYTHON) tools/record_wire_golden.py --venv-only
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) fabric-venv lint
+	$(PY) -m pytest -q
+
+protos: $(STAMP)
+	$(PY) -m protos.generate
+
+clean:
+	rm -rf $(VENV) .venv-fabric .pytest_cache .ruff_cache
