@@ -1,0 +1,28 @@
+"""Embedded versioned state database and transaction simulator with Fabric's semantics.
+
+Fabric counterpart: ``core/ledger/kvledger`` — ``txmgmt`` (state DB, tx manager, simulator,
+rwset utilities, MVCC validation) and the history database. A :class:`LedgerManager` holds one
+:class:`Ledger` per channel; a ledger hands out :class:`TxSimulator` objects whose
+:class:`SimulationResults` are committed (and validated) with :meth:`Ledger.commit` or
+:meth:`Ledger.commit_block`.
+"""
+
+from .errors import LedgerError, ReadOnlyViolation
+from .ledger import Ledger, LedgerManager
+from .model import KV, Height, KeyModification, ValidationCode
+from .rwset import SimulationResults
+from .simulator import RangeIterator, TxSimulator
+
+__all__ = [
+    "KV",
+    "Height",
+    "KeyModification",
+    "Ledger",
+    "LedgerError",
+    "LedgerManager",
+    "RangeIterator",
+    "ReadOnlyViolation",
+    "SimulationResults",
+    "TxSimulator",
+    "ValidationCode",
+]

@@ -1,0 +1,17 @@
+"""Ledger errors (Fabric: the error values of ``core/ledger`` and ``txmgr``)."""
+
+from __future__ import annotations
+
+__all__ = ["LedgerError", "ReadOnlyViolation"]
+
+
+class LedgerError(Exception):
+    """Any failure reported by the ledger: misuse, closed ledger, unknown channel, storage."""
+
+
+class ReadOnlyViolation(LedgerError):
+    """A paginated query after a write, or a write after a paginated query.
+
+    Fabric (``txmgr.txSimulator``) only allows paginated queries in read-only transactions,
+    because their results are cut at a page boundary that MVCC cannot re-validate cheaply.
+    """

@@ -1,0 +1,401 @@
+"""Transaction simulation: reads committed state, buffers writes, records the read set.
+
+Fabric counterpart: ``core/ledger/kvledger/txmgmt/txmgr`` (``txSimulator``, ``queryExecutor``,
+``resultsItr``) together with ``rwsetutil.RWSetBuilder``.
+
+Deliberate differences from Fabric, all in the direction of fewer spurious conflicts:
+
+* A simulation does not hold a lock over the state for its lifetime (Fabric blocks commits
+  meanwhile). Instead the first read of a key is remembered and later reads of that key return
+  the same value (repeatable reads); anything that changed underneath is caught by MVCC.
+* Range queries are recorded with raw reads only, never merkle summaries.
+* A range iterator that returned nothing and was not exhausted observed nothing, so it adds no
+  ``RangeQueryInfo`` (Fabric would record an unbounded range that conflicts with any key).
+* A paginated iterator that stops at its page size records ``itr_exhausted=False`` up to the
+  last key returned, unless the range really has no more keys.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .checks import (
+    DONE_MESSAGE,
+    check_bound,
+    check_key,
+    check_namespace,
+    check_value,
+    check_write_key,
+    normalize_metadata,
+)
+from .errors import LedgerError, ReadOnlyViolation
+from .model import KV, KeyModification, Metadata, VersionedValue
+from .rwset import MetadataWrite, NsResults, RangeQuery, Read, SimulationResults, Write
+from .state import VersionedState
+
+__all__ = ["RangeIterator", "TxSimulator"]
+
+# Entries fetched per lock acquisition while iterating a range: the peer sends at most 100
+# results per QueryResponse, so one chunk usually serves one response.
+RANGE_CHUNK = 128
+
+_UNREAD: Any = object()
+
+HistorySource = Callable[[str, str], list[KeyModification]]
+
+
+class TxSimulator:
+    """Simulates one transaction against a channel's committed state.
+
+    Not safe for concurrent use by several threads at once; sequential use from different
+    threads is fine (that is how a peer's handler serves one transaction's shim requests).
+    """
+
+    __slots__ = (
+        "_data",
+        "_done",
+        "_history",
+        "_iterators",
+        "_metadata_writes",
+        "_paginated",
+        "_reads",
+        "_state",
+        "_write_performed",
+        "_writes",
+        "txid",
+    )
+
+    def __init__(self, txid: str, state: VersionedState, history: HistorySource | None) -> None:
+        self.txid = txid
+        self._state = state
+        self._data = state.data
+        self._history = history
+        # namespace -> key -> value seen at the first read (None: key did not exist).
+        self._reads: dict[str, dict[str, VersionedValue | None]] = {}
+        self._writes: dict[str, dict[str, bytes | None]] = {}
+        self._metadata_writes: dict[str, dict[str, Metadata]] = {}
+        self._iterators: list[RangeIterator] = []
+        self._done = False
+        self._write_performed = False
+        self._paginated = False
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_state(self, ns: str, key: str) -> bytes | None:
+        """Committed value of ``key`` (never this tx's own writes); records the read."""
+        if self._done:
+            raise LedgerError(DONE_MESSAGE)
+        reads = self._reads.get(ns)
+        if reads is None:
+            reads = self._ns_reads(ns)
+        if type(key) is not str:
+            check_key(key)
+        seen = reads.get(key, _UNREAD)
+        if seen is _UNREAD:
+            check_key(key)
+            ns_data = self._data.get(ns)
+            seen = reads[key] = None if ns_data is None else ns_data.get(key)
+        return None if seen is None else seen.value
+
+    def get_state_multiple(self, ns: str, keys: list[str]) -> list[bytes | None]:
+        """Values of several keys, read from one committed block."""
+        self._check_open()
+        reads = self._reads.get(ns)
+        if reads is None:
+            reads = self._ns_reads(ns)
+        if isinstance(keys, str):
+            raise TypeError("keys must be a list of str, not a str")
+        keys = [check_key(key) for key in keys]
+        missing = [key for key in dict.fromkeys(keys) if key not in reads]
+        if missing:
+            for key, value in zip(missing, self._state.get_many(ns, missing), strict=True):
+                reads[key] = value
+        return [None if (seen := reads[key]) is None else seen.value for key in keys]
+
+    def get_state_metadata(self, ns: str, key: str) -> dict[str, bytes]:
+        """Committed metadata of ``key`` (``{}`` if none); records the read like Fabric."""
+        self._check_open()
+        reads = self._reads.get(ns)
+        if reads is None:
+            reads = self._ns_reads(ns)
+        check_key(key)
+        seen = reads.get(key, _UNREAD)
+        if seen is _UNREAD:
+            seen = reads[key] = self._state.get(ns, key)
+        return {} if seen is None else dict(seen.metadata)
+
+    def get_state_range_scan_iterator(self, ns: str, start_key: str, end_key: str) -> RangeIterator:
+        """Iterator over ``[start_key, end_key)`` in byte-wise key order; ``""`` is open."""
+        self._check_open()
+        return self._new_iterator(ns, start_key, end_key, 0)
+
+    def get_state_range_scan_iterator_with_pagination(
+        self, ns: str, start_key: str, end_key: str, page_size: int
+    ) -> RangeIterator:
+        """At most ``page_size`` results; ``bookmark`` then names the key to resume from."""
+        self._check_open()
+        if type(page_size) is not int or page_size <= 0:
+            raise LedgerError(f"page_size must be a positive int, got {page_size!r}")
+        if self._write_performed:
+            # Fabric's exact text, typo included, so chaincode sees the same error as on Fabric.
+            raise ReadOnlyViolation(
+                f"txid [{self.txid}]: unsuppored transaction. Paginated queries are supported "
+                "only in a read-only transaction"
+            )
+        iterator = self._new_iterator(ns, start_key, end_key, page_size)
+        self._paginated = True
+        return iterator
+
+    def get_history_for_key(self, ns: str, key: str) -> Iterator[KeyModification]:
+        """Committed modifications of ``key``, newest first; not part of the read set."""
+        self._check_open()
+        check_namespace(ns)
+        check_key(key)
+        if self._history is None:
+            raise LedgerError("history database is not enabled")
+        return iter(self._history(ns, key))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put_state(self, ns: str, key: str, value: bytes) -> None:
+        """Buffer a write; an empty value is recorded as a delete (Fabric ``newKVWrite``)."""
+        self._check_writable()
+        writes = self._writes.get(ns)
+        if writes is None:
+            writes = self._writes[check_namespace(ns)] = {}
+        if type(key) is not str or not key.isascii() or not key:
+            check_write_key(key)
+        if type(value) is not bytes:
+            value = check_value(value)
+        writes[key] = value or None
+        self._write_performed = True
+
+    def delete_state(self, ns: str, key: str) -> None:
+        self._check_writable()
+        writes = self._writes.get(ns)
+        if writes is None:
+            writes = self._writes[check_namespace(ns)] = {}
+        writes[check_write_key(key)] = None
+        self._write_performed = True
+
+    def set_state_metadata(self, ns: str, key: str, metadata: Mapping[str, bytes]) -> None:
+        """Replace the key's metadata at commit; ``{}`` removes it. No-op if the key is gone."""
+        self._check_writable()
+        check_namespace(ns)
+        check_write_key(key)
+        entries = normalize_metadata(metadata)
+        self._metadata_writes.setdefault(ns, {})[key] = entries
+        self._write_performed = True
+
+    # -- results and lifecycle -----------------------------------------------------------
+
+    def has_writes(self) -> bool:
+        return any(self._writes.values()) or any(self._metadata_writes.values())
+
+    def get_results(self) -> SimulationResults:
+        """Snapshot of the read/write set so far; callable any number of times, also after
+        :meth:`done`. Open iterators contribute what they have returned up to now."""
+        range_queries: dict[str, list[RangeQuery]] = {}
+        seen_ranges: set[tuple[str, str, str, bool]] = set()
+        for iterator in self._iterators:
+            query = iterator.range_query()
+            if query is None:
+                continue
+            # Fabric's RWSetBuilder keeps the first of identical (start, end, exhausted) ranges.
+            dedup = (iterator.namespace, query.start_key, query.end_key, query.itr_exhausted)
+            if dedup not in seen_ranges:
+                seen_ranges.add(dedup)
+                range_queries.setdefault(iterator.namespace, []).append(query)
+        namespaces = set(self._reads) | set(self._writes) | set(self._metadata_writes)
+        namespaces |= set(range_queries)
+        parts = []
+        for ns in namespaces:
+            reads = self._reads.get(ns, {})
+            writes = self._writes.get(ns, {})
+            metadata_writes = self._metadata_writes.get(ns, {})
+            parts.append(
+                NsResults(
+                    namespace=ns,
+                    reads=tuple(
+                        Read(key, None if (seen := reads[key]) is None else seen.version)
+                        for key in sorted(reads)
+                    ),
+                    range_queries=tuple(range_queries.get(ns, ())),
+                    writes=tuple(Write(key, writes[key]) for key in sorted(writes)),
+                    metadata_writes=tuple(
+                        MetadataWrite(key, metadata_writes[key]) for key in sorted(metadata_writes)
+                    ),
+                )
+            )
+        return SimulationResults.build(parts)
+
+    def done(self) -> None:
+        """End the simulation: closes its iterators; later reads and writes raise."""
+        if self._done:
+            return
+        self._done = True
+        for iterator in self._iterators:
+            iterator.close()
+
+    def __enter__(self) -> TxSimulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _ns_reads(self, ns: str) -> dict[str, VersionedValue | None]:
+        reads = self._reads[check_namespace(ns)] = {}
+        return reads
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise LedgerError(DONE_MESSAGE)
+
+    def _check_writable(self) -> None:
+        if self._done:
+            raise LedgerError(DONE_MESSAGE)
+        if self._paginated:
+            raise ReadOnlyViolation(
+                f"txid [{self.txid}]: unsuppored transaction. Transaction has already performed "
+                "a paginated query. Writes are not allowed"
+            )
+
+    def _new_iterator(self, ns: str, start_key: str, end_key: str, page_size: int) -> RangeIterator:
+        check_namespace(ns)
+        check_bound("start_key", start_key)
+        check_bound("end_key", end_key)
+        iterator = RangeIterator(self._state, ns, start_key, end_key, page_size)
+        self._iterators.append(iterator)
+        return iterator
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else "active"
+        return f"TxSimulator(txid={self.txid!r}, {state})"
+
+
+class RangeIterator:
+    """Results of one range query; records what it returned for phantom validation.
+
+    Reads state in chunks of :data:`RANGE_CHUNK` under the state lock, so it never blocks
+    commits for long; keys committed between chunks are seen if they lie ahead of the cursor
+    (and make the transaction fail phantom validation if they fall in what it already read).
+    """
+
+    __slots__ = (
+        "_bookmark",
+        "_buffer",
+        "_closed",
+        "_end_reached",
+        "_exhausted",
+        "_last_fetched",
+        "_reads",
+        "_state",
+        "end_key",
+        "namespace",
+        "page_size",
+        "start_key",
+    )
+
+    def __init__(
+        self, state: VersionedState, namespace: str, start_key: str, end_key: str, page_size: int
+    ) -> None:
+        self._state = state
+        self.namespace = namespace
+        self.start_key = start_key
+        self.end_key = end_key
+        self.page_size = page_size
+        self._buffer: deque[tuple[str, VersionedValue]] = deque()
+        self._last_fetched: str | None = None
+        self._end_reached = False  # storage has nothing beyond the buffer
+        self._exhausted = False  # the consumer was told there is nothing more in the range
+        self._closed = False
+        self._bookmark: str | None = None
+        self._reads: list[Read] = []
+
+    def __iter__(self) -> RangeIterator:
+        return self
+
+    def __next__(self) -> KV:
+        if self._closed or self._exhausted:
+            raise StopIteration
+        if self.page_size and len(self._reads) >= self.page_size:
+            self._finish_page()
+            raise StopIteration
+        if not self._buffer and not self._end_reached:
+            self._fill()
+        if not self._buffer:
+            self._exhausted = True
+            self._bookmark = ""
+            raise StopIteration
+        key, value = self._buffer.popleft()
+        self._reads.append(Read(key, value.version))
+        return KV(self.namespace, key, value.value)
+
+    @property
+    def bookmark(self) -> str:
+        """Key to restart from (as the next start key) to continue after the results returned
+        so far; ``""`` when the range has no more keys. Like Fabric's leveldb scanner."""
+        if self._bookmark is not None:
+            return self._bookmark
+        return self._peek_next_key()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop iterating; what was returned so far stays in the transaction's read set."""
+        self._closed = True
+        self._buffer.clear()
+
+    def __enter__(self) -> RangeIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def range_query(self) -> RangeQuery | None:
+        """The ``RangeQueryInfo`` this iterator contributes, or None if it observed nothing."""
+        reads = tuple(self._reads)
+        if self._exhausted:
+            return RangeQuery(self.start_key, self.end_key, True, reads)
+        if not reads:
+            return None
+        return RangeQuery(self.start_key, reads[-1].key, False, reads)
+
+    def _fill(self) -> None:
+        limit = RANGE_CHUNK
+        if self.page_size:
+            limit = min(limit, self.page_size - len(self._reads))
+        chunk = self._state.range_chunk(
+            self.namespace, self.start_key, self.end_key, self._last_fetched, limit
+        )
+        if len(chunk) < limit:
+            self._end_reached = True
+        if chunk:
+            self._last_fetched = chunk[-1][0]
+            self._buffer.extend(chunk)
+
+    def _finish_page(self) -> None:
+        # The page is full: learn whether the range really ends here, so the recorded
+        # RangeQueryInfo says "exhausted" only when it is.
+        if self._bookmark is None:
+            self._bookmark = self._peek_next_key()
+            self._exhausted = self._bookmark == ""
+
+    def _peek_next_key(self) -> str:
+        if self._buffer:
+            return self._buffer[0][0]
+        after = self._reads[-1].key if self._reads else None
+        chunk = self._state.range_chunk(self.namespace, self.start_key, self.end_key, after, 1)
+        return chunk[0][0] if chunk else ""
+
+    def __repr__(self) -> str:
+        return (
+            f"RangeIterator({self.namespace!r}, [{self.start_key!r}, {self.end_key!r}), "
+            f"returned={len(self._reads)}, exhausted={self._exhausted})"
+        )

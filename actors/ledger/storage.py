@@ -1,0 +1,313 @@
+"""Where a channel's ledger lives: committed state, history, transaction ids and height.
+
+Fabric counterparts: the state database (``statedb/stateleveldb``), the history database
+(``kvledger/history``) and the block store's transaction-id index (``blkstorage``), which Fabric
+keeps in separate leveldb instances. Here one backend holds all of them so that a block is
+written atomically. :class:`MemoryStorage` keeps nothing durable; :class:`SqliteStorage` keeps
+one sqlite3 file per channel (WAL mode, one connection guarded by a lock).
+
+The working copy of the state always lives in :class:`~actors.ledger.state.VersionedState`
+(loaded from storage at open); storage is written once per block, before that copy changes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple, Protocol
+
+from protos.ledger.rwset.kvrwset import kv_rwset_pb2
+
+from .errors import LedgerError
+from .model import (
+    Height,
+    HistoryEntry,
+    KeyModification,
+    Metadata,
+    ValidationCode,
+    VersionedValue,
+)
+from .state import UpdateBatch
+
+__all__ = ["BlockRecord", "MemoryStorage", "SqliteStorage", "Storage", "TxRecord", "ledger_file"]
+
+
+class TxRecord(NamedTuple):
+    """A transaction of a committed block, valid or not (Fabric indexes both by txid)."""
+
+    tx_id: str
+    tx_num: int
+    code: ValidationCode
+
+
+class BlockRecord(NamedTuple):
+    """Everything one committed block changes in storage."""
+
+    block_num: int
+    timestamp: float
+    updates: UpdateBatch
+    history: list[HistoryEntry]  # empty when the history database is disabled
+    txs: list[TxRecord]
+
+
+class Storage(Protocol):
+    def height(self) -> int: ...
+    def load_state(self) -> Iterator[tuple[str, str, VersionedValue]]: ...
+    def tx_code(self, tx_id: str) -> ValidationCode | None: ...
+    def history(self, namespace: str, key: str) -> list[KeyModification]: ...
+    def write_block(self, block: BlockRecord) -> None: ...
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """Non-durable storage: history and transaction ids in dicts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._height = 0
+        self._txs: dict[str, ValidationCode] = {}
+        # (namespace, key) -> modifications, oldest first (appending is cheap).
+        self._history: dict[tuple[str, str], list[KeyModification]] = {}
+
+    def height(self) -> int:
+        return self._height
+
+    def load_state(self) -> Iterator[tuple[str, str, VersionedValue]]:
+        return iter(())
+
+    def tx_code(self, tx_id: str) -> ValidationCode | None:
+        return self._txs.get(tx_id)
+
+    def history(self, namespace: str, key: str) -> list[KeyModification]:
+        with self._lock:
+            entries = self._history.get((namespace, key), ())
+            return entries[::-1]
+
+    def write_block(self, block: BlockRecord) -> None:
+        with self._lock:
+            for tx in block.txs:
+                self._txs[tx.tx_id] = tx.code
+            for entry in block.history:
+                self._history.setdefault((entry.namespace, entry.key), []).append(
+                    _modification(entry.tx_id, entry.value, block.timestamp)
+                )
+            self._height = block.block_num + 1
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (
+    name TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    ns BLOB NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    block_num INTEGER NOT NULL,
+    tx_num INTEGER NOT NULL,
+    metadata BLOB,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    ns BLOB NOT NULL,
+    key BLOB NOT NULL,
+    block_num INTEGER NOT NULL,
+    tx_num INTEGER NOT NULL,
+    tx_id TEXT NOT NULL,
+    value BLOB,
+    timestamp REAL NOT NULL,
+    PRIMARY KEY (ns, key, block_num, tx_num)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS txids (
+    tx_id TEXT PRIMARY KEY,
+    block_num INTEGER NOT NULL,
+    tx_num INTEGER NOT NULL,
+    code INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+SCHEMA_VERSION = 1
+
+
+class SqliteStorage:
+    """Durable storage in one sqlite3 file.
+
+    Namespaces and keys are stored as UTF-8 BLOBs: byte-wise order like Fabric's, and no
+    surprises with the NUL bytes of composite keys. ``synchronous=NORMAL`` in WAL mode survives
+    a process crash; pass ``"FULL"`` to also survive power loss at the cost of an fsync per block.
+    """
+
+    def __init__(self, path: str, channel_id: str, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise LedgerError(f"unknown sqlite synchronous mode {synchronous!r}")
+        self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per block.
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger file {path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+            self._check_identity(channel_id)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LedgerError(f"cannot open ledger file {path}: {exc}") from exc
+        except LedgerError:
+            self._db.close()
+            raise
+
+    def _check_identity(self, channel_id: str) -> None:
+        rows = dict(self._db.execute("SELECT name, value FROM info"))
+        if not rows:
+            self._db.executemany(
+                "INSERT INTO info (name, value) VALUES (?, ?)",
+                [("schema", SCHEMA_VERSION), ("channel", channel_id), ("height", 0)],
+            )
+            return
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise LedgerError(f"{self.path}: unsupported ledger schema {rows.get('schema')!r}")
+        if rows.get("channel") != channel_id:
+            raise LedgerError(
+                f"{self.path} holds the ledger of channel {rows.get('channel')!r}, "
+                f"not {channel_id!r}"
+            )
+
+    @contextmanager
+    def _connection(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with sqlite errors reported as LedgerError."""
+        with self._lock:
+            if self._closed:
+                raise LedgerError(f"{self.path}: ledger storage is closed")
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise LedgerError(f"{self.path}: failed to {doing}: {exc}") from exc
+
+    def height(self) -> int:
+        with self._connection("read the height") as db:
+            (height,) = db.execute("SELECT value FROM info WHERE name = 'height'").fetchone()
+        return int(height)
+
+    def load_state(self) -> Iterator[tuple[str, str, VersionedValue]]:
+        with self._connection("load the state") as db:
+            rows = db.execute(
+                "SELECT ns, key, value, block_num, tx_num, metadata FROM state"
+            ).fetchall()
+        for ns, key, value, block_num, tx_num, metadata in rows:
+            yield (
+                ns.decode(),
+                key.decode(),
+                VersionedValue(value, Height(block_num, tx_num), _decode_metadata(metadata)),
+            )
+
+    def tx_code(self, tx_id: str) -> ValidationCode | None:
+        with self._connection("look up a txid") as db:
+            row = db.execute("SELECT code FROM txids WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None else ValidationCode(row[0])
+
+    def history(self, namespace: str, key: str) -> list[KeyModification]:
+        with self._connection("read history") as db:
+            rows = db.execute(
+                "SELECT tx_id, value, timestamp FROM history WHERE ns = ? AND key = ? "
+                "ORDER BY block_num DESC, tx_num DESC",
+                (namespace.encode(), key.encode()),
+            ).fetchall()
+        return [_modification(tx_id, value, timestamp) for tx_id, value, timestamp in rows]
+
+    def write_block(self, block: BlockRecord) -> None:
+        puts, deletes = [], []
+        for ns, changes in block.updates.items():
+            ns_bytes = ns.encode()
+            for key, value in changes.items():
+                if value is None:
+                    deletes.append((ns_bytes, key.encode()))
+                else:
+                    puts.append(
+                        (
+                            ns_bytes,
+                            key.encode(),
+                            value.value,
+                            value.version.block_num,
+                            value.version.tx_num,
+                            _encode_metadata(value.metadata),
+                        )
+                    )
+        history = [
+            (
+                e.namespace.encode(),
+                e.key.encode(),
+                e.version.block_num,
+                e.version.tx_num,
+                e.tx_id,
+                e.value,
+                block.timestamp,
+            )
+            for e in block.history
+        ]
+        txs = [(tx.tx_id, block.block_num, tx.tx_num, tx.code.value) for tx in block.txs]
+        with self._connection(f"write block {block.block_num}") as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
+                db.executemany(
+                    "INSERT OR REPLACE INTO state "
+                    "(ns, key, value, block_num, tx_num, metadata) VALUES (?, ?, ?, ?, ?, ?)",
+                    puts,
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO history "
+                    "(ns, key, block_num, tx_num, tx_id, value, timestamp) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    history,
+                )
+                db.executemany(
+                    "INSERT INTO txids (tx_id, block_num, tx_num, code) VALUES (?, ?, ?, ?)",
+                    txs,
+                )
+                db.execute(
+                    "UPDATE info SET value = ? WHERE name = 'height'", (block.block_num + 1,)
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+
+def _modification(tx_id: str, value: bytes | None, timestamp: float) -> KeyModification:
+    return KeyModification(tx_id, value or b"", timestamp, value is None)
+
+
+def _encode_metadata(metadata: Metadata) -> bytes | None:
+    # Fabric serializes state metadata as a KVMetadataWrite's entries; reuse that encoding.
+    if not metadata:
+        return None
+    entries = [kv_rwset_pb2.KVMetadataEntry(name=name, value=value) for name, value in metadata]
+    return kv_rwset_pb2.KVMetadataWrite(entries=entries).SerializeToString(deterministic=True)
+
+
+def _decode_metadata(data: bytes | None) -> Metadata:
+    if not data:
+        return ()
+    message = kv_rwset_pb2.KVMetadataWrite()
+    message.ParseFromString(data)
+    return tuple((entry.name, entry.value) for entry in message.entries)
+
+
+def ledger_file(directory: str, channel_id: str) -> str:
+    return os.path.join(directory, f"{channel_id}.sqlite")
