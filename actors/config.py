@@ -58,6 +58,10 @@ class ChaincodeDefinition:
     target: str = ""
     execute_timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # process runtime: the program to run (the peer appends --peer.address); empty means our
+    # Python shim running ``target``. ``workdir`` is where it runs.
+    command: tuple[str, ...] = ()
+    workdir: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -66,11 +70,19 @@ class ChaincodeDefinition:
             raise ConfigError(
                 f"chaincode {self.name}: unknown runtime {self.runtime!r} (one of {RUNTIMES})"
             )
+        object.__setattr__(self, "command", tuple(self.command))
         if self.runtime == "system" and ":" not in self.target:
             raise ConfigError(
                 f"chaincode {self.name}: a system chaincode needs target 'module:Class', "
                 f"got {self.target!r}"
             )
+        if self.runtime == "process" and not self.command and ":" not in self.target:
+            raise ConfigError(
+                f"chaincode {self.name}: a process chaincode needs a command or a target "
+                f"'module:Class', got neither"
+            )
+        if not all(isinstance(part, str) for part in self.command):
+            raise ConfigError(f"chaincode {self.name}: command must be a list of strings")
         if self.execute_timeout is not None and self.execute_timeout <= 0:
             raise ConfigError(f"chaincode {self.name}: execute_timeout must be positive")
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -35,6 +35,7 @@ from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
 from actors.metrics import Metrics
 from actors.proposals import build_signed_proposal, local_identity
 from actors.runtimes import Instance, Runtime
+from actors.runtimes.process import ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.scheduler import Scheduler
 from actors.transports import MessageStream
@@ -49,6 +50,9 @@ from actors.vmcontroller import ListInstances, StopAll, VMController
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 from protos.peer.proposal_pb2 import SignedProposal
+
+if TYPE_CHECKING:
+    from actors.listener import ChaincodeListener
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +115,13 @@ class ChaincodeSupport:
         self.scheduler = Scheduler()
         self.identity = local_identity(config.msp_id)
         self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
+        self._listener: ChaincodeListener | None = None
         self.runtimes: dict[str, Runtime] = dict(
-            runtimes or {"system": SystemRuntime(max_frame=config.max_message_size)}
+            runtimes
+            or {
+                "system": SystemRuntime(max_frame=config.max_message_size),
+                "process": ProcessRuntime(self.peer_address),
+            }
         )
         self._directory: dict[str, pykka.ActorRef[Any]] = {}
         self._handlers: set[pykka.ActorRef[Any]] = set()
@@ -164,6 +173,21 @@ class ChaincodeSupport:
         done: Future[bool] = Future()
         self.launcher.tell(Stop(chaincode, done))
         done.result(timeout)
+
+    def listen(self, address: str | None = None, **kwargs: Any) -> ChaincodeListener:
+        """Start the gRPC chaincode listener (``peer.chaincodeListenAddress``); chaincode
+        processes and containers dial it. Port 0 picks a free port."""
+        from actors.listener import ChaincodeListener
+
+        self._check_open()
+        if self._listener is not None:
+            raise InvalidRequest(f"already listening on {self._listener.address}")
+        self._listener = ChaincodeListener(self, address or self.config.listen_address, **kwargs)
+        return self._listener.start()
+
+    def peer_address(self) -> str | None:
+        """The address chaincode should dial, or None when not listening."""
+        return self._listener.dial_address() if self._listener is not None else None
 
     def status(self) -> dict[str, str]:
         """{chaincode: "ready" | "launching"}."""
@@ -372,6 +396,8 @@ class ChaincodeSupport:
             return
         self._closed = True
         self.launcher.stop(timeout=timeout)
+        if self._listener is not None:
+            self._listener.stop()
         with self._handlers_lock:
             handlers, self._handlers = list(self._handlers), set()
         for handler in handlers:

@@ -1,0 +1,135 @@
+"""Chaincode as a local OS process that dials the peer over gRPC (Fabric's "dev mode" way,
+and how a developer runs Node or Go chaincode by hand).
+
+Fabric counterpart: none in the peer (in dev mode the user starts the chaincode); the
+environment and arguments are those ``dockercontroller`` gives a container:
+``CORE_CHAINCODE_ID_NAME``, ``CORE_PEER_ADDRESS``, ``CORE_PEER_TLS_ENABLED``, the logging
+variables, and ``--peer.address`` on the command line. The process's output goes to the logger
+``peer.chaincode.<name>`` and to a ring buffer whose last lines explain an exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from actors.config import ChaincodeDefinition
+from actors.runtimes import Connect, ExitStatus
+
+LOG_LINES = 200
+
+
+class ProcessInstance:
+    """One chaincode process and the tail of its output."""
+
+    def __init__(self, chaincode: str, process: subprocess.Popen[bytes]) -> None:
+        self.chaincode = chaincode
+        self.process = process
+        self.log_tail: deque[str] = deque(maxlen=LOG_LINES)
+        self._pump = threading.Thread(
+            target=self._read_output, name=f"ccactors-log-{chaincode}", daemon=True
+        )
+        self._pump.start()
+
+    def _read_output(self) -> None:
+        logger = logging.getLogger(f"peer.chaincode.{self.chaincode}")
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.log_tail.append(line)
+            logger.info("%s", line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def last_lines(self, count: int = 10) -> list[str]:
+        return list(self.log_tail)[-count:]
+
+    def wait(self) -> ExitStatus:
+        status = ExitStatus.from_returncode(self.process.wait())
+        self._pump.join(1)  # so the tail holds the last words
+        return status
+
+    def exit_status(self, timeout: float = 0.0) -> ExitStatus | None:
+        try:
+            return ExitStatus.from_returncode(self.process.wait(timeout))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc = self.process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def describe(self) -> str:
+        return f"process pid {self.pid}"
+
+
+class ProcessRuntime:
+    """Starts chaincode processes that dial the peer's chaincode listener."""
+
+    kind = "process"
+
+    def __init__(
+        self, peer_address: Callable[[], str | None], base_env: Mapping[str, str] | None = None
+    ) -> None:
+        self._peer_address = peer_address
+        self._base_env = dict(os.environ if base_env is None else base_env)
+
+    def command_for(self, definition: ChaincodeDefinition, address: str) -> list[str]:
+        if definition.command:
+            return [*definition.command, "--peer.address", address]
+        return [sys.executable, "-m", "actors.shim", "--peer.address", address, definition.target]
+
+    def environment(self, definition: ChaincodeDefinition, address: str) -> dict[str, str]:
+        env = dict(self._base_env)
+        env.update(
+            CORE_CHAINCODE_ID_NAME=definition.name,
+            CORE_PEER_ADDRESS=address,
+            CORE_PEER_TLS_ENABLED="false",
+            CORE_CHAINCODE_LOGGING_LEVEL=env.get("CORE_CHAINCODE_LOGGING_LEVEL", "info"),
+            CORE_CHAINCODE_LOGGING_SHIM=env.get("CORE_CHAINCODE_LOGGING_SHIM", "warning"),
+        )
+        env.update(definition.env)
+        return env
+
+    def start(self, definition: ChaincodeDefinition, connect: Connect) -> ProcessInstance:
+        address = self._peer_address()
+        if not address:
+            raise RuntimeError(
+                "no chaincode listener is running: call ChaincodeSupport.listen() first"
+            )
+        try:
+            process = subprocess.Popen(
+                self.command_for(definition, address),
+                env=self.environment(definition, address),
+                cwd=definition.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a terminal's Ctrl-C is for the peer, not for us
+            )
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot start {definition.command or definition.target}: {exc}"
+            ) from exc
+        return ProcessInstance(definition.name, process)
+
+    def close(self) -> None:
+        pass
