@@ -1,14 +1,16 @@
-"""``python -m actors.shim``: run a Python chaincode against a peer over gRPC.
+r"""``python -m actors.shim``: run a Python chaincode against a peer over gRPC.
 
 Like a Fabric chaincode binary it dials the peer (``--peer.address`` or ``CORE_PEER_ADDRESS``)
 and registers as ``--chaincode-id-name`` (or ``CORE_CHAINCODE_ID_NAME``)::
 
-    python -m actors.shim --peer.address 127.0.0.1:7052 --chaincode-id-name kv examples.kv:KVChaincode
+    python -m actors.shim --peer.address 127.0.0.1:7052 --chaincode-id-name kv \
+        examples.kv:KVChaincode
 
 With ``server`` it is a chaincode-as-a-service instead (Fabric 2.x): it listens on
 ``--chaincode-address`` (``CHAINCODE_SERVER_ADDRESS``) and the peer dials it::
 
-    python -m actors.shim server --chaincode-address 0.0.0.0:9999 --chaincode-id kv examples.kv:KVChaincode
+    python -m actors.shim server --chaincode-address 0.0.0.0:9999 --chaincode-id kv \
+        examples.kv:KVChaincode
 
 The chaincode is ``module:Class`` (argument, or ``CORE_CHAINCODE_TARGET``). Exit status: 0 when
 the peer closed the stream, 1 when the peer could not be reached or the chaincode failed to
