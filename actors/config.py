@@ -62,6 +62,12 @@ class ChaincodeDefinition:
     # Python shim running ``target``. ``workdir`` is where it runs.
     command: tuple[str, ...] = ()
     workdir: str | None = None
+    # docker runtime: path of a Fabric 2.x chaincode package (tar.gz with metadata.json and
+    # code.tar.gz); the image is built from it when missing.
+    package: str | None = None
+    # external runtime (chaincode as a service): Fabric's connection.json fields, e.g.
+    # {"address": "host:port", "dial_timeout": "3s", "tls_required": false}
+    connection: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -80,6 +86,12 @@ class ChaincodeDefinition:
             raise ConfigError(
                 f"chaincode {self.name}: a process chaincode needs a command or a target "
                 f"'module:Class', got neither"
+            )
+        if self.runtime == "docker" and not self.package:
+            raise ConfigError(f"chaincode {self.name}: a docker chaincode needs a package path")
+        if self.runtime == "external" and not self.connection.get("address"):
+            raise ConfigError(
+                f"chaincode {self.name}: an external chaincode needs connection.address"
             )
         if not all(isinstance(part, str) for part in self.command):
             raise ConfigError(f"chaincode {self.name}: command must be a list of strings")
