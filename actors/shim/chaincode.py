@@ -1,0 +1,59 @@
+"""What user chaincode implements and returns.
+
+Fabric counterpart: fabric-chaincode-go ``shim/interfaces.go`` (the ``Chaincode`` interface) and
+``shim/response.go`` (``Success``/``Error`` and the ``OK``/``ERRORTHRESHOLD``/``ERROR`` status
+codes). ``ChaincodeRequestError`` stands in for the ``error`` values the Go stub methods return.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protos.peer.proposal_response_pb2 import Response
+
+if TYPE_CHECKING:
+    from actors.shim.stub import ChaincodeStub
+
+OK = 200
+"""Status of a successful response."""
+ERRORTHRESHOLD = 400
+"""Responses with a status at or above this are not endorsed by the peer."""
+ERROR = 500
+"""Status of an error response (and the Init status that makes the shim reply ERROR)."""
+
+
+class ChaincodeRequestError(Exception):
+    """A stub call to the peer failed.
+
+    Raised when the peer answers a request with ERROR (the message is the peer's text), when
+    the connection to the peer is lost while the call waits, or when the same transaction
+    already has a request outstanding (the peer serves one request per transaction at a time).
+    """
+
+
+def success(payload: bytes | str = b"", message: str = "") -> Response:
+    """A status-200 :class:`Response`; a ``str`` payload is UTF-8 encoded."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return Response(status=OK, message=message, payload=payload)
+
+
+def error(message: str, status: int = ERROR, payload: bytes = b"") -> Response:
+    """An error :class:`Response` (status 500 unless given)."""
+    return Response(status=status, message=message, payload=payload)
+
+
+class Chaincode:
+    """Base class for user chaincode; the handler calls one method per INIT/TRANSACTION.
+
+    Both methods run on worker threads, several at once, one stub per transaction: keep
+    per-transaction data on the stub or in locals, not on ``self``.
+    """
+
+    def init(self, stub: ChaincodeStub) -> Response:
+        """Called for INIT (a transaction with ``is_init`` set, or a legacy instantiate)."""
+        return success()
+
+    def invoke(self, stub: ChaincodeStub) -> Response:
+        """Called for every TRANSACTION."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement invoke")

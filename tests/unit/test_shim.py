@@ -1,0 +1,983 @@
+"""actors.shim driven over a multiprocessing Pipe by a scripted fake peer running in a thread."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import queue
+import random
+import struct
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message
+
+from actors.shim import (
+    Chaincode,
+    ChaincodeRequestError,
+    ChaincodeStub,
+    HistoryQueryIterator,
+    ShimHandler,
+    StateQueryIterator,
+    error,
+    success,
+)
+from actors.shim.stub import create_composite_key, split_composite_key
+from actors.transports.base import ConnectionClosed, MalformedMessage
+from actors.transports.pipe import PipeStream
+from protos.common import common_pb2
+from protos.ledger.queryresult.kv_query_result_pb2 import KV, KeyModification
+from protos.msp.identities_pb2 import SerializedIdentity
+from protos.peer import chaincode_shim_pb2 as shim_pb
+from protos.peer.chaincode_pb2 import ChaincodeID, ChaincodeInput, ChaincodeSpec
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+from protos.peer.proposal_pb2 import ChaincodeProposalPayload, Proposal, SignedProposal
+from protos.peer.proposal_response_pb2 import Response
+
+pytestmark = pytest.mark.timeout(60)
+
+M = ChaincodeMessage
+WAIT = 10.0  # seconds; generous, only reached when something is broken
+CHANNEL = "ch1"
+
+
+def parse(cls: type[Message], data: bytes) -> Any:
+    msg = cls()
+    msg.ParseFromString(data)
+    return msg
+
+
+# ---------------------------------------------------------------------------- fake peer
+
+
+class FakePeer:
+    """The peer end of the pipe: handshake, a dict-backed ledger, and a record of traffic.
+
+    ``handshake``: "full" (REGISTERED+READY), "registered" (REGISTERED only) or "none".
+    ``shuffle``: answer requests from a responder thread in random order instead of inline.
+    """
+
+    def __init__(self, stream: PipeStream, handshake: str = "full", shuffle: bool = False):
+        self.stream = stream
+        self.handshake = handshake
+        self.shuffle = shuffle
+        self.state: dict[str, bytes] = {}
+        self.private: dict[tuple[str, str], bytes] = {}
+        self.metadata: dict[str, dict[str, bytes]] = {}
+        self.history: dict[str, list[KeyModification]] = {}
+        self.iterators: dict[str, list[bytes]] = {}
+        self.received: list[ChaincodeMessage] = []
+        self.results: dict[tuple[str, str], queue.Queue[ChaincodeMessage]] = {}
+        self.unsolicited: queue.Queue[ChaincodeMessage] = queue.Queue()
+        self.hold: dict[str, threading.Event] = {}  # GET_STATE of these keys waits for the event
+        self.held: queue.Queue[ChaincodeMessage] = queue.Queue()
+        self.fail_keys: set[str] = set()
+        self.invoke_replies: dict[str, ChaincodeMessage] = {}  # by target name
+        self.closed = threading.Event()
+        self._pending: list[ChaincodeMessage] = []
+        self._pending_cv = threading.Condition()
+        self._lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if shuffle:
+            threading.Thread(target=self._respond_shuffled, daemon=True).start()
+
+    # -- plumbing
+
+    def send(self, msg: ChaincodeMessage) -> None:
+        self.stream.send(msg)
+
+    def _read(self) -> None:
+        try:
+            while True:
+                msg = self.stream.recv()
+                with self._lock:
+                    self.received.append(msg)
+                self._dispatch(msg)
+        except (ConnectionClosed, MalformedMessage):  # a reset pipe may surface as either
+            pass
+        finally:
+            self.closed.set()
+
+    def _dispatch(self, msg: ChaincodeMessage) -> None:
+        if msg.type == M.REGISTER:
+            if self.handshake in ("full", "registered"):
+                self.send(M(type=M.REGISTERED))
+            if self.handshake == "full":
+                self.send(M(type=M.READY))
+        elif msg.type in (M.COMPLETED, M.ERROR) and msg.txid:
+            self._result_queue(msg.channel_id, msg.txid).put(msg)
+        elif msg.type in (M.COMPLETED, M.ERROR, M.KEEPALIVE):
+            self.unsolicited.put(msg)
+        elif msg.type == M.GET_STATE and parse(shim_pb.GetState, msg.payload).key in self.hold:
+            key = parse(shim_pb.GetState, msg.payload).key
+            self.held.put(msg)
+            threading.Thread(target=self._answer_when, args=(msg, self.hold[key])).start()
+        elif self.shuffle:
+            with self._pending_cv:
+                self._pending.append(msg)
+                self._pending_cv.notify()
+        else:
+            self.send(self.answer(msg))
+
+    def _answer_when(self, msg: ChaincodeMessage, event: threading.Event) -> None:
+        event.wait(WAIT)
+        with contextlib.suppress(ConnectionClosed):
+            self.send(self.answer(msg))
+
+    def _respond_shuffled(self) -> None:
+        rng = random.Random(7)
+        while not self.closed.is_set():
+            with self._pending_cv:
+                self._pending_cv.wait(0.05)
+                # Let a few requests pile up so the order really gets mixed.
+                self._pending_cv.wait_for(lambda: len(self._pending) >= 8, timeout=0.005)
+                batch, self._pending = self._pending, []
+            rng.shuffle(batch)
+            for msg in batch:
+                try:
+                    self.send(self.answer(msg))
+                except ConnectionClosed:
+                    return
+
+    def _result_queue(self, channel_id: str, txid: str) -> queue.Queue[ChaincodeMessage]:
+        with self._lock:
+            return self.results.setdefault((channel_id, txid), queue.Queue())
+
+    def requests(self, txid: str | None = None) -> list[ChaincodeMessage]:
+        with self._lock:
+            return [
+                m
+                for m in self.received
+                if m.type not in (M.REGISTER, M.COMPLETED, M.ERROR, M.KEEPALIVE)
+                and (txid is None or m.txid == txid)
+            ]
+
+    # -- driving transactions
+
+    def execute(
+        self,
+        args: list[bytes | str],
+        txid: str | None = None,
+        msg_type: int = M.TRANSACTION,
+        proposal: SignedProposal | None = None,
+        channel: str = CHANNEL,
+        payload: bytes | None = None,
+    ) -> ChaincodeMessage:
+        txid = txid or uuid.uuid4().hex
+        self.start(args, txid, msg_type, proposal, channel, payload)
+        return self.result(txid, channel)
+
+    def start(
+        self,
+        args: list[bytes | str],
+        txid: str,
+        msg_type: int = M.TRANSACTION,
+        proposal: SignedProposal | None = None,
+        channel: str = CHANNEL,
+        payload: bytes | None = None,
+    ) -> None:
+        if payload is None:
+            cc_input = ChaincodeInput(args=[a.encode() if isinstance(a, str) else a for a in args])
+            payload = cc_input.SerializeToString()
+        msg = M(type=msg_type, payload=payload, txid=txid, channel_id=channel)
+        if proposal is not None:
+            msg.proposal.CopyFrom(proposal)
+        self.send(msg)
+
+    def result(self, txid: str, channel: str = CHANNEL) -> ChaincodeMessage:
+        return self._result_queue(channel, txid).get(timeout=WAIT)
+
+    # -- the ledger
+
+    def answer(self, msg: ChaincodeMessage) -> ChaincodeMessage:
+        reply = M(type=M.RESPONSE, txid=msg.txid, channel_id=msg.channel_id)
+        try:
+            reply.payload = self._serve(msg)
+        except KeyError as exc:
+            reply.type = M.ERROR
+            reply.payload = f"{M.Type.Name(msg.type)} failed: {exc.args[0]}".encode()
+        return reply
+
+    def _serve(self, msg: ChaincodeMessage) -> bytes:
+        t = msg.type
+        if t in (M.GET_STATE, M.GET_PRIVATE_DATA_HASH):
+            req = parse(shim_pb.GetState, msg.payload)
+            if req.key in self.fail_keys:
+                raise KeyError(f"transaction ID: {msg.txid}: no ledger context")
+            if req.collection:
+                value = self.private.get((req.collection, req.key), b"")
+                if t == M.GET_PRIVATE_DATA_HASH and value:
+                    return hashlib.sha256(value).digest()
+                return value
+            return self.state.get(req.key, b"")
+        if t == M.PUT_STATE:
+            req = parse(shim_pb.PutState, msg.payload)
+            if req.collection:
+                self.private[(req.collection, req.key)] = req.value
+            else:
+                self.state[req.key] = req.value
+            return b""
+        if t in (M.DEL_STATE, M.PURGE_PRIVATE_DATA):
+            req = parse(shim_pb.DelState, msg.payload)
+            if req.collection:
+                self.private.pop((req.collection, req.key), None)
+            else:
+                self.state.pop(req.key, None)
+            return b""
+        if t == M.GET_STATE_BY_RANGE:
+            req = parse(shim_pb.GetStateByRange, msg.payload)
+            meta = parse(shim_pb.QueryMetadata, req.metadata)
+            start = meta.bookmark or req.startKey
+            keys = sorted(self.state)
+            lo = bisect.bisect_left(keys, start)
+            hi = bisect.bisect_left(keys, req.endKey) if req.endKey else len(keys)
+            selected = keys[lo:hi]
+            kvs = [
+                KV(namespace="cc", key=k, value=self.state[k]).SerializeToString() for k in selected
+            ]
+            if meta.pageSize > 0:
+                page, rest = kvs[: meta.pageSize], selected[meta.pageSize :]
+                resp = shim_pb.QueryResponse(id=uuid.uuid4().hex, has_more=False)
+                resp.results.extend(shim_pb.QueryResultBytes(resultBytes=r) for r in page)
+                resp.metadata = shim_pb.QueryResponseMetadata(
+                    fetched_records_count=len(page), bookmark=rest[0] if rest else ""
+                ).SerializeToString()
+                return resp.SerializeToString()
+            return self._first_batch(kvs)
+        if t == M.GET_QUERY_RESULT:
+            req = parse(shim_pb.GetQueryResult, msg.payload)
+            if req.query != "{}":
+                raise KeyError("rich queries are not supported by LevelDB")
+            kvs = [KV(key=k, value=v).SerializeToString() for k, v in sorted(self.state.items())]
+            return self._first_batch(kvs)
+        if t == M.GET_HISTORY_FOR_KEY:
+            req = parse(shim_pb.GetHistoryForKey, msg.payload)
+            mods = [m.SerializeToString() for m in self.history.get(req.key, [])]
+            return self._first_batch(mods)
+        if t == M.QUERY_STATE_NEXT:
+            req = parse(shim_pb.QueryStateNext, msg.payload)
+            if req.id not in self.iterators:
+                raise KeyError("query iterator not found")
+            return self._batch(req.id)
+        if t == M.QUERY_STATE_CLOSE:
+            req = parse(shim_pb.QueryStateClose, msg.payload)
+            self.iterators.pop(req.id, None)
+            return shim_pb.QueryResponse(id=req.id, has_more=False).SerializeToString()
+        if t == M.GET_STATE_METADATA:
+            req = parse(shim_pb.GetStateMetadata, msg.payload)
+            result = shim_pb.StateMetadataResult()
+            for metakey, value in sorted(self.metadata.get(req.key, {}).items()):
+                result.entries.add(metakey=metakey, value=value)
+            return result.SerializeToString()
+        if t == M.PUT_STATE_METADATA:
+            req = parse(shim_pb.PutStateMetadata, msg.payload)
+            self.metadata.setdefault(req.key, {})[req.metadata.metakey] = req.metadata.value
+            return b""
+        if t == M.INVOKE_CHAINCODE:
+            spec = parse(ChaincodeSpec, msg.payload)
+            name = spec.chaincode_id.name
+            if name not in self.invoke_replies:
+                raise KeyError(f"chaincode {name} not found")
+            return self.invoke_replies[name].SerializeToString()
+        raise KeyError(f"unexpected message type {t}")
+
+    def _first_batch(self, results: list[bytes]) -> bytes:
+        iterator_id = uuid.uuid4().hex
+        self.iterators[iterator_id] = results
+        return self._batch(iterator_id)
+
+    def _batch(self, iterator_id: str) -> bytes:
+        results = self.iterators[iterator_id]
+        batch, rest = results[:100], results[100:]
+        resp = shim_pb.QueryResponse(id=iterator_id, has_more=bool(rest))
+        resp.results.extend(shim_pb.QueryResultBytes(resultBytes=r) for r in batch)
+        if rest:
+            self.iterators[iterator_id] = rest
+        else:
+            del self.iterators[iterator_id]  # like the peer: exhausted iterators are forgotten
+        return resp.SerializeToString()
+
+
+class Harness:
+    def __init__(self, chaincode: Chaincode, **peer_kwargs: Any):
+        a, b = multiprocessing.Pipe()
+        self.peer_stream, self.cc_stream = PipeStream(a), PipeStream(b)
+        self.handler = ShimHandler(self.cc_stream, chaincode, "mycc:1.0", max_workers=64)
+        self.run_error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.peer = FakePeer(self.peer_stream, **peer_kwargs)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.handler.run()
+        except BaseException as exc:  # run() must never raise; surface it in the test
+            self.run_error.append(exc)
+
+    def wait_state(self, state: str) -> None:
+        for _ in range(2000):
+            if self.handler.state == state:
+                return
+            threading.Event().wait(0.005)
+        raise AssertionError(f"handler stuck in {self.handler.state}, expected {state}")
+
+    def wait_ready(self) -> None:
+        self.wait_state("ready")
+
+    def join(self) -> None:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "ShimHandler.run() did not return"
+        assert not self.run_error
+
+    def close(self) -> None:
+        self.peer_stream.close()
+        self.join()
+
+
+@pytest.fixture
+def make() -> Any:
+    harnesses: list[Harness] = []
+
+    def factory(chaincode: Chaincode, **kwargs: Any) -> Harness:
+        h = Harness(chaincode, **kwargs)
+        harnesses.append(h)
+        if kwargs.get("handshake", "full") == "full":
+            h.wait_ready()
+        return h
+
+    yield factory
+    for h in harnesses:
+        h.peer_stream.close()
+        h.thread.join(WAIT)
+
+
+# ---------------------------------------------------------------------------- chaincodes
+
+
+class FnChaincode(Chaincode):
+    """Invoke dispatches to ``fn(stub, *params)`` from a dict; results are JSON-encoded."""
+
+    def __init__(self, fns: dict[str, Callable[..., Any]], init: Callable[..., Any] | None = None):
+        self.fns = fns
+        self._init = init
+
+    def init(self, stub: ChaincodeStub) -> Response:
+        if self._init is None:
+            return success(b"init-ok")
+        return self._init(stub)
+
+    def invoke(self, stub: ChaincodeStub) -> Response:
+        fn, params = stub.get_function_and_parameters()
+        result = self.fns[fn](stub, *params)
+        if isinstance(result, Response):
+            return result
+        return success(json.dumps(result))
+
+
+def payload_of(reply: ChaincodeMessage) -> Any:
+    assert reply.type == M.COMPLETED, reply.payload
+    resp = parse(Response, reply.payload)
+    assert resp.status == 200, resp
+    return json.loads(resp.payload)
+
+
+def make_proposal(
+    creator: bytes = b"", nonce: bytes = b"n0nce", epoch: int = 0, header_type: int = 3
+) -> SignedProposal:
+    chdr = common_pb2.ChannelHeader(type=header_type, channel_id=CHANNEL, tx_id="t", epoch=epoch)
+    chdr.timestamp.seconds = 1_700_000_000
+    chdr.timestamp.nanos = 42
+    shdr = common_pb2.SignatureHeader(creator=creator, nonce=nonce)
+    header = common_pb2.Header(
+        channel_header=chdr.SerializeToString(), signature_header=shdr.SerializeToString()
+    )
+    payload = ChaincodeProposalPayload(input=b"x", TransientMap={"secret": b"s3"})
+    prop = Proposal(header=header.SerializeToString(), payload=payload.SerializeToString())
+    return SignedProposal(proposal_bytes=prop.SerializeToString(), signature=b"sig")
+
+
+# ---------------------------------------------------------------------------- handshake / FSM
+
+
+def test_handshake_order_and_states(make: Any) -> None:
+    h = make(FnChaincode({"ping": lambda stub: "pong"}), handshake="none")
+    # REGISTER is the first thing on the wire, with ChaincodeID{name} and nothing else.
+    for _ in range(1000):
+        if h.peer.received:
+            break
+        threading.Event().wait(0.005)
+    register = h.peer.received[0]
+    assert register.type == M.REGISTER
+    assert parse(ChaincodeID, register.payload).name == "mycc:1.0"
+    assert register.txid == "" and register.channel_id == ""
+    assert h.handler.state == "created"
+    h.peer.send(M(type=M.REGISTERED))
+    h.peer.send(M(type=M.KEEPALIVE))  # a round trip proves REGISTERED was processed
+    assert h.peer.unsolicited.get(timeout=WAIT).type == M.KEEPALIVE
+    assert h.handler.state == "established"
+    h.peer.send(M(type=M.READY, payload=b"\xff\xff not a proto"))  # READY payload is tolerated
+    h.wait_ready()
+    assert payload_of(h.peer.execute(["ping"])) == "pong"
+    h.close()
+    assert h.handler.error is None
+
+
+def test_ready_payload_additional_params_parsed(make: Any) -> None:
+    from protos.peer.chaincode_pb2 import ChaincodeAdditionalParams
+
+    h = make(FnChaincode({}), handshake="registered")
+    h.wait_state("established")
+    h.peer.send(
+        M(type=M.READY, payload=ChaincodeAdditionalParams(use_write_batch=True).SerializeToString())
+    )
+    h.wait_ready()
+    assert h.handler.ready_params is not None and h.handler.ready_params.use_write_batch
+
+
+def test_keepalive_echoed_in_every_state(make: Any) -> None:
+    h = make(FnChaincode({}), handshake="none")
+    h.peer.send(M(type=M.KEEPALIVE, txid="k1"))
+    echoed = h.peer.unsolicited.get(timeout=WAIT)
+    assert (echoed.type, echoed.txid) == (M.KEEPALIVE, "k1")
+    h.peer.send(M(type=M.REGISTERED))
+    h.peer.send(M(type=M.READY))
+    h.wait_ready()
+    h.peer.send(M(type=M.KEEPALIVE, txid="k2"))
+    echoed = h.peer.unsolicited.get(timeout=WAIT)
+    assert (echoed.type, echoed.txid) == (M.KEEPALIVE, "k2")
+    assert h.handler.state == "ready"
+
+
+@pytest.mark.parametrize(
+    ("handshake", "bad"),
+    [
+        ("none", M(type=M.INIT, txid="tx-early", channel_id=CHANNEL)),
+        ("registered", M(type=M.TRANSACTION, txid="tx-early", channel_id=CHANNEL)),
+        ("full", M(type=M.REGISTERED, txid="tx-dup")),
+        ("full", M(type=M.GET_STATE, txid="tx-odd")),
+    ],
+)
+def test_out_of_state_message_sends_error_and_ends_stream(
+    make: Any, handshake: str, bad: ChaincodeMessage
+) -> None:
+    h = make(FnChaincode({}), handshake=handshake)
+    h.wait_state({"none": "created", "registered": "established", "full": "ready"}[handshake])
+    h.peer.send(bad)
+    err = h.peer.result(bad.txid, channel="")  # Go's ERROR here carries the txid, no channel
+    assert err.type == M.ERROR
+    assert M.Type.Name(bad.type) in err.payload.decode()
+    assert h.handler.state in err.payload.decode()
+    assert h.peer.closed.wait(WAIT), "the shim did not end the stream"
+    h.join()
+    assert h.handler.error is not None
+
+
+def test_stray_response_is_a_protocol_error(make: Any) -> None:
+    h = make(FnChaincode({}))
+    h.wait_ready()
+    h.peer.send(M(type=M.RESPONSE, txid="nobody", channel_id=CHANNEL))
+    assert h.peer.result("nobody", channel="").type == M.ERROR
+    assert h.peer.closed.wait(WAIT)
+    h.join()
+
+
+def test_malformed_frame_ends_run(make: Any) -> None:
+    h = make(FnChaincode({}))
+    h.wait_ready()
+    h.peer_stream.send_frame(b"\xc1 definitely not msgpack")
+    assert h.peer.closed.wait(WAIT)
+    h.join()
+    assert "malformed" in (h.handler.error or "")
+
+
+def test_stop_makes_run_return(make: Any) -> None:
+    h = make(FnChaincode({}))
+    h.wait_ready()
+    h.handler.stop()
+    h.join()
+    assert h.peer.closed.wait(WAIT)
+
+
+# ---------------------------------------------------------------------------- INIT / TRANSACTION
+
+
+def test_init_and_invoke_replies(make: Any) -> None:
+    h = make(
+        FnChaincode(
+            {"fail": lambda stub: error("nope", status=500, payload=b"p")},
+            init=lambda stub: error("init failed") if stub.get_args() else success(b"fine"),
+        )
+    )
+    ok = h.peer.execute([], msg_type=M.INIT, txid="i1")
+    assert (ok.type, ok.txid, ok.channel_id) == (M.COMPLETED, "i1", CHANNEL)
+    assert parse(Response, ok.payload).payload == b"fine"
+    # Go shim: Init with status >= 500 becomes ERROR carrying the message...
+    bad = h.peer.execute(["x"], msg_type=M.INIT, txid="i2")
+    assert (bad.type, bad.payload, bad.channel_id) == (M.ERROR, b"init failed", CHANNEL)
+    # ... while Invoke always answers COMPLETED and lets the endorser read the status.
+    fail = h.peer.execute(["fail"], txid="t1")
+    assert fail.type == M.COMPLETED
+    assert parse(Response, fail.payload) == Response(status=500, message="nope", payload=b"p")
+    assert not fail.HasField("chaincode_event")
+
+
+def test_exception_in_chaincode_is_error_and_handler_survives(make: Any) -> None:
+    def boom(stub: ChaincodeStub) -> None:
+        raise KeyError("missing thing")
+
+    h = make(FnChaincode({"boom": boom, "ok": lambda stub: "fine"}))
+    reply = h.peer.execute(["boom"], txid="b1")
+    assert reply.type == M.ERROR
+    assert reply.payload.decode() == "KeyError: 'missing thing'"
+    assert (reply.txid, reply.channel_id) == ("b1", CHANNEL)
+    assert payload_of(h.peer.execute(["ok"])) == "fine"
+    # The default Chaincode.invoke raises NotImplementedError, which is reported the same way.
+    h2 = make(Chaincode())
+    reply = h2.peer.execute(["anything"])
+    assert reply.type == M.ERROR and reply.payload.startswith(b"NotImplementedError: ")
+    assert parse(Response, h2.peer.execute([], msg_type=M.INIT).payload).status == 200
+
+
+def test_non_response_return_is_error(make: Any) -> None:
+    class Bad(Chaincode):
+        def invoke(self, stub: ChaincodeStub) -> Any:
+            return "not a response"
+
+    h = make(Bad())
+    reply = h.peer.execute(["x"])
+    assert reply.type == M.ERROR
+    assert b"returned str, not a Response" in reply.payload
+
+
+def test_undecodable_input_is_error(make: Any) -> None:
+    h = make(FnChaincode({}))
+    reply = h.peer.execute([], txid="u1", payload=b"\xff\xff\xff")
+    assert reply.type == M.ERROR and reply.payload.startswith(b"failed to unmarshal input")
+    assert reply.channel_id == CHANNEL
+
+
+def test_set_event_reaches_completed(make: Any) -> None:
+    def emit(stub: ChaincodeStub) -> str:
+        with pytest.raises(ValueError):
+            stub.set_event("", b"x")
+        stub.set_event("first", b"1")
+        stub.set_event("second", "two")  # last one wins
+        return "ok"
+
+    h = make(FnChaincode({"emit": emit}))
+    reply = h.peer.execute(["emit"])
+    assert reply.type == M.COMPLETED
+    assert reply.chaincode_event.event_name == "second"
+    assert reply.chaincode_event.payload == b"two"
+
+
+# ---------------------------------------------------------------------------- stub API
+
+
+def test_args_and_proposal_accessors(make: Any) -> None:
+    creator = SerializedIdentity(
+        mspid="Org1MSP", id_bytes=b"-----BEGIN CERT-----"
+    ).SerializeToString()
+    seen: dict[str, Any] = {}
+
+    def inspect(stub: ChaincodeStub, *params: str) -> str:
+        seen["args"] = stub.get_args()
+        seen["strings"] = stub.get_string_args()
+        seen["fp"] = stub.get_function_and_parameters()
+        seen["txid"], seen["channel"] = stub.get_txid(), stub.get_channel_id()
+        seen["creator"], seen["transient"] = stub.get_creator(), stub.get_transient()
+        seen["binding"], seen["ts"] = stub.get_binding(), stub.get_tx_timestamp()
+        seen["sp"], seen["decorations"] = stub.get_signed_proposal(), stub.get_decorations()
+        return "ok"
+
+    def no_proposal(stub: ChaincodeStub) -> str:
+        assert stub.get_creator() == b"" and stub.get_binding() == b""
+        assert stub.get_transient() == {} and stub.get_signed_proposal() is None
+        with pytest.raises(ValueError, match="no signed proposal"):
+            stub.get_tx_timestamp()
+        return "ok"
+
+    h = make(FnChaincode({"inspect": inspect, "none": no_proposal}))
+    prop = make_proposal(creator=creator, nonce=b"abc", epoch=7)
+    payload = ChaincodeInput(args=[b"inspect", b"a", b"\xff"], decorations={"d": b"v"})
+    reply = h.peer.execute([], txid="tx-a", proposal=prop, payload=payload.SerializeToString())
+    assert payload_of(reply) == "ok"
+    assert seen["args"] == [b"inspect", b"a", b"\xff"]
+    assert seen["strings"][:2] == ["inspect", "a"]
+    assert seen["strings"][2].encode("utf-8", "surrogateescape") == b"\xff"
+    assert seen["fp"] == ("inspect", ["a", seen["strings"][2]])
+    assert (seen["txid"], seen["channel"]) == ("tx-a", CHANNEL)
+    assert seen["creator"] == creator
+    assert seen["transient"] == {"secret": b"s3"}
+    assert seen["binding"] == hashlib.sha256(b"abc" + creator + struct.pack("<Q", 7)).digest()
+    assert (seen["ts"].seconds, seen["ts"].nanos) == (1_700_000_000, 42)
+    assert seen["sp"] == prop
+    assert seen["decorations"] == {"d": b"v"}
+    assert payload_of(h.peer.execute(["none"])) == "ok"
+
+
+def test_bad_proposal_is_error_before_user_code(make: Any) -> None:
+    ran = threading.Event()
+    h = make(FnChaincode({"x": lambda stub: ran.set()}))
+    bad_type = h.peer.execute(["x"], proposal=make_proposal(header_type=0))
+    assert bad_type.type == M.ERROR and b"invalid channel header type" in bad_type.payload
+    empty = h.peer.execute(["x"], proposal=SignedProposal(signature=b"s"))
+    assert empty.type == M.ERROR and b"proposal header is nil" in empty.payload
+    assert not ran.is_set()
+
+
+def test_state_requests_carry_txid_and_channel(make: Any) -> None:
+    def rw(stub: ChaincodeStub) -> dict[str, Any]:
+        stub.put_state("a", b"1")
+        stub.put_state("b", "two")
+        out = {"a": stub.get_state("a").decode(), "missing": stub.get_state("nope").decode()}
+        out["multi"] = [v.decode() for v in stub.get_state_multiple(["a", "b", "zz"])]
+        stub.del_state("a")
+        out["after_del"] = stub.get_state("a").decode()
+        with pytest.raises(ValueError, match="empty"):
+            stub.put_state("", b"x")
+        return out
+
+    h = make(FnChaincode({"rw": rw}))
+    result = payload_of(h.peer.execute(["rw"], txid="tx-rw", channel="other"))
+    assert result == {"a": "1", "missing": "", "multi": ["1", "two", ""], "after_del": ""}
+    reqs = h.peer.requests("tx-rw")
+    assert [M.Type.Name(r.type) for r in reqs] == [
+        "PUT_STATE", "PUT_STATE", "GET_STATE", "GET_STATE",
+        "GET_STATE", "GET_STATE", "GET_STATE", "DEL_STATE", "GET_STATE",
+    ]  # fmt: skip
+    assert all((r.txid, r.channel_id) == ("tx-rw", "other") for r in reqs)
+    put = parse(shim_pb.PutState, reqs[1].payload)
+    assert (put.key, put.value, put.collection) == ("b", b"two", "")
+    assert parse(shim_pb.DelState, reqs[7].payload).key == "a"
+
+
+def test_private_data(make: Any) -> None:
+    def pdc(stub: ChaincodeStub) -> dict[str, Any]:
+        stub.put_private_data("col", "k", b"secret")
+        out = {
+            "value": stub.get_private_data("col", "k").decode(),
+            "hash": stub.get_private_data_hash("col", "k").hex(),
+        }
+        stub.del_private_data("col", "k")
+        out["after_del"] = stub.get_private_data("col", "k").decode()
+        stub.purge_private_data("col", "k")
+        for call in (
+            lambda: stub.get_private_data("", "k"),
+            lambda: stub.put_private_data("", "k", b"v"),
+            lambda: stub.del_private_data("", "k"),
+            lambda: stub.get_private_data_hash("", "k"),
+            lambda: stub.purge_private_data("", "k"),
+            lambda: stub.get_private_data_by_range("", "a", "b"),
+        ):
+            with pytest.raises(ValueError, match="collection"):
+                call()
+        return out
+
+    h = make(FnChaincode({"pdc": pdc}))
+    out = payload_of(h.peer.execute(["pdc"], txid="tx-p"))
+    assert out == {
+        "value": "secret",
+        "hash": hashlib.sha256(b"secret").hexdigest(),
+        "after_del": "",
+    }
+    reqs = h.peer.requests("tx-p")
+    assert [M.Type.Name(r.type) for r in reqs] == [
+        "PUT_STATE", "GET_STATE", "GET_PRIVATE_DATA_HASH", "DEL_STATE", "GET_STATE",
+        "PURGE_PRIVATE_DATA",
+    ]  # fmt: skip
+    assert parse(shim_pb.PutState, reqs[0].payload).collection == "col"
+    assert parse(shim_pb.DelState, reqs[5].payload) == shim_pb.DelState(key="k", collection="col")
+
+
+def test_validation_parameter(make: Any) -> None:
+    def kle(stub: ChaincodeStub) -> list[str]:
+        before = stub.get_state_validation_parameter("k")
+        stub.set_state_validation_parameter("k", b"policy")
+        return [before.decode(), stub.get_state_validation_parameter("k").decode()]
+
+    h = make(FnChaincode({"kle": kle}))
+    assert payload_of(h.peer.execute(["kle"], txid="tx-m")) == ["", "policy"]
+    put = next(r for r in h.peer.requests("tx-m") if r.type == M.PUT_STATE_METADATA)
+    req = parse(shim_pb.PutStateMetadata, put.payload)
+    assert (req.key, req.metadata.metakey, req.metadata.value) == (
+        "k",
+        "VALIDATION_PARAMETER",
+        b"policy",
+    )
+
+
+def test_range_over_many_keys_batches_and_close(make: Any) -> None:
+    def scan(stub: ChaincodeStub, start: str, end: str) -> list[str]:
+        it = stub.get_state_by_range(start, end)
+        assert isinstance(it, StateQueryIterator)
+        with it:
+            keys = [kv.key for kv in it]
+            assert not it.has_next()
+        it.close()  # idempotent: no second CLOSE
+        return keys
+
+    h = make(FnChaincode({"scan": scan}))
+    h.peer.state = {f"key{i:04d}": str(i).encode() for i in range(250)}
+    keys = payload_of(h.peer.execute(["scan", "", ""], txid="tx-r"))
+    assert keys == sorted(h.peer.state)
+    reqs = h.peer.requests("tx-r")
+    assert [M.Type.Name(r.type) for r in reqs] == [
+        "GET_STATE_BY_RANGE", "QUERY_STATE_NEXT", "QUERY_STATE_NEXT", "QUERY_STATE_CLOSE",
+    ]  # fmt: skip
+    rng = parse(shim_pb.GetStateByRange, reqs[0].payload)
+    assert (rng.startKey, rng.endKey, rng.metadata) == ("\x01", "", b"")  # "" start -> "\x01"
+    ids = {parse(shim_pb.QueryStateNext, r.payload).id for r in reqs[1:3]}
+    assert ids == {parse(shim_pb.QueryStateClose, reqs[3].payload).id}
+    window = payload_of(h.peer.execute(["scan", "key0100", "key0103"]))
+    assert window == ["key0100", "key0101", "key0102"]
+
+
+def test_range_rejects_composite_namespace(make: Any) -> None:
+    def bad(stub: ChaincodeStub) -> str:
+        for start, end in (("\x00a", "b"), ("a", "\x00b")):
+            with pytest.raises(ValueError, match="null character"):
+                stub.get_state_by_range(start, end)
+        return "ok"
+
+    h = make(FnChaincode({"bad": bad}))
+    assert payload_of(h.peer.execute(["bad"], txid="tx-bad")) == "ok"
+    assert h.peer.requests("tx-bad") == []
+
+
+def test_pagination_metadata(make: Any) -> None:
+    def page(stub: ChaincodeStub, size: str, bookmark: str) -> dict[str, Any]:
+        it, meta = stub.get_state_by_range_with_pagination("", "", int(size), bookmark)
+        with it:
+            keys = [kv.key for kv in it]
+        return {"keys": keys, "count": meta.fetched_records_count, "bookmark": meta.bookmark}
+
+    h = make(FnChaincode({"page": page}))
+    h.peer.state = {f"k{i}": b"v" for i in range(7)}
+    first = payload_of(h.peer.execute(["page", "3", ""], txid="tx-pg"))
+    assert first == {"keys": ["k0", "k1", "k2"], "count": 3, "bookmark": "k3"}
+    req = parse(shim_pb.GetStateByRange, h.peer.requests("tx-pg")[0].payload)
+    assert parse(shim_pb.QueryMetadata, req.metadata) == shim_pb.QueryMetadata(pageSize=3)
+    last = payload_of(h.peer.execute(["page", "5", "k3"]))
+    assert last == {"keys": ["k3", "k4", "k5", "k6"], "count": 4, "bookmark": ""}
+
+
+def test_composite_keys_round_trip_and_partial_range(make: Any) -> None:
+    key = create_composite_key("color~name", ["blue", "marble1"])
+    assert key == "\x00color~name\x00blue\x00marble1\x00"
+    assert split_composite_key(key) == ("color~name", ["blue", "marble1"])
+    assert split_composite_key(create_composite_key("t", [])) == ("t", [])
+    for bad in ("a\x00b", "a\U0010ffffb", "\ud800"):
+        with pytest.raises(ValueError):
+            create_composite_key("t", [bad])
+
+    def by_color(stub: ChaincodeStub, color: str) -> list[list[Any]]:
+        for name, c in (("m1", "blue"), ("m2", "red"), ("m3", "blue")):
+            stub.put_state(stub.create_composite_key("color~name", [c, name]), b"x")
+        with stub.get_state_by_partial_composite_key("color~name", [color]) as it:
+            return [list(stub.split_composite_key(kv.key)) for kv in it]
+
+    h = make(FnChaincode({"by_color": by_color}))
+    got = payload_of(h.peer.execute(["by_color", "blue"], txid="tx-c"))
+    assert got == [["color~name", ["blue", "m1"]], ["color~name", ["blue", "m3"]]]
+    rng = next(r for r in h.peer.requests("tx-c") if r.type == M.GET_STATE_BY_RANGE)
+    req = parse(shim_pb.GetStateByRange, rng.payload)
+    assert req.startKey == "\x00color~name\x00blue\x00"
+    assert req.endKey == "\x00color~name\x00blue\x00\U0010ffff"
+
+    def paged(stub: ChaincodeStub) -> list[Any]:
+        it, meta = stub.get_state_by_partial_composite_key_with_pagination("color~name", [], 1, "")
+        with it:
+            return [[kv.key for kv in it], meta.bookmark]
+
+    h2 = make(FnChaincode({"paged": paged}))
+    h2.peer.state = dict.fromkeys(
+        (create_composite_key("color~name", [c, n]) for c, n in (("blue", "m1"), ("red", "m2"))),
+        b"x",
+    )
+    keys, bookmark = payload_of(h2.peer.execute(["paged"]))
+    assert keys == ["\x00color~name\x00blue\x00m1\x00"]
+    assert bookmark == "\x00color~name\x00red\x00m2\x00"
+
+
+def test_history(make: Any) -> None:
+    def hist(stub: ChaincodeStub, key: str) -> list[Any]:
+        it = stub.get_history_for_key(key)
+        assert isinstance(it, HistoryQueryIterator)
+        with it:
+            return [[m.tx_id, m.value.decode(), m.is_delete, m.timestamp.seconds] for m in it]
+
+    h = make(FnChaincode({"hist": hist}))
+    mods = []
+    for i in range(120):
+        m = KeyModification(tx_id=f"t{i}", value=str(i).encode(), is_delete=(i == 119))
+        m.timestamp.seconds = 1000 + i
+        mods.append(m)
+    h.peer.history["k"] = mods
+    got = payload_of(h.peer.execute(["hist", "k"], txid="tx-h"))
+    assert len(got) == 120
+    assert got[0] == ["t0", "0", False, 1000] and got[-1] == ["t119", "119", True, 1119]
+    reqs = h.peer.requests("tx-h")
+    assert [M.Type.Name(r.type) for r in reqs] == [
+        "GET_HISTORY_FOR_KEY", "QUERY_STATE_NEXT", "QUERY_STATE_CLOSE",
+    ]  # fmt: skip
+    assert parse(shim_pb.GetHistoryForKey, reqs[0].payload).key == "k"
+
+
+def test_query_result_and_peer_error(make: Any) -> None:
+    def rich(stub: ChaincodeStub, query: str) -> Any:
+        try:
+            with stub.get_query_result(query) as it:
+                return [kv.key for kv in it]
+        except ChaincodeRequestError as exc:
+            return {"error": str(exc)}
+
+    h = make(FnChaincode({"rich": rich}))
+    h.peer.state = {"a": b"1", "b": b"2"}
+    assert payload_of(h.peer.execute(["rich", "{}"], txid="tx-q")) == ["a", "b"]
+    assert parse(shim_pb.GetQueryResult, h.peer.requests("tx-q")[0].payload).query == "{}"
+    got = payload_of(h.peer.execute(["rich", '{"selector":{}}']))
+    assert got == {"error": "GET_QUERY_RESULT failed: rich queries are not supported by LevelDB"}
+
+
+def test_peer_error_reply_raises_and_tx_continues(make: Any) -> None:
+    def guarded(stub: ChaincodeStub) -> Any:
+        with pytest.raises(ChaincodeRequestError, match="no ledger context"):
+            stub.get_state("poison")
+        return stub.get_state("fine").decode()  # the reply slot was freed
+
+    h = make(FnChaincode({"guarded": guarded, "raw": lambda stub: stub.get_state("poison")}))
+    h.peer.fail_keys.add("poison")
+    h.peer.state["fine"] = b"yes"
+    assert payload_of(h.peer.execute(["guarded"])) == "yes"
+    # Uncaught, it fails the transaction with the peer's text.
+    reply = h.peer.execute(["raw"])
+    assert reply.type == M.ERROR
+    assert reply.payload.decode().startswith("ChaincodeRequestError: GET_STATE failed")
+
+
+def test_invoke_chaincode(make: Any) -> None:
+    def call(stub: ChaincodeStub, name: str, channel: str) -> list[Any]:
+        resp = stub.invoke_chaincode(name, ["fn", b"\x01arg"], channel)
+        return [resp.status, resp.message, resp.payload.decode("latin-1")]
+
+    h = make(FnChaincode({"call": call}))
+    inner_ok = M(
+        type=M.COMPLETED,
+        payload=Response(status=200, payload=b"callee says hi").SerializeToString(),
+        txid="tx-i",
+        channel_id=CHANNEL,
+    )
+    h.peer.invoke_replies["good"] = inner_ok
+    h.peer.invoke_replies["bad/ch2"] = M(type=M.ERROR, payload=b"callee exploded")
+    assert payload_of(h.peer.execute(["call", "good", ""], txid="tx-i")) == [
+        200,
+        "",
+        "callee says hi",
+    ]
+    spec = parse(ChaincodeSpec, h.peer.requests("tx-i")[0].payload)
+    assert spec.chaincode_id.name == "good"
+    assert list(spec.input.args) == [b"fn", b"\x01arg"]
+    assert spec.type == 0 and not spec.input.is_init
+    assert payload_of(h.peer.execute(["call", "bad", "ch2"], txid="tx-j")) == [
+        500,
+        "callee exploded",
+        "callee exploded",
+    ]
+    assert parse(ChaincodeSpec, h.peer.requests("tx-j")[0].payload).chaincode_id.name == "bad/ch2"
+    # The peer refusing the call (outer ERROR) is a 500 Response too, as in Go.
+    status, message, _ = payload_of(h.peer.execute(["call", "ghost", ""]))
+    assert status == 500 and "chaincode ghost not found" in message
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+def test_many_concurrent_transactions_get_their_own_replies(make: Any) -> None:
+    barrier = threading.Barrier(50, timeout=WAIT)
+
+    def work(stub: ChaincodeStub, i: str) -> list[str]:
+        barrier.wait()  # all 50 are in flight before any request goes out
+        first = stub.get_state(f"k{i}").decode()
+        stub.put_state(f"out{i}", f"{first}-{stub.get_txid()}")
+        second = stub.get_state(f"k{i}").decode()
+        return [first, second]
+
+    h = make(FnChaincode({"work": work}), shuffle=True)
+    h.peer.state = {f"k{i}": f"value{i}".encode() for i in range(50)}
+    for i in range(50):
+        h.peer.start(["work", str(i)], txid=f"tx{i:02d}")
+    for i in range(50):
+        assert payload_of(h.peer.result(f"tx{i:02d}")) == [f"value{i}", f"value{i}"]
+        assert h.peer.state[f"out{i}"] == f"value{i}-tx{i:02d}".encode()
+        reqs = h.peer.requests(f"tx{i:02d}")
+        assert len(reqs) == 3 and all(r.channel_id == CHANNEL for r in reqs)
+    # Replies really were out of order relative to the requests.
+    order = [r.txid for r in h.peer.requests()]
+    assert order != sorted(order)
+
+
+def test_same_txid_on_two_channels_is_two_transactions(make: Any) -> None:
+    h = make(FnChaincode({"get": lambda stub, k: stub.get_state(k).decode()}), shuffle=True)
+    h.peer.state = {"a": b"A", "b": b"B"}
+    h.peer.start(["get", "a"], txid="same", channel="c1")
+    h.peer.start(["get", "b"], txid="same", channel="c2")
+    assert payload_of(h.peer.result("same", "c1")) == "A"
+    assert payload_of(h.peer.result("same", "c2")) == "B"
+
+
+def test_overlapping_requests_from_one_transaction_fail(make: Any) -> None:
+    def overlap(stub: ChaincodeStub) -> str:
+        first: list[bytes] = []
+        t = threading.Thread(target=lambda: first.append(stub.get_state("slow")))
+        t.start()
+        h.peer.held.get(timeout=WAIT)  # the first request is at the peer, unanswered
+        try:
+            with pytest.raises(ChaincodeRequestError, match="still waiting"):
+                stub.get_state("other")
+        finally:
+            release.set()
+        t.join(WAIT)
+        return first[0].decode()
+
+    release = threading.Event()
+    h = make(FnChaincode({"overlap": overlap}))
+    h.peer.hold["slow"] = release
+    h.peer.state["slow"] = b"eventually"
+    assert payload_of(h.peer.execute(["overlap"], txid="tx-o")) == "eventually"
+    assert [parse(shim_pb.GetState, r.payload).key for r in h.peer.requests("tx-o")] == ["slow"]
+
+
+def test_peer_closing_stream_fails_waiting_calls_and_run_returns(make: Any) -> None:
+    outcome: queue.Queue[BaseException | bytes] = queue.Queue()
+
+    def waits(stub: ChaincodeStub) -> str:
+        try:
+            outcome.put(stub.get_state("slow"))
+        except ChaincodeRequestError as exc:
+            outcome.put(exc)
+            try:
+                stub.get_state("again")  # later calls fail immediately too
+            except ChaincodeRequestError as exc2:
+                outcome.put(exc2)
+        return "done"
+
+    release = threading.Event()
+    h = make(FnChaincode({"waits": waits}))
+    h.peer.hold["slow"] = release
+    h.peer.start(["waits"], txid="tx-w")
+    h.peer.held.get(timeout=WAIT)
+    h.peer_stream.close()
+    first, second = outcome.get(timeout=WAIT), outcome.get(timeout=WAIT)
+    assert isinstance(first, ChaincodeRequestError) and str(first) == "connection to peer lost"
+    assert isinstance(second, ChaincodeRequestError)
+    h.join()
+    release.set()
+    assert h.handler.error is None
