@@ -1,7 +1,9 @@
 """The ``ccactors`` command line.
 
-``ccactors demo`` starts a peer in this process, launches two system chaincodes as OS
-processes, drives a parallel invoke workload through them, commits, and reports.
+``demo`` starts a peer in this process, launches two system chaincodes as OS processes,
+drives a parallel invoke workload through them, commits, and reports. ``serve`` runs a
+long-lived peer (chaincode listener, admin service, metrics); ``invoke``, ``query``, ``list``
+and ``events`` talk to one.
 """
 
 from __future__ import annotations
@@ -166,6 +168,145 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"    event {event['name']} from {event['chaincode_id']}: {event['payload']}")
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """``ccactors serve``: a long-lived peer until SIGTERM/SIGINT."""
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from actors.admin import serve_admin
+
+    config = Config.load(args.config)
+    changes: dict[str, Any] = {}
+    if args.mode:
+        changes["mode"] = args.mode
+    if args.listen:
+        changes["listen_address"] = args.listen
+    config = config.replace(**changes)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with ChaincodeSupport(config) as support:
+        listener = support.listen()
+        admin_server, admin_address = serve_admin(support, args.admin)
+        lines = [
+            f"chaincode listener {listener.address} (mode {config.mode})",
+            f"admin {admin_address}",
+        ]
+        if args.metrics:
+            host, _, port = args.metrics.rpartition(":")
+            metrics_server, _ = start_http_server(
+                int(port), addr=host or "0.0.0.0", registry=support.metrics.registry
+            )
+            lines.append(f"metrics http://{args.metrics}/metrics")
+        else:
+            metrics_server = None
+        defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes) or "none"
+        lines.append(f"chaincodes defined: {defined}")
+        print("ccactors serve: " + "; ".join(lines), flush=True)
+        stop.wait()
+        print("ccactors serve: shutting down", flush=True)
+        admin_server.stop(1).wait(5)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+    return 0
+
+
+def _render_payload(payload: bytes) -> dict[str, str]:
+    try:
+        return {"payload": payload.decode("utf-8")}
+    except UnicodeDecodeError:
+        import base64
+
+        return {"payload_base64": base64.b64encode(payload).decode()}
+
+
+def run_invoke(args: argparse.Namespace, commit: bool) -> int:
+    """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
+    from actors.admin import AdminClient
+
+    client = AdminClient(args.peer, timeout=args.timeout + 30 if args.timeout else 120)
+    try:
+        reply = client.invoke(
+            args.channel,
+            args.chaincode,
+            [a.encode() for a in args.args],
+            commit=commit,
+            txid=args.txid or "",
+            timeout=args.timeout or 0.0,
+        )
+    except ChaincodeError as exc:
+        if args.json:
+            print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        else:
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    response = reply.response
+    ok = response.status < 400 and (not commit or reply.validation == "VALID")
+    out: dict[str, Any] = {
+        "txid": reply.txid,
+        "status": response.status,
+        "message": response.message,
+        **_render_payload(response.payload),
+    }
+    if commit:
+        out["validation"] = reply.validation
+    if reply.HasField("event"):
+        out["event"] = {"name": reply.event.event_name, **_render_payload(reply.event.payload)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key}: {value}")
+    return 0 if ok else 1
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from actors.admin import AdminClient
+
+    try:
+        chaincodes = AdminClient(args.peer).list().chaincodes
+    except ChaincodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows = [
+        {"name": c.name, "runtime": c.runtime, "status": c.status, "instance": c.instance}
+        for c in chaincodes
+    ]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(f"{row['name']:<24} {row['runtime']:<9} {row['status']:<10} {row['instance']}")
+    return 0
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from actors.admin import AdminClient
+
+    try:
+        for event in AdminClient(args.peer).events(args.chaincode or ""):
+            record = {
+                "chaincode": event.chaincode,
+                "kind": event.kind,
+                "detail": event.detail,
+                "timestamp": event.timestamp,
+            }
+            print(
+                json.dumps(record)
+                if args.json
+                else f"{time.strftime('%H:%M:%S', time.localtime(event.timestamp))} "
+                f"{event.chaincode} {event.kind} {event.detail}",
+                flush=True,
+            )
+    except ChaincodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ccactors", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -174,6 +315,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--clients", type=int, default=16, help="parallel client threads")
     demo.add_argument("--transactions", type=int, default=50, help="invokes per client")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    serve = commands.add_parser("serve", help="run a long-lived peer with an admin service")
+    serve.add_argument("--listen", help="chaincode listener HOST:PORT (default from config)")
+    serve.add_argument("--admin", default="127.0.0.1:7051", help="admin service HOST:PORT")
+    serve.add_argument("--metrics", help="serve Prometheus /metrics on HOST:PORT")
+    serve.add_argument("--mode", choices=("net", "dev"), help="chaincode.mode")
+    serve.add_argument("--config", help="configuration file (TOML or JSON, core.yaml keys)")
+
+    for name, help_text in (
+        ("invoke", "execute and commit a transaction (Fabric's submit)"),
+        ("query", "execute without committing (Fabric's evaluate)"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--peer", default="127.0.0.1:7051", help="admin address of the peer")
+        sub.add_argument("--channel", "-C", default="mychannel")
+        sub.add_argument("--txid", help="transaction id (default: made by the peer)")
+        sub.add_argument("--timeout", type=float, help="execute timeout in seconds")
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument("chaincode")
+        sub.add_argument("args", nargs="*", help="function and arguments")
+
+    listing = commands.add_parser("list", help="list the peer's chaincodes")
+    listing.add_argument("--peer", default="127.0.0.1:7051")
+    listing.add_argument("--json", action="store_true")
+
+    events = commands.add_parser("events", help="follow chaincode lifecycle events")
+    events.add_argument("--peer", default="127.0.0.1:7051")
+    events.add_argument("--chaincode", help="only this chaincode")
+    events.add_argument("--json", action="store_true")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -188,6 +359,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _print_report(report)
         return 0 if report["failed"] == 0 else 1
+    if args.command == "serve":
+        return run_serve(args)
+    if args.command in ("invoke", "query"):
+        return run_invoke(args, commit=args.command == "invoke")
+    if args.command == "list":
+        return run_list(args)
+    if args.command == "events":
+        return run_events(args)
     return 2
 
 

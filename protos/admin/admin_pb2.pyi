@@ -1,0 +1,104 @@
+from protos.peer import chaincode_event_pb2 as _chaincode_event_pb2
+from protos.peer import proposal_response_pb2 as _proposal_response_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InvokeRequest(_message.Message):
+    __slots__ = ("channel", "chaincode", "args", "txid", "timeout", "transient", "is_init")
+    class TransientEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CHAINCODE_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    TXID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    TRANSIENT_FIELD_NUMBER: _ClassVar[int]
+    IS_INIT_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    chaincode: str
+    args: _containers.RepeatedScalarFieldContainer[bytes]
+    txid: str
+    timeout: float
+    transient: _containers.ScalarMap[str, bytes]
+    is_init: bool
+    def __init__(self, channel: _Optional[str] = ..., chaincode: _Optional[str] = ..., args: _Optional[_Iterable[bytes]] = ..., txid: _Optional[str] = ..., timeout: _Optional[float] = ..., transient: _Optional[_Mapping[str, bytes]] = ..., is_init: _Optional[bool] = ...) -> None: ...
+
+class InvokeReply(_message.Message):
+    __slots__ = ("txid", "response", "validation", "event", "rwset")
+    TXID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RWSET_FIELD_NUMBER: _ClassVar[int]
+    txid: str
+    response: _proposal_response_pb2.Response
+    validation: str
+    event: _chaincode_event_pb2.ChaincodeEvent
+    rwset: bytes
+    def __init__(self, txid: _Optional[str] = ..., response: _Optional[_Union[_proposal_response_pb2.Response, _Mapping]] = ..., validation: _Optional[str] = ..., event: _Optional[_Union[_chaincode_event_pb2.ChaincodeEvent, _Mapping]] = ..., rwset: _Optional[bytes] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChaincodeInfo(_message.Message):
+    __slots__ = ("name", "runtime", "status", "instance")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    runtime: str
+    status: str
+    instance: str
+    def __init__(self, name: _Optional[str] = ..., runtime: _Optional[str] = ..., status: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
+
+class ChaincodeList(_message.Message):
+    __slots__ = ("chaincodes",)
+    CHAINCODES_FIELD_NUMBER: _ClassVar[int]
+    chaincodes: _containers.RepeatedCompositeFieldContainer[ChaincodeInfo]
+    def __init__(self, chaincodes: _Optional[_Iterable[_Union[ChaincodeInfo, _Mapping]]] = ...) -> None: ...
+
+class ChaincodeRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class LaunchReply(_message.Message):
+    __slots__ = ("seconds",)
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    seconds: float
+    def __init__(self, seconds: _Optional[float] = ...) -> None: ...
+
+class StopReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EventsRequest(_message.Message):
+    __slots__ = ("chaincode",)
+    CHAINCODE_FIELD_NUMBER: _ClassVar[int]
+    chaincode: str
+    def __init__(self, chaincode: _Optional[str] = ...) -> None: ...
+
+class LifecycleEvent(_message.Message):
+    __slots__ = ("chaincode", "kind", "detail", "timestamp")
+    CHAINCODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    chaincode: str
+    kind: str
+    detail: str
+    timestamp: float
+    def __init__(self, chaincode: _Optional[str] = ..., kind: _Optional[str] = ..., detail: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
