@@ -1,0 +1,197 @@
+"""``ccactors serve`` end to end: the CLI against a real peer process, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.admin import AdminClient
+from actors.errors import UnknownChaincode
+
+CONFIG = """
+[chaincode]
+executetimeout = "5s"
+
+[[chaincodes]]
+name = "kv"
+runtime = "system"
+target = "examples.kv:KVChaincode"
+
+[[chaincodes]]
+name = "kvp"
+runtime = "process"
+target = "examples.kv:KVChaincode"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actors.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("PPid:") and int(line.split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+class Peer:
+    def __init__(self, process: subprocess.Popen[str], admin: str, metrics: str) -> None:
+        self.process = process
+        self.admin = admin
+        self.metrics = metrics
+        self.banner = ""
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[Peer]:
+    config = tmp_path / "peer.toml"
+    config.write_text(CONFIG)
+    admin = f"127.0.0.1:{_free_port()}"
+    metrics = f"127.0.0.1:{_free_port()}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "actors.cli",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            admin,
+            "--metrics",
+            metrics,
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = Peer(process, admin, metrics)
+    assert process.stdout is not None
+    server.banner = process.stdout.readline()
+    assert "ccactors serve:" in server.banner, server.banner
+    try:
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_invoke_query_list_and_metrics(peer: Peer) -> None:
+    assert "chaincodes defined: kv (system), kvp (process)" in peer.banner
+
+    put = _cli("invoke", "--peer", peer.admin, "--json", "kv", "put", "colour", "blue")
+    assert put.returncode == 0, put.stderr
+    reply = json.loads(put.stdout)
+    assert reply["status"] == 200 and reply["validation"] == "VALID"
+
+    got = _cli("query", "--peer", peer.admin, "--json", "kv", "get", "colour")
+    assert got.returncode == 0
+    assert json.loads(got.stdout)["payload"] == "blue"
+
+    human = _cli("query", "--peer", peer.admin, "kv", "get", "colour")
+    assert "payload: blue" in human.stdout.splitlines()
+
+    missing = _cli("query", "--peer", peer.admin, "--json", "kv", "get", "nothing")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["status"] == 404
+
+    unknown = _cli("invoke", "--peer", peer.admin, "--json", "nope", "get", "x")
+    assert unknown.returncode == 1
+    assert json.loads(unknown.stdout) == {
+        "error": "UnknownChaincode",
+        "message": "chaincode definition for 'nope' not found",
+    }
+
+    # The process runtime dials the peer's gRPC listener.
+    proc = _cli("invoke", "--peer", peer.admin, "--json", "kvp", "put", "k", "v")
+    assert json.loads(proc.stdout)["validation"] == "VALID"
+
+    listing = json.loads(_cli("list", "--peer", peer.admin, "--json").stdout)
+    by_name = {row["name"]: row for row in listing}
+    assert by_name["kv"]["status"] == "ready"
+    assert by_name["kv"]["instance"].startswith("system process pid")
+    assert by_name["kvp"]["instance"].startswith("process pid")
+
+    with urllib.request.urlopen(f"http://{peer.metrics}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    assert 'chaincode_launch_duration_count{chaincode="kv",success="true"} 1.0' in text
+    assert (
+        'chaincode_shim_requests_received_total{chaincode="kv",channel="mychannel",type="PUT_STATE"}'
+        in text
+    )
+
+
+def test_typed_errors_cross_the_admin_service(peer: Peer) -> None:
+    client = AdminClient(peer.admin)
+    with pytest.raises(UnknownChaincode, match="chaincode definition for 'ghost' not found"):
+        client.invoke("mychannel", "ghost", [b"get", b"x"])
+    timed_out = _cli("query", "--peer", peer.admin, "--timeout", "0.5", "kv", "sleep", "3")
+    assert timed_out.returncode == 1
+    assert "ExecuteTimeout: timeout expired while executing transaction" in timed_out.stderr
+
+
+def test_events_stream_and_clean_shutdown(peer: Peer) -> None:
+    client = AdminClient(peer.admin)
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+
+    def follow() -> None:
+        for event in client.events("kvp"):
+            seen.append((event.chaincode, event.kind))
+            if event.kind == "ready":
+                ready.set()
+                return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    time.sleep(0.5)  # let the subscription reach the peer before the launch
+    assert client.launch("kvp") > 0
+    assert ready.wait(20), seen
+    assert ("kvp", "launching") in seen
+    assert all(chaincode == "kvp" for chaincode, _ in seen)
+
+    pids = _children(peer.process.pid)
+    assert pids, "expected chaincode processes under the peer"
+    peer.process.send_signal(signal.SIGTERM)
+    assert peer.process.wait(30) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+        time.sleep(0.1)
+    leftovers = [p for p in pids if os.path.exists(f"/proc/{p}")]
+    # A zombie is not a leftover: it has exited and only awaits its (gone) parent's reaping.
+    alive = [p for p in leftovers if "State:\tZ" not in Path(f"/proc/{p}/status").read_text()]
+    assert alive == [], f"processes left behind after shutdown: {alive}"
