@@ -115,6 +115,7 @@ class Config:
     ledger_path: str | None = None  # None = in memory
     msp_id: str = "SampleOrg"  # peer.localMspId
     sign_proposals: bool = True
+    tls_enabled: bool = False  # peer.tls.enabled: mutual TLS on the chaincode listener
     docker_endpoint: str = "unix:///var/run/docker.sock"  # vm.endpoint
     base_image: str = "ccactors/python-shim:latest"
     chaincodes: tuple[ChaincodeDefinition, ...] = ()
@@ -172,6 +173,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "vm.endpoint": ("docker_endpoint", str),
     "chaincode.baseimage": ("base_image", str),
     "chaincode.signproposals": ("sign_proposals", lambda v, k=None: _boolean(v)),
+    "peer.tls.enabled": ("tls_enabled", lambda v, k=None: _boolean(v)),
 }
 
 

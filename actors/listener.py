@@ -21,23 +21,40 @@ from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 if TYPE_CHECKING:
     from actors.support import ChaincodeSupport
+    from actors.tls import ChaincodeTLS
 
 log = logging.getLogger(__name__)
 
 
 class _ChaincodeSupportServicer(chaincode_shim_pb2_grpc.ChaincodeSupportServicer):
-    def __init__(self, support: ChaincodeSupport) -> None:
+    def __init__(self, support: ChaincodeSupport, tls: ChaincodeTLS | None) -> None:
         self.support = support
+        self.tls = tls
+
+    def _bound_chaincode(self, context: grpc.ServicerContext) -> str | None:
+        """With TLS, the chaincode id the client certificate was issued for (else abort)."""
+        if self.tls is None:
+            return None
+        certs = context.auth_context().get("x509_pem_cert") or []
+        ccid = self.tls.chaincode_for(certs[0]) if certs else None
+        if ccid is None:
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "client certificate was not issued by this peer for a chaincode launch",
+            )
+        return ccid
 
     def Register(
         self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext
     ) -> Iterator[ChaincodeMessage]:
+        expected = self._bound_chaincode(context)
         stream = GrpcStream(context.peer())
         stream.attach(request_iterator)
         # The chaincode hanging up ends the RPC; the Handler must hear of it.
         context.add_callback(stream.close)
         try:
-            self.support.serve_stream(stream)
+            # Bound to a certificate, the stream may only REGISTER as that chaincode.
+            self.support.serve_stream(stream, expected=expected)
         except Exception as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"peer is not accepting chaincode: {exc}")
         yield from stream.outgoing()
@@ -53,7 +70,7 @@ class ChaincodeListener:
         *,
         max_message_size: int | None = None,
         max_connections: int = 1024,
-        credentials: grpc.ServerCredentials | None = None,
+        tls: ChaincodeTLS | None = None,
     ) -> None:
         size = max_message_size or support.config.max_message_size
         # Each live chaincode stream holds one server thread for its outgoing side.
@@ -62,13 +79,13 @@ class ChaincodeListener:
             options=server_options(size),
         )
         chaincode_shim_pb2_grpc.add_ChaincodeSupportServicer_to_server(
-            _ChaincodeSupportServicer(support), self._server
+            _ChaincodeSupportServicer(support, tls), self._server
         )
         try:
-            if credentials is None:
+            if tls is None:
                 port = self._server.add_insecure_port(address)
             else:
-                port = self._server.add_secure_port(address, credentials)
+                port = self._server.add_secure_port(address, tls.server_credentials())
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: {exc}") from exc
         host = address.rsplit(":", 1)[0]

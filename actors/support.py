@@ -38,6 +38,7 @@ from actors.runtimes import Instance, Runtime
 from actors.runtimes.process import ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.scheduler import Scheduler
+from actors.tls import ChaincodeTLS, ClientTLS
 from actors.transports import MessageStream
 from actors.txcontexts import (
     CreateContext,
@@ -116,11 +117,12 @@ class ChaincodeSupport:
         self.identity = local_identity(config.msp_id)
         self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
         self._listener: ChaincodeListener | None = None
+        self.tls = ChaincodeTLS() if config.tls_enabled else None
         self.runtimes: dict[str, Runtime] = dict(
             runtimes
             or {
                 "system": SystemRuntime(max_frame=config.max_message_size),
-                "process": ProcessRuntime(self.peer_address),
+                "process": ProcessRuntime(self.peer_address, tls=self.client_tls),
             }
         )
         self._directory: dict[str, pykka.ActorRef[Any]] = {}
@@ -170,6 +172,7 @@ class ChaincodeSupport:
 
     def stop(self, chaincode: str, timeout: float = 10.0) -> None:
         """Stop a chaincode's handler and instance; in-flight transactions fail."""
+        self._check_open()
         done: Future[bool] = Future()
         self.launcher.tell(Stop(chaincode, done))
         done.result(timeout)
@@ -182,8 +185,14 @@ class ChaincodeSupport:
         self._check_open()
         if self._listener is not None:
             raise InvalidRequest(f"already listening on {self._listener.address}")
-        self._listener = ChaincodeListener(self, address or self.config.listen_address, **kwargs)
+        self._listener = ChaincodeListener(
+            self, address or self.config.listen_address, tls=self.tls, **kwargs
+        )
         return self._listener.start()
+
+    def client_tls(self, ccid: str) -> ClientTLS | None:
+        """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
+        return self.tls.client_for(ccid) if self.tls is not None else None
 
     def peer_address(self) -> str | None:
         """The address chaincode should dial, or None when not listening."""
@@ -191,10 +200,12 @@ class ChaincodeSupport:
 
     def status(self) -> dict[str, str]:
         """{chaincode: "ready" | "launching"}."""
+        self._check_open()
         return self.launcher.ask(Status(), timeout=10)
 
     def instances(self) -> dict[str, str]:
         """{chaincode: description of its running instance}."""
+        self._check_open()
         return self.vmcontroller.ask(ListInstances(), timeout=10)
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:

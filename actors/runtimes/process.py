@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from actors.config import ChaincodeDefinition
 from actors.runtimes import Connect, ExitStatus
+from actors.tls import ClientTLS
 
 LOG_LINES = 200
 
@@ -28,9 +32,12 @@ LOG_LINES = 200
 class ProcessInstance:
     """One chaincode process and the tail of its output."""
 
-    def __init__(self, chaincode: str, process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, chaincode: str, process: subprocess.Popen[bytes], tls_dir: str | None = None
+    ) -> None:
         self.chaincode = chaincode
         self.process = process
+        self._tls_dir = tls_dir
         self.log_tail: deque[str] = deque(maxlen=LOG_LINES)
         self._pump = threading.Thread(
             target=self._read_output, name=f"ccactors-log-{chaincode}", daemon=True
@@ -55,6 +62,8 @@ class ProcessInstance:
     def wait(self) -> ExitStatus:
         status = ExitStatus.from_returncode(self.process.wait())
         self._pump.join(1)  # so the tail holds the last words
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)  # the chaincode's private key
         return status
 
     def exit_status(self, timeout: float = 0.0) -> ExitStatus | None:
@@ -87,10 +96,14 @@ class ProcessRuntime:
     kind = "process"
 
     def __init__(
-        self, peer_address: Callable[[], str | None], base_env: Mapping[str, str] | None = None
+        self,
+        peer_address: Callable[[], str | None],
+        base_env: Mapping[str, str] | None = None,
+        tls: Callable[[str], ClientTLS | None] | None = None,
     ) -> None:
         self._peer_address = peer_address
         self._base_env = dict(os.environ if base_env is None else base_env)
+        self._tls = tls or (lambda ccid: None)
 
     def command_for(self, definition: ChaincodeDefinition, address: str) -> list[str]:
         if definition.command:
@@ -115,10 +128,16 @@ class ProcessRuntime:
             raise RuntimeError(
                 "no chaincode listener is running: call ChaincodeSupport.listen() first"
             )
+        env = self.environment(definition, address)
+        tls_dir = None
+        client_tls = self._tls(definition.name)
+        if client_tls is not None:
+            tls_dir = tempfile.mkdtemp(prefix=f"ccactors-tls-{definition.name}-")
+            env.update(client_tls.write_files(Path(tls_dir)))
         try:
             process = subprocess.Popen(
                 self.command_for(definition, address),
-                env=self.environment(definition, address),
+                env=env,
                 cwd=definition.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -126,10 +145,12 @@ class ProcessRuntime:
                 start_new_session=True,  # a terminal's Ctrl-C is for the peer, not for us
             )
         except OSError as exc:
+            if tls_dir is not None:
+                shutil.rmtree(tls_dir, ignore_errors=True)
             raise RuntimeError(
                 f"cannot start {definition.command or definition.target}: {exc}"
             ) from exc
-        return ProcessInstance(definition.name, process)
+        return ProcessInstance(definition.name, process, tls_dir)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,165 @@
+"""TLS for the chaincode listener: a peer CA, per-chaincode client certificates, and the
+binding of a certificate to the one chaincode id it was issued for.
+
+Fabric counterpart: ``core/chaincode/accesscontrol`` (``Authenticator``, ``CertAndPrivKeyPair``,
+the 10-minute mapping from certificate hash to chaincode name) and the TLS files the container
+runtime hands to chaincode. The peer generates a CA at start, a server certificate for its
+listener, and at every launch a client certificate for that chaincode id; a stream whose
+client certificate maps to id X may only REGISTER as X.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+BINDING_TTL = 600.0  # Fabric keeps a certificate -> chaincode mapping for 10 minutes
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """PEM certificate and PEM private key."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """What a chaincode needs to dial the peer over mutual TLS."""
+
+    root_pem: bytes
+    pair: KeyPair
+
+    def write_files(self, directory: Path) -> dict[str, str]:
+        """Write Fabric's five TLS files and return the environment that names them."""
+        directory.mkdir(parents=True, exist_ok=True)
+        files = {
+            "peer.crt": self.root_pem,
+            "client_pem.crt": self.pair.cert_pem,
+            "client_pem.key": self.pair.key_pem,
+            # Fabric's base64-of-PEM convention (CORE_TLS_CLIENT_*_PATH)
+            "client.crt": base64.b64encode(self.pair.cert_pem),
+            "client.key": base64.b64encode(self.pair.key_pem),
+        }
+        for name, data in files.items():
+            path = directory / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+        return {
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(directory / "peer.crt"),
+            "CORE_TLS_CLIENT_CERT_FILE": str(directory / "client_pem.crt"),
+            "CORE_TLS_CLIENT_KEY_FILE": str(directory / "client_pem.key"),
+            "CORE_TLS_CLIENT_CERT_PATH": str(directory / "client.crt"),
+            "CORE_TLS_CLIENT_KEY_PATH": str(directory / "client.key"),
+        }
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def cert_hash(cert_pem: bytes) -> str:
+    """SHA-256 of the DER certificate, the key of the binding (Fabric hashes the raw cert)."""
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+class CertificateAuthority:
+    """A throw-away CA, made when the peer starts, that signs server and client certificates."""
+
+    def __init__(self, name: str = "ccactors peer CA") -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.UTC)
+        self._name = subject
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+        self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, common_name: str, *, server: bool, hosts: tuple[str, ...] = ()) -> KeyPair:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self._name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if hosts:
+            names: list[x509.GeneralName] = []
+            for host in hosts:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    names.append(x509.DNSName(host))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+class ChaincodeTLS:
+    """The peer side of chaincode TLS: server credentials and the certificate bindings."""
+
+    def __init__(self, hosts: tuple[str, ...] = ()) -> None:
+        self.ca = CertificateAuthority()
+        default_hosts = ("127.0.0.1", "localhost", socket.gethostname())
+        self.server = self.ca.issue("ccactors peer", server=True, hosts=hosts or default_hosts)
+        self._bindings: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.server.key_pem, self.server.cert_pem)],
+            root_certificates=self.ca.cert_pem,
+            require_client_auth=True,
+        )
+
+    def client_for(self, ccid: str) -> ClientTLS:
+        """Issue a client certificate for ``ccid`` (at launch) and remember the binding."""
+        pair = self.ca.issue(ccid, server=False)
+        with self._lock:
+            now = time.monotonic()
+            self._bindings = {h: b for h, b in self._bindings.items() if b[1] > now}
+            self._bindings[cert_hash(pair.cert_pem)] = (ccid, now + BINDING_TTL)
+        return ClientTLS(self.ca.cert_pem, pair)
+
+    def chaincode_for(self, cert_pem: bytes) -> str | None:
+        """The chaincode id a presented client certificate was issued for, if still bound."""
+        with self._lock:
+            found = self._bindings.get(cert_hash(cert_pem))
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
