@@ -116,6 +116,9 @@ class Config:
     msp_id: str = "SampleOrg"  # peer.localMspId
     sign_proposals: bool = True
     tls_enabled: bool = False  # peer.tls.enabled: mutual TLS on the chaincode listener
+    # Messages a chaincode may have waiting in its Handler's mailbox before the connection is
+    # closed as a flood (not a Fabric setting).
+    max_inbound_backlog: int = 10000
     docker_endpoint: str = "unix:///var/run/docker.sock"  # vm.endpoint
     base_image: str = "ccactors/python-shim:latest"
     chaincodes: tuple[ChaincodeDefinition, ...] = ()
@@ -133,7 +136,12 @@ class Config:
             raise ConfigError("chaincode.executetimeout must be positive")
         if self.keepalive < 0:
             raise ConfigError("chaincode.keepalive must be >= 0")
-        for name in ("max_message_size", "total_query_limit", "query_batch_size"):
+        for name in (
+            "max_message_size",
+            "total_query_limit",
+            "query_batch_size",
+            "max_inbound_backlog",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         names = [d.name for d in self.chaincodes]
@@ -174,6 +182,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "chaincode.baseimage": ("base_image", str),
     "chaincode.signproposals": ("sign_proposals", lambda v, k=None: _boolean(v)),
     "peer.tls.enabled": ("tls_enabled", lambda v, k=None: _boolean(v)),
+    "chaincode.maxinboundbacklog": ("max_inbound_backlog", int),
 }
 
 

@@ -228,7 +228,7 @@ class Handler(pykka.ThreadingActor):
         ref = self.actor_ref
         threading.Thread(
             target=_read_loop,
-            args=(self.stream, ref, self._describe_exit),
+            args=(self.stream, ref, self._describe_exit, self.deps.config.max_inbound_backlog),
             name=f"ccactors-reader-{id(self):x}",
             daemon=True,
         ).start()
@@ -245,6 +245,7 @@ class Handler(pykka.ThreadingActor):
         if self._closed:
             return
         self._closed = True
+        log.info("chaincode %s disconnected: %s", self.chaincode, reason)
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.stream.close()
@@ -260,7 +261,8 @@ class Handler(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
         if kind is CM:
-            self._inbound(message)
+            if not self._closed:  # after a teardown, what is still queued is moot
+                self._inbound(message)
         elif kind is StartTransaction:
             self._start_transaction(message.context, message.message)
         elif kind is CalleeDone:
@@ -647,7 +649,8 @@ class Handler(pykka.ThreadingActor):
     def _callee_done(self, message: CalleeDone) -> None:
         ctx, msg = message.context, message.request
         ctx.pending_request = False
-        if ctx.done:  # the caller timed out or its connection ended meanwhile
+        if ctx.done:  # the caller timed out or its connection ended meanwhile: no reply
+            message.metric_done(False, time.perf_counter() - message.started)
             return
         error = message.outcome.exception()
         if error is None:
@@ -680,12 +683,28 @@ def _read_loop(
     stream: MessageStream,
     ref: pykka.ActorRef[Any],
     describe_exit: Callable[[], str | None] | None,
+    backlog_limit: int,
 ) -> None:
-    """Reader thread: decode off the actor thread, tell each message to the Handler."""
+    """Reader thread: decode off the actor thread, tell each message to the Handler.
+
+    A chaincode that sends faster than its Handler can serve would grow the mailbox without
+    bound; past ``backlog_limit`` waiting messages the connection is closed instead.
+    """
     tell = ref.tell
+    backlog = ref.actor_inbox.qsize
     try:
         while True:
             tell(stream.recv())
+            if backlog() > backlog_limit:
+                # Stop reading; the Handler serves what is queued (bounded), then closes.
+                _tell_quietly(
+                    ref,
+                    ConnectionLost(
+                        f"flooded: more than {backlog_limit} messages from the chaincode "
+                        "waiting to be served"
+                    ),
+                )
+                return
     except ConnectionClosed as exc:
         reason = str(exc)
         if describe_exit is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.errors import LaunchError, StartupTimeout, UnknownChaincode
+from actors.errors import LaunchError, StartupTimeout, SupportShutdown, UnknownChaincode
 from actors.handler import HandlerGone, HandlerReady, RegisterHandler
 from actors.vmcontroller import (
     InstanceExited,
@@ -102,6 +102,18 @@ class RuntimeLauncher(pykka.ThreadingActor):
         self._launching: dict[str, _LaunchState] = {}
         self._next_id = 0
         self._on_event = on_event or (lambda chaincode, kind, detail: None)
+
+    def on_stop(self) -> None:
+        # Shutdown: nobody will finish these launches now (the deadlines die with the
+        # scheduler), so release their waiters instead of leaving callers blocked forever.
+        launching, self._launching = self._launching, {}
+        for name, state in launching.items():
+            if state.deadline is not None:
+                state.deadline.cancel()
+            error = SupportShutdown(f"chaincode support shut down while launching {name}")
+            for waiter in state.waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)

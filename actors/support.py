@@ -47,7 +47,7 @@ from actors.txcontexts import (
     TXContext,
     TXContextRegistry,
 )
-from actors.vmcontroller import ListInstances, StopAll, VMController
+from actors.vmcontroller import GetInstance, ListInstances, StopAll, VMController
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 from protos.peer.proposal_pb2 import SignedProposal
@@ -207,6 +207,14 @@ class ChaincodeSupport:
         """{chaincode: description of its running instance}."""
         self._check_open()
         return self.vmcontroller.ask(ListInstances(), timeout=10)
+
+    def logs(self, chaincode: str, lines: int = 20) -> list[str]:
+        """The last lines the chaincode's running instance printed (empty when the runtime
+        captures no output, as for system chaincodes, whose output is the peer's)."""
+        self._check_open()
+        instance = self.vmcontroller.ask(GetInstance(chaincode), timeout=10)
+        last_lines = getattr(instance, "last_lines", None)
+        return last_lines(lines) if last_lines is not None else []
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback((chaincode, kind, detail))`` on lifecycle events (launching, started,

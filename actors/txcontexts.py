@@ -201,7 +201,14 @@ class TXContextRegistry(pykka.ThreadingActor):
         if ctx.done:  # timed out or cancelled before it got here
             return
         key = ctx.key
-        if key in self._contexts:
+        previous = self._contexts.get(key)
+        if previous is not None and previous.done:
+            # It has ended, only its ReleaseContext is still on the way (after a timeout it
+            # travels via the Handler). Its caller may already reuse the txid, as in Fabric,
+            # where Execute deletes the context before returning.
+            del self._contexts[key]
+            self.stats.released += 1
+        elif previous is not None:
             self.stats.duplicates += 1
             ctx.resolve(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
             return

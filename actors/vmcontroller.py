@@ -52,6 +52,13 @@ class ListInstances:
 
 
 @dataclass(frozen=True)
+class GetInstance:
+    """Ask: the running instance of ``chaincode``, or None."""
+
+    chaincode: str
+
+
+@dataclass(frozen=True)
 class InstanceStarted:
     chaincode: str
     launch_id: int
@@ -113,6 +120,8 @@ class VMController(pykka.ThreadingActor):
             return self._stop_all(message.timeout)
         elif kind is ListInstances:
             return {name: inst.describe() for name, inst in self._instances.items()}
+        elif kind is GetInstance:
+            return self._instances.get(message.chaincode)
         else:
             raise TypeError(f"VMController: unexpected message {message!r}")
         return None

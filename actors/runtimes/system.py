@@ -57,6 +57,31 @@ def run_system_chaincode(
     ShimHandler(stream, chaincode, name).run()
 
 
+def _read_exit_status_once(process: multiprocessing.process.BaseProcess) -> None:
+    """Make a fork-server child's exit status safe to read from several threads.
+
+    The fork server writes the status to the process's sentinel pipe once, and CPython's
+    ``Popen.poll`` reads it without a lock (CPython gh-130895): when two threads poll at the
+    same moment (the exit waiter, the Handler's reader asking why the pipe closed, another
+    ``Process.start`` reaping finished children) the loser reads EOF and overwrites the real
+    status with 255. Wait outside a lock, read under it, so the status is read exactly once.
+    """
+    popen: Any = process._popen  # type: ignore[attr-defined]
+    poll = popen.poll
+    lock = threading.Lock()
+
+    def locked_poll(flag: int = os.WNOHANG) -> int | None:
+        if popen.returncode is None:
+            timeout = 0 if flag == os.WNOHANG else None
+            if not multiprocessing.connection.wait([popen.sentinel], timeout):
+                return None
+            with lock:
+                return poll(os.WNOHANG)  # returns the status another thread read, if any
+        return popen.returncode
+
+    popen.poll = locked_poll
+
+
 class SystemInstance:
     """One system chaincode process."""
 
@@ -130,6 +155,8 @@ class SystemRuntime:
             process.start()
         finally:
             child.close()  # the child has its own copy; ours would hide EOF from the reader
+        if self.start_method == "forkserver":
+            _read_exit_status_once(process)
         instance = SystemInstance(definition.name, process)
         connect(PipeStream(parent, self.max_frame), instance)
         return instance

@@ -74,6 +74,7 @@ def run_client(address: str, name: str, chaincode: Any, dial_timeout: float = 10
     except ConnectionClosed as exc:
         log.error("cannot connect to peer at %s: %s", address, exc)
         return 1
+    log.info("chaincode %s connected to peer at %s", name, address)
     handler = ShimHandler(stream, chaincode, name)
     signal.signal(signal.SIGTERM, lambda *_: handler.stop())
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from actors.transports.base import ConnectionClosed
+from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer import chaincode_shim_pb2_grpc
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
@@ -107,10 +107,11 @@ class GrpcStream:
             raise ConnectionClosed(
                 f"stream from {self.peer or 'peer'} failed: {code}: {details}"
             ) from exc
-        except Exception as exc:  # grpcio raises other types on cancelled server streams
+        except Exception as exc:  # grpcio raises other types on cancelled or broken streams
             if self._closed.is_set():
                 raise ConnectionClosed("stream closed") from exc
-            raise
+            self.close()
+            raise MalformedMessage(f"stream from {self.peer or 'peer'} failed: {exc!r}") from exc
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -61,6 +61,11 @@ class PipeStream:
         self._conn = conn
         self._max_frame = max_frame
         self._send_lock = threading.Lock()
+        # The fd is released only when no recv is inside it: closing it under a blocked or
+        # about-to-read reader would let the number be reused by a new pipe, whose bytes
+        # that stale reader would then steal.
+        self._state_lock = threading.Lock()
+        self._receiving = False
         self._closed = False
 
     def send(self, msg: ChaincodeMessage) -> None:
@@ -80,26 +85,43 @@ class PipeStream:
             raise ConnectionClosed(f"pipe closed: {exc}") from exc
 
     def recv(self) -> ChaincodeMessage:
+        with self._state_lock:
+            if self._closed:
+                raise ConnectionClosed("pipe closed")
+            self._receiving = True
         try:
             frame = self._conn.recv_bytes(self._max_frame)
         except EOFError as exc:
             raise ConnectionClosed("pipe closed by the other side") from exc
+        except ConnectionError as exc:  # reset: the other side closed with our data unread
+            raise ConnectionClosed(f"pipe closed by the other side: {exc}") from exc
         except OSError as exc:
             if self._closed:
                 raise ConnectionClosed("pipe closed") from exc
             # recv_bytes raises OSError for a frame over maxlength; the pipe is then unusable.
             raise MalformedMessage(f"bad frame: {exc}") from exc
+        finally:
+            with self._state_lock:
+                self._receiving = False
+                if self._closed:
+                    self._release()
         return decode(frame)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # A duplex Pipe is a socketpair on POSIX: shutdown wakes a reader blocked in recv
-        # (and the peer's reader, with EOF), which closing the fd alone does not do.
-        try:
-            with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._conn.close()
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            # A duplex Pipe is a socketpair on POSIX: shutdown wakes a reader blocked in recv
+            # (and the peer's reader, with EOF), which closing the fd alone does not do.
+            try:
+                with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            if not self._receiving:  # else the reader releases it on its way out
+                self._release()
+
+    def _release(self) -> None:
+        with self._send_lock:  # not while a send is writing to the fd
+            self._conn.close()
