@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP) fabric-venv lint
+	bash tools/ensure_node_interop.sh
 	$(PY) -m pytest -q
 
 protos: $(STAMP)

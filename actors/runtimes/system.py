@@ -129,6 +129,10 @@ class SystemInstance:
         return f"system process pid {self.pid}"
 
 
+_forkserver_users = 0
+_forkserver_users_lock = threading.Lock()
+
+
 class SystemRuntime:
     """Starts system chaincodes as child processes."""
 
@@ -140,8 +144,12 @@ class SystemRuntime:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(PRELOAD)
+            with _forkserver_users_lock:
+                global _forkserver_users
+                _forkserver_users += 1
         self.start_method = start_method
         self.max_frame = max_frame
+        self._closed = False
 
     def start(self, definition: ChaincodeDefinition, connect: Connect) -> SystemInstance:
         parent, child = self._ctx.Pipe(duplex=True)
@@ -162,11 +170,22 @@ class SystemRuntime:
         return instance
 
     def close(self) -> None:
-        """Stop the fork server, so that a shut-down peer leaves no process behind."""
-        if self.start_method != "forkserver":
+        """Stop the fork server once its last user is gone, so that a shut-down peer leaves
+        no process behind. Idempotent."""
+        if self.start_method != "forkserver" or self._closed:
             return
-        from multiprocessing import forkserver
+        self._closed = True
+        global _forkserver_users
+        with _forkserver_users_lock:
+            _forkserver_users -= 1
+            # The fork server is per interpreter, shared by every ChaincodeSupport here (and
+            # anything else using forkserver). It only exits once every child it forked has
+            # closed its copy of the server's lifeline, so stopping it under live children
+            # would block; leave it then (it dies with this process).
+            if _forkserver_users > 0 or multiprocessing.active_children():
+                return
+            from multiprocessing import forkserver
 
-        stop = getattr(forkserver._forkserver, "_stop", None)
-        if stop is not None:
-            stop()
+            stop = getattr(forkserver._forkserver, "_stop", None)
+            if stop is not None:
+                stop()

@@ -1,0 +1,31 @@
+"""Shared rules for the interop tests (real Fabric chaincode shims against our peer).
+
+Their prerequisites (node and npm packages, a separate virtualenv) are installed by the
+``tools/ensure_*_interop.sh`` scripts that ``make test`` runs. When one is missing, a test
+skips with the command to run, except in CI (``CI=true``), where the interop tests must run and
+a missing prerequisite is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import NoReturn
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def _skip_or_fail(reason: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: interop tests must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def skip_or_fail() -> Callable[[str], NoReturn]:
+    """``skip_or_fail(reason)``: skip the test, or fail it when running in CI."""
+    return _skip_or_fail
