@@ -307,6 +307,45 @@ def run_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_package(args: argparse.Namespace) -> int:
+    """``ccactors package``: write the package and print its id (Fabric's label:sha256)."""
+    from actors.packaging import PackageError, create_package
+
+    try:
+        info = create_package(
+            args.path, args.label, type=args.type, target=args.target, out=args.output
+        )
+    except PackageError as exc:
+        print(f"ccactors package: {exc}", file=sys.stderr)
+        return 1
+    print(info.id)
+    return 0
+
+
+def run_images(args: argparse.Namespace) -> int:
+    """``ccactors images build | list``: the Docker base images (see actors.images)."""
+    from actors.images import DockerUnavailable, ImageBuildError, build_images, list_images
+
+    try:
+        if args.images_command == "build":
+            built = build_images(
+                args.endpoint, tag=args.tag or Config().base_image, force=args.force
+            )
+            print(f"base images ready in {built.seconds:.1f} s")
+            return 0
+        rows = list_images(args.endpoint)
+    except (DockerUnavailable, ImageBuildError) as exc:
+        print(f"ccactors images: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            tags = ", ".join(row["tags"])
+            print(f"{row['id']:<20} {row['kind']:<10} {row['size_mb']:>7} MB  {tags}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ccactors", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -345,6 +384,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     events.add_argument("--chaincode", help="only this chaincode")
     events.add_argument("--json", action="store_true")
 
+    package = commands.add_parser("package", help="make a Fabric 2.x chaincode package")
+    package.add_argument("--label", "-l", required=True, help="package label (Fabric's rules)")
+    package.add_argument("--path", "-p", required=True, help="chaincode source directory")
+    package.add_argument("--target", "-t", help="module:Class the shim runs (python type)")
+    package.add_argument("--lang", "--type", dest="type", default="python", help="chaincode type")
+    package.add_argument("--output", "-o", help="package file (default LABEL.tar.gz)")
+
+    images = commands.add_parser("images", help="build or list the Docker base images")
+    images_commands = images.add_subparsers(dest="images_command", required=True)
+    images_build = images_commands.add_parser("build", help="build the base images if missing")
+    images_build.add_argument("--tag", help="shim base image tag (default Config.base_image)")
+    images_build.add_argument("--force", action="store_true", help="rebuild even if present")
+    images_build.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
+    images_list = images_commands.add_parser("list", help="list ccactors images")
+    images_list.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
+    images_list.add_argument("--json", action="store_true")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -367,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_list(args)
     if args.command == "events":
         return run_events(args)
+    if args.command == "package":
+        return run_package(args)
+    if args.command == "images":
+        return run_images(args)
     return 2
 
 

@@ -1,0 +1,290 @@
+"""Fabric 2.x chaincode packages: create, read, and compute the package id.
+
+A package is a gzipped tar holding two entries (``peer lifecycle chaincode package``):
+
+* ``metadata.json``: ``{"type": ..., "label": ..., "path": ...}``; our Python chaincode adds
+  ``"target": "module:Class"``, the class the shim runs;
+* ``code.tar.gz``: the source tree, every file under ``src/``.
+
+The package id is Fabric's: ``<label>:<sha256 hex of the package file's bytes>``
+(``core/chaincode/persistence``). :func:`create_package` is deterministic (sorted entries, fixed
+mtimes, owners and modes, no gzip timestamp), so the same source and label give the same id on
+any machine.
+
+Where the source goes: when the directory is itself a Python package (it has ``__init__.py``)
+it keeps its name, so ``--path examples --target examples.kv:KVChaincode`` imports
+``examples.kv``; otherwise its contents are the top level (a project directory holding
+modules or packages). Hidden files, ``__pycache__`` and ``*.pyc`` are left out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$
+TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+METADATA = "metadata.json"
+CODE = "code.tar.gz"
+SOURCE_PREFIX = "src"
+FIXED_MTIME = 0  # 1970-01-01; Docker and tar accept it, and it never changes
+_IGNORED_DIRS = {"__pycache__"}
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+
+
+class PackageError(ValueError):
+    """A chaincode package (or what should become one) is missing, corrupt or invalid."""
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What a chaincode package holds. ``code`` is the ``code.tar.gz`` entry's bytes."""
+
+    label: str
+    type: str
+    target: str
+    id: str
+    code: bytes
+    path: str = ""  # metadata "path": where the source came from (informational)
+
+    @property
+    def digest(self) -> str:
+        """The sha256 hex part of the id."""
+        return self.id.rsplit(":", 1)[1]
+
+
+def check_label(label: object) -> str:
+    if not isinstance(label, str) or not LABEL_RE.fullmatch(label):
+        raise PackageError(
+            f"invalid label {label!r}: a label must start with a letter or digit and contain "
+            "only letters, digits and _ . + - (Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$)"
+        )
+    return label
+
+
+def check_target(target: object) -> str:
+    if not isinstance(target, str) or not TARGET_RE.fullmatch(target):
+        raise PackageError(
+            f"invalid target {target!r}: expected 'module:Class', e.g. 'examples.kv:KVChaincode'"
+        )
+    return target
+
+
+def package_id(path: str | os.PathLike[str]) -> str:
+    """Fabric's package id of the package file at ``path``: ``label:sha256hex``."""
+    return read_package(path).id
+
+
+def package_id_from_bytes(label: str, data: bytes) -> str:
+    return f"{check_label(label)}:{hashlib.sha256(data).hexdigest()}"
+
+
+# -- creating ----------------------------------------------------------------------------------
+
+
+def _tar_info(name: str, size: int, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode
+    info.mtime = FIXED_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _gzip_tar(entries: list[tuple[str, bytes, int]]) -> bytes:
+    """A deterministic tar.gz of (name, data, mode) entries, in the order given."""
+    raw = io.BytesIO()
+    # mtime=0 and no file name in the gzip header: the bytes depend on the content only.
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for name, data, mode in entries:
+            tar.addfile(_tar_info(name, len(data), mode), io.BytesIO(data))
+    return raw.getvalue()
+
+
+def _source_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, file) for every file to package, sorted by path."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        kept = []
+        for name in dirnames:
+            if name.startswith(".") or name in _IGNORED_DIRS:
+                continue
+            if (base / name).is_symlink():
+                raise PackageError(f"{base / name}: symbolic links cannot be packaged")
+            kept.append(name)
+        dirnames[:] = sorted(kept)
+        for name in filenames:
+            if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
+                continue
+            file = base / name
+            mode = file.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise PackageError(f"{file}: symbolic links cannot be packaged")
+            if not stat.S_ISREG(mode):
+                raise PackageError(f"{file}: only regular files can be packaged")
+            found.append((file.relative_to(root).as_posix(), file))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def build_code_archive(source_dir: str | os.PathLike[str]) -> tuple[bytes, list[str]]:
+    """The ``code.tar.gz`` bytes for ``source_dir`` and the archive's file names."""
+    root = Path(source_dir)
+    if not root.is_dir():
+        raise PackageError(f"chaincode source {root} is not a directory")
+    root = root.resolve()
+    prefix = PurePosixPath(SOURCE_PREFIX)
+    if (root / "__init__.py").is_file():
+        prefix = prefix / root.name
+    entries = []
+    for relative, file in _source_files(root):
+        executable = file.stat().st_mode & stat.S_IXUSR
+        entries.append((str(prefix / relative), file.read_bytes(), 0o755 if executable else 0o644))
+    if not entries:
+        raise PackageError(f"chaincode source {root} holds no files to package")
+    return _gzip_tar(entries), [name for name, _, _ in entries]
+
+
+def _check_target_in_code(target: str, names: list[str]) -> None:
+    module = target.split(":", 1)[0].replace(".", "/")
+    candidates = (f"{SOURCE_PREFIX}/{module}.py", f"{SOURCE_PREFIX}/{module}/__init__.py")
+    if not any(c in names for c in candidates):
+        raise PackageError(
+            f"target {target}: module not found in the package (looked for "
+            f"{' or '.join(candidates)}; a source directory with __init__.py is packaged under "
+            "its own name, any other directory's contents are the top level)"
+        )
+
+
+def create_package(
+    source_dir: str | os.PathLike[str],
+    label: str,
+    type: str = "python",
+    target: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> PackageInfo:
+    """Write a Fabric 2.x package of ``source_dir`` to ``out`` (default ``<label>.tar.gz``).
+
+    ``target`` (``module:Class``) is required for ``type="python"`` and must name a module in
+    the package. Returns the package's :class:`PackageInfo` (its ``id`` is Fabric's).
+    """
+    check_label(label)
+    if not isinstance(type, str) or not type:
+        raise PackageError(f"invalid chaincode type {type!r}")
+    if type == "python" and target is None:
+        raise PackageError("a python chaincode package needs a target 'module:Class'")
+    if target is not None:
+        check_target(target)
+    code, names = build_code_archive(source_dir)
+    if type == "python" and target is not None:
+        _check_target_in_code(target, names)
+    source_name = Path(source_dir).resolve().name
+    metadata: dict[str, str] = {"label": label, "path": source_name, "type": type}
+    if target is not None:
+        metadata["target"] = target
+    meta_bytes = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    data = _gzip_tar([(METADATA, meta_bytes, 0o644), (CODE, code, 0o644)])
+    out_path = Path(out) if out is not None else Path(f"{label}.tar.gz")
+    try:
+        out_path.write_bytes(data)
+    except OSError as exc:
+        raise PackageError(f"cannot write package {out_path}: {exc}") from exc
+    return PackageInfo(
+        label=label,
+        type=type,
+        target=target or "",
+        id=package_id_from_bytes(label, data),
+        code=code,
+        path=source_name,
+    )
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _check_code_archive(code: bytes, where: str) -> None:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(code), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = PurePosixPath(member.name)
+                if name.is_absolute() or ".." in name.parts:
+                    raise PackageError(f"{where}: {CODE} has an unsafe entry {member.name!r}")
+                if not (member.isfile() or member.isdir()):
+                    raise PackageError(
+                        f"{where}: {CODE} entry {member.name!r} is not a regular file"
+                    )
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise PackageError(f"{where}: {CODE} is not a valid tar.gz: {exc}") from exc
+
+
+def read_package(path: str | os.PathLike[str]) -> PackageInfo:
+    """Read and check a package file; raise :class:`PackageError` saying what is wrong."""
+    where = f"chaincode package {os.fspath(path)}"
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise PackageError(f"{where} not found") from exc
+    except OSError as exc:
+        raise PackageError(f"cannot read {where}: {exc}") from exc
+    return read_package_bytes(data, where)
+
+
+def read_package_bytes(data: bytes, where: str = "chaincode package") -> PackageInfo:
+    entries: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name in (METADATA, CODE):
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    entries[member.name] = extracted.read()
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise PackageError(f"{where} is not a valid tar.gz package: {exc}") from exc
+    if METADATA not in entries:
+        raise PackageError(f"{where} has no {METADATA}")
+    if CODE not in entries:
+        raise PackageError(f"{where} has no {CODE}")
+    try:
+        metadata = json.loads(entries[METADATA])
+    except ValueError as exc:
+        raise PackageError(f"{where}: {METADATA} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise PackageError(f"{where}: {METADATA} must be a JSON object")
+    label = metadata.get("label")
+    try:
+        check_label(label)
+    except PackageError as exc:
+        raise PackageError(f"{where}: {exc}") from None
+    kind = metadata.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise PackageError(f"{where}: {METADATA} has no chaincode type")
+    target = metadata.get("target", "")
+    if kind.lower() == "python" or target:
+        try:
+            check_target(target)
+        except PackageError as exc:
+            raise PackageError(f"{where}: {exc}") from None
+    _check_code_archive(entries[CODE], where)
+    path = metadata.get("path", "")
+    return PackageInfo(
+        label=label,
+        type=kind,
+        target=target,
+        id=package_id_from_bytes(label, data),
+        code=entries[CODE],
+        path=path if isinstance(path, str) else "",
+    )

@@ -1,0 +1,428 @@
+"""Docker chaincode end to end: package -> image -> hardened container -> gRPC -> ledger.
+
+Needs a Docker engine and the base image (``bash tools/ensure_docker.sh`` sets both up as root;
+``make test`` runs it). Without them these tests skip and say why, except in CI
+(``CI=true``), where they fail: CI must run them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from actors.config import ChaincodeDefinition, Config
+from actors.errors import ChaincodeError, ChaincodeStreamTerminated, LaunchError
+from actors.images import (
+    BASE_IMAGE,
+    DEBIAN_IMAGE,
+    DockerUnavailable,
+    build_shim_image,
+    docker_client,
+    find_image,
+)
+from actors.packaging import create_package
+from actors.runtimes import ExitStatus
+from actors.runtimes.docker import (
+    PEER_LABEL,
+    DockerRuntime,
+    Hardening,
+    container_name,
+    exit_status_from_code,
+    image_name,
+)
+from actors.support import ChaincodeSupport
+
+pytestmark = pytest.mark.timeout(180)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CHANNEL = "dockerchannel"
+NETWORK_ID = "test"
+# Unique per run: several test runs may share one engine, and a container name is a lock.
+PEER_ID = f"ccactors-test-{os.getpid()}"  # containers: test-ccactors-test-<pid>-<chaincode>
+WAIT = 30.0
+# The target is 400 ms on an idle machine; the assertion leaves room for noisy neighbours.
+LAUNCH_BUDGET = float(os.environ.get("CCACTORS_DOCKER_LAUNCH_BUDGET_S", "1.5"))
+
+
+# -- what needs no engine ------------------------------------------------------------------------
+
+
+def test_names_follow_fabric() -> None:
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    assert container_name("mycc:1.0", "dev", "peer0") == "dev-peer0-mycc-1.0"
+    assert container_name("myCC:1.0", "Dev$dev", "Peer*0") == "Dev-dev-Peer-0-myCC-1.0"
+    assert (
+        image_name("mycc:1.0", "dev", "peer0")
+        == f"dev-peer0-mycc-1.0-{digest('dev-peer0-mycc-1.0')}"
+    )
+    assert image_name("mycc:1.0", "", "") == f"mycc-1.0-{digest('mycc-1.0')}"
+    assert (
+        image_name("myCC:1.0", "Dev", "Peer0")
+        == f"dev-peer0-mycc-1.0-{digest('Dev-Peer0-myCC-1.0')}"
+    )
+    assert (
+        image_name("myCC:1.0", "Dev$dev", "Peer*0")
+        == f"dev-dev-peer-0-mycc-1.0-{digest('Dev$dev-Peer*0-myCC-1.0')}"
+    )
+
+
+def test_exit_codes() -> None:
+    assert exit_status_from_code(137) == ExitStatus(signal=9)
+    assert exit_status_from_code(143) == ExitStatus(signal=15)
+    assert exit_status_from_code(0) == ExitStatus(code=0)
+    assert exit_status_from_code(1) == ExitStatus(code=1)
+    assert exit_status_from_code(137).describe() == "exited with code 137 (SIGKILL)"
+
+
+def test_hardening_options() -> None:
+    config = Hardening().host_config()
+    assert config == {
+        "init": True,
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
+        "mem_limit": "512m",
+        "pids_limit": 256,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+    assert Hardening.off().host_config() == {"init": True, "read_only": False}
+    assert Hardening(cpus=0.5).host_config()["nano_cpus"] == 500_000_000
+
+
+def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
+    create_package(EXAMPLES, "kv", target="examples.kv:KVChaincode", out=tmp_path / "p")
+    ref: dict[str, ChaincodeSupport] = {}
+    runtime = DockerRuntime(
+        lambda: ref["s"].peer_address(), endpoint="unix:///tmp/ccactors-no-engine.sock"
+    )
+    definition = ChaincodeDefinition("kv", runtime="docker", package=str(tmp_path / "p"))
+    support = ref["s"] = ChaincodeSupport(
+        Config(chaincodes=(definition,)), runtimes={"docker": runtime}
+    )
+    try:
+        with pytest.raises(LaunchError, match="no chaincode listener"):
+            support.launch("kv", timeout=WAIT)
+        support.listen("127.0.0.1:0")
+        with pytest.raises(LaunchError, match="cannot reach the Docker engine"):
+            support.launch("kv", timeout=WAIT)
+    finally:
+        support.shutdown()
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the Docker tests cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    """A docker client, with the base image present and up to date; skips (fails in CI)
+    saying exactly what is missing."""
+    try:
+        client = docker_client(timeout=60)
+    except DockerUnavailable as exc:
+        if os.geteuid() != 0:
+            _unavailable(f"not root and no Docker engine answers: {exc}")
+        _unavailable(f"no Docker engine: {exc}")
+    if find_image(client, DEBIAN_IMAGE) is None:
+        client.close()
+        _unavailable(
+            f"no base image {DEBIAN_IMAGE}: run `ccactors images build` "
+            "(or `bash tools/ensure_docker.sh` as root)"
+        )
+    # Cheap when up to date; rebuilds the shim layer when our sources changed since.
+    build_shim_image(client, BASE_IMAGE, progress=lambda message: None)
+    yield client
+    ours = {"label": f"{PEER_LABEL}={PEER_ID}"}
+    for container in client.containers.list(all=True, filters=ours, ignore_removed=True):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    for image in client.images.list(filters=ours):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.images.remove(image.id, force=True)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def kv_package(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("packages") / "kv.tar.gz"
+    create_package(EXAMPLES, "kvtest", target="examples.kv:KVChaincode", out=out)
+    return str(out)
+
+
+class Events:
+    def __init__(self, support: ChaincodeSupport) -> None:
+        self.items: list[tuple[str, str, str]] = []
+        support.subscribe(self.items.append)
+
+    def details(self, chaincode: str, kind: str) -> list[str]:
+        return [d for name, k, d in list(self.items) if name == chaincode and k == kind]
+
+
+@dataclass
+class Peer:
+    support: ChaincodeSupport
+    runtime: DockerRuntime
+    events: Events
+
+    def container(self, chaincode: str = "kv") -> Any:
+        instance = self.runtime.instance(chaincode)
+        assert instance is not None
+        return instance
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
+    supports: list[ChaincodeSupport] = []
+
+    def make(listen: str = "127.0.0.1:0", **runtime_args: Any) -> Peer:
+        ref: dict[str, ChaincodeSupport] = {}
+        runtime_args.setdefault("network_id", NETWORK_ID)
+        runtime_args.setdefault("peer_id", PEER_ID)
+        runtime = DockerRuntime(lambda: ref["s"].peer_address(), **runtime_args)
+        definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
+        support = ref["s"] = ChaincodeSupport(
+            Config(chaincodes=(definition,), startup_timeout=60), runtimes={"docker": runtime}
+        )
+        supports.append(support)
+        events = Events(support)
+        support.listen(listen)
+        return Peer(support, runtime, events)
+
+    yield make
+    for support in supports:
+        support.shutdown()
+
+
+def our_containers(engine: Any) -> list[Any]:
+    return engine.containers.list(
+        all=True, filters={"label": f"{PEER_LABEL}={PEER_ID}"}, ignore_removed=True
+    )
+
+
+# -- launch, hardening, transactions -------------------------------------------------------------
+
+
+def test_image_is_built_once(
+    make_peer: Callable[..., Peer], engine: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    peer = make_peer()
+    info = peer.runtime.package(peer.support.definitions["kv"])
+    image = image_name(info.id, NETWORK_ID, PEER_ID)
+    if find_image(engine, image) is not None:
+        engine.images.remove(image, force=True)
+    peer.support.launch("kv", timeout=WAIT)
+    built = peer.runtime.last_build_seconds["kv"]
+
+    def builds() -> float:
+        return peer.runtime.registry.get_sample_value(
+            "dockercontroller_chaincode_container_build_duration_count",
+            {"chaincode": "kv", "success": "true"},
+        )
+
+    assert builds() == 1
+    assert find_image(engine, image).labels["ccactors.package-id"] == info.id
+    peer.support.stop("kv")
+    peer.support.launch("kv", timeout=WAIT)
+    assert builds() == 1  # present: not built again
+    with capsys.disabled():
+        print(f"\nchaincode image build (FROM {BASE_IMAGE}): {built * 1000:.0f} ms")
+
+
+def test_container_is_hardened_and_gets_fabric_env(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer()
+    peer.support.launch("kv", timeout=WAIT)
+    instance = peer.container()
+    attrs = instance.inspect()
+    host = attrs["HostConfig"]
+    assert attrs["Name"] == "/" + container_name("kv", NETWORK_ID, PEER_ID)
+    assert attrs["State"]["Running"]
+    assert host["Memory"] == 512 * 1024 * 1024
+    assert host["PidsLimit"] == 256
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["Init"] is True
+    assert "/tmp" in host["Tmpfs"]
+    assert host["NetworkMode"] == "host"
+    assert attrs["Config"]["User"] == "65534:65534"
+    env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+    address = peer.support.peer_address()
+    assert env["CORE_CHAINCODE_ID_NAME"] == "kv"
+    assert env["CORE_PEER_ADDRESS"] == address
+    assert env["CORE_PEER_TLS_ENABLED"] == "false"
+    assert env["CORE_CHAINCODE_TARGET"] == "examples.kv:KVChaincode"
+    assert env["CORE_CHAINCODE_LOGGING_LEVEL"] == "info"
+    assert attrs["Config"]["Cmd"] == ["python3", "-m", "actors.shim", "--peer.address", address]
+    assert peer.support.instances() == {"kv": instance.describe()}
+    assert instance.describe() == f"container {attrs['Id'][:12]} ({attrs['Name'][1:]})"
+
+
+def test_invoke_commit_put_get_range(
+    make_peer: Callable[..., Peer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="peer.chaincode.kv")
+    peer = make_peer()
+    support = peer.support
+    for key, value in (("a", "1"), ("b", "2"), ("c", "3")):
+        assert support.invoke(CHANNEL, None, "kv", ["put", key, value]).committed
+    got = support.execute(CHANNEL, None, "kv", ["get", "b"])
+    assert (got.response.status, got.response.payload) == (200, b"2")
+    missing = support.execute(CHANNEL, None, "kv", ["get", "zz"])
+    assert missing.response.status == 404
+    ranged = support.execute(CHANNEL, None, "kv", ["range", "a", "c"])
+    assert json.loads(ranged.response.payload) == {"a": "1", "b": "2"}
+    # The container's output reaches the logger and the ring buffer.
+    assert wait_for(lambda: any("connected to peer" in line for line in peer.container().log_tail))
+    assert any(
+        r.name == "peer.chaincode.kv" and "connected to peer" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_bridge_network(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer(listen="0.0.0.0:0", network_mode="bridge")
+    assert peer.support.invoke(CHANNEL, None, "kv", ["put", "bridged", "yes"]).committed
+    attrs = peer.container().inspect()
+    assert attrs["HostConfig"]["NetworkMode"] == "bridge"
+    env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+    port = peer.support.peer_address().rsplit(":", 1)[1]
+    assert env["CORE_PEER_ADDRESS"] == f"{peer.runtime._bridge_gateway()}:{port}"
+    assert not env["CORE_PEER_ADDRESS"].startswith("127.")
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+def test_docker_kill_fails_in_flight_reports_sigkill_and_relaunches(
+    make_peer: Callable[..., Peer], engine: Any
+) -> None:
+    peer = make_peer()
+    support = peer.support
+    support.launch("kv", timeout=WAIT)
+    first = peer.container()
+    in_flight = support.execute_async(CHANNEL, None, "kv", ["sleep", "60"])
+    time.sleep(0.5)  # let it reach the chaincode
+    killed_at = time.monotonic()
+    engine.api.kill(first.container_id)  # what `docker kill` does
+    with pytest.raises(ChaincodeError) as failure:
+        in_flight.result(WAIT)
+    assert time.monotonic() - killed_at < 10, "the in-flight transaction must fail at once"
+    # Today: "chaincode stream terminated: stream from ... failed"; the exit status comes with
+    # the "exited" event (handlers that arrive through the listener do not know their container).
+    assert isinstance(failure.value, ChaincodeStreamTerminated)
+    exited = wait_for(lambda: peer.events.details("kv", "exited"))
+    assert exited == ["exited with code 137 (SIGKILL)"]
+    assert first.wait() == ExitStatus(signal=9)
+    assert wait_for(lambda: support.status().get("kv") != "ready")
+    # The next transaction relaunches: a new container under the same name.
+    assert support.execute(CHANNEL, None, "kv", ["get", "nothing"]).response.status == 404
+    second = peer.container()
+    assert second.container_id != first.container_id
+    assert second.name == first.name
+    assert [c.id for c in our_containers(engine)] == [second.container_id]
+
+
+def test_stale_container_of_the_same_name_is_removed(
+    make_peer: Callable[..., Peer], engine: Any
+) -> None:
+    name = container_name("kv", NETWORK_ID, PEER_ID)
+    stale = engine.containers.create(
+        BASE_IMAGE,
+        ["python3", "-c", "import time; time.sleep(600)"],
+        name=name,
+        labels={PEER_LABEL: PEER_ID},
+    )
+    stale.start()
+    peer = make_peer()
+    peer.support.launch("kv", timeout=WAIT)
+    assert peer.container().container_id != stale.id
+    assert [c.id for c in our_containers(engine)] == [peer.container().container_id]
+
+
+def test_shutdown_removes_the_containers(make_peer: Callable[..., Peer], engine: Any) -> None:
+    peer = make_peer()
+    peer.support.launch("kv", timeout=WAIT)
+    assert len(our_containers(engine)) == 1
+    peer.support.shutdown()
+    assert our_containers(engine) == []
+
+
+def test_missing_base_image_is_a_clear_launch_error(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer(base_image="ccactors/no-such-base:latest")
+    with pytest.raises(LaunchError, match=r"ccactors/no-such-base:latest is missing.*images build"):
+        peer.support.launch("kv", timeout=WAIT)
+
+
+def test_bad_package_is_a_clear_launch_error(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer()
+    peer.support.define(ChaincodeDefinition("ghost", runtime="docker", package="/nonexistent.tgz"))
+    with pytest.raises(LaunchError, match=r"chaincode package /nonexistent.tgz not found"):
+        peer.support.launch("ghost", timeout=WAIT)
+
+
+def test_chaincode_that_cannot_load_fails_the_launch_with_its_output(
+    make_peer: Callable[..., Peer], tmp_path: Path
+) -> None:
+    peer = make_peer()
+    package = tmp_path / "broken.tar.gz"
+    create_package(EXAMPLES, "broken", target="examples.kv:NoSuchClass", out=package)
+    peer.support.define(ChaincodeDefinition("broken", runtime="docker", package=str(package)))
+    with pytest.raises(LaunchError, match=r"registration failed: exited with code 1"):
+        peer.support.launch("broken", timeout=WAIT)
+    instance = peer.container("broken")
+    assert instance.wait() == ExitStatus(code=1)
+    assert any(
+        "cannot load chaincode examples.kv:NoSuchClass" in line for line in instance.log_tail
+    )
+
+
+# -- speed ---------------------------------------------------------------------------------------
+
+
+def test_launch_time_with_image_present(
+    make_peer: Callable[..., Peer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    peer = make_peer()
+    peer.support.launch("kv", timeout=WAIT)  # image present from here on
+    times = []
+    for _ in range(7):
+        peer.support.stop("kv")
+        started = time.perf_counter()
+        peer.support.launch("kv", timeout=WAIT)
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    with capsys.disabled():
+        print(
+            f"\ndocker launch (image present, host network, {os.cpu_count()} CPUs): "
+            f"median {median * 1000:.0f} ms over {len(times)}: "
+            f"{', '.join(f'{t * 1000:.0f}' for t in times)} ms (target <= 400 ms)"
+        )
+    assert median < LAUNCH_BUDGET
