@@ -249,12 +249,15 @@ class Handler(pykka.ThreadingActor):
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.stream.close()
+        # Leave the launcher's directory (an ask: it must be done) before failing the
+        # in-flight transactions, so a caller retrying at once launches a new instance instead
+        # of reaching this handler, whose mailbox is dropped when it stops.
+        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+            self.deps.launcher.ask(HandlerGone(self.chaincode, self.actor_ref, reason), timeout=5)
         error = ChaincodeStreamTerminated(f"chaincode stream terminated: {reason}")
         for ctx in list(self._txs.values()):
             self._finish(ctx, error=error)
         self._txs.clear()
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.deps.launcher.tell(HandlerGone(self.chaincode, self.actor_ref, reason))
 
     # -- mailbox -----------------------------------------------------------------------------
 

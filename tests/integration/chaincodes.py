@@ -1,0 +1,55 @@
+"""Misbehaving chaincodes for the integration tests of the system runtime.
+
+Each runs in a child process forked by the runtime's fork server, so it is referenced by an
+importable target such as ``tests.integration.chaincodes:NeverRegisters``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from actors.shim import Chaincode, ChaincodeStub, Response, error, success
+
+
+class NeverRegisters(Chaincode):
+    """Hangs in its constructor, so the shim never sends REGISTER (startup timeout)."""
+
+    def __init__(self) -> None:
+        while True:
+            time.sleep(3600)
+
+
+class BrokenConstructor(Chaincode):
+    """Cannot be instantiated: the child exits with code 3 before registering."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("BrokenConstructor refuses to start")
+
+
+class Crashy(Chaincode):
+    """Serves ``ok``, ``put`` and ``sleep``; dies in the middle of ``exit CODE`` and ``kill``.
+
+    Both fatal functions read a key first, so the peer has served a request of the
+    transaction before the process disappears.
+    """
+
+    def invoke(self, stub: ChaincodeStub) -> Response:
+        function, params = stub.get_function_and_parameters()
+        if function == "ok":
+            return success(f"pid {os.getpid()}".encode())
+        if function == "put":
+            stub.put_state(params[0], params[1].encode())
+            return success()
+        if function == "sleep":
+            time.sleep(float(params[0]))
+            return success()
+        if function == "exit":
+            stub.get_state("before-exit")
+            os._exit(int(params[0]))
+        if function == "kill":
+            stub.get_state("before-kill")
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)  # never reached: SIGKILL cannot be caught
+        return error(f"unknown function {function!r}", status=400)
