@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -235,11 +236,32 @@ class Handler(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._teardown("handler stopped")
+        self._drain_inbox()
 
     def on_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
         # pykka skips on_stop when a tell raises; the connection must still end cleanly.
         log.error("handler for %s crashed: %r", self.chaincode, exc_value)
         self._teardown(f"handler crashed: {exc_value!r}")
+        self._drain_inbox()
+
+    def _drain_inbox(self) -> None:
+        """End what is still queued. pykka drops queued tells when an actor stops; a
+        transaction among them would otherwise wait for its timeout. Senders see the actor
+        dead from here on (pykka marks it stopped before calling on_stop/on_failure)."""
+        error = ChaincodeStreamTerminated("chaincode stream terminated: handler stopped")
+        while True:
+            try:
+                envelope = self.actor_inbox.get_nowait()
+            except queue.Empty:
+                return
+            message = envelope.message
+            if type(message) is StartTransaction:
+                self._finish(message.context, error=error)
+            elif type(message) is TransactionExpired:
+                self._cleanup(message.context)
+            if envelope.reply_to is not None:
+                dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling it")
+                envelope.reply_to.set_exception(exc_info=(type(dead), dead, None))
 
     def _teardown(self, reason: str) -> None:
         if self._closed:

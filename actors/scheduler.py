@@ -56,11 +56,21 @@ class Scheduler:
             queue.append(entry)
         return entry
 
-    def stop(self) -> None:
+    def stop(self, run_pending: bool = False) -> None:
+        """Stop the thread. With ``run_pending``, first run every callback still scheduled,
+        now, so that whatever waits on them (a caller's timeout) ends instead of hanging."""
         with self._cond:
             self._stopped = True
+            pending = [e for q in self._queues.values() for e in q if not e.cancelled]
+            self._queues.clear()
             self._cond.notify()
         self._thread.join(timeout=5)
+        if run_pending:
+            for entry in pending:
+                try:
+                    entry.callback()
+                except Exception:
+                    log.exception("deadline callback failed")
 
     def _run(self) -> None:
         while True:

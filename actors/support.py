@@ -394,6 +394,9 @@ class ChaincodeSupport:
             ctx.resolve(error=SupportShutdown("transaction context registry is not running"))
 
     def _expire(self, ctx: TXContext, handler: pykka.ActorRef[Any]) -> None:
+        if self._closed:  # run early by shutdown: nothing is left to answer this transaction
+            ctx.resolve(error=SupportShutdown("chaincode support shut down during the transaction"))
+            return
         if not ctx.resolve(error=ExecuteTimeout("timeout expired while executing transaction")):
             return
         self.metrics.execute_timeouts.labels(ctx.chaincode).inc()
@@ -431,7 +434,7 @@ class ChaincodeSupport:
         finally:
             self.vmcontroller.stop(timeout=timeout)
             self.registry.stop(timeout=timeout)
-            self.scheduler.stop()
+            self.scheduler.stop(run_pending=True)
             for runtime in self.runtimes.values():
                 runtime.close()
             self.ledgers.close()

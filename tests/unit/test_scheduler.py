@@ -52,3 +52,12 @@ def test_stop_ends_the_thread() -> None:
     scheduler.call_later(60, lambda: None)
     scheduler.stop()
     assert not scheduler._thread.is_alive()
+
+
+def test_stop_can_run_what_is_still_pending() -> None:
+    scheduler = Scheduler()
+    fired: list[str] = []
+    scheduler.call_later(60, lambda: fired.append("pending"))
+    scheduler.call_later(60, lambda: fired.append("cancelled")).cancel()
+    scheduler.stop(run_pending=True)
+    assert fired == ["pending"]
