@@ -105,6 +105,7 @@ class Config:
 
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # chaincode.startuptimeout
     execute_timeout: float = DEFAULT_EXECUTE_TIMEOUT  # chaincode.executetimeout
+    install_timeout: float = 300.0  # chaincode.installTimeout: bounds an image build
     keepalive: float = 0.0  # chaincode.keepalive; 0 = off (Node shim 2.5.8 exits on KEEPALIVE)
     mode: str = "net"  # chaincode.mode: net | dev
     listen_address: str = "0.0.0.0:7052"  # peer.chaincodeListenAddress
@@ -134,6 +135,8 @@ class Config:
             )
         if self.execute_timeout <= 0:
             raise ConfigError("chaincode.executetimeout must be positive")
+        if self.install_timeout <= 0:
+            raise ConfigError("chaincode.installTimeout must be positive")
         if self.keepalive < 0:
             raise ConfigError("chaincode.keepalive must be >= 0")
         for name in (
@@ -170,6 +173,7 @@ class Config:
 _KEYS: dict[str, tuple[str, Any]] = {
     "chaincode.startuptimeout": ("startup_timeout", parse_duration),
     "chaincode.executetimeout": ("execute_timeout", parse_duration),
+    "chaincode.installtimeout": ("install_timeout", parse_duration),
     "chaincode.keepalive": ("keepalive", parse_duration),
     "chaincode.mode": ("mode", str),
     "peer.chaincodelistenaddress": ("listen_address", str),

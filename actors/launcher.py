@@ -24,6 +24,8 @@ import pykka
 from actors.errors import LaunchError, StartupTimeout, SupportShutdown, UnknownChaincode
 from actors.handler import HandlerGone, HandlerReady, RegisterHandler
 from actors.vmcontroller import (
+    Building,
+    Built,
     InstanceExited,
     InstanceStarted,
     StartFailed,
@@ -61,11 +63,12 @@ class Stop:
 class LaunchTimedOut:
     chaincode: str
     launch_id: int
+    building: bool = False
 
 
 @dataclass(frozen=True)
 class Status:
-    """Ask: {chaincode: "ready" | "launching"}."""
+    """Ask: {chaincode: "ready" | "launching" | "building"}."""
 
 
 @dataclass
@@ -75,6 +78,7 @@ class _LaunchState:
     waiters: list[Future[HandlerRef]] = field(default_factory=list)
     handler: HandlerRef | None = None
     deadline: Deadline | None = None
+    building: bool = False
 
 
 class RuntimeLauncher(pykka.ThreadingActor):
@@ -131,12 +135,17 @@ class RuntimeLauncher(pykka.ThreadingActor):
             self._fail(message.chaincode, message.launch_id, LaunchError(message.reason))
         elif kind is InstanceExited:
             self._exited(message)
+        elif kind is Building or kind is Built:
+            self._building(message)
         elif kind is LaunchTimedOut:
             self._timed_out(message)
         elif kind is Stop:
             self._stop_chaincode(message)
         elif kind is Status:
-            status = {name: "launching" for name in self._launching}
+            status = {
+                name: "building" if state.building else "launching"
+                for name, state in self._launching.items()
+            }
             status.update({name: "ready" for name in self.directory})
             return status
         else:
@@ -159,13 +168,32 @@ class RuntimeLauncher(pykka.ThreadingActor):
         self._next_id += 1
         state = _LaunchState(self._next_id, time.monotonic(), [reply])
         self._launching[name] = state
-        ref = self.actor_ref
-        state.deadline = self.scheduler.call_later(
-            self.config.startup_timeout,
-            lambda: _tell(ref, LaunchTimedOut(name, state.launch_id)),
-        )
+        self._arm(name, state, self.config.startup_timeout)
         self._on_event(name, "launching", definition.runtime)
-        self.vmcontroller.tell(StartInstance(definition, state.launch_id, ref))
+        self.vmcontroller.tell(StartInstance(definition, state.launch_id, self.actor_ref))
+
+    def _arm(self, name: str, state: _LaunchState, seconds: float) -> None:
+        if state.deadline is not None:
+            state.deadline.cancel()
+        ref, launch_id, building = self.actor_ref, state.launch_id, state.building
+        state.deadline = self.scheduler.call_later(
+            seconds, lambda: _tell(ref, LaunchTimedOut(name, launch_id, building))
+        )
+
+    def _building(self, message: Building | Built) -> None:
+        state = self._launching.get(message.chaincode)
+        if state is None or state.launch_id != message.launch_id:
+            return
+        if type(message) is Building:
+            state.building = True
+            self._arm(message.chaincode, state, self.config.install_timeout)
+            self._on_event(message.chaincode, "building", "")
+        else:
+            # The startup window (and launch_duration) start again once the image exists.
+            state.building = False
+            state.started = time.monotonic()
+            self._arm(message.chaincode, state, self.config.startup_timeout)
+            self._on_event(message.chaincode, "built", f"{message.seconds:.1f} s")
 
     def _register(self, name: str, handler: HandlerRef) -> str | None:
         current = self.directory.get(name)
@@ -233,12 +261,12 @@ class RuntimeLauncher(pykka.ThreadingActor):
         if state is None or state.launch_id != message.launch_id:
             return
         self.metrics.launch_timeouts.labels(name).inc()
-        self._fail(
-            name,
-            state.launch_id,
-            StartupTimeout(f"timeout expired while starting chaincode {name} for transaction"),
-            count_failure=False,
+        text = (
+            f"timeout expired while building the image of chaincode {name}"
+            if message.building
+            else f"timeout expired while starting chaincode {name} for transaction"
         )
+        self._fail(name, state.launch_id, StartupTimeout(text), count_failure=False)
 
     def _fail(
         self, name: str, launch_id: int, error: LaunchError, *, count_failure: bool = True

@@ -35,6 +35,7 @@ from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
 from actors.metrics import Metrics
 from actors.proposals import build_signed_proposal, local_identity
 from actors.runtimes import Instance, Runtime
+from actors.runtimes.docker import DockerRuntime
 from actors.runtimes.process import ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.scheduler import Scheduler
@@ -123,6 +124,13 @@ class ChaincodeSupport:
             or {
                 "system": SystemRuntime(max_frame=config.max_message_size),
                 "process": ProcessRuntime(self.peer_address, tls=self.client_tls),
+                # Connects to the engine on first use, so a peer without Docker still starts.
+                "docker": DockerRuntime(
+                    self.peer_address,
+                    config.docker_endpoint,
+                    config.base_image,
+                    msp_id=config.msp_id,
+                ),
             }
         )
         self._directory: dict[str, pykka.ActorRef[Any]] = {}
@@ -199,7 +207,7 @@ class ChaincodeSupport:
         return self._listener.dial_address() if self._listener is not None else None
 
     def status(self) -> dict[str, str]:
-        """{chaincode: "ready" | "launching"}."""
+        """{chaincode: "ready" | "launching" | "building"}."""
         self._check_open()
         return self.launcher.ask(Status(), timeout=10)
 
@@ -430,7 +438,9 @@ class ChaincodeSupport:
             except pykka.Timeout:
                 log.warning("handler did not stop within %ss", timeout)
         try:
-            self.vmcontroller.ask(StopAll(), timeout=timeout + 10)
+            stopped: Future[int] = Future()
+            self.vmcontroller.tell(StopAll(stopped))
+            stopped.result(timeout + 10)
         finally:
             self.vmcontroller.stop(timeout=timeout)
             self.registry.stop(timeout=timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,9 +42,10 @@ class StopInstance:
 
 @dataclass(frozen=True)
 class StopAll:
-    """Ask: stop every instance; returns when all have ended."""
+    """Stop every instance and refuse new starts; ``reply`` gets the number stopped once
+    every lane is idle, including starts that were already under way."""
 
-    timeout: float = 5.0
+    reply: Future[int]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,23 @@ class GetInstance:
     """Ask: the running instance of ``chaincode``, or None."""
 
     chaincode: str
+
+
+@dataclass(frozen=True)
+class Building:
+    """To the launcher: the runtime is building the chaincode's image."""
+
+    chaincode: str
+    launch_id: int
+
+
+@dataclass(frozen=True)
+class Built:
+    """To the launcher: the build is done; the instance starts now."""
+
+    chaincode: str
+    launch_id: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,9 @@ class VMController(pykka.ThreadingActor):
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="ccactors-vm")
         self._lanes: dict[str, deque[Op]] = {}
         self._instances: dict[str, Instance] = {}
+        self._stopping = False
+        self._stopped_count = 0
+        self._drain_waiters: list[Future[int]] = []
 
     def on_stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -117,7 +139,7 @@ class VMController(pykka.ThreadingActor):
         elif kind is _OpDone:
             self._op_done(message)
         elif kind is StopAll:
-            return self._stop_all(message.timeout)
+            self._stop_all(message.reply)
         elif kind is ListInstances:
             return {name: inst.describe() for name, inst in self._instances.items()}
         elif kind is GetInstance:
@@ -160,6 +182,7 @@ class VMController(pykka.ThreadingActor):
             self._run(name, lane.popleft())
         else:
             self._lanes.pop(name, None)
+            self._check_drained()
 
     # The two operations run on a worker thread; they only touch their arguments.
 
@@ -169,6 +192,9 @@ class VMController(pykka.ThreadingActor):
         if stale is not None:  # Fabric removes a stale container of the same name first
             _stop_quietly(stale)
         runtime = self.runtimes.get(definition.runtime)
+        if self._stopping:
+            _tell(message.reply_to, StartFailed(name, message.launch_id, "shutting down"))
+            return _OpDone(name, None, stale)
         if runtime is None:
             _tell(
                 message.reply_to,
@@ -177,7 +203,15 @@ class VMController(pykka.ThreadingActor):
                 ),
             )
             return _OpDone(name, None, stale)
+        build = getattr(runtime, "build", None)
         try:
+            if build is not None:
+                # Building an image can take minutes; the launcher keeps it out of the
+                # startup window (Fabric 2.x builds before it starts the timer, too).
+                _tell(message.reply_to, Building(name, message.launch_id))
+                started = time.monotonic()
+                build(definition)
+                _tell(message.reply_to, Built(name, message.launch_id, time.monotonic() - started))
             instance = runtime.start(definition, self.connect)
         except Exception as exc:
             log.warning("starting %s failed: %s", name, exc)
@@ -202,18 +236,24 @@ class VMController(pykka.ThreadingActor):
             message.reply.set_result(True)
         return _OpDone(message.chaincode, None, instance)
 
-    def _stop_all(self, timeout: float) -> int:
-        instances = list(self._instances.values())
-        self._instances.clear()
-        threads = [
-            threading.Thread(target=_stop_quietly, args=(inst, timeout), daemon=True)
-            for inst in instances
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout + 5)
-        return len(instances)
+    def _stop_all(self, reply: Future[int]) -> None:
+        # Through the lanes, so each stop runs after whatever start is in progress there.
+        self._stopping = True
+        names = set(self._instances) | set(self._lanes)
+        self._stopped_count += len(self._instances)
+        for name in names:
+            self._enqueue(
+                name, lambda cur, name=name: self._stop_instance(StopInstance(name, None), cur)
+            )
+        self._drain_waiters.append(reply)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self._stopping and not self._lanes:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(self._stopped_count)
 
 
 def _stop_quietly(instance: Instance, timeout: float = 5.0) -> None:

@@ -30,6 +30,8 @@ class ExitStatus:
         return cls(signal=-returncode) if returncode < 0 else cls(code=returncode)
 
     def describe(self) -> str:
+        if self.signal is None and self.code is None:
+            return "exited with an unknown status"
         if self.signal is not None:
             try:
                 name = signal.Signals(self.signal).name
@@ -62,6 +64,10 @@ Connect = Callable[[MessageStream, Instance], None]
 
 
 class Runtime(Protocol):
+    """A way of running chaincode. A runtime that needs a slow preparation step (an image
+    build) also offers ``build(definition)``, which the VM controller calls before ``start``
+    so that the launcher can keep it out of the startup timeout."""
+
     kind: str
 
     def start(self, definition: ChaincodeDefinition, connect: Connect) -> Instance:

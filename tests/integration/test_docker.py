@@ -114,8 +114,6 @@ def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
         Config(chaincodes=(definition,)), runtimes={"docker": runtime}
     )
     try:
-        with pytest.raises(LaunchError, match="no chaincode listener"):
-            support.launch("kv", timeout=WAIT)
         support.listen("127.0.0.1:0")
         with pytest.raises(LaunchError, match="cannot reach the Docker engine"):
             support.launch("kv", timeout=WAIT)
@@ -373,6 +371,29 @@ def test_shutdown_removes_the_containers(make_peer: Callable[..., Peer], engine:
     assert len(our_containers(engine)) == 1
     peer.support.shutdown()
     assert our_containers(engine) == []
+
+
+def test_no_listener_is_a_clear_launch_error(engine: Any, kv_package: str) -> None:
+    ref: dict[str, ChaincodeSupport] = {}
+    runtime = DockerRuntime(lambda: ref["s"].peer_address(), network_id=NETWORK_ID, peer_id=PEER_ID)
+    definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
+    support = ref["s"] = ChaincodeSupport(
+        Config(chaincodes=(definition,)), runtimes={"docker": runtime}
+    )
+    try:  # the image is built, but nothing could dial the peer
+        with pytest.raises(LaunchError, match="no chaincode listener"):
+            support.launch("kv", timeout=WAIT)
+    finally:
+        support.shutdown()
+
+
+def test_build_is_kept_out_of_the_startup_window(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer()
+    seen: list[str] = []
+    peer.support.subscribe(lambda event: seen.append(event[1]))
+    peer.support.launch("kv", timeout=WAIT)
+    assert seen[:2] == ["launching", "building"]
+    assert seen.index("built") < seen.index("ready")
 
 
 def test_missing_base_image_is_a_clear_launch_error(make_peer: Callable[..., Peer]) -> None:
