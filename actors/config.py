@@ -89,9 +89,12 @@ class ChaincodeDefinition:
             )
         if self.runtime == "docker" and not self.package:
             raise ConfigError(f"chaincode {self.name}: a docker chaincode needs a package path")
-        if self.runtime == "external" and not self.connection.get("address"):
+        if self.runtime == "external" and not (
+            self.connection.get("address") or self.connection.get("file")
+        ):
             raise ConfigError(
-                f"chaincode {self.name}: an external chaincode needs connection.address"
+                f"chaincode {self.name}: an external chaincode needs connection.address "
+                "(or connection.file, a connection.json)"
             )
         if not all(isinstance(part, str) for part in self.command):
             raise ConfigError(f"chaincode {self.name}: command must be a list of strings")
@@ -120,6 +123,9 @@ class Config:
     # Messages a chaincode may have waiting in its Handler's mailbox before the connection is
     # closed as a flood (not a Fabric setting).
     max_inbound_backlog: int = 10000
+    # ... and messages per second it may send (0 = no limit). A Python peer serves well under
+    # this, so only a misbehaving chaincode meets it.
+    max_inbound_rate: float = 100_000.0
     docker_endpoint: str = "unix:///var/run/docker.sock"  # vm.endpoint
     base_image: str = "ccactors/python-shim:latest"
     chaincodes: tuple[ChaincodeDefinition, ...] = ()
@@ -137,6 +143,8 @@ class Config:
             raise ConfigError("chaincode.executetimeout must be positive")
         if self.install_timeout <= 0:
             raise ConfigError("chaincode.installTimeout must be positive")
+        if self.max_inbound_rate < 0:
+            raise ConfigError("chaincode.maxinboundrate must be >= 0")
         if self.keepalive < 0:
             raise ConfigError("chaincode.keepalive must be >= 0")
         for name in (
@@ -187,6 +195,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "chaincode.signproposals": ("sign_proposals", lambda v, k=None: _boolean(v)),
     "peer.tls.enabled": ("tls_enabled", lambda v, k=None: _boolean(v)),
     "chaincode.maxinboundbacklog": ("max_inbound_backlog", int),
+    "chaincode.maxinboundrate": ("max_inbound_rate", float),
 }
 
 

@@ -229,7 +229,13 @@ class Handler(pykka.ThreadingActor):
         ref = self.actor_ref
         threading.Thread(
             target=_read_loop,
-            args=(self.stream, ref, self._describe_exit, self.deps.config.max_inbound_backlog),
+            args=(
+                self.stream,
+                ref,
+                self._describe_exit,
+                self.deps.config.max_inbound_backlog,
+                self.deps.config.max_inbound_rate,
+            ),
             name=f"ccactors-reader-{id(self):x}",
             daemon=True,
         ).start()
@@ -709,26 +715,32 @@ def _read_loop(
     ref: pykka.ActorRef[Any],
     describe_exit: Callable[[], str | None] | None,
     backlog_limit: int,
+    rate_limit: float,
 ) -> None:
     """Reader thread: decode off the actor thread, tell each message to the Handler.
 
-    A chaincode that sends faster than its Handler can serve would grow the mailbox without
-    bound; past ``backlog_limit`` waiting messages the connection is closed instead.
+    Two guards against a flooding chaincode, each closing only its connection: more than
+    ``backlog_limit`` messages waiting in the mailbox (memory), and more messages than a token
+    bucket of ``rate_limit`` per second, one second deep, allows (0: off).
     """
     tell = ref.tell
     backlog = ref.actor_inbox.qsize
+    tokens, last = rate_limit, time.monotonic()
     try:
         while True:
             tell(stream.recv())
-            if backlog() > backlog_limit:
+            flood = None
+            if rate_limit:
+                now = time.monotonic()
+                tokens = min(rate_limit, tokens + (now - last) * rate_limit) - 1
+                last = now
+                if tokens < 0:
+                    flood = f"more than {rate_limit:g} messages per second from the chaincode"
+            if flood is None and backlog() > backlog_limit:
+                flood = f"more than {backlog_limit} messages from the chaincode waiting"
+            if flood is not None:
                 # Stop reading; the Handler serves what is queued (bounded), then closes.
-                _tell_quietly(
-                    ref,
-                    ConnectionLost(
-                        f"flooded: more than {backlog_limit} messages from the chaincode "
-                        "waiting to be served"
-                    ),
-                )
+                _tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
                 return
     except ConnectionClosed as exc:
         reason = str(exc)

@@ -63,7 +63,7 @@ def _registered(support: ChaincodeSupport, name: str) -> tuple[GrpcStream, grpc.
 def dev_peer() -> Iterator[ChaincodeSupport]:
     config = Config(
         mode="dev",
-        max_inbound_backlog=50,
+        max_inbound_rate=1000,
         chaincodes=(ChaincodeDefinition("kvp", runtime="process", target=KV),),
     )
     with ChaincodeSupport(config) as support:
