@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 test: $(STAMP) fabric-venv lint
 	bash tools/ensure_node_interop.sh
+	PYTHON=$(PYTHON) bash tools/ensure_python_interop.sh
 	@# Docker engine + base image (installs/starts dockerd as root). In CI a failure fails the
 	@# build; elsewhere the Docker tests then skip and say why.
 	@PYTHON=$(PY) bash tools/ensure_docker.sh || { \

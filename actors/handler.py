@@ -113,6 +113,14 @@ class HandlerReady:
 
 
 @dataclass(frozen=True)
+class RegistrationRefused:
+    """To the launcher: the stream started for launching ``chaincode`` registered wrongly."""
+
+    chaincode: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class HandlerGone:
     """To the launcher: this handler's connection is over."""
 
@@ -377,6 +385,8 @@ class Handler(pykka.ThreadingActor):
             # Fabric sends nothing and leaves the shim waiting forever; a clear ERROR and a
             # closed stream tell the chaincode what happened.
             log.warning("refusing registration of %r: %s", name, refusal)
+            if self.expected is not None:  # this stream belongs to a launch: fail it now
+                _tell_quietly(self.deps.launcher, RegistrationRefused(self.expected, refusal))
             self._send(CM(type=CM.ERROR, payload=refusal.encode()))
             self._connection_lost(f"registration refused: {refusal}")
             return

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.errors import LaunchError, StartupTimeout, SupportShutdown, UnknownChaincode
-from actors.handler import HandlerGone, HandlerReady, RegisterHandler
+from actors.handler import HandlerGone, HandlerReady, RegisterHandler, RegistrationRefused
 from actors.vmcontroller import (
     Building,
     Built,
@@ -79,6 +79,10 @@ class _LaunchState:
     handler: HandlerRef | None = None
     deadline: Deadline | None = None
     building: bool = False
+    # A launch completes once the chaincode is READY *and* its instance has been reported
+    # started (either may come first); a dev-mode registration has no instance to wait for.
+    awaiting_instance: bool = True
+    ready_handler: HandlerRef | None = None
 
 
 class RuntimeLauncher(pykka.ThreadingActor):
@@ -129,8 +133,21 @@ class RuntimeLauncher(pykka.ThreadingActor):
             self._ready(message.chaincode, message.handler)
         elif kind is HandlerGone:
             self._gone(message)
+        elif kind is RegistrationRefused:
+            state = self._launching.get(message.chaincode)
+            if state is not None and state.handler is None:
+                self._fail(
+                    message.chaincode,
+                    state.launch_id,
+                    LaunchError(f"chaincode registration failed: {message.reason}"),
+                )
         elif kind is InstanceStarted:
             self._on_event(message.chaincode, "started", message.instance.describe())
+            state = self._launching.get(message.chaincode)
+            if state is not None and state.launch_id == message.launch_id:
+                state.awaiting_instance = False
+                if state.ready_handler is not None:
+                    self._complete(message.chaincode, state)
         elif kind is StartFailed:
             self._fail(message.chaincode, message.launch_id, LaunchError(message.reason))
         elif kind is InstanceExited:
@@ -208,7 +225,9 @@ class RuntimeLauncher(pykka.ThreadingActor):
                 )
             # Dev mode: the user started the chaincode; track it like a launch of our own.
             self._next_id += 1
-            state = self._launching[name] = _LaunchState(self._next_id, time.monotonic())
+            state = self._launching[name] = _LaunchState(
+                self._next_id, time.monotonic(), awaiting_instance=False
+            )
         elif state.handler is not None and state.handler.is_alive():
             return f"duplicate chaincodeID: {name}"
         state.handler = handler
@@ -218,6 +237,13 @@ class RuntimeLauncher(pykka.ThreadingActor):
         state = self._launching.get(name)
         if state is None or state.handler is not handler:
             return  # a launch that failed meanwhile; the handler is being stopped
+        state.ready_handler = handler
+        if not state.awaiting_instance:
+            self._complete(name, state)
+
+    def _complete(self, name: str, state: _LaunchState) -> None:
+        handler = state.ready_handler
+        assert handler is not None
         del self._launching[name]
         if state.deadline is not None:
             state.deadline.cancel()

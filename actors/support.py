@@ -36,6 +36,7 @@ from actors.metrics import Metrics
 from actors.proposals import build_signed_proposal, local_identity
 from actors.runtimes import Instance, Runtime
 from actors.runtimes.docker import DockerRuntime
+from actors.runtimes.external import ExternalRuntime
 from actors.runtimes.process import ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.scheduler import Scheduler
@@ -131,6 +132,7 @@ class ChaincodeSupport:
                     config.base_image,
                     msp_id=config.msp_id,
                 ),
+                "external": ExternalRuntime(max_message_size=config.max_message_size),
             }
         )
         self._directory: dict[str, pykka.ActorRef[Any]] = {}

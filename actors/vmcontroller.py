@@ -106,6 +106,7 @@ class _OpDone:
     chaincode: str
     instance: Instance | None
     removed: Instance | None
+    lane_done: bool = True  # False: a progress note from inside a running operation
 
 
 Op = Callable[[Instance | None], _OpDone]
@@ -177,6 +178,8 @@ class VMController(pykka.ThreadingActor):
             del self._instances[name]
         if done.instance is not None:
             self._instances[name] = done.instance
+        if not done.lane_done:
+            return
         lane = self._lanes.get(name)
         if lane:
             self._run(name, lane.popleft())
@@ -220,6 +223,9 @@ class VMController(pykka.ThreadingActor):
                 StartFailed(name, message.launch_id, f"error starting container: {exc}"),
             )
             return _OpDone(name, None, stale)
+        # Recorded here before the launcher hears of it, so that once a launch completes,
+        # asking this actor about its instances finds it.
+        _tell(self.actor_ref, _OpDone(name, instance, None, lane_done=False))
         _tell(message.reply_to, InstanceStarted(name, message.launch_id, instance))
         threading.Thread(
             target=_wait_for_exit,

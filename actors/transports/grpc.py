@@ -138,7 +138,9 @@ def dial(
     """Open a stream to ``address``: ``ChaincodeSupport/Register`` (a shim dialling a peer) or
     ``Chaincode/Connect`` (a peer dialling a chaincode service). Raises ConnectionClosed when
     the server cannot be reached within ``timeout``."""
-    opts = client_options(max_message_size) + list(options or [])
+    # grpcio keeps the first of two channel args with one key: the caller's options go first
+    # so that they override the defaults (e.g. a longer keepalive).
+    opts = list(options or []) + client_options(max_message_size)
     if credentials is None:
         channel = grpc.insecure_channel(address, options=opts)
     else:

@@ -1,0 +1,302 @@
+"""Chaincode as a service: the peer dials a chaincode that is already running.
+
+Fabric counterpart: ``core/container/externalbuilder`` (``ChaincodeServerUserData`` read from
+the ``connection.json`` a builder's ``release`` step leaves) and ``core/chaincode/extcc``
+(``ExternalChaincodeRuntime.Stream``: dial, open ``protos.Chaincode/Connect``, then serve the
+stream exactly like a ``Register`` stream; when it ends the launch state says "connection to X
+terminated"). The chaincode still sends REGISTER first, so the same Handler serves it.
+
+Nothing is started here: an instance is one gRPC stream to the service. ``wait`` returns when
+that stream ends, which reaches the launcher as an exited instance, and the next launch dials
+again: restarting the service is how a chaincode-as-a-service is "restarted".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from actors.config import ChaincodeDefinition, ConfigError, parse_duration
+from actors.runtimes import Connect, ExitStatus
+from actors.transports import ConnectionClosed
+from actors.transports.grpc import DEFAULT_MAX_MESSAGE, GrpcStream, dial
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+
+DEFAULT_DIAL_TIMEOUT = 3.0  # Fabric's externalbuilder.DialTimeout
+
+# connection.json keys Fabric reads, plus ``domain`` (the TLS server name, when the address is
+# not the name in the service's certificate) and ``file`` (ours: where to read the rest from).
+CONNECTION_KEYS = frozenset(
+    {
+        "address",
+        "dial_timeout",
+        "tls_required",
+        "client_auth_required",
+        "client_key",
+        "client_cert",
+        "root_cert",
+        "domain",
+        "file",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the peer needs to dial a chaincode service (Fabric's ``ChaincodeServerInfo``)."""
+
+    address: str
+    dial_timeout: float = DEFAULT_DIAL_TIMEOUT
+    tls_required: bool = False
+    client_auth_required: bool = False
+    client_key: bytes | None = None
+    client_cert: bytes | None = None
+    root_cert: bytes | None = None
+    domain: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        if not self.tls_required:
+            return None
+        if self.client_auth_required:
+            return grpc.ssl_channel_credentials(self.root_cert, self.client_key, self.client_cert)
+        return grpc.ssl_channel_credentials(self.root_cert)
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        if self.tls_required and self.domain:
+            return [("grpc.ssl_target_name_override", self.domain)]
+        return []
+
+
+def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a Fabric ``connection.json`` into a dict for ``ChaincodeDefinition.connection``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read chaincode connection file {path}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse chaincode connection file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"chaincode connection file {path}: expected a JSON object")
+    data.pop("file", None)
+    # PEM fields hold the PEM text, as in Fabric; a path to a PEM file (relative to the
+    # connection file) is accepted too.
+    for key in ("client_key", "client_cert", "root_cert"):
+        value = data.get(key)
+        if isinstance(value, str) and value and "-----BEGIN" not in value:
+            pem = path.parent / value
+            if pem.is_file():
+                data[key] = pem.read_text()
+    return data
+
+
+def _flag(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ConfigError(f"connection.{key}: expected true or false, got {value!r}")
+
+
+def _pem(value: Any) -> bytes | None:
+    if not value:
+        return None
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionInfo:
+    """Fabric's ``ChaincodeServerUserData.ChaincodeServerInfo``, with its error texts.
+
+    ``{"file": "path/connection.json"}`` reads the fields from that file; keys given next to
+    ``file`` override the file's.
+    """
+    fields = dict(connection)
+    if fields.get("file"):
+        fields = {**load_connection_file(fields["file"]), **fields}
+    unknown = set(fields) - CONNECTION_KEYS
+    if unknown:
+        raise ConfigError(f"chaincode {name}: unknown connection keys {sorted(unknown)}")
+    address = fields.get("address")
+    if not address or not isinstance(address, str):
+        raise ConfigError(f"chaincode {name}: chaincode address not provided")
+    raw_timeout = fields.get("dial_timeout")
+    if raw_timeout in (None, "", 0):
+        dial_timeout = DEFAULT_DIAL_TIMEOUT
+    else:
+        dial_timeout = parse_duration(raw_timeout, "connection.dial_timeout")
+        if dial_timeout <= 0:
+            raise ConfigError(f"chaincode {name}: connection.dial_timeout must be positive")
+    tls = _flag(fields.get("tls_required", False), "tls_required")
+    client_auth = _flag(fields.get("client_auth_required", False), "client_auth_required")
+    info = ConnectionInfo(
+        address=address.removeprefix("grpc://").removeprefix("grpcs://"),
+        dial_timeout=dial_timeout,
+        tls_required=tls,
+        client_auth_required=client_auth,
+        client_key=_pem(fields.get("client_key")),
+        client_cert=_pem(fields.get("client_cert")),
+        root_cert=_pem(fields.get("root_cert")),
+        domain=fields.get("domain") or None,
+    )
+    if tls:
+        if client_auth and not info.client_key:
+            raise ConfigError(f"chaincode {name}: chaincode tls key not provided")
+        if client_auth and not info.client_cert:
+            raise ConfigError(f"chaincode {name}: chaincode tls cert not provided")
+        if not info.root_cert:
+            raise ConfigError(f"chaincode {name}: chaincode tls root cert not provided")
+    return info
+
+
+@dataclass(frozen=True)
+class StreamEnded(ExitStatus):
+    """How a connection to a chaincode service ended: code 0 when it was closed on purpose
+    (by the service or by us), 1 when it broke. ``describe`` completes "chaincode NAME ..."."""
+
+    reason: str = ""
+
+    def describe(self) -> str:
+        return self.reason or super().describe()
+
+
+class _ServiceStream:
+    """The dialled stream, watched: the first failure or close becomes the instance's status."""
+
+    def __init__(self, stream: GrpcStream, instance: ExternalInstance) -> None:
+        self._stream = stream
+        self._instance = instance
+
+    def send(self, msg: ChaincodeMessage) -> None:
+        self._stream.send(msg)
+
+    def recv(self) -> ChaincodeMessage:
+        try:
+            return self._stream.recv()
+        except ConnectionClosed as exc:
+            self._instance._ended_by_service(exc)
+            raise
+
+    def close(self) -> None:
+        self._instance._ended_by_peer("was disconnected by the peer")
+        self._stream.close()
+
+
+class ExternalInstance:
+    """One stream to a chaincode service: "running" while the stream is open."""
+
+    def __init__(
+        self, chaincode: str, address: str, stream: GrpcStream, channel: grpc.Channel
+    ) -> None:
+        self.chaincode = chaincode
+        self.address = address
+        self.dial_seconds = 0.0
+        self._channel = channel
+        self._grpc_stream = stream
+        self.stream = _ServiceStream(stream, self)
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        self._status: StreamEnded | None = None
+
+    def _end(self, status: StreamEnded) -> None:
+        with self._lock:
+            if self._status is not None:
+                return
+            self._status = status
+        self._ended.set()
+        # A dead stream is never reused (the next launch dials again); let the channel go
+        # rather than have it reconnect in the background.
+        self._grpc_stream.close()
+        self._channel.close()
+
+    def _ended_by_service(self, exc: ConnectionClosed) -> None:
+        where = f"chaincode service at {self.address}"
+        cause = exc.__cause__
+        if isinstance(cause, StopIteration):  # the response stream ended with OK
+            self._end(StreamEnded(code=0, reason=f"ended its stream ({where} closed it)"))
+            return
+        if isinstance(cause, grpc.RpcError) and isinstance(cause, grpc.Call):
+            code = cause.code()
+            detail = f"{code.name if code is not None else 'UNKNOWN'}: {cause.details()}"
+        else:
+            detail = str(exc)
+        self._end(StreamEnded(code=1, reason=f"lost its connection to {where} ({detail})"))
+
+    def _ended_by_peer(self, what: str) -> None:
+        self._end(StreamEnded(code=0, reason=f"{what} (chaincode service at {self.address})"))
+
+    def wait(self) -> ExitStatus:
+        self._ended.wait()
+        assert self._status is not None
+        return self._status
+
+    def exit_status(self, timeout: float = 0.0) -> ExitStatus | None:
+        self._ended.wait(timeout)
+        return self._status
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._ended_by_peer("was stopped by the peer")
+        self._grpc_stream.close()  # both idempotent; _end did them unless it had ended before
+        self._channel.close()
+
+    def describe(self) -> str:
+        return f"chaincode service at {self.address}"
+
+
+class ExternalRuntime:
+    """Dials chaincode services (``runtime = "external"``) and serves their streams.
+
+    ``keepalive`` is the HTTP/2 ping interval on idle connections (Fabric's client default,
+    60 s). A grpcio server with default settings (fabric-chaincode-python's) tolerates pings no
+    more often than every 5 minutes and closes the connection after a few more.
+    """
+
+    kind = "external"
+
+    def __init__(
+        self, max_message_size: int = DEFAULT_MAX_MESSAGE, keepalive: float | None = None
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.keepalive = keepalive
+
+    def start(self, definition: ChaincodeDefinition, connect: Connect) -> ExternalInstance:
+        info = resolve_connection(definition.name, definition.connection)
+        options = info.channel_options()
+        if self.keepalive is not None:
+            options.append(("grpc.keepalive_time_ms", int(self.keepalive * 1000)))
+        started = time.monotonic()
+        try:
+            stream, channel = dial(
+                info.address,
+                service="Chaincode",
+                max_message_size=self.max_message_size,
+                credentials=info.credentials(),
+                timeout=info.dial_timeout,
+                options=options,
+            )
+        except ConnectionClosed as exc:
+            tls = " over TLS" if info.tls_required else ""
+            raise ConnectionError(
+                f"cannot reach chaincode service {info.address}{tls} within {info.dial_timeout:g}s"
+            ) from exc
+        instance = ExternalInstance(definition.name, info.address, stream, channel)
+        instance.dial_seconds = time.monotonic() - started
+        try:
+            connect(instance.stream, instance)
+        except BaseException:
+            instance.stop()
+            raise
+        return instance
+
+    def close(self) -> None:
+        pass
