@@ -447,3 +447,53 @@ def test_launch_time_with_image_present(
             f"{', '.join(f'{t * 1000:.0f}' for t in times)} ms (target <= 400 ms)"
         )
     assert median < LAUNCH_BUDGET
+
+
+# -- through `ccactors serve` --------------------------------------------------------------------
+
+
+def test_docker_chaincode_through_ccactors_serve(
+    engine: Any, kv_package: str, tmp_path: Path
+) -> None:
+    """Our Python shim in a container, driven end to end through a `ccactors serve` process."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from actors.admin import AdminClient
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        admin = f"127.0.0.1:{sock.getsockname()[1]}"
+    name = f"kvserve{os.getpid()}"
+    config = tmp_path / "peer.toml"
+    config.write_text(
+        f'[[chaincodes]]\nname = "{name}"\nruntime = "docker"\npackage = "{kv_package}"\n'
+    )
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "actors.cli", "serve", "--listen", "127.0.0.1:0",
+         "--admin", admin, "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert peer.stdout is not None
+        assert "ccactors serve:" in peer.stdout.readline()
+        client = AdminClient(admin)
+        put = client.invoke("ch", name, [b"put", b"colour", b"blue"])
+        assert (put.response.status, put.validation) == (200, "VALID")
+        got = client.invoke("ch", name, [b"get", b"colour"], commit=False)
+        assert got.response.payload == b"blue"
+        (info,) = [c for c in client.list().chaincodes if c.name == name]
+        assert info.runtime == "docker" and info.instance.startswith("container ")
+        containers = engine.containers.list(filters={"name": f"dev-peer0-{name}"})
+        assert len(containers) == 1 and containers[0].status == "running"
+        peer.send_signal(signal.SIGTERM)
+        assert peer.wait(60) == 0
+        assert engine.containers.list(all=True, filters={"name": f"dev-peer0-{name}"}) == []
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait(10)
+        for leftover in engine.containers.list(all=True, filters={"name": f"dev-peer0-{name}"}):
+            leftover.remove(force=True)
