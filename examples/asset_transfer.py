@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import json
 
-from actors.shim import Chaincode, ChaincodeStub, Response, error, success
+from actors.shim import ChaincodeStub, Contract, Response, error, success
 
 ASSET = "asset"
 
 
-class AssetTransfer(Chaincode):
+class AssetTransfer(Contract):
     def __init__(self, audit_chaincode: str = "kv") -> None:
         self.audit_chaincode = audit_chaincode
-
-    def invoke(self, stub: ChaincodeStub) -> Response:
-        function, params = stub.get_function_and_parameters()
-        handler = getattr(self, f"fn_{function}", None)
-        if handler is None:
-            return error(f"unknown function {function!r}", status=400)
-        try:
-            return handler(stub, *params)
-        except TypeError as exc:
-            return error(f"bad arguments for {function}: {exc}", status=400)
 
     def _key(self, stub: ChaincodeStub, asset_id: str) -> str:
         return stub.create_composite_key(ASSET, [asset_id])

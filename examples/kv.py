@@ -16,22 +16,12 @@ from __future__ import annotations
 import json
 import time
 
-from actors.shim import Chaincode, ChaincodeStub, Response, error, success
+from actors.shim import ChaincodeStub, Contract, Response, error, success
 
 
-class KVChaincode(Chaincode):
+class KVChaincode(Contract):
     def init(self, stub: ChaincodeStub) -> Response:
         return success(message="kv initialised")
-
-    def invoke(self, stub: ChaincodeStub) -> Response:
-        function, params = stub.get_function_and_parameters()
-        handler = getattr(self, f"fn_{function}", None)
-        if handler is None:
-            return error(f"unknown function {function!r}", status=400)
-        try:
-            return handler(stub, *params)
-        except TypeError as exc:
-            return error(f"bad arguments for {function}: {exc}", status=400)
 
     def fn_put(self, stub: ChaincodeStub, key: str, value: str) -> Response:
         stub.put_state(key, value.encode())

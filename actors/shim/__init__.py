@@ -19,6 +19,7 @@ from actors.shim.chaincode import (
     OK,
     Chaincode,
     ChaincodeRequestError,
+    Contract,
     error,
     success,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Chaincode",
     "ChaincodeRequestError",
     "ChaincodeStub",
+    "Contract",
     "HistoryQueryIterator",
     "Response",
     "ShimHandler",

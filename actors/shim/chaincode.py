@@ -7,6 +7,7 @@ codes). ``ChaincodeRequestError`` stands in for the ``error`` values the Go stub
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 from protos.peer.proposal_response_pb2 import Response
@@ -57,3 +58,23 @@ class Chaincode:
     def invoke(self, stub: ChaincodeStub) -> Response:
         """Called for every TRANSACTION."""
         raise NotImplementedError(f"{type(self).__name__} does not implement invoke")
+
+
+class Contract(Chaincode):
+    """A chaincode whose functions are methods: ``invoke`` with args ``["transfer", "A1",
+    "bob"]`` calls ``self.fn_transfer(stub, "A1", "bob")``.
+
+    An unknown function or a wrong number of arguments is answered with status 400; an
+    exception raised inside a function fails the transaction as usual.
+    """
+
+    def invoke(self, stub: ChaincodeStub) -> Response:
+        function, params = stub.get_function_and_parameters()
+        method = getattr(self, f"fn_{function}", None) if function.isidentifier() else None
+        if method is None:
+            return error(f"unknown function {function!r}", status=400)
+        try:
+            inspect.signature(method).bind(stub, *params)
+        except TypeError as exc:
+            return error(f"bad arguments for {function}: {exc}", status=400)
+        return method(stub, *params)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -22,26 +21,9 @@ from protos.peer.chaincode_pb2 import ChaincodeID
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
 from protos.peer.chaincode_shim_pb2 import GetState
 from protos.peer.proposal_response_pb2 import Response
+from tests.streams import recv_within
 
 KV = "examples.kv:KVChaincode"
-
-
-def _recv(stream: GrpcStream, timeout: float = 10.0) -> CM:
-    box: list[object] = []
-
-    def read() -> None:
-        try:
-            box.append(stream.recv())
-        except Exception as exc:
-            box.append(exc)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert box, "no message within the timeout"
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]  # type: ignore[return-value]
 
 
 def _connect(support: ChaincodeSupport, name: str) -> tuple[GrpcStream, grpc.Channel]:
@@ -54,8 +36,8 @@ def _connect(support: ChaincodeSupport, name: str) -> tuple[GrpcStream, grpc.Cha
 
 def _registered(support: ChaincodeSupport, name: str) -> tuple[GrpcStream, grpc.Channel]:
     stream, channel = _connect(support, name)
-    assert _recv(stream).type == CM.REGISTERED
-    assert _recv(stream).type == CM.READY
+    assert recv_within(stream).type == CM.REGISTERED
+    assert recv_within(stream).type == CM.READY
     return stream, channel
 
 
@@ -119,13 +101,13 @@ def test_logs_are_captured_per_chaincode(net_peer: ChaincodeSupport) -> None:
 def test_net_mode_refuses_unsolicited_registration(net_peer: ChaincodeSupport) -> None:
     stream, channel = _connect(net_peer, "intruder")
     try:
-        refusal = _recv(stream)
+        refusal = recv_within(stream)
         assert refusal.type == CM.ERROR
         assert refusal.payload == (
             b"peer will not accept external chaincode connection intruder (except in dev mode)"
         )
         with pytest.raises(ConnectionClosed):
-            _recv(stream)
+            recv_within(stream)
     finally:
         channel.close()
     assert net_peer.invoke("ch", None, "kvp", ["put", "b", "2"]).committed
@@ -135,7 +117,7 @@ def test_dev_mode_accepts_registration_and_serves(dev_peer: ChaincodeSupport) ->
     stream, channel = _registered(dev_peer, "devcc")
     try:
         future = dev_peer.execute_async("ch", "t1", "devcc", ["fn"])
-        tx = _recv(stream)
+        tx = recv_within(stream)
         assert (tx.type, tx.txid, tx.channel_id) == (CM.TRANSACTION, "t1", "ch")
         stream.send(
             CM(
@@ -167,7 +149,7 @@ def test_garbage_on_the_stream_closes_only_that_stream(dev_peer: ChaincodeSuppor
     channel.close()
     try:
         future = dev_peer.execute_async("ch", "t2", "good", ["fn"])
-        assert _recv(good).txid == "t2"
+        assert recv_within(good).txid == "t2"
         good.send(
             CM(
                 type=CM.COMPLETED,
@@ -186,13 +168,13 @@ def test_registering_twice_is_refused(dev_peer: ChaincodeSupport) -> None:
     first, first_channel = _registered(dev_peer, "twice")
     second, second_channel = _connect(dev_peer, "twice")
     try:
-        refusal = _recv(second)
+        refusal = recv_within(second)
         assert refusal.type == CM.ERROR
         assert refusal.payload == b"duplicate chaincodeID: twice"
         # A second REGISTER on a ready stream is a protocol violation: that stream ends.
         first.send(CM(type=CM.REGISTER, payload=ChaincodeID(name="twice").SerializeToString()))
         with pytest.raises(ConnectionClosed):
-            _recv(first)
+            recv_within(first)
     finally:
         for stream, channel in ((first, first_channel), (second, second_channel)):
             stream.close()
@@ -204,7 +186,7 @@ def test_requests_for_another_chaincodes_txid_fail(dev_peer: ChaincodeSupport) -
     thief, thief_channel = _registered(dev_peer, "thief")
     try:
         future = dev_peer.execute_async("ch", "secret-tx", "victim", ["fn"])
-        assert _recv(victim).txid == "secret-tx"
+        assert recv_within(victim).txid == "secret-tx"
         thief.send(
             CM(
                 type=CM.GET_STATE,
@@ -213,7 +195,7 @@ def test_requests_for_another_chaincodes_txid_fail(dev_peer: ChaincodeSupport) -
                 channel_id="ch",
             )
         )
-        reply = _recv(thief)
+        reply = recv_within(thief)
         assert reply.type == CM.ERROR
         assert reply.payload == b"GET_STATE failed: transaction ID: secret-tx: no ledger context"
         victim.send(
@@ -244,7 +226,7 @@ def test_a_flood_closes_the_flooding_stream(
             flooder.send(request)
         with pytest.raises(ConnectionClosed):
             while True:  # ERROR replies until the peer hangs up
-                _recv(flooder)
+                recv_within(flooder)
     finally:
         flooder.close()
         flooder_channel.close()

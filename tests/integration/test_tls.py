@@ -3,7 +3,6 @@ issued for at launch, and every other way in refused."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import grpc
@@ -16,6 +15,7 @@ from actors.transports import ConnectionClosed
 from actors.transports.grpc import GrpcStream, dial
 from protos.peer.chaincode_pb2 import ChaincodeID
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
+from tests.streams import recv_within
 
 
 @pytest.fixture
@@ -29,24 +29,6 @@ def support() -> Iterator[ChaincodeSupport]:
     with ChaincodeSupport(config) as peer:
         peer.listen("127.0.0.1:0")
         yield peer
-
-
-def _recv(stream: GrpcStream, timeout: float = 10.0) -> CM:
-    box: list[object] = []
-    reader = threading.Thread(target=lambda: box.append(_safe_recv(stream)), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert box, "no message within the timeout"
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]  # type: ignore[return-value]
-
-
-def _safe_recv(stream: GrpcStream) -> object:
-    try:
-        return stream.recv()
-    except Exception as exc:
-        return exc
 
 
 def _register(stream: GrpcStream, name: str) -> None:
@@ -71,11 +53,11 @@ def test_certificate_binds_the_chaincode_id(support: ChaincodeSupport) -> None:
     stream, channel = dial(address, credentials=credentials)
     try:
         _register(stream, "kvt")
-        refusal = _recv(stream)
+        refusal = recv_within(stream)
         assert refusal.type == CM.ERROR
         assert b"launched as 'impostor-target'" in refusal.payload
         with pytest.raises(ConnectionClosed):
-            _recv(stream)
+            recv_within(stream)
     finally:
         stream.close()
         channel.close()
@@ -87,7 +69,7 @@ def _refused(address: str, credentials: grpc.ChannelCredentials | None) -> None:
         stream, channel = dial(address, credentials=credentials, timeout=3)
         try:
             _register(stream, "kvt")
-            _recv(stream)
+            recv_within(stream)
         finally:
             stream.close()
             channel.close()
