@@ -26,7 +26,7 @@ def generate(out_dir: Path = ROOT) -> None:
     args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}"]
     if protoc.main(args + sources()) != 0:
         raise SystemExit("protoc failed")
-    if grpc_sources and protoc.main(args[:3] + [f"--grpc_python_out={out}"] + grpc_sources) != 0:
+    if grpc_sources and protoc.main([*args[:3], f"--grpc_python_out={out}", *grpc_sources]) != 0:
         raise SystemExit("protoc (grpc) failed")
 
 
