@@ -56,9 +56,11 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class ConnectionLost:
-    """From the reader thread: the stream ended or delivered garbage."""
+    """From the reader thread: the stream ended or delivered garbage. ``closed_by_peer``: the
+    other side hung up, so its instance may have died and can be asked why."""
 
     reason: str
+    closed_by_peer: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,6 @@ class Handler(pykka.ThreadingActor):
         stream: MessageStream,
         deps: HandlerDeps,
         *,
-        describe_exit: Callable[[], str | None] | None = None,
         expected: str | None = None,
     ) -> None:
         super().__init__()
@@ -208,7 +209,6 @@ class Handler(pykka.ThreadingActor):
         # Set when the connection belongs to a launch of a known id (pipe runtimes): a REGISTER
         # naming another id is refused, like Fabric's TLS binding of certificate to name.
         self.expected = expected
-        self._describe_exit = describe_exit
         self._txs: dict[tuple[str, str], TXContext] = {}
         self._closed = False
         self._keepalive = None
@@ -240,7 +240,6 @@ class Handler(pykka.ThreadingActor):
             args=(
                 self.stream,
                 ref,
-                self._describe_exit,
                 self.deps.config.max_inbound_backlog,
                 self.deps.config.max_inbound_rate,
             ),
@@ -277,19 +276,25 @@ class Handler(pykka.ThreadingActor):
                 dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling it")
                 envelope.reply_to.set_exception(exc_info=(type(dead), dead, None))
 
-    def _teardown(self, reason: str) -> None:
+    def _teardown(self, reason: str, *, probe_exit: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
-        log.info("chaincode %s disconnected: %s", self.chaincode, reason)
         if self._keepalive is not None:
             self._keepalive.cancel()
         self.stream.close()
         # Leave the launcher's directory (an ask: it must be done) before failing the
         # in-flight transactions, so a caller retrying at once launches a new instance instead
-        # of reaching this handler, whose mailbox is dropped when it stops.
+        # of reaching this handler, whose mailbox is dropped when it stops. The launcher
+        # answers with the chaincode's instance, if it knows one.
+        instance = None
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-            self.deps.launcher.ask(HandlerGone(self.chaincode, self.actor_ref, reason), timeout=5)
+            instance = self.deps.launcher.ask(
+                HandlerGone(self.chaincode, self.actor_ref, reason), timeout=5
+            )
+        if probe_exit and instance is not None:
+            reason = describe_end(instance, reason)
+        log.info("chaincode %s disconnected: %s", self.chaincode, reason)
         error = ChaincodeStreamTerminated(f"chaincode stream terminated: {reason}")
         for ctx in list(self._txs.values()):
             self._finish(ctx, error=error)
@@ -312,7 +317,7 @@ class Handler(pykka.ThreadingActor):
                 del self._txs[(ctx.channel_id, ctx.txid)]
             self._cleanup(ctx)
         elif kind is ConnectionLost:
-            self._connection_lost(message.reason)
+            self._connection_lost(message.reason, probe_exit=message.closed_by_peer)
         elif kind is SendKeepalive:
             self._send_keepalive()
         elif kind is Describe:
@@ -350,8 +355,8 @@ class Handler(pykka.ThreadingActor):
         log.warning("chaincode %s: %s; closing the stream", self.chaincode, text)
         self._connection_lost(text)
 
-    def _connection_lost(self, reason: str) -> None:
-        self._teardown(reason)
+    def _connection_lost(self, reason: str, *, probe_exit: bool = False) -> None:
+        self._teardown(reason, probe_exit=probe_exit)
         self.actor_ref.stop(block=False)
 
     def _send(self, msg: CM) -> bool:
@@ -715,6 +720,20 @@ class Handler(pykka.ThreadingActor):
         message.metric_done(error is None, time.perf_counter() - message.started)
 
 
+def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
+    """Why a chaincode's connection ended, from its instance: the exit status (waiting a
+    little for it: the stream usually ends first) and the last lines it printed."""
+    status = instance.exit_status(timeout=wait)
+    if status is None:
+        return fallback
+    text = f"chaincode {instance.chaincode} {status.describe()}"
+    last_lines = getattr(instance, "last_lines", None)
+    tail = last_lines(5) if last_lines is not None else []
+    if tail:
+        text += "; last log lines: " + " | ".join(tail)
+    return text
+
+
 def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
     with contextlib.suppress(pykka.ActorDeadError):
         ref.tell(message)
@@ -723,7 +742,6 @@ def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
 def _read_loop(
     stream: MessageStream,
     ref: pykka.ActorRef[Any],
-    describe_exit: Callable[[], str | None] | None,
     backlog_limit: int,
     rate_limit: float,
 ) -> None:
@@ -753,10 +771,7 @@ def _read_loop(
                 _tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
                 return
     except ConnectionClosed as exc:
-        reason = str(exc)
-        if describe_exit is not None:
-            reason = describe_exit() or reason
-        _tell_quietly(ref, ConnectionLost(reason))
+        _tell_quietly(ref, ConnectionLost(str(exc), closed_by_peer=True))
     except MalformedMessage as exc:
         _tell_quietly(ref, ConnectionLost(f"malformed message: {exc}"))
     except pykka.ActorDeadError:

@@ -36,6 +36,7 @@ from actors.vmcontroller import (
 if TYPE_CHECKING:
     from actors.config import ChaincodeDefinition, Config
     from actors.metrics import Metrics
+    from actors.runtimes import Instance
     from actors.scheduler import Deadline, Scheduler
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class RuntimeLauncher(pykka.ThreadingActor):
         self.metrics = metrics
         self.directory = directory  # ready handlers, read lock-free by ChaincodeSupport
         self._launching: dict[str, _LaunchState] = {}
+        # The latest instance per chaincode, kept after it exits: its handler may only then
+        # ask how it ended (the exit is often noticed before the stream's end).
+        self._instances: dict[str, Instance] = {}
         self._next_id = 0
         self._on_event = on_event or (lambda chaincode, kind, detail: None)
 
@@ -132,7 +136,7 @@ class RuntimeLauncher(pykka.ThreadingActor):
         elif kind is HandlerReady:
             self._ready(message.chaincode, message.handler)
         elif kind is HandlerGone:
-            self._gone(message)
+            return self._gone(message)
         elif kind is RegistrationRefused:
             state = self._launching.get(message.chaincode)
             if state is not None and state.handler is None:
@@ -143,6 +147,7 @@ class RuntimeLauncher(pykka.ThreadingActor):
                 )
         elif kind is InstanceStarted:
             self._on_event(message.chaincode, "started", message.instance.describe())
+            self._instances[message.chaincode] = message.instance
             state = self._launching.get(message.chaincode)
             if state is not None and state.launch_id == message.launch_id:
                 state.awaiting_instance = False
@@ -256,10 +261,10 @@ class RuntimeLauncher(pykka.ThreadingActor):
             if not waiter.done():
                 waiter.set_result(handler)
 
-    def _gone(self, message: HandlerGone) -> None:
+    def _gone(self, message: HandlerGone) -> Instance | None:
         name = message.chaincode
         if name is None:
-            return
+            return None
         if self.directory.get(name) is message.handler:
             del self.directory[name]
         state = self._launching.get(name)
@@ -269,6 +274,7 @@ class RuntimeLauncher(pykka.ThreadingActor):
                 state.launch_id,
                 LaunchError(f"chaincode registration failed: {message.reason}"),
             )
+        return self._instances.get(name)
 
     def _exited(self, message: InstanceExited) -> None:
         name = message.chaincode

@@ -240,27 +240,20 @@ class ChaincodeSupport:
                 log.exception("event subscriber failed")
 
     def serve_stream(
-        self,
-        stream: MessageStream,
-        *,
-        expected: str | None = None,
-        describe_exit: Callable[[], str | None] | None = None,
+        self, stream: MessageStream, *, expected: str | None = None
     ) -> pykka.ActorRef[Any]:
         """Attach a new chaincode connection to a fresh Handler actor (the chaincode is
-        expected to send REGISTER). Used by runtimes and by the gRPC listener."""
+        expected to send REGISTER, as ``expected`` when given). Used by runtimes and by the
+        gRPC listener."""
         self._check_open()
-        ref = Handler.start(stream, self._deps, describe_exit=describe_exit, expected=expected)
+        ref = Handler.start(stream, self._deps, expected=expected)
         with self._handlers_lock:
             self._handlers = {h for h in self._handlers if h.is_alive()}
             self._handlers.add(ref)
         return ref
 
     def _connect_instance(self, stream: MessageStream, instance: Instance) -> None:
-        def describe_exit() -> str | None:
-            status = instance.exit_status(timeout=0.5)
-            return f"chaincode {instance.chaincode} {status.describe()}" if status else None
-
-        self.serve_stream(stream, expected=instance.chaincode, describe_exit=describe_exit)
+        self.serve_stream(stream, expected=instance.chaincode)
 
     # -- transactions ------------------------------------------------------------------------
 

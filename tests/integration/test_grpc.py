@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from actors.config import ChaincodeDefinition, Config
-from actors.errors import LaunchError
+from actors.errors import ChaincodeStreamTerminated, LaunchError
 from actors.support import ChaincodeSupport
 from actors.transports import ConnectionClosed
 from actors.transports.grpc import GrpcStream, dial
@@ -62,7 +62,12 @@ def net_peer() -> Iterator[ChaincodeSupport]:
             command=(sys.executable, "-c", "import sys; print('bye from exits'); sys.exit(5)"),
         ),
     )
-    config = Config(chaincodes=(ChaincodeDefinition("kvp", runtime="process", target=KV), *exits))
+    crashy = ChaincodeDefinition(
+        "crashy", runtime="process", target="tests.integration.chaincodes:Crashy"
+    )
+    config = Config(
+        chaincodes=(ChaincodeDefinition("kvp", runtime="process", target=KV), crashy, *exits)
+    )
     with ChaincodeSupport(config) as support:
         support.listen("127.0.0.1:0")
         yield support
@@ -233,3 +238,18 @@ def test_a_flood_closes_the_flooding_stream(
     assert any("flooded" in record.getMessage() for record in caplog.records)
     # Everything else is unaffected.
     assert dev_peer.invoke("ch", None, "kvp", ["put", "after", "flood"]).committed
+
+
+def test_a_dying_process_fails_in_flight_work_naming_its_exit_and_output(
+    net_peer: ChaincodeSupport,
+) -> None:
+    net_peer.launch("crashy")
+    started = time.monotonic()
+    with pytest.raises(ChaincodeStreamTerminated) as failure:
+        net_peer.execute("ch", None, "crashy", ["exit", "9"], timeout=20)
+    assert time.monotonic() - started < 5  # at once, not at the execute timeout
+    message = str(failure.value)
+    assert "chaincode crashy exited with code 9" in message
+    assert "last log lines:" in message and "chaincode crashy connected to peer" in message
+    # The next transaction relaunches it.
+    assert net_peer.execute("ch", None, "crashy", ["ok"]).response.status == 200
