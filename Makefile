@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint protos fabric-venv clean
+.PHONY: help venv demo test lint protos fabric-venv clean bench
 
 help:
 	@echo "make demo    - create $(VENV), install, run the in-process demo"
 	@echo "make test    - install everything the tests need, lint, run the whole suite"
 	@echo "make protos  - regenerate the Python modules from protos/**/*.proto"
+	@echo "make bench   - benchmark vs raw primitives (~9 min); writes bench/results/"
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,15 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# The full run prints the table and writes bench/results/ (README.md, results.json, bench.png).
+# BENCH_ARGS adds options, e.g. make bench BENCH_ARGS="--pin --repeats 5".
+bench: $(VENV)/.bench-installed
+	$(VENV)/bin/ccactors bench --results bench/results $(BENCH_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/ccactors demo

@@ -401,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     images_list.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
     images_list.add_argument("--json", action="store_true")
 
+    from bench import cli as bench_cli
+
+    bench_cli.add_arguments(commands.add_parser("bench", help="benchmark against raw primitives"))
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -427,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_package(args)
     if args.command == "images":
         return run_images(args)
+    if args.command == "bench":
+        return bench_cli.run(args)
     return 2
 
 

@@ -1,0 +1,255 @@
+"""The runtimes the bench drives (one :class:`RuntimeSpec` entry each) and its workloads.
+
+Adding a runtime is one entry in :data:`RUNTIMES`: how to make the
+:class:`~actors.runtimes.Runtime`, how a chaincode is defined for it, whether it needs the gRPC
+chaincode listener, which bare transport (:data:`bench.ceilings.BARE_INVOKES`) is its ceiling,
+how to find the process of an instance, and whether it can run on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.config import ChaincodeDefinition, Config
+from actors.runtimes import Runtime
+from actors.support import ChaincodeSupport
+from actors.vmcontroller import GetInstance
+from bench.procinfo import descendants
+
+KV_TARGET = "examples.kv:KVChaincode"
+CHANNEL = "bench-channel"
+READ_KEYS = 256  # one per client at the largest default client count
+RANGE_KEYS = 100
+EXECUTE_TIMEOUT = 10.0
+
+PeerAddress = Callable[[], str | None]
+
+
+def _system(peer_address: PeerAddress) -> Runtime:
+    from actors.runtimes.system import SystemRuntime
+
+    return SystemRuntime()
+
+
+def _process(peer_address: PeerAddress) -> Runtime:
+    from actors.runtimes.process import ProcessRuntime
+
+    return ProcessRuntime(peer_address)
+
+
+def _docker(peer_address: PeerAddress) -> Runtime:
+    from actors.runtimes.docker import DockerRuntime
+
+    return DockerRuntime(peer_address)  # host network: the container dials 127.0.0.1:port
+
+
+@functools.cache
+def _kv_package() -> str:
+    """A Fabric package of examples/ running the kv chaincode (built once per run)."""
+    from actors.packaging import create_package
+
+    out = Path(tempfile.mkdtemp(prefix="ccactors-bench-")) / "kvbench.tar.gz"
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    create_package(examples, "kvbench", target=KV_TARGET, out=out)
+    return str(out)
+
+
+def _docker_available() -> str | None:
+    from actors.images import BASE_IMAGE, DockerUnavailable, docker_client, find_image
+
+    try:
+        client = docker_client(timeout=10)
+    except DockerUnavailable as exc:
+        return str(exc)
+    try:
+        if find_image(client, BASE_IMAGE) is None:
+            return f"base image {BASE_IMAGE} missing (ccactors images build)"
+    finally:
+        client.close()
+    return None
+
+
+def _docker_cleanup() -> None:
+    """Remove the image built from this run's package (its id changes with every package)."""
+    if not _kv_package.cache_info().currsize:
+        return
+    import shutil
+
+    from actors.images import docker_client
+    from actors.packaging import read_package
+    from actors.runtimes.docker import image_name
+
+    path = Path(_kv_package())
+    with contextlib.suppress(Exception):
+        client = docker_client(timeout=30)
+        try:
+            client.images.remove(image_name(read_package(path).id), force=True)
+        finally:
+            client.close()
+    shutil.rmtree(path.parent, ignore_errors=True)
+    _kv_package.cache_clear()
+
+
+def _container_pid(instance: Any) -> int | None:
+    return instance.inspect()["State"]["Pid"] or None
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    name: str  # the ChaincodeDefinition.runtime it serves
+    transport: str  # key of bench.ceilings.BARE_INVOKES: the ceiling it is divided by
+    description: str
+    make: Callable[[PeerAddress], Runtime]
+    define: Callable[[str], ChaincodeDefinition]
+    listener: bool = False  # chaincode dials the peer's gRPC listener
+    available: Callable[[], str | None] = lambda: None  # None, or why it cannot run here
+    pid: Callable[[Any], int | None] = lambda instance: getattr(instance, "pid", None)
+    cleanup: Callable[[], None] = lambda: None  # at the end of a run: what it left behind
+
+
+RUNTIMES: dict[str, RuntimeSpec] = {
+    "system": RuntimeSpec(
+        "system",
+        "pipe",
+        "system chaincode: fork-server child process, Pipe + msgpack frames",
+        make=_system,
+        define=lambda name: ChaincodeDefinition(name, runtime="system", target=KV_TARGET),
+    ),
+    "process": RuntimeSpec(
+        "process",
+        "grpc",
+        "python -m actors.shim process dialling the peer's gRPC listener",
+        make=_process,
+        define=lambda name: ChaincodeDefinition(name, runtime="process", target=KV_TARGET),
+        listener=True,
+    ),
+    "docker": RuntimeSpec(
+        "docker",
+        "grpc",
+        "Docker container (host network, hardened) dialling the peer's gRPC listener",
+        make=_docker,
+        define=lambda name: ChaincodeDefinition(name, runtime="docker", package=_kv_package()),
+        listener=True,
+        available=_docker_available,
+        pid=_container_pid,
+        cleanup=_docker_cleanup,
+    ),
+}
+DEFAULT_RUNTIMES = ("system", "process")
+"""What the transaction matrix runs by default (docker: add it with --runtimes)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    rounds: int  # state round trips of the bare invoke this workload is divided by
+    args: Callable[[int, str], list[str]]  # (client, callee chaincode) -> invoke arguments
+
+
+def key(client: int) -> str:
+    return f"key{client % READ_KEYS:04d}"
+
+
+WORKLOADS: dict[str, Workload] = {
+    "read": Workload("read", "1 GET_STATE", 1, lambda c, callee: ["get", key(c)]),
+    "readwrite": Workload(
+        "readwrite", "GET_STATE + PUT_STATE", 2, lambda c, callee: ["getput", key(c), "v"]
+    ),
+    "range": Workload(
+        "range",
+        f"GET_STATE_BY_RANGE over {RANGE_KEYS} keys + QUERY_STATE_CLOSE",
+        2,
+        lambda c, callee: ["range", "r000", f"r{RANGE_KEYS:03d}"],
+    ),
+    "cc2cc": Workload(
+        "cc2cc",
+        "INVOKE_CHAINCODE of a second chaincode that does 1 GET_STATE",
+        3,  # 8 messages, as TX + 3 request/response pairs + COMPLETED
+        lambda c, callee: ["call", callee, "get", key(c)],
+    ),
+}
+
+
+def check_response(result: Any) -> str | None:
+    """A transaction succeeded when the chaincode's status is below 400 (Fabric's rule)."""
+    response = result.response
+    if response.status >= 400:
+        return f"status {response.status}: {response.message[:60]}"
+    return None
+
+
+class Peer:
+    """A ChaincodeSupport set up for the bench: the given runtimes, bench chaincodes defined."""
+
+    def __init__(
+        self,
+        runtimes: Sequence[str],
+        chaincodes: Sequence[tuple[str, str]] = (),
+        *,
+        sign_proposals: bool = False,
+    ) -> None:
+        self.specs = [RUNTIMES[name] for name in runtimes]
+        holder: dict[str, ChaincodeSupport] = {}
+
+        def peer_address() -> str | None:
+            return holder["support"].peer_address()
+
+        config = Config(
+            sign_proposals=sign_proposals,
+            execute_timeout=EXECUTE_TIMEOUT,
+            chaincodes=tuple(RUNTIMES[rt].define(name) for name, rt in chaincodes),
+        )
+        self.support = holder["support"] = ChaincodeSupport(
+            config, runtimes={spec.name: spec.make(peer_address) for spec in self.specs}
+        )
+        try:
+            if any(spec.listener for spec in self.specs):
+                self.support.listen("127.0.0.1:0")
+        except Exception:
+            self.support.shutdown()
+            raise
+
+    def define(self, name: str, runtime: str) -> None:
+        self.support.define(RUNTIMES[runtime].define(name))
+
+    def pids(self, chaincode: str) -> list[int]:
+        """The processes running ``chaincode``: its instance's process and any below it."""
+        instance = self.support.vmcontroller.ask(GetInstance(chaincode), timeout=10)
+        if instance is None:
+            return []
+        definition = self.support.definitions[chaincode]
+        try:
+            pid = RUNTIMES[definition.runtime].pid(instance)
+        except Exception:
+            return []
+        return descendants(pid) if pid else []
+
+    def preload(self, namespaces: Sequence[str]) -> None:
+        """Write the keys the workloads read straight into the ledger (one block)."""
+        ledger = self.support.ledgers.get(CHANNEL)
+        txid = f"bench-preload-{ledger.height}"
+        sim = ledger.new_simulator(txid)
+        for ns in namespaces:
+            for i in range(READ_KEYS):
+                sim.put_state(ns, f"key{i:04d}", f"value-{i:04d}".encode())
+            for i in range(RANGE_KEYS):
+                sim.put_state(ns, f"r{i:03d}", f"range-{i:03d}".encode())
+        ledger.commit(txid, sim.get_results())
+        sim.done()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.support.shutdown()
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
