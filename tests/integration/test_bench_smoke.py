@@ -125,6 +125,7 @@ def test_text_and_markdown_render_every_section(run: tuple[dict[str, Any], Path]
 
 def test_plot(run: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
     import matplotlib  # noqa: F401  (the plot needs it; installed by the test extra)
+
     results, out = run
     assert (out / "bench.png").stat().st_size > 0
     path = report.plot(results, {}, tmp_path / "again.png")
