@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
+from google.protobuf.message import DecodeError
 
 from actors.config import ChaincodeDefinition, Config
 from actors.errors import (
@@ -33,7 +33,7 @@ from actors.handler import Handler, HandlerDeps, TransactionExpired
 from actors.launcher import Launch, RuntimeLauncher, Status, Stop
 from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
 from actors.metrics import Metrics
-from actors.proposals import build_signed_proposal, local_identity
+from actors.proposals import build_signed_proposal, compute_txid, local_identity, new_nonce
 from actors.runtimes import Instance, Runtime
 from actors.runtimes.docker import DockerRuntime
 from actors.runtimes.external import ExternalRuntime
@@ -50,9 +50,10 @@ from actors.txcontexts import (
     TXContextRegistry,
 )
 from actors.vmcontroller import GetInstance, ListInstances, StopAll, VMController
+from protos.common.common_pb2 import ChannelHeader, Header
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
-from protos.peer.proposal_pb2 import SignedProposal
+from protos.peer.proposal_pb2 import Proposal, SignedProposal
 
 if TYPE_CHECKING:
     from actors.listener import ChaincodeListener
@@ -91,6 +92,18 @@ def _as_args(args: Sequence[bytes | str]) -> list[bytes]:
         else:
             raise InvalidRequest(f"args[{i}] must be bytes or str, got {type(arg).__name__}")
     return out
+
+
+def _proposal_txid(proposal: SignedProposal) -> str:
+    """The tx_id in a caller's proposal (its ChannelHeader), which must then be the txid."""
+    try:
+        header = Header.FromString(Proposal.FromString(proposal.proposal_bytes).header)
+        txid = ChannelHeader.FromString(header.channel_header).tx_id
+    except DecodeError as exc:
+        raise InvalidRequest(f"cannot read the txid from the proposal: {exc}") from exc
+    if not txid:
+        raise InvalidRequest("the proposal's channel header has no tx_id; pass txid")
+    return txid
 
 
 def _require_name(value: Any, what: str) -> str:
@@ -273,16 +286,15 @@ class ChaincodeSupport:
         """Start executing a transaction; the future gives an :class:`ExecuteResult` or raises a
         :class:`~actors.errors.ChaincodeError`.
 
-        ``txid`` None makes one the way Fabric does (hash of nonce and creator). ``simulator``
-        is for chaincode-to-chaincode calls on one channel: the callee shares it.
+        ``txid`` None makes one the way Fabric does (hash of nonce and creator), or takes it
+        from the caller's ``proposal``. ``simulator`` is for chaincode-to-chaincode calls on
+        one channel: the callee shares it.
         """
         self._check_open()
         channel = _require_name(channel, "channel")
         chaincode = _require_name(chaincode, "chaincode")
         arg_list = _as_args(args)
-        if txid is None:
-            txid = uuid.uuid4().hex
-        else:
+        if txid is not None:
             _require_name(txid, "txid")
         definition = self.definitions.get(chaincode)
         if timeout is None:
@@ -290,6 +302,9 @@ class ChaincodeSupport:
         if timeout <= 0:
             raise InvalidRequest(f"timeout must be positive, got {timeout}")
         if proposal is None:
+            nonce = new_nonce()
+            if txid is None:
+                txid = compute_txid(nonce, self.identity.serialized)
             proposal = build_signed_proposal(
                 self.identity,
                 channel,
@@ -297,11 +312,15 @@ class ChaincodeSupport:
                 chaincode,
                 arg_list,
                 transient,
+                nonce=nonce,
                 is_init=is_init,
                 sign=self.config.sign_proposals,
             )
-        elif transient:
-            raise InvalidRequest("transient data goes inside the proposal you pass")
+        else:
+            if transient:
+                raise InvalidRequest("transient data goes inside the proposal you pass")
+            if txid is None:
+                txid = _proposal_txid(proposal)
         ledger: Ledger = self.ledgers.get(channel)
         owns = simulator is None
         if simulator is None:

@@ -7,6 +7,7 @@ real shim, so every field the peer puts on the wire is asserted directly.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import threading
 import time
@@ -27,6 +28,7 @@ from actors.errors import (
     ChaincodeStreamTerminated,
     DuplicateTransaction,
     ExecuteTimeout,
+    InvalidRequest,
     TransactionFailed,
 )
 from actors.handler import Describe
@@ -406,6 +408,32 @@ def test_callers_signed_proposal_is_passed_through_unchanged(peer: Peer) -> None
     tx = peer.start(cc, "tx-own", ["f"], proposal=own)
     assert tx.msg.proposal == own
     tx.complete()
+
+
+def test_txid_is_made_the_fabric_way_or_taken_from_the_proposal(peer: Peer) -> None:
+    cc = peer.connect()
+    future = peer.support.execute_async(CHANNEL, None, cc.name, ["f"])
+    msg = cc.recv()
+    header = common_pb2.Header.FromString(Proposal.FromString(msg.proposal.proposal_bytes).header)
+    signature_header = common_pb2.SignatureHeader.FromString(header.signature_header)
+    expected = hashlib.sha256(signature_header.nonce + signature_header.creator).hexdigest()
+    assert msg.txid == expected  # Fabric's ComputeTxID: hex(SHA-256(nonce || creator))
+    Tx(cc, msg, future).complete()
+    assert future.result(WAIT).txid == expected
+
+    # A caller's proposal names the txid in its ChannelHeader.
+    header.channel_header = common_pb2.ChannelHeader(
+        type=3, channel_id=CHANNEL, tx_id="from-proposal"
+    ).SerializeToString()
+    own = SignedProposal(
+        proposal_bytes=Proposal(header=header.SerializeToString(), payload=b"p").SerializeToString()
+    )
+    future = peer.support.execute_async(CHANNEL, None, cc.name, ["f"], proposal=own)
+    msg = cc.recv()
+    assert msg.txid == "from-proposal"
+    Tx(cc, msg, future).complete()
+    with pytest.raises(InvalidRequest, match="no tx_id"):
+        peer.support.execute_async(CHANNEL, None, cc.name, ["f"], proposal=SignedProposal())
 
 
 # ------------------------------------------------------------------------ shim requests
