@@ -144,6 +144,7 @@ class ChaincodeSupport:
                     config.docker_endpoint,
                     config.base_image,
                     msp_id=config.msp_id,
+                    tls=self.client_tls,
                 ),
                 "external": ExternalRuntime(max_message_size=config.max_message_size),
             }

@@ -25,9 +25,12 @@ import hashlib
 import io
 import logging
 import math
+import os
 import re
+import shutil
 import signal
 import tarfile
+import tempfile
 import threading
 import time
 from collections import deque
@@ -48,8 +51,11 @@ from actors.images import (
 )
 from actors.packaging import PackageError, PackageInfo, read_package
 from actors.runtimes import Connect, ExitStatus
+from actors.tls import ClientTLS
 
 log = logging.getLogger(__name__)
+
+TLS_DIR = "/etc/hyperledger/fabric"  # where Fabric puts a chaincode's TLS files
 
 LOG_LINES = 200
 CODE_DIR = "/chaincode"
@@ -181,9 +187,16 @@ class DockerInstance:
     """One chaincode container, the tail of its output and its exit status."""
 
     def __init__(
-        self, client: Any, chaincode: str, container_id: str, name: str, image: str
+        self,
+        client: Any,
+        chaincode: str,
+        container_id: str,
+        name: str,
+        image: str,
+        tls_dir: str | None = None,
     ) -> None:
         self.chaincode = chaincode
+        self._tls_dir = tls_dir
         self.container_id = container_id
         self.name = name
         self.image = image
@@ -260,6 +273,8 @@ class DockerInstance:
     def wait(self) -> ExitStatus:
         self._exited.wait()
         self._logs.join(1)  # so the tail holds the last words
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)  # the chaincode's private key
         assert self._status is not None
         return self._status
 
@@ -322,6 +337,7 @@ class DockerRuntime:
         msp_id: str | None = None,
         host_config: Mapping[str, Any] | None = None,
         registry: CollectorRegistry | None = None,
+        tls: Callable[[str], ClientTLS | None] | None = None,
     ) -> None:
         """``network_mode``: ``host`` (the container dials the listener's 127.0.0.1:port) or
         ``bridge`` (it dials the bridge gateway, or ``peer_host``; the listener must then listen
@@ -341,6 +357,7 @@ class DockerRuntime:
         self.logging_format = logging_format
         self.msp_id = msp_id
         self.extra_host_config = dict(host_config or {})
+        self._tls = tls or (lambda ccid: None)
         self.registry = registry or CollectorRegistry()
         self.build_duration = Histogram(
             "dockercontroller_chaincode_container_build_duration",
@@ -546,6 +563,29 @@ class DockerRuntime:
         env.update(definition.env)
         return env
 
+    def _tls_files(
+        self, ccid: str, environment: dict[str, str], host_config: dict[str, Any]
+    ) -> str | None:
+        """With TLS on: this launch's client certificate and the peer's root, in a private
+        host directory mounted read-only where Fabric puts them (/etc/hyperledger/fabric; the
+        root filesystem is read-only, so they cannot be copied in as Fabric does)."""
+        client_tls = self._tls(ccid)
+        if client_tls is None:
+            return None
+        tls_dir = tempfile.mkdtemp(prefix=f"ccactors-tls-{ccid.replace('/', '-')}-")
+        variables = client_tls.write_files(Path(tls_dir))
+        if os.geteuid() == 0 and self.hardening.user:
+            uid, _, gid = self.hardening.user.partition(":")
+            for path in [tls_dir, *Path(tls_dir).iterdir()]:
+                os.chown(path, int(uid), int(gid or uid))
+        environment.update(
+            {key: value.replace(tls_dir, TLS_DIR) for key, value in variables.items()}
+        )
+        if self.network_mode == "bridge":  # the gateway address is not in the peer's cert
+            environment["CORE_PEER_TLS_SERVERHOSTOVERRIDE"] = "localhost"
+        host_config["binds"] = {tls_dir: {"bind": TLS_DIR, "mode": "ro"}}
+        return tls_dir
+
     def start(self, definition: ChaincodeDefinition, connect: Connect) -> DockerInstance:
         import docker.errors
 
@@ -561,11 +601,13 @@ class DockerRuntime:
         api = self.client.api
         host_config = {"network_mode": self.network_mode, **self.hardening.host_config()}
         host_config.update(self.extra_host_config)
+        environment = self.environment(definition, info, address)
+        tls_dir = self._tls_files(definition.name, environment, host_config)
         create = dict(
             image=image,
             command=["python3", "-m", "actors.shim", "--peer.address", address],
             name=name,
-            environment=self.environment(definition, info, address),
+            environment=environment,
             labels={
                 CHAINCODE_LABEL: definition.name,
                 PACKAGE_LABEL: info.id,
@@ -590,10 +632,14 @@ class DockerRuntime:
                 api.remove_container(container_id, force=True)
                 raise
         except _engine_errors() as exc:
+            if tls_dir is not None:
+                shutil.rmtree(tls_dir, ignore_errors=True)
             raise DockerRuntimeError(
                 f"cannot start a container for chaincode {definition.name}: {exc}"
             ) from exc
         log.info("started container %s (%s) for %s", container_id[:12], name, definition.name)
-        instance = DockerInstance(self.client, definition.name, container_id, name, image)
+        instance = DockerInstance(
+            self.client, definition.name, container_id, name, image, tls_dir=tls_dir
+        )
         self._latest[definition.name] = instance
         return instance

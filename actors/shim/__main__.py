@@ -69,8 +69,14 @@ def client_credentials() -> grpc.ChannelCredentials | None:
 
 def run_client(address: str, name: str, chaincode: Any, dial_timeout: float = 10.0) -> int:
     """Dial the peer, register, serve until the peer closes the stream."""
+    # Like the Node shim's --ssl-target-name-override: the name to expect in the peer's
+    # certificate when the address dialled is not in it (a container on a bridge network).
+    override = os.environ.get("CORE_PEER_TLS_SERVERHOSTOVERRIDE")
+    options = [("grpc.ssl_target_name_override", override)] if override else None
     try:
-        stream, channel = dial(address, credentials=client_credentials(), timeout=dial_timeout)
+        stream, channel = dial(
+            address, credentials=client_credentials(), timeout=dial_timeout, options=options
+        )
     except ConnectionClosed as exc:
         log.error("cannot connect to peer at %s: %s", address, exc)
         return 1

@@ -316,6 +316,41 @@ def test_bridge_network(make_peer: Callable[..., Peer]) -> None:
     assert not env["CORE_PEER_ADDRESS"].startswith("127.")
 
 
+@pytest.mark.parametrize(
+    ("network_mode", "listen"), [("host", "127.0.0.1:0"), ("bridge", "0.0.0.0:0")]
+)
+def test_container_dials_over_mutual_tls(
+    engine: Any, kv_package: str, network_mode: str, listen: str
+) -> None:
+    ref: dict[str, ChaincodeSupport] = {}
+    runtime = DockerRuntime(
+        lambda: ref["s"].peer_address(),
+        network_mode=network_mode,
+        network_id=NETWORK_ID,
+        peer_id=PEER_ID,
+        tls=lambda ccid: ref["s"].client_tls(ccid),
+    )
+    definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
+    support = ref["s"] = ChaincodeSupport(
+        Config(chaincodes=(definition,), tls_enabled=True), runtimes={"docker": runtime}
+    )
+    try:
+        support.listen(listen)
+        assert support.invoke(CHANNEL, None, "kv", ["put", "secure", "yes"]).committed
+        instance = runtime.instance("kv")
+        assert instance is not None
+        attrs = instance.inspect()
+        env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+        assert env["CORE_PEER_TLS_ENABLED"] == "true"
+        assert env["CORE_TLS_CLIENT_CERT_FILE"] == "/etc/hyperledger/fabric/client_pem.crt"
+        (mount,) = [m for m in attrs["Mounts"] if m["Destination"] == "/etc/hyperledger/fabric"]
+        assert mount["RW"] is False
+        host_dir = mount["Source"]
+    finally:
+        support.shutdown()
+    assert not os.path.exists(host_dir), "the chaincode's private key outlived its container"
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 
