@@ -9,6 +9,28 @@ States follow the Go shim: ``created`` accepts only REGISTERED, ``established`` 
 echoed in every state. Anything else is a protocol error: the handler sends ERROR and ends the
 stream. Transactions run on a thread pool so many are in flight at once; each may have one
 request outstanding, whose reply is routed back by ``(channel_id, txid)``.
+
+Reading is leader/follower, to save thread hand-offs (each wake-up of a sleeping thread costs
+~10 us of GIL-held time, and with a dedicated reader thread every reply was one). Whoever holds
+the *read token* reads the next message and dispatches it as before: KEEPALIVE is echoed, a
+TRANSACTION/INIT goes to the pool, a reply is delivered to its waiting slot. Who holds it:
+
+* a worker that has sent a request takes the token if it is free and reads until its own reply
+  arrives (no hand-off for that reply); otherwise it sleeps on its slot, where the reader either
+  delivers its reply or, when giving the token up, promotes it to be the next reader. So a
+  reader that got its reply passes the token to a waiter (one wake-up, which that waiter needed
+  anyway) and only *parks* it (leaves it free) when nobody waits;
+* a worker that has sent its transaction's reply takes a parked token and reads until it has
+  handed work to someone; a TRANSACTION/INIT it reads it runs itself, after giving the token
+  up, instead of waking a pool thread (with one client in flight, no hand-off at all);
+* :meth:`run`'s thread reads at start and takes the token when it has stayed parked for a whole
+  grace period (e.g. the only running transaction is busy in user code), so KEEPALIVE, new
+  transactions and a closing stream are never left unread for longer than that. Between the
+  last transaction and the next it stops polling and waits to be woken by the next park.
+
+Exactly one thread is in ``recv`` at a time, and a thread running user code never holds the
+token. Whoever reads the end of the stream (or a protocol error) shuts down: every waiting slot
+fails with "connection to peer lost".
 """
 
 from __future__ import annotations
@@ -16,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from google.protobuf.message import DecodeError
@@ -37,15 +60,36 @@ CONNECTION_LOST = "connection to peer lost"
 
 _Type = ChaincodeMessage.Type
 
+_GRACE = 0.001
+"""Seconds the read token may stay parked before :meth:`ShimHandler.run`'s thread reads."""
+_LINGER = 50
+"""Grace periods without a park after which :meth:`ShimHandler.run`'s thread stops polling."""
+_TRANSACTIONS = frozenset((ChaincodeMessage.TRANSACTION, ChaincodeMessage.INIT))
+_HANDS_OFF_WORK = frozenset(
+    (
+        ChaincodeMessage.TRANSACTION,
+        ChaincodeMessage.INIT,
+        ChaincodeMessage.RESPONSE,
+        ChaincodeMessage.ERROR,
+    )
+)
+"""Message types whose handling wakes someone: an idle reader gives the token up after one."""
+
 
 def _short(txid: str) -> str:
     return txid[:8]
 
 
 class _ReplySlot:
-    """Where the reader thread drops the reply to one outstanding request."""
+    """Where the reader drops the reply to one outstanding request.
 
-    __slots__ = ("_latch", "error", "reply")
+    The latch is released once: by :meth:`deliver`, :meth:`fail` or :meth:`promote` (the
+    waiter is handed the read token). ``promoted`` is only changed under the handler's
+    ``_slots_lock``, which is also where :meth:`fail` is decided, so the latch is never
+    released twice.
+    """
+
+    __slots__ = ("_latch", "error", "promoted", "reply")
 
     def __init__(self) -> None:
         # A lock acquired up front is a one-shot latch: the waiter blocks on acquire until the
@@ -55,6 +99,11 @@ class _ReplySlot:
         self._latch.acquire()
         self.reply: ChaincodeMessage | None = None
         self.error = ""
+        self.promoted = False
+
+    @property
+    def done(self) -> bool:
+        return self.reply is not None or bool(self.error)
 
     def deliver(self, reply: ChaincodeMessage) -> None:
         self.reply = reply
@@ -62,10 +111,17 @@ class _ReplySlot:
 
     def fail(self, error: str) -> None:
         self.error = error
+        if not self.promoted:  # a promoted waiter is awake already and sees the error
+            self._latch.release()
+
+    def promote(self) -> None:
         self._latch.release()
 
-    def wait(self) -> ChaincodeMessage:
+    def wait(self) -> None:
+        """Block until :meth:`deliver`, :meth:`fail` or :meth:`promote`."""
         self._latch.acquire()
+
+    def result(self) -> ChaincodeMessage:
         if self.reply is None:
             raise ChaincodeRequestError(self.error)
         return self.reply
@@ -90,20 +146,35 @@ class ShimHandler:
         self._slots: dict[tuple[str, str], _ReplySlot] = {}
         self._slots_lock = threading.Lock()
         self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._token = threading.Lock()
+        """The read token: held by the one thread that may call ``recv`` (see module doc)."""
+        self._parks = 0  # times the token was parked; run()'s thread watches it change
+        self._watcher_asleep = False
+        self._wake_watcher = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> None:
         """Register, then serve the peer until the stream closes or a protocol error occurs."""
         pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix=f"shim-{self.name}")
+        self._pool = pool
         try:
             register = ChaincodeMessage(
                 type=ChaincodeMessage.REGISTER,
                 payload=ChaincodeID(name=self.name).SerializeToString(),
             )
-            self._stream.send(register)
-            while self._handle(self._stream.recv(), pool):
-                pass
+            self._token.acquire()
+            try:
+                self._stream.send(register)
+            except BaseException:
+                self._token.release()
+                raise
+            while True:
+                self._read_until_handoff()
+                self._release_token()
+                if self._closed or not self._take_parked_token():
+                    break
         except ConnectionClosed:
             log.debug("shim %s: stream closed", self.name)
         except MalformedMessage as exc:
@@ -122,9 +193,10 @@ class ShimHandler:
             self._closed = True
             slots = list(self._slots.values())
             self._slots.clear()
-        for slot in slots:
-            slot.fail(CONNECTION_LOST)
+            for slot in slots:
+                slot.fail(CONNECTION_LOST)
         self._stream.close()
+        self._wake_watcher.set()
 
     def _protocol_error(self, text: str, txid: str) -> None:
         """Tell the peer why we give up (Go sends ERROR with txid only), then end the stream."""
@@ -136,6 +208,90 @@ class ShimHandler:
             )
 
     # ------------------------------------------------------------------ receive side
+
+    def _read_one(self, claim: bool = False) -> int | ChaincodeMessage | None:
+        """Read and handle one message (token held); its type, or None if the stream ended.
+
+        With ``claim``, a TRANSACTION/INIT is returned unhandled for the caller to run.
+        """
+        try:
+            msg = self._stream.recv()
+        except ConnectionClosed:
+            log.debug("shim %s: stream closed", self.name)
+            self._shut_down()
+            return None
+        except MalformedMessage as exc:
+            self._protocol_error(f"malformed message from peer: {exc}", "")
+            self._shut_down()
+            return None
+        assert self._pool is not None
+        if claim and msg.type in _TRANSACTIONS and self.state == READY:
+            return msg
+        try:
+            handled = self._handle(msg, self._pool)
+        except BaseException:
+            self._shut_down()  # as if run() had died: nobody may wait for a reader any more
+            raise
+        if not handled:
+            self._shut_down()
+            return None
+        return msg.type
+
+    def _read_until_handoff(self, claim: bool = False) -> ChaincodeMessage | None:
+        """Read (token held) until a message gave someone work or the stream ended; with
+        ``claim``, return a TRANSACTION/INIT for the caller to run instead of submitting it."""
+        while not self._closed:
+            got = self._read_one(claim)
+            if isinstance(got, ChaincodeMessage):
+                return got
+            if got is None or got in _HANDS_OFF_WORK:
+                return None
+        return None
+
+    def _release_token(self) -> None:
+        """Give the token up: promote a waiting requester to reader, else park it."""
+        with self._slots_lock:
+            for slot in self._slots.values():
+                if not slot.promoted:
+                    if self._closed:
+                        break
+                    slot.promoted = True
+                    slot.promote()
+                    return
+        self._parks += 1  # before the release: only the token holder counts
+        self._token.release()
+        if self._watcher_asleep:
+            self._watcher_asleep = False
+            self._wake_watcher.set()
+
+    def _take_parked_token(self) -> bool:
+        """run()'s thread: wait until the token has stayed parked a grace period, take it.
+
+        Polls every ``_GRACE`` while transactions come and go; after ``_LINGER`` periods with
+        the token held (e.g. by an idle worker blocked in ``recv``) it sleeps until the next
+        park wakes it. False once the handler is closed.
+        """
+        seen = self._parks
+        quiet = 0
+        while not self._closed:
+            if quiet < _LINGER:
+                time.sleep(_GRACE)
+            else:
+                self._wake_watcher.clear()
+                self._watcher_asleep = True
+                if self._parks == seen and self._token.locked() and not self._closed:
+                    self._wake_watcher.wait()
+                self._watcher_asleep = False
+                quiet = 0
+            parks = self._parks
+            if parks == seen and self._token.acquire(blocking=False):
+                if self._closed:
+                    self._token.release()
+                    return False
+                return True
+            quiet = quiet + 1 if parks == seen else 0
+            seen = parks
+        return False
 
     def _handle(self, msg: ChaincodeMessage, pool: ThreadPoolExecutor) -> bool:
         """Process one message from the peer; False ends the stream."""
@@ -192,7 +348,18 @@ class ShimHandler:
 
     # ------------------------------------------------------------------ transactions
 
-    def _serve_transaction(self, msg: ChaincodeMessage) -> None:
+    def _serve_transaction(self, msg: ChaincodeMessage | None) -> None:
+        """Run transactions on this pool thread: the submitted one, then any this thread
+        reads while idle (it runs it itself rather than waking another pool thread)."""
+        while msg is not None:
+            self._serve_one(msg)
+            msg = None
+            # Now idle: if nobody is reading, read until the next piece of work turns up.
+            if not self._closed and self._token.acquire(blocking=False):
+                msg = self._read_until_handoff(claim=True)
+                self._release_token()
+
+    def _serve_one(self, msg: ChaincodeMessage) -> None:
         reply = self._execute(msg)
         try:
             self._stream.send(reply)
@@ -278,12 +445,26 @@ class ShimHandler:
             with self._slots_lock:
                 if self._slots.get(key) is slot:
                     del self._slots[key]
+                promoted = slot.promoted and not slot.done
+            if promoted:  # we were handed the token meanwhile: pass it on
+                slot.wait()
+                self._release_token()
             if isinstance(exc, ConnectionClosed):
                 raise ChaincodeRequestError(CONNECTION_LOST) from exc
             raise ChaincodeRequestError(
                 f"[{_short(msg.txid)}] error sending {_Type.Name(msg.type)}: {exc}"
             ) from exc
-        return slot.wait()
+        reading = self._token.acquire(blocking=False)
+        if not reading:
+            slot.wait()
+            reading = not slot.done  # woken without a reply: promoted to reader
+        if reading:
+            try:
+                while not slot.done and self._read_one() is not None:
+                    pass
+            finally:
+                self._release_token()
+        return slot.result()
 
     def request(self, msg: ChaincodeMessage) -> bytes:
         """Like :meth:`exchange` but returns the RESPONSE payload; an ERROR reply raises

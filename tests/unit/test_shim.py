@@ -981,3 +981,81 @@ def test_peer_closing_stream_fails_waiting_calls_and_run_returns(make: Any) -> N
     h.join()
     release.set()
     assert h.handler.error is None
+
+
+def test_reading_continues_while_the_only_transaction_is_busy_in_user_code(make: Any) -> None:
+    # Leader/follower reading: a transaction busy in user code holds no read token, and the
+    # token it left parked must still be picked up, or neither the KEEPALIVE nor the second
+    # transaction (which the first waits for) would ever be read.
+    second_done = threading.Event()
+
+    def first(stub: ChaincodeStub) -> str:
+        stub.get_state("a")  # a worker reads its own reply, then parks the token
+        assert second_done.wait(WAIT), "nobody read the second transaction"
+        return "first"
+
+    def second(stub: ChaincodeStub) -> str:
+        value = stub.get_state("b").decode()
+        second_done.set()
+        return value
+
+    h = make(FnChaincode({"first": first, "second": second}))
+    h.peer.state = {"a": b"A", "b": b"B"}
+    h.peer.start(["first"], txid="tx-1")
+    while not h.peer.requests("tx-1"):
+        threading.Event().wait(0.001)
+    h.peer.send(M(type=M.KEEPALIVE, txid="k"))
+    assert h.peer.unsolicited.get(timeout=WAIT).type == M.KEEPALIVE
+    h.peer.start(["second"], txid="tx-2")
+    assert payload_of(h.peer.result("tx-2")) == "B"
+    assert payload_of(h.peer.result("tx-1")) == "first"
+
+
+def test_replies_in_reverse_order_reach_every_waiter(make: Any) -> None:
+    # All 20 requests are outstanding before the peer answers any, newest first: whichever
+    # worker holds the read token must deliver the others' replies, and pass the token on
+    # when its own arrives, until every waiter has its reply.
+    n = 20
+    held = {f"k{i}": threading.Event() for i in range(n)}
+
+    def get(stub: ChaincodeStub, key: str) -> str:
+        return stub.get_state(key).decode()
+
+    h = make(FnChaincode({"get": get}))
+    h.peer.state = {k: k.upper().encode() for k in held}
+    h.peer.hold.update(held)
+    for i in range(n):
+        h.peer.start(["get", f"k{i}"], txid=f"tx{i:02d}")
+    got = [parse(shim_pb.GetState, h.peer.held.get(timeout=WAIT).payload).key for _ in range(n)]
+    for key in reversed(sorted(got, key=lambda k: int(k[1:]))):
+        held[key].set()
+        threading.Event().wait(0.002)  # let the answer go out before the next one
+    for i in range(n):
+        assert payload_of(h.peer.result(f"tx{i:02d}")) == f"K{i}"
+
+
+def test_closing_stream_fails_every_waiter_whoever_reads(make: Any) -> None:
+    n = 12
+    outcome: queue.Queue[BaseException | bytes] = queue.Queue()
+
+    def waits(stub: ChaincodeStub) -> str:
+        try:
+            outcome.put(stub.get_state("slow"))
+        except ChaincodeRequestError as exc:
+            outcome.put(exc)
+        return "done"
+
+    release = threading.Event()
+    h = make(FnChaincode({"waits": waits}))
+    h.peer.hold["slow"] = release
+    for i in range(n):
+        h.peer.start(["waits"], txid=f"tx-{i}")
+    for _ in range(n):
+        h.peer.held.get(timeout=WAIT)
+    h.peer_stream.close()
+    for _ in range(n):
+        exc = outcome.get(timeout=WAIT)
+        assert isinstance(exc, ChaincodeRequestError) and str(exc) == "connection to peer lost"
+    h.join()
+    release.set()
+    assert h.handler.error is None
