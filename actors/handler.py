@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
 from actors.ledger import KV, KeyModification, LedgerError
+from actors.mailbox import tell_quietly
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
 from actors.txcontexts import ExecuteResult, ReleaseContext, StartTransaction, TXContext
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
@@ -391,7 +392,7 @@ class Handler(pykka.ThreadingActor):
             # closed stream tell the chaincode what happened.
             log.warning("refusing registration of %r: %s", name, refusal)
             if self.expected is not None:  # this stream belongs to a launch: fail it now
-                _tell_quietly(self.deps.launcher, RegistrationRefused(self.expected, refusal))
+                tell_quietly(self.deps.launcher, RegistrationRefused(self.expected, refusal))
             self._send(CM(type=CM.ERROR, payload=refusal.encode()))
             self._connection_lost(f"registration refused: {refusal}")
             return
@@ -409,7 +410,7 @@ class Handler(pykka.ThreadingActor):
     def _arm_keepalive(self) -> None:
         ref = self.actor_ref
         self._keepalive = self.deps.scheduler.call_later(
-            self.deps.config.keepalive, lambda: _tell_quietly(ref, SendKeepalive())
+            self.deps.config.keepalive, lambda: tell_quietly(ref, SendKeepalive())
         )
 
     def _send_keepalive(self) -> None:
@@ -492,7 +493,7 @@ class Handler(pykka.ThreadingActor):
                     ctx.pending_request = True
                     ref = self.actor_ref
                     payload.add_done_callback(
-                        lambda f: _tell_quietly(ref, CalleeDone(msg, ctx, f, started, done))
+                        lambda f: tell_quietly(ref, CalleeDone(msg, ctx, f, started, done))
                     )
                     return
                 error = None
@@ -734,11 +735,6 @@ def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
     return text
 
 
-def _tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)
-
-
 def _read_loop(
     stream: MessageStream,
     ref: pykka.ActorRef[Any],
@@ -768,11 +764,11 @@ def _read_loop(
                 flood = f"more than {backlog_limit} messages from the chaincode waiting"
             if flood is not None:
                 # Stop reading; the Handler serves what is queued (bounded), then closes.
-                _tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
+                tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
                 return
     except ConnectionClosed as exc:
-        _tell_quietly(ref, ConnectionLost(str(exc), closed_by_peer=True))
+        tell_quietly(ref, ConnectionLost(str(exc), closed_by_peer=True))
     except MalformedMessage as exc:
-        _tell_quietly(ref, ConnectionLost(f"malformed message: {exc}"))
+        tell_quietly(ref, ConnectionLost(f"malformed message: {exc}"))
     except pykka.ActorDeadError:
         stream.close()

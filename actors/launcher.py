@@ -11,7 +11,6 @@ message (a dict read); only the launcher writes it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ import pykka
 
 from actors.errors import LaunchError, StartupTimeout, SupportShutdown, UnknownChaincode
 from actors.handler import HandlerGone, HandlerReady, RegisterHandler, RegistrationRefused
+from actors.mailbox import tell_quietly
 from actors.vmcontroller import (
     Building,
     Built,
@@ -199,7 +199,7 @@ class RuntimeLauncher(pykka.ThreadingActor):
             state.deadline.cancel()
         ref, launch_id, building = self.actor_ref, state.launch_id, state.building
         state.deadline = self.scheduler.call_later(
-            seconds, lambda: _tell(ref, LaunchTimedOut(name, launch_id, building))
+            seconds, lambda: tell_quietly(ref, LaunchTimedOut(name, launch_id, building))
         )
 
     def _building(self, message: Building | Built) -> None:
@@ -333,8 +333,3 @@ class RuntimeLauncher(pykka.ThreadingActor):
         if handler is not None:
             handler.stop(block=False)
         self.vmcontroller.tell(StopInstance(name, message.reply))
-
-
-def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)

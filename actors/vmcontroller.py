@@ -9,7 +9,6 @@ parallel. Each started instance gets a waiter thread that reports its exit.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import pykka
 
 from actors.config import ChaincodeDefinition
+from actors.mailbox import tell_quietly
 from actors.runtimes import Connect, ExitStatus, Instance, Runtime
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class VMController(pykka.ThreadingActor):
             except Exception:  # a bug in a runtime must not wedge the lane
                 log.exception("runtime operation for %s failed", name)
                 done = _OpDone(name, None, None)
-            _tell(ref, done)
+            tell_quietly(ref, done)
 
         self._pool.submit(work)
 
@@ -196,10 +196,10 @@ class VMController(pykka.ThreadingActor):
             _stop_quietly(stale)
         runtime = self.runtimes.get(definition.runtime)
         if self._stopping:
-            _tell(message.reply_to, StartFailed(name, message.launch_id, "shutting down"))
+            tell_quietly(message.reply_to, StartFailed(name, message.launch_id, "shutting down"))
             return _OpDone(name, None, stale)
         if runtime is None:
-            _tell(
+            tell_quietly(
                 message.reply_to,
                 StartFailed(
                     name, message.launch_id, f"no runtime {definition.runtime!r} configured"
@@ -211,22 +211,24 @@ class VMController(pykka.ThreadingActor):
             if build is not None:
                 # Building an image can take minutes; the launcher keeps it out of the
                 # startup window (Fabric 2.x builds before it starts the timer, too).
-                _tell(message.reply_to, Building(name, message.launch_id))
+                tell_quietly(message.reply_to, Building(name, message.launch_id))
                 started = time.monotonic()
                 build(definition)
-                _tell(message.reply_to, Built(name, message.launch_id, time.monotonic() - started))
+                tell_quietly(
+                    message.reply_to, Built(name, message.launch_id, time.monotonic() - started)
+                )
             instance = runtime.start(definition, self.connect)
         except Exception as exc:
             log.warning("starting %s failed: %s", name, exc)
-            _tell(
+            tell_quietly(
                 message.reply_to,
                 StartFailed(name, message.launch_id, f"error starting container: {exc}"),
             )
             return _OpDone(name, None, stale)
         # Recorded here before the launcher hears of it, so that once a launch completes,
         # asking this actor about its instances finds it.
-        _tell(self.actor_ref, _OpDone(name, instance, None, lane_done=False))
-        _tell(message.reply_to, InstanceStarted(name, message.launch_id, instance))
+        tell_quietly(self.actor_ref, _OpDone(name, instance, None, lane_done=False))
+        tell_quietly(message.reply_to, InstanceStarted(name, message.launch_id, instance))
         threading.Thread(
             target=_wait_for_exit,
             args=(instance, message.launch_id, message.reply_to),
@@ -271,9 +273,4 @@ def _stop_quietly(instance: Instance, timeout: float = 5.0) -> None:
 
 def _wait_for_exit(instance: Instance, launch_id: int, reply_to: pykka.ActorRef[Any]) -> None:
     status = instance.wait()
-    _tell(reply_to, InstanceExited(instance.chaincode, launch_id, status, instance))
-
-
-def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)
+    tell_quietly(reply_to, InstanceExited(instance.chaincode, launch_id, status, instance))
