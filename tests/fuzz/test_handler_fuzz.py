@@ -53,7 +53,7 @@ from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.chaincode_pb2 import ChaincodeID, ChaincodeInput, ChaincodeSpec
 from protos.peer.proposal_pb2 import SignedProposal
 from protos.peer.proposal_response_pb2 import Response
-from tests.streams import recv_within
+from tests.helpers import recv_within
 
 pytestmark = [
     pytest.mark.timeout(300),

@@ -43,6 +43,7 @@ from actors.runtimes.docker import (
     image_name,
 )
 from actors.support import ChaincodeSupport
+from tests.helpers import free_port, skip_or_fail
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -124,12 +125,6 @@ def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
 # -- the engine ----------------------------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the Docker tests cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
     """A docker client, with the base image present and up to date; skips (fails in CI)
@@ -138,11 +133,11 @@ def engine() -> Iterator[Any]:
         client = docker_client(timeout=60)
     except DockerUnavailable as exc:
         if os.geteuid() != 0:
-            _unavailable(f"not root and no Docker engine answers: {exc}")
-        _unavailable(f"no Docker engine: {exc}")
+            skip_or_fail(f"not root and no Docker engine answers: {exc}")
+        skip_or_fail(f"no Docker engine: {exc}")
     if find_image(client, DEBIAN_IMAGE) is None:
         client.close()
-        _unavailable(
+        skip_or_fail(
             f"no base image {DEBIAN_IMAGE}: run `ccactors images build` "
             "(or `bash tools/ensure_docker.sh` as root)"
         )
@@ -492,15 +487,12 @@ def test_docker_chaincode_through_ccactors_serve(
 ) -> None:
     """Our Python shim in a container, driven end to end through a `ccactors serve` process."""
     import signal
-    import socket
     import subprocess
     import sys
 
     from actors.admin import AdminClient
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        admin = f"127.0.0.1:{sock.getsockname()[1]}"
+    admin = f"127.0.0.1:{free_port()}"
     name = f"kvserve{os.getpid()}"
     config = tmp_path / "peer.toml"
     config.write_text(

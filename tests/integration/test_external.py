@@ -8,10 +8,7 @@ dials the address in a chaincode's ``connection.json``. Every wait is bounded.
 from __future__ import annotations
 
 import json
-import queue
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +33,7 @@ from actors.runtimes.external import (
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import ExecuteResult
+from tests.helpers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -48,72 +46,29 @@ WAIT = 30.0
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Service:
+class Service(ServiceProcess):
     """Our shim as a chaincode service in its own process; can be killed and restarted."""
 
     def __init__(self, chaincode_id: str = NAME, target: str = "examples.kv:KVChaincode") -> None:
+        super().__init__()
         self.chaincode_id = chaincode_id
         self.target = target
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
 
     def start(self, timeout: float = 20.0) -> Service:
-        process = subprocess.Popen(
+        self.launch(
             [
-                sys.executable,
-                "-m",
-                "actors.shim",
-                "server",
-                "--chaincode-address",
-                self.address,
-                "--chaincode-id",
-                self.chaincode_id,
+                sys.executable, "-m", "actors.shim", "server",
+                "--chaincode-address", self.address, "--chaincode-id", self.chaincode_id,
                 self.target,
             ],
+            lambda line: "serving on" in line,
+            what="service",
+            timeout=timeout,
             cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.process = process
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                self.output.append(line.rstrip())
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                pytest.fail(f"service did not start within {timeout}s: {self.output}")
-            if line is None:
-                pytest.fail(f"service exited before serving: {self.output}")
-            if "serving on" in line:
-                return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        )  # fmt: skip
+        return self
 
 
 class Events:

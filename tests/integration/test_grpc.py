@@ -21,7 +21,7 @@ from protos.peer.chaincode_pb2 import ChaincodeID
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
 from protos.peer.chaincode_shim_pb2 import GetState
 from protos.peer.proposal_response_pb2 import Response
-from tests.streams import recv_within
+from tests.helpers import recv_within
 
 KV = "examples.kv:KVChaincode"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 
 from actors.admin import AdminClient
 from actors.errors import UnknownChaincode
+from tests.helpers import free_port
 
 CONFIG = """
 [chaincode]
@@ -33,12 +33,6 @@ name = "kvp"
 runtime = "process"
 target = "examples.kv:KVChaincode"
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -77,8 +71,8 @@ class Peer:
 def peer(tmp_path: Path) -> Iterator[Peer]:
     config = tmp_path / "peer.toml"
     config.write_text(CONFIG)
-    admin = f"127.0.0.1:{_free_port()}"
-    metrics = f"127.0.0.1:{_free_port()}"
+    admin = f"127.0.0.1:{free_port()}"
+    metrics = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [
             sys.executable,

@@ -15,7 +15,7 @@ from actors.transports import ConnectionClosed
 from actors.transports.grpc import GrpcStream, dial
 from protos.peer.chaincode_pb2 import ChaincodeID
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
-from tests.streams import recv_within
+from tests.helpers import recv_within
 
 
 @pytest.fixture

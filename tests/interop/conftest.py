@@ -8,24 +8,15 @@ a missing prerequisite is a failure.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
 
-
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
-
-
-def _skip_or_fail(reason: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: interop tests must run in CI)", pytrace=False)
-    pytest.skip(reason)
+from tests import helpers
 
 
 @pytest.fixture(scope="session")
 def skip_or_fail() -> Callable[[str], NoReturn]:
     """``skip_or_fail(reason)``: skip the test, or fail it when running in CI."""
-    return _skip_or_fail
+    return helpers.skip_or_fail

@@ -30,12 +30,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import socket
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +48,7 @@ from actors.runtimes.external import ExternalRuntime
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import CountContexts, ExecuteResult
+from tests.helpers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -101,67 +99,30 @@ def pycc_ready(skip_or_fail: Callable[[str], NoReturn]) -> None:
 # -- the service and the peer ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PyService:
+class PyService(ServiceProcess):
     """asset_cc served by the real library in its own venv; can be killed and restarted."""
 
     def __init__(self, chaincode_id: str = NAME, **env: str) -> None:
+        super().__init__()
         self.chaincode_id = chaincode_id
         self.address = f"127.0.0.1:{free_port()}"
         self.env = env
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
 
     def start(self, timeout: float = 30.0) -> PyService:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRPC_", "PYTHON"))}
         env.update(CHAINCODE_ID=self.chaincode_id, CHAINCODE_SERVER_ADDRESS=self.address)
         env.update(self.env)
-        process = subprocess.Popen(
+        # Logged by the library between binding the port and starting the server; the peer's
+        # dial waits out the rest. Output is always drained: the library logs tracebacks.
+        self.launch(
             [str(PYTHON), str(SERVE)],
+            lambda line: re.search(r"Server is listening at port :\d+", line) is not None,
+            what="fabric-chaincode-python",
+            timeout=timeout,
             cwd=ROOT,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
-        self.process = process
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:  # always drained: the library logs tracebacks on failures
-            assert process.stdout is not None
-            for line in process.stdout:
-                self.output.append(line.rstrip())
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                pytest.fail(f"fabric-chaincode-python did not start: {self.output}")
-            if line is None:
-                pytest.fail(f"fabric-chaincode-python exited: {self.output}")
-            # logged by the library between binding the port and starting the server; the
-            # peer's dial waits out the rest
-            if re.search(r"Server is listening at port :\d+", line):
-                return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self
 
     def logged(self, text: str) -> bool:
         return self.count(text) > 0

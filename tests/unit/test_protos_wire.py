@@ -29,18 +29,13 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor_pool, message_factory
 
+from tests.helpers import skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[2]
 WIRE = ROOT / "tests" / "wire"
 GOLDEN_PATH = WIRE / "golden.json"
 FABRIC_PYTHON = ROOT / ".venv-fabric" / "bin" / "python"
 RECORD = "python tools/record_wire_golden.py"
-
-# Cases / descriptors known to differ from Fabric. Each entry is an xfail(strict=True): once the
-# .proto is fixed the case passes, the test reports XPASS as a failure, and the entry goes.
-# Fields where we knowingly differ from Fabric's schema: name -> why. Entries run as strict
-# xfails, so fixing the .proto makes them fail until the entry is removed.
-KNOWN_INCOMPATIBLE_CASES: dict[str, str] = {}
-KNOWN_INCOMPATIBLE_TYPES: dict[str, str] = {}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -69,14 +64,7 @@ def our_class(full_name: str) -> Any:
     )
 
 
-def _params(names: list[str], known: dict[str, str]) -> list[Any]:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=known[n])) if n in known else n
-        for n in names
-    ]
-
-
-CASE_PARAMS = _params(list(GOLDEN_BY_NAME), KNOWN_INCOMPATIBLE_CASES)
+CASE_PARAMS = list(GOLDEN_BY_NAME)
 
 
 # --- golden file itself ------------------------------------------------------------------------
@@ -372,7 +360,7 @@ def _wire_view(ours_entry: dict[str, Any], fabric_entry: dict[str, Any]) -> dict
     return {"fields": fields}
 
 
-@pytest.mark.parametrize("full_name", _params(sorted(our_schema()), KNOWN_INCOMPATIBLE_TYPES))
+@pytest.mark.parametrize("full_name", sorted(our_schema()))
 def test_descriptor_matches_fabric(full_name: str) -> None:
     fabric = GOLDEN["schema"].get(full_name)
     assert fabric is not None, f"{full_name} does not exist in hyperledger-fabric-protos"
@@ -406,9 +394,7 @@ def _run_fabric(mode: str, stdin: str = "") -> Any:
 def fabric_live() -> dict[str, Any]:
     if not FABRIC_PYTHON.exists():
         msg = f"{FABRIC_PYTHON} missing: python tools/record_wire_golden.py --venv-only"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(msg)
     sent = []
     for name, build in our_builders().items():
         try:

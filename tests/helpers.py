@@ -1,0 +1,114 @@
+"""Helpers shared by the tests: free ports, CI-aware skipping, bounded receives, and server
+processes started and waited for."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from actors.transports import MessageStream
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test here; in CI (``CI=true``) fail it: Docker and interop tests must run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: this test must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recv_within(stream: MessageStream, timeout: float = 10.0) -> ChaincodeMessage:
+    """The next message, or the stream's own exception; fails the test after ``timeout``."""
+    box: list[ChaincodeMessage | Exception] = []
+
+    def read() -> None:
+        try:
+            box.append(stream.recv())
+        except Exception as exc:
+            box.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert box, "no message within the timeout"
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
+
+
+class ServiceProcess:
+    """A server process whose output is always drained (kept in ``output``) and which is
+    ready once it prints a line that ``ready`` accepts."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def launch(
+        self,
+        command: Sequence[str],
+        ready: Callable[[str], bool],
+        *,
+        what: str,
+        timeout: float,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.process = process
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                self.output.append(line.rstrip())
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"{what} did not start within {timeout}s: {self.output}")
+            if line is None:
+                pytest.fail(f"{what} exited before serving: {self.output}")
+            if ready(line):
+                return
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
