@@ -21,7 +21,8 @@ from actors import errors
 from protos.admin import admin_pb2, admin_pb2_grpc
 
 if TYPE_CHECKING:
-    from actors.support import ChaincodeSupport, Event
+    from actors.events import LifecycleEvent
+    from actors.support import ChaincodeSupport
 
 # Typed errors <-> gRPC codes. The order matters: subclasses before their bases.
 _CODES: list[tuple[type[errors.ChaincodeError], grpc.StatusCode]] = [
@@ -32,6 +33,8 @@ _CODES: list[tuple[type[errors.ChaincodeError], grpc.StatusCode]] = [
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.TransactionFailed, grpc.StatusCode.ABORTED),
     (errors.ChaincodeStreamTerminated, grpc.StatusCode.UNAVAILABLE),
+    (errors.ChaincodeFailed, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ChaincodeRestarting, grpc.StatusCode.UNAVAILABLE),
     (errors.LaunchError, grpc.StatusCode.UNAVAILABLE),
     (errors.SupportShutdown, grpc.StatusCode.UNAVAILABLE),
 ]
@@ -115,7 +118,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.StopReply()
 
     def Events(self, request: Any, context: Any) -> Iterator[admin_pb2.LifecycleEvent]:
-        events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        events: queue.SimpleQueue[LifecycleEvent | None] = queue.SimpleQueue()
         unsubscribe = self.support.subscribe(events.put)
         context.add_callback(lambda: events.put(None))
         try:
@@ -123,11 +126,19 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 event = events.get()
                 if event is None:
                     return
-                chaincode, kind, detail = event
-                if request.chaincode and chaincode != request.chaincode:
+                if request.chaincode and event.chaincode != request.chaincode:
                     continue
                 yield admin_pb2.LifecycleEvent(
-                    chaincode=chaincode, kind=kind, detail=detail, timestamp=time.time()
+                    chaincode=event.chaincode,
+                    kind=event.kind,
+                    detail=event.detail,
+                    timestamp=event.timestamp,
+                    instance=event.instance,
+                    exit_code=event.exit_code,
+                    signal=event.signal,
+                    delay=event.delay,
+                    last_lines=event.last_lines,
+                    actor=event.actor,
                 )
         finally:
             unsubscribe()

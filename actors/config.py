@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.policy import Restart, RestartPolicy
+
 # Fabric's sample core.yaml says 300 s because image builds happen inside that window. Our
 # launcher times builds separately, so the window only covers process start -> READY, which takes
 # well under a second here; 60 s still tolerates a loaded machine without leaving a caller
@@ -68,8 +70,12 @@ class ChaincodeDefinition:
     # external runtime (chaincode as a service): Fabric's connection.json fields, e.g.
     # {"address": "host:port", "dial_timeout": "3s", "tls_required": false}
     connection: Mapping[str, Any] = field(default_factory=dict)
+    # How its supervisor restarts it; None: the peer's default (Config.restart).
+    restart: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.restart, Mapping):
+            object.__setattr__(self, "restart", restart_policy(self.restart, self.name))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError("chaincode name must be a non-empty string")
         if self.runtime not in RUNTIMES:
@@ -129,6 +135,21 @@ class Config:
     docker_endpoint: str = "unix:///var/run/docker.sock"  # vm.endpoint
     base_image: str = "ccactors/python-shim:latest"
     chaincodes: tuple[ChaincodeDefinition, ...] = ()
+    # Supervision: the default restart policy of chaincode ([chaincode.restart] table), and
+    # liveness: a chaincode silent while this many transactions in a row timed out is
+    # declared hung and replaced (0: never).
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    hung_after: int = 2
+
+    def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:
+        """The policy that applies to ``definition`` (its own, else the default)."""
+        if definition is not None and definition.restart is not None:
+            return definition.restart
+        if definition is not None and definition.runtime == "external":
+            # A chaincode service runs on its own: the peer only dials it, so it does not
+            # redial on a schedule; the next request does, as in Fabric.
+            return dataclasses.replace(self.restart, restart=Restart.TEMPORARY)
+        return self.restart
 
     def __post_init__(self) -> None:
         if self.mode not in ("net", "dev"):
@@ -147,6 +168,10 @@ class Config:
             raise ConfigError("chaincode.maxinboundrate must be >= 0")
         if self.keepalive < 0:
             raise ConfigError("chaincode.keepalive must be >= 0")
+        if self.hung_after < 0:
+            raise ConfigError("chaincode.hungafter must be >= 0")
+        if isinstance(self.restart, Mapping):
+            object.__setattr__(self, "restart", restart_policy(self.restart))
         for name in (
             "max_message_size",
             "total_query_limit",
@@ -196,7 +221,33 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "peer.tls.enabled": ("tls_enabled", lambda v, k=None: _boolean(v)),
     "chaincode.maxinboundbacklog": ("max_inbound_backlog", int),
     "chaincode.maxinboundrate": ("max_inbound_rate", float),
+    "chaincode.hungafter": ("hung_after", int),
 }
+
+_POLICY_DURATIONS = (
+    "within",
+    "backoff_initial",
+    "backoff_max",
+    "reset_after",
+    "shutdown_timeout",
+)
+
+
+def restart_policy(table: Mapping[str, Any], chaincode: str | None = None) -> RestartPolicy:
+    """A RestartPolicy from a config table: ``{restart = "permanent", max_restarts = 5,
+    within = "60s", backoff_initial = "100ms", ...}``."""
+    where = f"chaincode {chaincode}: restart" if chaincode else "chaincode.restart"
+    values = dict(table)
+    unknown = set(values) - {f.name for f in dataclasses.fields(RestartPolicy)}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in _POLICY_DURATIONS:
+        if key in values:
+            values[key] = parse_duration(values[key], f"{where}.{key}")
+    try:
+        return RestartPolicy(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _boolean(value: Any) -> bool:
@@ -233,6 +284,11 @@ def _from_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(data)
     chaincodes = data.pop("chaincodes", [])
     values: dict[str, Any] = {}
+    section = data.get("chaincode")
+    if isinstance(section, Mapping) and "restart" in section:
+        section = dict(section)
+        values["restart"] = restart_policy(section.pop("restart"))
+        data["chaincode"] = section
     for key, raw in _flatten(data).items():
         if key not in _KEYS:
             raise ConfigError(f"unknown configuration key {key!r}")

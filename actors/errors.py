@@ -23,6 +23,15 @@ class StartupTimeout(LaunchError):
     """REGISTER -> READY did not happen within the startup timeout."""
 
 
+class ChaincodeRestarting(LaunchError):
+    """The chaincode is down and waiting to be restarted; its policy says fail fast."""
+
+
+class ChaincodeFailed(LaunchError):
+    """The chaincode's supervisor gave up restarting it (restart intensity exceeded). An
+    explicit ``launch`` tries again."""
+
+
 class DuplicateTransaction(ChaincodeError):
     """A context for this (chaincode, channel, txid) exists already (``txid: X(Y) exists``)."""
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -29,9 +28,15 @@ from google.protobuf.message import DecodeError
 
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
 from actors.ledger import KV, KeyModification, LedgerError
-from actors.mailbox import tell_quietly
+from actors.mailbox import drain_mailbox, tell_quietly
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
-from actors.txcontexts import ExecuteResult, ReleaseContext, StartTransaction, TXContext
+from actors.txcontexts import (
+    AdoptContexts,
+    ExecuteResult,
+    ReleaseContext,
+    StartTransaction,
+    TXContext,
+)
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
 from protos.peer import chaincode_pb2
 from protos.peer import chaincode_shim_pb2 as shim
@@ -88,6 +93,11 @@ class SendKeepalive:
 
 
 @dataclass(frozen=True)
+class ReportContexts:
+    """From the root supervisor: a new TXContext registry needs this handler's live contexts."""
+
+
+@dataclass(frozen=True)
 class Describe:
     """Ask: a snapshot of the handler's state."""
 
@@ -130,6 +140,7 @@ class HandlerGone:
     chaincode: str | None
     handler: pykka.ActorRef[Any]
     reason: str
+    crashed: bool = False  # the Handler died of an exception
 
 
 Execute = Callable[..., "Future[ExecuteResult]"]
@@ -213,6 +224,8 @@ class Handler(pykka.ThreadingActor):
         self._txs: dict[tuple[str, str], TXContext] = {}
         self._closed = False
         self._keepalive = None
+        self._heard = time.monotonic()  # when the chaincode last sent anything
+        self._silent_timeouts = 0
         # Each returns the RESPONSE payload, or (INVOKE_CHAINCODE) the callee's future.
         self._serve: dict[int, Callable[[CM, TXContext], Any]] = {
             CM.GET_STATE: self._get_state,
@@ -255,7 +268,7 @@ class Handler(pykka.ThreadingActor):
     def on_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
         # pykka skips on_stop when a tell raises; the connection must still end cleanly.
         log.error("handler for %s crashed: %r", self.chaincode, exc_value)
-        self._teardown(f"handler crashed: {exc_value!r}")
+        self._teardown(f"handler crashed: {exc_value!r}", crashed=True)
         self._drain_inbox()
 
     def _drain_inbox(self) -> None:
@@ -263,21 +276,13 @@ class Handler(pykka.ThreadingActor):
         transaction among them would otherwise wait for its timeout. Senders see the actor
         dead from here on (pykka marks it stopped before calling on_stop/on_failure)."""
         error = ChaincodeStreamTerminated("chaincode stream terminated: handler stopped")
-        while True:
-            try:
-                envelope = self.actor_inbox.get_nowait()
-            except queue.Empty:
-                return
-            message = envelope.message
+        for message in drain_mailbox(self):
             if type(message) is StartTransaction:
                 self._finish(message.context, error=error)
             elif type(message) is TransactionExpired:
                 self._cleanup(message.context)
-            if envelope.reply_to is not None:
-                dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling it")
-                envelope.reply_to.set_exception(exc_info=(type(dead), dead, None))
 
-    def _teardown(self, reason: str, *, probe_exit: bool = False) -> None:
+    def _teardown(self, reason: str, *, probe_exit: bool = False, crashed: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
@@ -291,7 +296,7 @@ class Handler(pykka.ThreadingActor):
         instance = None
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             instance = self.deps.launcher.ask(
-                HandlerGone(self.chaincode, self.actor_ref, reason), timeout=5
+                HandlerGone(self.chaincode, self.actor_ref, reason, crashed), timeout=5
             )
         if probe_exit and instance is not None:
             reason = describe_end(instance, reason)
@@ -307,6 +312,8 @@ class Handler(pykka.ThreadingActor):
         kind = type(message)
         if kind is CM:
             if not self._closed:  # after a teardown, what is still queued is moot
+                self._heard = time.monotonic()
+                self._silent_timeouts = 0
                 self._inbound(message)
         elif kind is StartTransaction:
             self._start_transaction(message.context, message.message)
@@ -316,7 +323,11 @@ class Handler(pykka.ThreadingActor):
             ctx = message.context
             if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
                 del self._txs[(ctx.channel_id, ctx.txid)]
+                self._check_hung(ctx)
             self._cleanup(ctx)
+        elif kind is ReportContexts:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.deps.registry.tell(AdoptContexts(tuple(self._txs.values())))
         elif kind is ConnectionLost:
             self._connection_lost(message.reason, probe_exit=message.closed_by_peer)
         elif kind is SendKeepalive:
@@ -350,6 +361,23 @@ class Handler(pykka.ThreadingActor):
             self._protocol_error(
                 f"[{msg.txid[:8]}] Fabric side handler cannot handle message "
                 f"({TYPE_NAMES.get(mtype, mtype)}) while in {self.state} state"
+            )
+
+    def _check_hung(self, ctx: TXContext) -> None:
+        """Liveness: a chaincode that sent nothing at all while ``hung_after`` transactions
+        in a row timed out is declared hung, so that its supervisor replaces it (Fabric
+        waits on it forever, one execute timeout at a time)."""
+        limit = self.deps.config.hung_after
+        if not limit or self._closed:
+            return
+        if self._heard >= ctx.sent_at:
+            self._silent_timeouts = 0
+            return
+        self._silent_timeouts += 1
+        if self._silent_timeouts >= limit:
+            self._connection_lost(
+                f"chaincode hung: it sent nothing while {self._silent_timeouts} transactions "
+                "in a row timed out"
             )
 
     def _protocol_error(self, text: str) -> None:
@@ -427,6 +455,7 @@ class Handler(pykka.ThreadingActor):
             self._finish(ctx, error=ChaincodeStreamTerminated("chaincode stream terminated"))
             return
         self._txs[(ctx.channel_id, ctx.txid)] = ctx
+        ctx.sent_at = time.monotonic()
         self._send(msg)
 
     def _notify(self, msg: CM) -> None:

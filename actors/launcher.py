@@ -6,11 +6,15 @@ invokes start it once. The launch ends at the first of READY (success), start fa
 registration failure, exit of the instance, or the startup timeout.
 
 The launcher also keeps the directory of ready handlers. ChaincodeSupport reads it without a
-message (a dict read); only the launcher writes it.
+message (a dict read); only the launcher writes it. It tells each chaincode's supervisor when
+the chaincode comes up (READY) and goes down (instance exit, Handler end), and publishes the
+lifecycle events of launches.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,14 +24,24 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.errors import LaunchError, StartupTimeout, SupportShutdown, UnknownChaincode
+from actors import events
+from actors.errors import (
+    ChaincodeError,
+    LaunchError,
+    StartupTimeout,
+    SupportShutdown,
+    UnknownChaincode,
+)
+from actors.events import LifecycleEvent
 from actors.handler import HandlerGone, HandlerReady, RegisterHandler, RegistrationRefused
-from actors.mailbox import tell_quietly
+from actors.mailbox import SupervisedActor, SupervisedRef, Watcher, tell_quietly
+from actors.runtimes import ExitStatus
 from actors.vmcontroller import (
     Building,
     Built,
     InstanceExited,
     InstanceStarted,
+    RunningInstances,
     StartFailed,
     StartInstance,
     StopInstance,
@@ -42,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HandlerRef = pykka.ActorRef[Any]
+
+# Launch ids stay unique across launcher restarts: exits of instances started by a previous
+# launcher must not be mistaken for those of a launch of the current one.
+_launch_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,27 @@ class Status:
     """Ask: {chaincode: "ready" | "launching" | "building"}."""
 
 
+@dataclass(frozen=True)
+class ChaincodeUp:
+    """To the chaincode's supervisor: it is READY, served by ``handler``, running as
+    ``instance`` (None for a chaincode started by the user in dev mode)."""
+
+    instance: Instance | None
+    handler: HandlerRef
+
+
+@dataclass(frozen=True)
+class ChaincodeDown:
+    """To the chaincode's supervisor: the instance exited (``status`` known) or the Handler
+    ended (``status`` None: the exit, if any, is reported separately)."""
+
+    instance: Instance | None
+    handler: HandlerRef | None
+    cause: str
+    status: ExitStatus | None = None
+    crashed: bool = False  # the Handler actor died of an exception
+
+
 @dataclass
 class _LaunchState:
     launch_id: int
@@ -84,24 +123,29 @@ class _LaunchState:
     # started (either may come first); a dev-mode registration has no instance to wait for.
     awaiting_instance: bool = True
     ready_handler: HandlerRef | None = None
+    dev: bool = False  # registered by a chaincode the user started (dev mode)
 
 
-class RuntimeLauncher(pykka.ThreadingActor):
+class RuntimeLauncher(SupervisedActor):
     """Starts chaincode on demand and tracks which handler serves which chaincode."""
 
-    use_daemon_thread = True
+    child_name = "launcher"
 
     def __init__(
         self,
         config: Config,
         definitions: Mapping[str, ChaincodeDefinition],
-        vmcontroller: pykka.ActorRef[Any],
+        vmcontroller: SupervisedRef,
         scheduler: Scheduler,
         metrics: Metrics,
         directory: dict[str, HandlerRef],
-        on_event: Callable[[str, str, str], None] | None = None,
+        publish: Callable[[LifecycleEvent], None],
+        supervisor_for: Callable[[str], SupervisedRef | None],
+        me: Callable[[], SupervisedRef],
+        *,
+        watcher: Watcher | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(watcher=watcher)
         self.config = config
         self.definitions = definitions
         self.vmcontroller = vmcontroller
@@ -112,20 +156,56 @@ class RuntimeLauncher(pykka.ThreadingActor):
         # The latest instance per chaincode, kept after it exits: its handler may only then
         # ask how it ended (the exit is often noticed before the stream's end).
         self._instances: dict[str, Instance] = {}
-        self._next_id = 0
-        self._on_event = on_event or (lambda chaincode, kind, detail: None)
+        # The generation that is up, per chaincode: what its supervisor is told about.
+        self._up: dict[str, tuple[Instance | None, HandlerRef]] = {}
+        self._publish = publish
+        self._supervisor_for = supervisor_for
+        self._me = me  # this launcher's supervised reference, for replies that outlive it
 
-    def on_stop(self) -> None:
-        # Shutdown: nobody will finish these launches now (the deadlines die with the
-        # scheduler), so release their waiters instead of leaving callers blocked forever.
+    def on_start(self) -> None:
+        # A replacement takes over the running chaincode: the ready handlers are in the
+        # directory (which outlives launchers), their instances in the VM controller.
+        for name, handler in list(self.directory.items()):
+            if not handler.is_alive():
+                del self.directory[name]
+        if not self.directory:
+            return
+        try:
+            running = self.vmcontroller.ask(RunningInstances(), timeout=5)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.warning("launcher could not learn the running instances: %s", exc)
+            running = {}
+        self._instances.update(running)
+        for name, handler in self.directory.items():
+            self._up[name] = (running.get(name), handler)
+
+    def ended(self, error: BaseException | None) -> Any:
+        # Nobody will finish these launches now (their deadlines tell a dead actor), so
+        # release their waiters instead of leaving callers blocked.
         launching, self._launching = self._launching, {}
         for name, state in launching.items():
             if state.deadline is not None:
                 state.deadline.cancel()
-            error = SupportShutdown(f"chaincode support shut down while launching {name}")
+            failure: ChaincodeError = (
+                LaunchError(f"chaincode launcher crashed while launching {name}: {error!r}")
+                if error is not None
+                else SupportShutdown(f"chaincode launcher stopped while launching {name}")
+            )
             for waiter in state.waiters:
                 if not waiter.done():
-                    waiter.set_exception(error)
+                    waiter.set_exception(failure)
+            if state.handler is not None:
+                state.handler.stop(block=False)
+        return None
+
+    def _event(self, name: str, kind: str, detail: str = "", **fields: Any) -> None:
+        self._publish(LifecycleEvent(name, kind, detail, **fields))
+
+    def _tell_supervisor(self, name: str, message: ChaincodeUp | ChaincodeDown) -> None:
+        supervisor = self._supervisor_for(name)
+        if supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                supervisor.tell(message)
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
@@ -146,7 +226,8 @@ class RuntimeLauncher(pykka.ThreadingActor):
                     LaunchError(f"chaincode registration failed: {message.reason}"),
                 )
         elif kind is InstanceStarted:
-            self._on_event(message.chaincode, "started", message.instance.describe())
+            description = message.instance.describe()
+            self._event(message.chaincode, events.LAUNCHED, description, instance=description)
             self._instances[message.chaincode] = message.instance
             state = self._launching.get(message.chaincode)
             if state is not None and state.launch_id == message.launch_id:
@@ -187,12 +268,11 @@ class RuntimeLauncher(pykka.ThreadingActor):
         if definition is None:
             reply.set_exception(UnknownChaincode(f"chaincode definition for '{name}' not found"))
             return
-        self._next_id += 1
-        state = _LaunchState(self._next_id, time.monotonic(), [reply])
+        state = _LaunchState(next(_launch_ids), time.monotonic(), [reply])
         self._launching[name] = state
         self._arm(name, state, self.config.startup_timeout)
-        self._on_event(name, "launching", definition.runtime)
-        self.vmcontroller.tell(StartInstance(definition, state.launch_id, self.actor_ref))
+        self._event(name, events.LAUNCHING, definition.runtime)
+        self.vmcontroller.tell(StartInstance(definition, state.launch_id, self._me()))
 
     def _arm(self, name: str, state: _LaunchState, seconds: float) -> None:
         if state.deadline is not None:
@@ -209,13 +289,13 @@ class RuntimeLauncher(pykka.ThreadingActor):
         if type(message) is Building:
             state.building = True
             self._arm(message.chaincode, state, self.config.install_timeout)
-            self._on_event(message.chaincode, "building", "")
+            self._event(message.chaincode, events.BUILDING)
         else:
             # The startup window (and launch_duration) start again once the image exists.
             state.building = False
             state.started = time.monotonic()
             self._arm(message.chaincode, state, self.config.startup_timeout)
-            self._on_event(message.chaincode, "built", f"{message.seconds:.1f} s")
+            self._event(message.chaincode, events.BUILT, f"{message.seconds:.1f} s")
 
     def _register(self, name: str, handler: HandlerRef) -> str | None:
         current = self.directory.get(name)
@@ -229,9 +309,8 @@ class RuntimeLauncher(pykka.ThreadingActor):
                     "(except in dev mode)"
                 )
             # Dev mode: the user started the chaincode; track it like a launch of our own.
-            self._next_id += 1
             state = self._launching[name] = _LaunchState(
-                self._next_id, time.monotonic(), awaiting_instance=False
+                next(_launch_ids), time.monotonic(), awaiting_instance=False, dev=True
             )
         elif state.handler is not None and state.handler.is_alive():
             return f"duplicate chaincodeID: {name}"
@@ -253,10 +332,19 @@ class RuntimeLauncher(pykka.ThreadingActor):
         if state.deadline is not None:
             state.deadline.cancel()
         self.directory[name] = handler
+        instance = None if state.dev else self._instances.get(name)
+        self._up[name] = (instance, handler)
         elapsed = time.monotonic() - state.started
         self.metrics.launch_duration.labels(name, "true").observe(elapsed)
         log.info("chaincode %s ready after %.1f ms", name, elapsed * 1000)
-        self._on_event(name, "ready", f"{elapsed * 1000:.1f} ms")
+        self._event(
+            name,
+            events.READY,
+            f"{elapsed * 1000:.1f} ms",
+            instance=instance.describe() if instance is not None else "",
+        )
+        # Before the waiters hear: a supervisor relaunching it must know it is up first.
+        self._tell_supervisor(name, ChaincodeUp(instance, handler))
         for waiter in state.waiters:
             if not waiter.done():
                 waiter.set_result(handler)
@@ -267,6 +355,12 @@ class RuntimeLauncher(pykka.ThreadingActor):
             return None
         if self.directory.get(name) is message.handler:
             del self.directory[name]
+        up = self._up.get(name)
+        if up is not None and up[1] is message.handler:
+            del self._up[name]
+            self._tell_supervisor(
+                name, ChaincodeDown(up[0], message.handler, message.reason, crashed=message.crashed)
+            )
         state = self._launching.get(name)
         if state is not None and state.handler is message.handler:
             self._fail(
@@ -277,8 +371,32 @@ class RuntimeLauncher(pykka.ThreadingActor):
         return self._instances.get(name)
 
     def _exited(self, message: InstanceExited) -> None:
-        name = message.chaincode
-        self._on_event(name, "exited", message.status.describe())
+        name, status, instance = message.chaincode, message.status, message.instance
+        last_lines = getattr(instance, "last_lines", None)
+        tail = tuple(last_lines(5)) if last_lines is not None else ()
+        self._event(
+            name,
+            events.EXITED,
+            status.describe(),
+            instance=instance.describe(),
+            exit_code=status.code if status.signal is None else 128 + status.signal,
+            signal=status.signal,
+            last_lines=tail,
+        )
+        cause = f"chaincode {name} {status.describe()}"
+        if tail:
+            cause += "; last log lines: " + " | ".join(tail)
+        up = self._up.get(name)
+        handler = None
+        if up is not None and up[0] is instance:
+            del self._up[name]
+            handler = up[1]
+            # Out of the directory at once: new requests go to the supervisor, not to a
+            # Handler whose stream is about to end.
+            if self.directory.get(name) is handler:
+                del self.directory[name]
+        # Always told: a supervisor waiting to learn how the instance ended needs it.
+        self._tell_supervisor(name, ChaincodeDown(instance, handler, cause, status))
         state = self._launching.get(name)
         if state is not None and state.launch_id == message.launch_id:
             self._fail(
@@ -313,18 +431,20 @@ class RuntimeLauncher(pykka.ThreadingActor):
             self.metrics.launch_failures.labels(name).inc()
         self.metrics.launch_duration.labels(name, "false").observe(time.monotonic() - state.started)
         log.warning("launch of chaincode %s failed: %s", name, error)
-        self._on_event(name, "launch_failed", str(error))
+        self._event(name, events.LAUNCH_FAILED, str(error))
         for waiter in state.waiters:
             if not waiter.done():
                 waiter.set_exception(error)
         # A failed first launch leaves nothing running (Fabric 1.4 stopped the container too).
         if state.handler is not None:
             state.handler.stop(block=False)
-        self.vmcontroller.tell(StopInstance(name, None))
+        self.vmcontroller.tell(StopInstance(name, None, self._shutdown_timeout(name)))
 
     def _stop_chaincode(self, message: Stop) -> None:
         name = message.chaincode
         handler = self.directory.pop(name, None)
+        self._up.pop(name, None)  # a stop on request is no down for the supervisor
+        self._event(name, events.STOPPED)
         state = self._launching.get(name)
         if state is not None:
             self._fail(
@@ -332,4 +452,7 @@ class RuntimeLauncher(pykka.ThreadingActor):
             )
         if handler is not None:
             handler.stop(block=False)
-        self.vmcontroller.tell(StopInstance(name, message.reply))
+        self.vmcontroller.tell(StopInstance(name, message.reply, self._shutdown_timeout(name)))
+
+    def _shutdown_timeout(self, name: str) -> float:
+        return self.config.restart_policy(self.definitions.get(name)).shutdown_timeout

@@ -29,9 +29,11 @@ from actors.errors import (
     LaunchError,
     SupportShutdown,
 )
-from actors.handler import Handler, HandlerDeps, TransactionExpired
+from actors.events import EventBus, Subscriber
+from actors.handler import Handler, HandlerDeps, ReportContexts, TransactionExpired
 from actors.launcher import Launch, RuntimeLauncher, Status, Stop
 from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
+from actors.mailbox import SupervisedRef, tell_quietly
 from actors.metrics import Metrics
 from actors.proposals import build_signed_proposal, compute_txid, local_identity, new_nonce
 from actors.runtimes import Instance, Runtime
@@ -40,6 +42,16 @@ from actors.runtimes.external import ExternalRuntime
 from actors.runtimes.process import ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.scheduler import Scheduler
+from actors.supervisor import (
+    Acquire,
+    ChaincodeSupervisor,
+    Escalate,
+    RootSupervisor,
+    ShuttingDown,
+    StopChaincode,
+    Supervise,
+    Watcher,
+)
 from actors.tls import ChaincodeTLS, ClientTLS
 from actors.transports import MessageStream
 from actors.txcontexts import (
@@ -49,7 +61,7 @@ from actors.txcontexts import (
     TXContext,
     TXContextRegistry,
 )
-from actors.vmcontroller import GetInstance, ListInstances, StopAll, VMController
+from actors.vmcontroller import GetInstance, Handover, ListInstances, StopAll, VMController
 from protos.common.common_pb2 import ChannelHeader, Header
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
@@ -59,8 +71,6 @@ if TYPE_CHECKING:
     from actors.listener import ChaincodeListener
 
 log = logging.getLogger(__name__)
-
-Event = tuple[str, str, str]  # (chaincode, kind, detail)
 
 
 @dataclass(frozen=True)
@@ -152,19 +162,27 @@ class ChaincodeSupport:
         self._directory: dict[str, pykka.ActorRef[Any]] = {}
         self._handlers: set[pykka.ActorRef[Any]] = set()
         self._handlers_lock = threading.Lock()
-        self._subscribers: list[Callable[[Event], None]] = []
         self._closed = False
-        self.registry = TXContextRegistry.start()
-        self.vmcontroller = VMController.start(self.runtimes, self._connect_instance)
-        self.launcher = RuntimeLauncher.start(
-            config,
-            self.definitions,
-            self.vmcontroller,
-            self.scheduler,
-            self.metrics,
-            self._directory,
-            self._publish,
+        self.events = EventBus()
+        # The supervision tree: the root, its three peer actors, one supervisor per defined
+        # chaincode. Everyone holds SupervisedRefs, which follow an actor to its replacement.
+        self.root = RootSupervisor.start(self.events.publish)
+        self._supervisors: dict[str, SupervisedRef] = {}  # written under _supervisors_lock
+        self._supervisors_lock = threading.Lock()
+        self._supervisor_states: dict[str, str] = {}  # {chaincode: restarting | failed ...}
+        self.registry: SupervisedRef = self.root.ask(
+            Supervise(
+                "registry",
+                lambda watcher, _: TXContextRegistry.start(watcher=watcher),
+                rebuild=self._reindex_contexts,
+            )
         )
+        self.vmcontroller: SupervisedRef = self.root.ask(
+            Supervise("vmcontroller", self._start_vmcontroller)
+        )
+        self.launcher: SupervisedRef = self.root.ask(Supervise("launcher", self._start_launcher))
+        for name in self.definitions:
+            self._supervise(name)
         self._deps = HandlerDeps(
             config=config,
             metrics=self.metrics,
@@ -174,6 +192,70 @@ class ChaincodeSupport:
             scheduler=self.scheduler,
             execute=self.execute_async,
         )
+
+    # -- supervision -------------------------------------------------------------------------
+
+    def _start_vmcontroller(self, watcher: Watcher, handover: Handover | None) -> Any:
+        return VMController.start(
+            self.runtimes,
+            self._connect_instance,
+            lambda: self.vmcontroller,
+            handover=handover,
+            watcher=watcher,
+        )
+
+    def _start_launcher(self, watcher: Watcher, _: Any) -> Any:
+        return RuntimeLauncher.start(
+            self.config,
+            self.definitions,
+            self.vmcontroller,
+            self.scheduler,
+            self.metrics,
+            self._directory,
+            self.events.publish,
+            self._supervisors.get,
+            lambda: self.launcher,
+            watcher=watcher,
+        )
+
+    def _supervise(self, name: str) -> None:
+        with self._supervisors_lock:
+            if name in self._supervisors:
+                return
+            root = self.root
+
+            def start(watcher: Watcher, _: Any) -> Any:
+                return ChaincodeSupervisor.start(
+                    name,
+                    lambda: self.config.restart_policy(self.definitions.get(name)),
+                    self.launcher,
+                    self.scheduler,
+                    self.events.publish,
+                    self.config.startup_timeout,
+                    self._supervisor_states,
+                    lambda chaincode, reason: tell_quietly(root, Escalate(chaincode, reason)),
+                    watcher=watcher,
+                )
+
+            self._supervisors[name] = root.ask(Supervise(f"chaincode:{name}", start))
+
+    def _reindex_contexts(self) -> None:
+        """A new registry learns the transactions in flight from the live handlers."""
+        with self._handlers_lock:
+            handlers = [h for h in self._handlers if h.is_alive()]
+        for handler in handlers:
+            tell_quietly(handler, ReportContexts())
+
+    def handler_for(self, chaincode: str) -> pykka.ActorRef[Any] | None:
+        """The Handler serving ``chaincode`` now, if it is ready (for tools and fault
+        injection; transactions find it themselves)."""
+        handler = self._directory.get(chaincode)
+        return handler if handler is not None and handler.is_alive() else None
+
+    def instance_of(self, chaincode: str) -> Instance | None:
+        """The running instance of ``chaincode`` (pid, container, ...), or None."""
+        self._check_open()
+        return self.vmcontroller.ask(GetInstance(chaincode), timeout=10)
 
     # -- definitions and lifecycle -----------------------------------------------------------
 
@@ -186,11 +268,12 @@ class ChaincodeSupport:
                 f"(have {sorted(self.runtimes)})"
             )
         self.definitions[definition.name] = definition
+        self._supervise(definition.name)
 
     def launch(self, chaincode: str, timeout: float | None = None) -> None:
         """Start ``chaincode`` if needed and wait until it is READY."""
         self._check_open()
-        self._launch_future(_require_name(chaincode, "chaincode")).result(
+        self._launch_future(_require_name(chaincode, "chaincode"), explicit=True).result(
             timeout if timeout is not None else self.config.startup_timeout + 5
         )
 
@@ -198,7 +281,11 @@ class ChaincodeSupport:
         """Stop a chaincode's handler and instance; in-flight transactions fail."""
         self._check_open()
         done: Future[bool] = Future()
-        self.launcher.tell(Stop(chaincode, done))
+        supervisor = self._supervisors.get(chaincode)
+        if supervisor is not None:
+            supervisor.tell(StopChaincode(done))
+        else:
+            self.launcher.tell(Stop(chaincode, done))
         done.result(timeout)
 
     def listen(self, address: str | None = None, **kwargs: Any) -> ChaincodeListener:
@@ -223,9 +310,12 @@ class ChaincodeSupport:
         return self._listener.dial_address() if self._listener is not None else None
 
     def status(self) -> dict[str, str]:
-        """{chaincode: "ready" | "launching" | "building"}."""
+        """{chaincode: "ready" | "launching" | "building" | "restarting" | "failed"}."""
         self._check_open()
-        return self.launcher.ask(Status(), timeout=10)
+        status = self.launcher.ask(Status(), timeout=10)
+        for name, state in list(self._supervisor_states.items()):
+            status.setdefault(name, "failed" if state == "failed" else "restarting")
+        return status
 
     def instances(self) -> dict[str, str]:
         """{chaincode: description of its running instance}."""
@@ -236,22 +326,15 @@ class ChaincodeSupport:
         """The last lines the chaincode's running instance printed (empty when the runtime
         captures no output, as for system chaincodes, whose output is the peer's)."""
         self._check_open()
-        instance = self.vmcontroller.ask(GetInstance(chaincode), timeout=10)
+        instance = self.instance_of(chaincode)
         last_lines = getattr(instance, "last_lines", None)
         return last_lines(lines) if last_lines is not None else []
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``callback((chaincode, kind, detail))`` on lifecycle events (launching, started,
-        ready, exited, launch_failed). Returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
-
-    def _publish(self, chaincode: str, kind: str, detail: str) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback((chaincode, kind, detail))
-            except Exception:
-                log.exception("event subscriber failed")
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` with every :class:`~actors.events.LifecycleEvent`
+        (launches, exits, crashes, restarts). The callback runs on the publishing actor's
+        thread: keep it quick. Returns a function that unsubscribes."""
+        return self.events.subscribe(callback)
 
     def serve_stream(
         self, stream: MessageStream, *, expected: str | None = None
@@ -384,12 +467,16 @@ class ChaincodeSupport:
             raise InvalidRequest("this result has no read/write set of its own (cc2cc callee)")
         return self.ledgers.get(channel).commit(result.txid, result.results)
 
-    def _launch_future(self, chaincode: str) -> Future[pykka.ActorRef[Any]]:
+    def _launch_future(self, chaincode: str, explicit: bool = False) -> Future[pykka.ActorRef[Any]]:
         launched: Future[pykka.ActorRef[Any]] = Future()
+        supervisor = self._supervisors.get(chaincode)
         try:
-            self.launcher.tell(Launch(chaincode, launched))
-        except pykka.ActorDeadError:
-            launched.set_exception(LaunchError("chaincode launcher is not running"))
+            if supervisor is not None:
+                supervisor.tell(Acquire(launched, explicit))
+            else:  # not defined: a dev-mode registration, or unknown (the launcher says)
+                self.launcher.tell(Launch(chaincode, launched))
+        except pykka.ActorDeadError as exc:
+            launched.set_exception(LaunchError(f"chaincode support is not running: {exc}"))
         return launched
 
     def _launched(
@@ -440,6 +527,11 @@ class ChaincodeSupport:
         if self._closed:
             return
         self._closed = True
+        self.root.ask(ShuttingDown(), timeout=timeout)
+        with self._supervisors_lock:
+            supervisors = list(self._supervisors.values())
+        for supervisor in supervisors:
+            supervisor.stop(timeout=timeout)
         self.launcher.stop(timeout=timeout)
         if self._listener is not None:
             self._listener.stop()
@@ -459,6 +551,7 @@ class ChaincodeSupport:
         finally:
             self.vmcontroller.stop(timeout=timeout)
             self.registry.stop(timeout=timeout)
+            self.root.stop(timeout=timeout)
             self.scheduler.stop(run_pending=True)
             for runtime in self.runtimes.values():
                 runtime.close()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.errors import ChaincodeStreamTerminated, DuplicateTransaction
+from actors.errors import ChaincodeStreamTerminated, DuplicateTransaction, SupportShutdown
+from actors.mailbox import SupervisedActor, Watcher
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class TXContext:
         "ledger",
         "owns_simulator",
         "pending_request",
+        "sent_at",
         "signed_proposal",
         "simulator",
         "txid",
@@ -94,6 +96,7 @@ class TXContext:
         self.iterators: dict[str, Any] = {}
         self.deadline: Deadline | None = None
         self.pending_request = False
+        self.sent_at = 0.0  # when the Handler sent it to the chaincode (monotonic)
         self.done = False
         self._lock = threading.Lock()
 
@@ -149,6 +152,13 @@ class ReleaseContext:
 
 
 @dataclass(frozen=True)
+class AdoptContexts:
+    """From a Handler, to a registry that replaced a crashed one: contexts in flight."""
+
+    contexts: tuple[TXContext, ...]
+
+
+@dataclass(frozen=True)
 class CountContexts:
     """Ask: how many contexts are live (optionally for one chaincode)."""
 
@@ -169,15 +179,23 @@ class _Stats:
     released: int = 0
 
 
-class TXContextRegistry(pykka.ThreadingActor):
-    """Index of live transaction contexts (Fabric's ``TransactionContexts``)."""
+class TXContextRegistry(SupervisedActor):
+    """Index of live transaction contexts (Fabric's ``TransactionContexts``).
 
-    use_daemon_thread = True
+    A replacement for a crashed registry learns the contexts in flight from the Handlers
+    (:class:`AdoptContexts`); the CreateContexts queued to the dead one are re-delivered."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    child_name = "registry"
+
+    def __init__(self, *, watcher: Watcher | None = None) -> None:
+        super().__init__(watcher=watcher)
         self._contexts: dict[ContextKey, TXContext] = {}
         self.stats = _Stats()
+
+    @classmethod
+    def abandon(cls, message: Any, cause: str) -> None:
+        if type(message) is CreateContext:
+            message.context.resolve(error=SupportShutdown(f"{cause} before the transaction began"))
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
@@ -188,6 +206,10 @@ class TXContextRegistry(pykka.ThreadingActor):
             if self._contexts.get(ctx.key) is ctx:
                 del self._contexts[ctx.key]
                 self.stats.released += 1
+        elif kind is AdoptContexts:
+            for ctx in message.contexts:
+                if not ctx.done:
+                    self._contexts.setdefault(ctx.key, ctx)
         elif kind is CountContexts:
             return sum(1 for k in self._contexts if message.chaincode in (None, k[0]))
         elif kind is ListContexts:
@@ -222,6 +244,7 @@ class TXContextRegistry(pykka.ThreadingActor):
 
 
 __all__ = [
+    "AdoptContexts",
     "ContextKey",
     "CountContexts",
     "CreateContext",

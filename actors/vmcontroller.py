@@ -5,6 +5,10 @@ in 1.x, ``ContainerRouter`` in 2.x. Runtime calls block (a process fork, a Docke
 they run on worker threads; the actor keeps, per chaincode, a lane of pending operations and
 starts the next one only when the previous has finished. Different chaincodes proceed in
 parallel. Each started instance gets a waiter thread that reports its exit.
+
+If the actor dies, its replacement takes over the running instances and the pending lane
+operations (the handover); operations still running on worker threads report to the
+replacement through the supervised reference.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import pykka
 
 from actors.config import ChaincodeDefinition
-from actors.mailbox import tell_quietly
+from actors.mailbox import SupervisedActor, Watcher, tell_quietly
 from actors.runtimes import Connect, ExitStatus, Instance, Runtime
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ class StartInstance:
 class StopInstance:
     chaincode: str
     reply: Future[bool] | None
+    timeout: float = 5.0  # polite stop, then kill (the restart policy's shutdown_timeout)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class StopAll:
 @dataclass(frozen=True)
 class ListInstances:
     """Ask: {chaincode: description}."""
+
+
+@dataclass(frozen=True)
+class RunningInstances:
+    """Ask: {chaincode: Instance} of the instances started and not stopped."""
 
 
 @dataclass(frozen=True)
@@ -109,34 +119,71 @@ class _OpDone:
     lane_done: bool = True  # False: a progress note from inside a running operation
 
 
-Op = Callable[[Instance | None], _OpDone]
+Op = StartInstance | StopInstance
 
 
-class VMController(pykka.ThreadingActor):
-    use_daemon_thread = True
+@dataclass(frozen=True)
+class Handover:
+    """What a VM controller leaves its replacement: the instances running, and per chaincode
+    the operations still waiting in its lane (one may still be running on a worker)."""
+
+    instances: dict[str, Instance]
+    lanes: dict[str, tuple[Op, ...]]
+
+
+class VMController(SupervisedActor):
+    child_name = "vmcontroller"
 
     def __init__(
-        self, runtimes: Mapping[str, Runtime], connect: Connect, max_workers: int = 16
+        self,
+        runtimes: Mapping[str, Runtime],
+        connect: Connect,
+        me: Callable[[], Any],
+        max_workers: int = 16,
+        *,
+        handover: Handover | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(watcher=watcher)
         self.runtimes = runtimes
         self.connect = connect
+        self._me = me  # this controller's supervised reference, for workers that outlive it
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="ccactors-vm")
         self._lanes: dict[str, deque[Op]] = {}
         self._instances: dict[str, Instance] = {}
+        if handover is not None:
+            # A lane that was busy stays busy until its running operation reports here.
+            self._instances.update(handover.instances)
+            self._lanes.update((name, deque(ops)) for name, ops in handover.lanes.items())
         self._stopping = False
         self._stopped_count = 0
         self._drain_waiters: list[Future[int]] = []
 
-    def on_stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def ended(self, error: BaseException | None) -> Handover:
+        # Running operations finish (their processes are real); queued ones move over.
+        self._pool.shutdown(wait=False)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(self._stopped_count)
+        return Handover(dict(self._instances), {n: tuple(q) for n, q in self._lanes.items()})
+
+    @classmethod
+    def abandon(cls, message: Any, cause: str) -> None:
+        if type(message) is StartInstance:
+            name = message.definition.name
+            tell_quietly(message.reply_to, StartFailed(name, message.launch_id, cause))
+        elif type(message) is StopInstance and message.reply is not None:
+            if not message.reply.done():
+                message.reply.set_result(False)
+        else:
+            super().abandon(message, cause)
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
         if kind is StartInstance:
-            self._enqueue(message.definition.name, lambda cur: self._start(message, cur))
+            self._enqueue(message.definition.name, message)
         elif kind is StopInstance:
-            self._enqueue(message.chaincode, lambda cur: self._stop_instance(message, cur))
+            self._enqueue(message.chaincode, message)
         elif kind is _OpDone:
             self._op_done(message)
         elif kind is StopAll:
@@ -145,6 +192,8 @@ class VMController(pykka.ThreadingActor):
             return {name: inst.describe() for name, inst in self._instances.items()}
         elif kind is GetInstance:
             return self._instances.get(message.chaincode)
+        elif kind is RunningInstances:
+            return dict(self._instances)
         else:
             raise TypeError(f"VMController: unexpected message {message!r}")
         return None
@@ -158,17 +207,20 @@ class VMController(pykka.ThreadingActor):
             lane.append(op)
 
     def _run(self, name: str, op: Op) -> None:
-        ref = self.actor_ref
+        me = self._me()
         # Read on the actor thread; the worker only sees its argument.
         current = self._instances.get(name)
 
         def work() -> None:
             try:
-                done = op(current)
+                if type(op) is StartInstance:
+                    done = self._start(op, current, me)
+                else:
+                    done = self._stop_instance(op, current)
             except Exception:  # a bug in a runtime must not wedge the lane
                 log.exception("runtime operation for %s failed", name)
                 done = _OpDone(name, None, None)
-            tell_quietly(ref, done)
+            tell_quietly(me, done)
 
         self._pool.submit(work)
 
@@ -189,7 +241,7 @@ class VMController(pykka.ThreadingActor):
 
     # The two operations run on a worker thread; they only touch their arguments.
 
-    def _start(self, message: StartInstance, stale: Instance | None) -> _OpDone:
+    def _start(self, message: StartInstance, stale: Instance | None, me: Any) -> _OpDone:
         definition = message.definition
         name = definition.name
         if stale is not None:  # Fabric removes a stale container of the same name first
@@ -227,7 +279,7 @@ class VMController(pykka.ThreadingActor):
             return _OpDone(name, None, stale)
         # Recorded here before the launcher hears of it, so that once a launch completes,
         # asking this actor about its instances finds it.
-        tell_quietly(self.actor_ref, _OpDone(name, instance, None, lane_done=False))
+        tell_quietly(me, _OpDone(name, instance, None, lane_done=False))
         tell_quietly(message.reply_to, InstanceStarted(name, message.launch_id, instance))
         threading.Thread(
             target=_wait_for_exit,
@@ -239,7 +291,7 @@ class VMController(pykka.ThreadingActor):
 
     def _stop_instance(self, message: StopInstance, instance: Instance | None) -> _OpDone:
         if instance is not None:
-            _stop_quietly(instance)
+            _stop_quietly(instance, message.timeout)
         if message.reply is not None and not message.reply.done():
             message.reply.set_result(True)
         return _OpDone(message.chaincode, None, instance)
@@ -250,9 +302,7 @@ class VMController(pykka.ThreadingActor):
         names = set(self._instances) | set(self._lanes)
         self._stopped_count += len(self._instances)
         for name in names:
-            self._enqueue(
-                name, lambda cur, name=name: self._stop_instance(StopInstance(name, None), cur)
-            )
+            self._enqueue(name, StopInstance(name, None))
         self._drain_waiters.append(reply)
         self._check_drained()
 

@@ -11,12 +11,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from actors.transports import MessageStream
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+
+if TYPE_CHECKING:
+    from actors.events import LifecycleEvent
+    from actors.support import ChaincodeSupport
 
 
 def in_ci() -> bool:
@@ -112,3 +116,33 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+class EventLog:
+    """The lifecycle events a support publishes, recorded as they come (from actor threads)."""
+
+    def __init__(self, support: ChaincodeSupport) -> None:
+        self._items: list[LifecycleEvent] = []
+        self._lock = threading.Lock()
+        support.subscribe(self._add)
+
+    def _add(self, event: LifecycleEvent) -> None:
+        with self._lock:
+            self._items.append(event)
+
+    @property
+    def items(self) -> list[LifecycleEvent]:
+        with self._lock:
+            return list(self._items)
+
+    def of(self, kind: str, chaincode: str | None = None) -> list[LifecycleEvent]:
+        return [e for e in self.items if e.kind == kind and chaincode in (None, e.chaincode)]
+
+    def kinds(self, chaincode: str | None = None) -> list[str]:
+        return [e.kind for e in self.items if chaincode in (None, e.chaincode)]
+
+    def details(self, kind: str, chaincode: str | None = None) -> list[str]:
+        return [e.detail for e in self.of(kind, chaincode)]
+
+    def count(self, kind: str, chaincode: str | None = None) -> int:
+        return len(self.of(kind, chaincode))

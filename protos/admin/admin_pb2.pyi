@@ -92,13 +92,25 @@ class EventsRequest(_message.Message):
     def __init__(self, chaincode: _Optional[str] = ...) -> None: ...
 
 class LifecycleEvent(_message.Message):
-    __slots__ = ("chaincode", "kind", "detail", "timestamp")
+    __slots__ = ("chaincode", "kind", "detail", "timestamp", "instance", "exit_code", "signal", "delay", "last_lines", "actor")
     CHAINCODE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    DELAY_FIELD_NUMBER: _ClassVar[int]
+    LAST_LINES_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     chaincode: str
     kind: str
     detail: str
     timestamp: float
-    def __init__(self, chaincode: _Optional[str] = ..., kind: _Optional[str] = ..., detail: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
+    instance: str
+    exit_code: int
+    signal: int
+    delay: float
+    last_lines: _containers.RepeatedScalarFieldContainer[str]
+    actor: str
+    def __init__(self, chaincode: _Optional[str] = ..., kind: _Optional[str] = ..., detail: _Optional[str] = ..., timestamp: _Optional[float] = ..., instance: _Optional[str] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., delay: _Optional[float] = ..., last_lines: _Optional[_Iterable[str]] = ..., actor: _Optional[str] = ...) -> None: ...

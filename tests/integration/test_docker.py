@@ -43,7 +43,7 @@ from actors.runtimes.docker import (
     image_name,
 )
 from actors.support import ChaincodeSupport
-from tests.helpers import free_port, skip_or_fail
+from tests.helpers import EventLog, free_port, skip_or_fail
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -161,20 +161,11 @@ def kv_package(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(out)
 
 
-class Events:
-    def __init__(self, support: ChaincodeSupport) -> None:
-        self.items: list[tuple[str, str, str]] = []
-        support.subscribe(self.items.append)
-
-    def details(self, chaincode: str, kind: str) -> list[str]:
-        return [d for name, k, d in list(self.items) if name == chaincode and k == kind]
-
-
 @dataclass
 class Peer:
     support: ChaincodeSupport
     runtime: DockerRuntime
-    events: Events
+    events: EventLog
 
     def container(self, chaincode: str = "kv") -> Any:
         instance = self.runtime.instance(chaincode)
@@ -205,7 +196,7 @@ def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
             Config(chaincodes=(definition,), startup_timeout=60), runtimes={"docker": runtime}
         )
         supports.append(support)
-        events = Events(support)
+        events = EventLog(support)
         support.listen(listen)
         return Peer(support, runtime, events)
 
@@ -366,7 +357,7 @@ def test_docker_kill_fails_in_flight_reports_sigkill_and_relaunches(
     # Today: "chaincode stream terminated: stream from ... failed"; the exit status comes with
     # the "exited" event (handlers that arrive through the listener do not know their container).
     assert isinstance(failure.value, ChaincodeStreamTerminated)
-    exited = wait_for(lambda: peer.events.details("kv", "exited"))
+    exited = wait_for(lambda: peer.events.details("exited", "kv"))
     assert exited == ["exited with code 137 (SIGKILL)"]
     assert first.wait() == ExitStatus(signal=9)
     assert wait_for(lambda: support.status().get("kv") != "ready")
@@ -420,7 +411,7 @@ def test_no_listener_is_a_clear_launch_error(engine: Any, kv_package: str) -> No
 def test_build_is_kept_out_of_the_startup_window(make_peer: Callable[..., Peer]) -> None:
     peer = make_peer()
     seen: list[str] = []
-    peer.support.subscribe(lambda event: seen.append(event[1]))
+    peer.support.subscribe(lambda event: seen.append(event.kind))
     peer.support.launch("kv", timeout=WAIT)
     assert seen[:2] == ["launching", "building"]
     assert seen.index("built") < seen.index("ready")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -33,7 +32,7 @@ from actors.runtimes.external import (
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import ExecuteResult
-from tests.helpers import ServiceProcess, free_port
+from tests.helpers import EventLog, ServiceProcess, free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -69,21 +68,6 @@ class Service(ServiceProcess):
             cwd=ROOT,
         )  # fmt: skip
         return self
-
-
-class Events:
-    def __init__(self, support: ChaincodeSupport) -> None:
-        self.items: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-        support.subscribe(self._add)
-
-    def _add(self, event: tuple[str, str, str]) -> None:
-        with self._lock:
-            self.items.append(event)
-
-    def details(self, kind: str) -> list[str]:
-        with self._lock:
-            return [detail for _, k, detail in self.items if k == kind]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -219,14 +203,14 @@ def test_launch_from_connection_file(
 
 
 def test_launch_and_transactions(service: Service, support: ChaincodeSupport) -> None:
-    events = Events(support)
+    events = EventLog(support)
     started = time.monotonic()
     support.launch(NAME)
     elapsed = time.monotonic() - started
     assert elapsed < 5, elapsed
     assert support.status() == {NAME: "ready"}
     assert support.instances() == {NAME: f"chaincode service at {service.address}"}
-    assert events.details("started") == [f"chaincode service at {service.address}"]
+    assert events.details("launched") == [f"chaincode service at {service.address}"]
 
     submit(support, "put", "a", "1")
     submit(support, "put", "b", "2")
@@ -247,11 +231,11 @@ def test_launch_and_transactions(service: Service, support: ChaincodeSupport) ->
 
 
 def test_concurrent_first_invokes_dial_once(service: Service, support: ChaincodeSupport) -> None:
-    events = Events(support)
+    events = EventLog(support)
     futs = [support.execute_async(CHANNEL, None, NAME, ["put", f"k{i}", str(i)]) for i in range(32)]
     for fut in futs:
         assert fut.result(WAIT).response.status == 200
-    assert len(events.details("started")) == 1
+    assert len(events.details("launched")) == 1
 
 
 def test_launch_time(service: Service, support: ChaincodeSupport) -> None:
@@ -272,7 +256,7 @@ def test_launch_time(service: Service, support: ChaincodeSupport) -> None:
 
 
 def test_service_killed_then_restarted(service: Service, support: ChaincodeSupport) -> None:
-    events = Events(support)
+    events = EventLog(support)
     submit(support, "put", "before", "crash")
     in_flight = support.execute_async(CHANNEL, None, NAME, ["sleep", "30"])
     time.sleep(0.3)
@@ -305,7 +289,7 @@ def test_service_closing_the_stream_is_reported(supports: list[ChaincodeSupport]
     try:
         made = make_support(definition(address, name="quits"))
         supports.append(made)
-        events = Events(made)
+        events = EventLog(made)
         with pytest.raises(LaunchError, match="ended its stream"):
             made.launch("quits")
         assert wait_for(lambda: bool(events.details("exited")))
@@ -451,7 +435,7 @@ def test_keepalive_pings_too_often_for_a_default_grpc_server(
         config = Config(startup_timeout=10.0, chaincodes=(definition(address),))
         made = ChaincodeSupport(config, runtimes={"external": ExternalRuntime(keepalive=1.0)})
         supports.append(made)
-        events = Events(made)
+        events = EventLog(made)
         submit(made, "put", "k", "v")
         assert wait_for(lambda: bool(events.details("exited")), timeout=20)
         assert "Too many pings" in events.details("exited")[0], events.details("exited")

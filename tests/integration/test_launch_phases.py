@@ -37,7 +37,7 @@ def test_a_build_longer_than_the_startup_timeout_still_launches() -> None:
     runtime = SlowBuildRuntime(build_seconds=6.0)
     with _support(runtime, startup_timeout=5.0) as support:
         statuses: list[str] = []
-        support.subscribe(lambda event: statuses.append(event[1]))
+        support.subscribe(lambda event: statuses.append(event.kind))
         started = time.monotonic()
         support.launch("kv", timeout=30)
         assert time.monotonic() - started >= 6.0

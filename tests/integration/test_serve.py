@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,25 +160,40 @@ def test_typed_errors_cross_the_admin_service(peer: Peer) -> None:
     assert "ExecuteTimeout: timeout expired while executing transaction" in timed_out.stderr
 
 
-def test_events_stream_and_clean_shutdown(peer: Peer) -> None:
+def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
     client = AdminClient(peer.admin)
-    seen: list[tuple[str, str]] = []
-    ready = threading.Event()
+    seen: list[Any] = []
+    ready = [threading.Event(), threading.Event()]
 
     def follow() -> None:
         for event in client.events("kvp"):
-            seen.append((event.chaincode, event.kind))
+            seen.append(event)
             if event.kind == "ready":
-                ready.set()
-                return
+                ready[sum(e.kind == "ready" for e in seen) - 1].set()
+                if ready[1].is_set():
+                    return
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     time.sleep(0.5)  # let the subscription reach the peer before the launch
     assert client.launch("kvp") > 0
-    assert ready.wait(20), seen
-    assert ("kvp", "launching") in seen
-    assert all(chaincode == "kvp" for chaincode, _ in seen)
+    assert ready[0].wait(20), seen
+    assert [e.kind for e in seen][:1] == ["launching"]
+    assert all(e.chaincode == "kvp" for e in seen)
+    (launched,) = [e for e in seen if e.kind == "launched"]
+    pid = int(re.search(r"pid (\d+)", launched.instance).group(1))
+
+    # Killed: the stream says how it ended, what the supervisor decided, and that it is back.
+    os.kill(pid, signal.SIGKILL)
+    assert ready[1].wait(20), [(e.kind, e.detail) for e in seen]
+    (exited,) = [e for e in seen if e.kind == "exited"]
+    assert (exited.exit_code, exited.signal) == (137, signal.SIGKILL)
+    assert exited.instance == launched.instance and exited.timestamp > launched.timestamp
+    (scheduled,) = [e for e in seen if e.kind == "restart_scheduled"]
+    assert scheduled.HasField("delay") and 0 <= scheduled.delay < 1
+    assert "SIGKILL" in scheduled.detail
+    reply = client.invoke("mychannel", "kvp", [b"get", b"nothing"], commit=False)
+    assert reply.response.message == "key 'nothing' not found"  # the new instance answers
 
     pids = _children(peer.process.pid)
     assert pids, "expected chaincode processes under the peer"

@@ -36,8 +36,10 @@ from actors.errors import (
     UnknownChaincode,
 )
 from actors.ledger import ValidationCode
+from actors.policy import RestartPolicy
 from actors.support import ChaincodeSupport
 from actors.txcontexts import CountContexts, ExecuteResult
+from tests.helpers import EventLog
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -46,7 +48,12 @@ WAIT = 30.0  # the longest any single future may take before the test fails
 
 KV = ChaincodeDefinition("kv", target="examples.kv:KVChaincode")
 ASSET = ChaincodeDefinition("asset", target="examples.asset_transfer:AssetTransfer")
-CRASHY = ChaincodeDefinition("crashy", target="tests.integration.chaincodes:Crashy")
+# Crashed on purpose over and over: its supervisor must not give up on it.
+CRASHY = ChaincodeDefinition(
+    "crashy",
+    target="tests.integration.chaincodes:Crashy",
+    restart=RestartPolicy(max_restarts=1000, backoff_initial=0.01, backoff_max=0.05),
+)
 NEVER = ChaincodeDefinition("never", target="tests.integration.chaincodes:NeverRegisters")
 MISSING = ChaincodeDefinition("missing", target="tests.integration.no_such_module:Chaincode")
 BROKEN = ChaincodeDefinition("broken", target="tests.integration.chaincodes:BrokenConstructor")
@@ -67,33 +74,6 @@ def make_config(**changes: Any) -> Config:
     }
     values.update(changes)
     return Config(**values)
-
-
-class Events:
-    """Lifecycle events a support publishes, recorded from its launcher thread."""
-
-    def __init__(self, support: ChaincodeSupport) -> None:
-        self._items: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-        support.subscribe(self._add)
-
-    def _add(self, event: tuple[str, str, str]) -> None:
-        with self._lock:
-            self._items.append(event)
-
-    @property
-    def items(self) -> list[tuple[str, str, str]]:
-        with self._lock:
-            return list(self._items)
-
-    def kinds(self, chaincode: str) -> list[str]:
-        return [kind for name, kind, _ in self.items if name == chaincode]
-
-    def details(self, chaincode: str, kind: str) -> list[str]:
-        return [d for name, k, d in self.items if name == chaincode and k == kind]
-
-    def count(self, chaincode: str, kind: str) -> int:
-        return len(self.details(chaincode, kind))
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -203,15 +183,15 @@ def support(make_support: Callable[..., ChaincodeSupport]) -> ChaincodeSupport:
 
 
 @pytest.fixture
-def events(support: ChaincodeSupport) -> Events:
-    return Events(support)
+def events(support: ChaincodeSupport) -> EventLog:
+    return EventLog(support)
 
 
 # -- 1. launch -------------------------------------------------------------------------------
 
 
 def test_launch_starts_one_registered_child_process(
-    support: ChaincodeSupport, events: Events
+    support: ChaincodeSupport, events: EventLog
 ) -> None:
     started = time.monotonic()
     support.launch("kv", timeout=WAIT)
@@ -227,8 +207,8 @@ def test_launch_starts_one_registered_child_process(
 
     assert wait_for(lambda: len(events.kinds("kv")) == 3, timeout=5), events.items
     assert events.kinds("kv")[0] == "launching"
-    assert sorted(events.kinds("kv")) == ["launching", "ready", "started"]
-    assert events.details("kv", "started") == [f"system process pid {pid}"]
+    assert sorted(events.kinds("kv")) == ["launched", "launching", "ready"]
+    assert events.details("launched", "kv") == [f"system process pid {pid}"]
 
     labels = {"chaincode": "kv", "success": "true"}
     assert sample(support, "chaincode_launch_duration_count", **labels) == 1
@@ -241,7 +221,7 @@ def test_launch_starts_one_registered_child_process(
     support.launch("kv", timeout=WAIT)
     assert pid_of(support, "kv") == pid
     assert sample(support, "chaincode_launch_duration_count", **labels) == 1
-    assert events.count("kv", "launching") == 1
+    assert events.count("launching", "kv") == 1
 
     # The handshake really completed: the chaincode serves a transaction.
     assert run(support, "put", "a", "1").response.status == 200
@@ -251,7 +231,7 @@ def test_launch_starts_one_registered_child_process(
 
 
 def test_concurrent_first_executes_share_one_launch(
-    support: ChaincodeSupport, events: Events
+    support: ChaincodeSupport, events: EventLog
 ) -> None:
     n = 64
     barrier = threading.Barrier(n)
@@ -269,10 +249,10 @@ def test_concurrent_first_executes_share_one_launch(
         assert result.results.writes("kv") == {f"c{i:02}": str(i).encode()}
     assert len({r.txid for r in results}) == n
 
-    assert events.count("kv", "launching") == 1
-    assert wait_for(lambda: events.count("kv", "started") == 1, timeout=5)
-    assert events.count("kv", "ready") == 1
-    assert events.count("kv", "launch_failed") == 0
+    assert events.count("launching", "kv") == 1
+    assert wait_for(lambda: events.count("launched", "kv") == 1, timeout=5)
+    assert events.count("ready", "kv") == 1
+    assert events.count("launch_failed", "kv") == 0
     pid = pid_of(support, "kv")
     assert descendants(forkserver_pid()) == {pid}
     labels = {"chaincode": "kv", "success": "true"}
@@ -376,7 +356,7 @@ def test_concurrent_increments_conflict_under_mvcc(support: ChaincodeSupport) ->
     assert invoked.response.payload == b"43"
 
 
-def test_chaincode_to_chaincode_transfer(support: ChaincodeSupport, events: Events) -> None:
+def test_chaincode_to_chaincode_transfer(support: ChaincodeSupport, events: EventLog) -> None:
     created = support.invoke(CHANNEL, None, "asset", ["create", "a1", "bob", "7"], timeout=10)
     assert created.committed, created.response
 
@@ -384,7 +364,7 @@ def test_chaincode_to_chaincode_transfer(support: ChaincodeSupport, events: Even
     transfer = run(support, "transfer", "a1", "alice", chaincode="asset")
     assert transfer.response.status == 200, transfer.response
     assert json.loads(transfer.response.payload) == {"id": "a1", "owner": "alice", "value": 7}
-    assert events.count("kv", "ready") == 1
+    assert events.count("ready", "kv") == 1
 
     rwset = transfer.results
     assert rwset is not None
@@ -473,12 +453,12 @@ def test_init_and_duplicate_txid(support: ChaincodeSupport) -> None:
 
 @pytest.mark.slow
 def test_startup_timeout_when_chaincode_never_registers(
-    support: ChaincodeSupport, events: Events
+    support: ChaincodeSupport, events: EventLog
 ) -> None:
     started = time.monotonic()
     via_execute = support.execute_async(CHANNEL, None, "never", ["anything"])
-    assert wait_for(lambda: events.count("never", "started") == 1, timeout=5)
-    (description,) = events.details("never", "started")
+    assert wait_for(lambda: events.count("launched", "never") == 1, timeout=5)
+    (description,) = events.details("launched", "never")
     pid = int(description.rsplit(" ", 1)[1])
     assert alive(pid)
     assert support.status() == {"never": "launching"}
@@ -500,7 +480,7 @@ def test_startup_timeout_when_chaincode_never_registers(
     assert wait_for(lambda: not alive(pid), timeout=10)
     assert wait_for(lambda: support.instances() == {}, timeout=5)
     assert support.status() == {}
-    assert events.count("never", "launch_failed") == 1
+    assert events.count("launch_failed", "never") == 1
 
 
 # -- 5. a chaincode that cannot be loaded ----------------------------------------------------
@@ -508,7 +488,7 @@ def test_startup_timeout_when_chaincode_never_registers(
 
 @pytest.mark.parametrize("chaincode", ["missing", "broken"])
 def test_unloadable_chaincode_fails_fast(
-    support: ChaincodeSupport, events: Events, chaincode: str
+    support: ChaincodeSupport, events: EventLog, chaincode: str
 ) -> None:
     started = time.monotonic()
     with pytest.raises(LaunchError) as info:
@@ -522,7 +502,7 @@ def test_unloadable_chaincode_fails_fast(
     labels = {"chaincode": chaincode, "success": "false"}
     assert sample(support, "chaincode_launch_duration_count", **labels) == 1
 
-    (description,) = events.details(chaincode, "started")
+    (description,) = events.details("launched", chaincode)
     pid = int(description.rsplit(" ", 1)[1])
     assert wait_for(lambda: not alive(pid), timeout=5)
     assert support.status() == {}
@@ -532,7 +512,7 @@ def test_unloadable_chaincode_fails_fast(
     with pytest.raises(LaunchError, match="exited with code 3"):
         run(support, "anything", chaincode=chaincode)
     assert time.monotonic() - started < STARTUP_TIMEOUT / 2
-    assert events.count(chaincode, "launching") == 2
+    assert events.count("launching", chaincode) == 2
 
 
 # -- 6. a chaincode dying mid-transaction ----------------------------------------------------
@@ -547,7 +527,7 @@ def test_unloadable_chaincode_fails_fast(
     ids=["exit-7", "sigkill"],
 )
 def test_chaincode_dying_mid_transaction(
-    support: ChaincodeSupport, events: Events, args: list[str], cause: str
+    support: ChaincodeSupport, events: EventLog, args: list[str], cause: str
 ) -> None:
     support.launch("kv", timeout=WAIT)
     support.launch("crashy", timeout=WAIT)
@@ -571,11 +551,11 @@ def test_chaincode_dying_mid_transaction(
     new_pid = int(relaunched.response.payload.split()[1])
     assert new_pid != old_pid
     assert pid_of(support, "crashy") == new_pid
-    assert events.count("crashy", "launching") == 2
+    assert events.count("launching", "crashy") == 2
 
     assert wait_for(lambda: not alive(old_pid), timeout=5)
-    assert wait_for(lambda: events.count("crashy", "exited") == 1, timeout=5)
-    (exited,) = events.details("crashy", "exited")
+    assert wait_for(lambda: events.count("exited", "crashy") == 1, timeout=5)
+    (exited,) = events.details("exited", "crashy")
     assert re.search(cause.removeprefix("chaincode crashy "), exited)
 
     # Other chaincodes are unaffected.
@@ -642,7 +622,7 @@ def test_per_chaincode_execute_timeout(make_support: Callable[..., ChaincodeSupp
 
 
 def test_stop_ends_the_process_and_a_later_execute_relaunches(
-    support: ChaincodeSupport, events: Events
+    support: ChaincodeSupport, events: EventLog
 ) -> None:
     submit(support, "put", "k", "v")
     pid = pid_of(support, "kv")
@@ -667,7 +647,7 @@ def test_stop_ends_the_process_and_a_later_execute_relaunches(
     new_pid = pid_of(support, "kv")
     assert new_pid != pid
     assert alive(new_pid)
-    assert events.count("kv", "launching") == 2
+    assert events.count("launching", "kv") == 2
 
 
 # -- 9. shutdown -----------------------------------------------------------------------------
@@ -739,10 +719,10 @@ def test_shutdown_while_a_launch_is_in_progress() -> None:
     threads_before = set(threading.enumerate())
     processes_before = descendants()
     support = ChaincodeSupport(make_config())
-    events = Events(support)
+    events = EventLog(support)
     try:
         launching = support.execute_async(CHANNEL, None, "never", ["x"])
-        assert wait_for(lambda: events.count("never", "started") == 1, timeout=5)
+        assert wait_for(lambda: events.count("launched", "never") == 1, timeout=5)
     finally:
         support.shutdown()
     # The waiting caller is released (not left for the startup timeout) ...
@@ -798,7 +778,7 @@ def test_many_threads_many_transactions(support: ChaincodeSupport) -> None:
 
 
 def test_bad_caller_input_is_rejected_without_launching(
-    support: ChaincodeSupport, events: Events
+    support: ChaincodeSupport, events: EventLog
 ) -> None:
     ex = support.execute_async
     get = ["get", "k"]

@@ -48,7 +48,7 @@ from actors.runtimes.external import ExternalRuntime
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import CountContexts, ExecuteResult
-from tests.helpers import ServiceProcess, free_port
+from tests.helpers import EventLog, ServiceProcess, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -129,15 +129,6 @@ class PyService(ServiceProcess):
 
     def count(self, text: str) -> int:
         return sum(text in line for line in list(self.output))
-
-
-class Events:
-    def __init__(self, support: ChaincodeSupport) -> None:
-        self.items: list[tuple[str, str, str]] = []
-        support.subscribe(self.items.append)
-
-    def details(self, kind: str) -> list[str]:
-        return [detail for _, k, detail in list(self.items) if k == kind]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -420,7 +411,7 @@ def test_deviation_keepalive_messages_ignored(service: PyService, own: list[Any]
 def test_deviation_message_limit_kills_the_connection(service: PyService, own: list[Any]) -> None:
     support = make_peer(service.address)
     own.append(support)
-    events = Events(support)
+    events = EventLog(support)
     # grpc.aio's default 4 MiB receive limit: a TRANSACTION above it (the argument travels in
     # the ChaincodeInput and again in the proposal) ends the whole stream.
     with pytest.raises(ChaincodeStreamTerminated, match="RESOURCE_EXHAUSTED"):
@@ -436,7 +427,7 @@ def test_deviation_http2_keepalive_gets_goaway(service: PyService, own: list[Any
     # early one. At 1 s the idle connection dies within seconds; the next transaction re-dials.
     support = make_peer(service.address, runtime=ExternalRuntime(keepalive=1.0))
     own.append(support)
-    events = Events(support)
+    events = EventLog(support)
     support.launch(NAME)
     assert wait_for(lambda: bool(events.details("exited")), timeout=30)
     assert "Too many pings" in events.details("exited")[0], events.details("exited")
@@ -461,7 +452,7 @@ def test_killed_and_restarted(pycc_ready: None, own: list[Any]) -> None:
     own.append(svc)
     support = make_peer(svc.address, connection={"dial_timeout": "1s"})
     own.append(support)
-    events = Events(support)
+    events = EventLog(support)
     submit(support, "crash", "put", "k", "v")
     in_flight = support.execute_async("crash", None, NAME, ["sleep", "30", "never"])
     time.sleep(0.5)

@@ -192,6 +192,8 @@ class Peer:
 
     def __init__(self, **config: Any) -> None:
         config.setdefault("mode", "dev")
+        # The fakes stay silent through timeouts on purpose; liveness has its own tests.
+        config.setdefault("hung_after", 0)
         self.support = ChaincodeSupport(Config(**config))
         self.fakes: list[FakeChaincode] = []
 
