@@ -340,7 +340,7 @@ def test_container_dials_over_mutual_tls(
 # -- faults --------------------------------------------------------------------------------------
 
 
-def test_docker_kill_fails_in_flight_reports_sigkill_and_relaunches(
+def test_docker_kill_fails_in_flight_reports_sigkill_and_is_restarted(
     make_peer: Callable[..., Peer], engine: Any
 ) -> None:
     peer = make_peer()
@@ -360,8 +360,10 @@ def test_docker_kill_fails_in_flight_reports_sigkill_and_relaunches(
     exited = wait_for(lambda: peer.events.details("exited", "kv"))
     assert exited == ["exited with code 137 (SIGKILL)"]
     assert first.wait() == ExitStatus(signal=9)
-    assert wait_for(lambda: support.status().get("kv") != "ready")
-    # The next transaction relaunches: a new container under the same name.
+    # Its supervisor relaunches it without waiting for a request: a new container, same name.
+    assert wait_for(lambda: peer.events.count("ready", "kv") == 2), peer.events.kinds("kv")
+    (scheduled,) = peer.events.of("restart_scheduled", "kv")
+    assert "SIGKILL" in scheduled.detail and scheduled.delay is not None
     assert support.execute(CHANNEL, None, "kv", ["get", "nothing"]).response.status == 404
     second = peer.container()
     assert second.container_id != first.container_id
