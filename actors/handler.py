@@ -141,6 +141,8 @@ class HandlerGone:
     handler: pykka.ActorRef[Any]
     reason: str
     crashed: bool = False  # the Handler died of an exception
+    hung: bool = False  # the chaincode was declared hung: kill it, do not ask it to stop
+    closed_by_peer: bool = False  # the chaincode hung up (else the peer closed it: an error)
 
 
 Execute = Callable[..., "Future[ExecuteResult]"]
@@ -282,7 +284,9 @@ class Handler(pykka.ThreadingActor):
             elif type(message) is TransactionExpired:
                 self._cleanup(message.context)
 
-    def _teardown(self, reason: str, *, probe_exit: bool = False, crashed: bool = False) -> None:
+    def _teardown(
+        self, reason: str, *, probe_exit: bool = False, crashed: bool = False, hung: bool = False
+    ) -> None:
         if self._closed:
             return
         self._closed = True
@@ -296,7 +300,8 @@ class Handler(pykka.ThreadingActor):
         instance = None
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             instance = self.deps.launcher.ask(
-                HandlerGone(self.chaincode, self.actor_ref, reason, crashed), timeout=5
+                HandlerGone(self.chaincode, self.actor_ref, reason, crashed, hung, probe_exit),
+                timeout=5,
             )
         if probe_exit and instance is not None:
             reason = describe_end(instance, reason)
@@ -375,10 +380,12 @@ class Handler(pykka.ThreadingActor):
             return
         self._silent_timeouts += 1
         if self._silent_timeouts >= limit:
-            self._connection_lost(
+            self._teardown(
                 f"chaincode hung: it sent nothing while {self._silent_timeouts} transactions "
-                "in a row timed out"
+                "in a row timed out",
+                hung=True,
             )
+            self.actor_ref.stop(block=False)
 
     def _protocol_error(self, text: str) -> None:
         log.warning("chaincode %s: %s; closing the stream", self.chaincode, text)

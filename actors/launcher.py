@@ -26,10 +26,8 @@ import pykka
 
 from actors import events
 from actors.errors import (
-    ChaincodeError,
     LaunchError,
     StartupTimeout,
-    SupportShutdown,
     UnknownChaincode,
 )
 from actors.events import LifecycleEvent
@@ -109,6 +107,9 @@ class ChaincodeDown:
     cause: str
     status: ExitStatus | None = None
     crashed: bool = False  # the Handler actor died of an exception
+    # The Handler ended for a reason of its own (crash, hang, protocol error), so the end is
+    # abnormal whatever the exit code; False when the chaincode simply hung up.
+    abnormal: bool = False
 
 
 @dataclass
@@ -186,16 +187,19 @@ class RuntimeLauncher(SupervisedActor):
         for name, state in launching.items():
             if state.deadline is not None:
                 state.deadline.cancel()
-            failure: ChaincodeError = (
-                LaunchError(f"chaincode launcher crashed while launching {name}: {error!r}")
+            failure = LaunchError(
+                f"chaincode launcher crashed while launching {name}: {error!r}"
                 if error is not None
-                else SupportShutdown(f"chaincode launcher stopped while launching {name}")
+                else f"chaincode launcher stopped while launching {name}"
             )
             for waiter in state.waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
+            # The replacement knows nothing of this launch: leave nothing of it running.
             if state.handler is not None:
                 state.handler.stop(block=False)
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.vmcontroller.tell(StopInstance(name, None, self._shutdown_timeout(name)))
         return None
 
     def _event(self, name: str, kind: str, detail: str = "", **fields: Any) -> None:
@@ -356,10 +360,19 @@ class RuntimeLauncher(SupervisedActor):
         if self.directory.get(name) is message.handler:
             del self.directory[name]
         up = self._up.get(name)
+        if message.hung:  # no use asking it politely to stop
+            self.vmcontroller.tell(StopInstance(name, None, timeout=0))
         if up is not None and up[1] is message.handler:
             del self._up[name]
             self._tell_supervisor(
-                name, ChaincodeDown(up[0], message.handler, message.reason, crashed=message.crashed)
+                name,
+                ChaincodeDown(
+                    up[0],
+                    message.handler,
+                    message.reason,
+                    crashed=message.crashed,
+                    abnormal=not message.closed_by_peer,
+                ),
             )
         state = self._launching.get(name)
         if state is not None and state.handler is message.handler:

@@ -156,6 +156,7 @@ class ChaincodeSupervisor(SupervisedActor):
         self.instance: Any = None  # of the generation that is up
         self.handler: Any = None
         self.cause = ""  # why it went down last
+        self.abnormal = False  # settling: the connection ended abnormally
         self.waiters: dict[Future[Any], Deadline] = {}
         self.attempt = 0  # restart attempts; stale timers and launches carry an older one
         self.timer: Deadline | None = None
@@ -290,8 +291,10 @@ class ChaincodeSupervisor(SupervisedActor):
                 )
             if message.status is not None:
                 self._decide(abnormal=message.status != ExitStatus(code=0))
-            elif self.policy().restart is Restart.TRANSIENT and self.instance is not None:
-                # Normal or not depends on the exit code, which is on its way.
+            elif self.instance is not None:
+                # The connection ended first; the exit status, which says more about why and
+                # whether it was normal, is usually a few milliseconds behind.
+                self.abnormal = message.abnormal
                 self._set(SETTLING)
                 ref, instance = self.actor_ref, self.instance
                 self.timer = self.scheduler.call_later(
@@ -300,8 +303,10 @@ class ChaincodeSupervisor(SupervisedActor):
             else:
                 self._decide(abnormal=True)
         elif self.state == SETTLING and message.status is not None:
-            self.cause = message.cause
-            self._decide(abnormal=message.status != ExitStatus(code=0))
+            # The connection's own reason stays first when it was the peer's doing (crash,
+            # hang, protocol error); when the chaincode just hung up, the exit says it all.
+            self.cause = f"{self.cause}; {message.cause}" if self.abnormal else message.cause
+            self._decide(abnormal=self.abnormal or message.status != ExitStatus(code=0))
 
     def _decide(self, *, abnormal: bool) -> None:
         if self.timer is not None:
