@@ -346,6 +346,51 @@ def run_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_faults(args: argparse.Namespace) -> int:
+    """``ccactors faults``: a load with faults injected on a schedule (see actors.faults)."""
+    import os
+
+    from actors.faults import (
+        FaultsConfig,
+        FaultsConfigError,
+        FaultsUnavailable,
+        parse_fault_list,
+        render_table,
+    )
+    from actors.faults import run as run_fault_load
+
+    try:
+        config = FaultsConfig(
+            runtime=args.runtime,
+            clients=args.clients,
+            duration=args.duration,
+            fault_every=args.fault_every,
+            faults=parse_fault_list(args.faults),
+            chaincodes=args.chaincodes,
+            seed=args.seed,
+            execute_timeout=args.execute_timeout,
+            startup_timeout=args.startup_timeout,
+        )
+    except FaultsConfigError as exc:
+        print(f"ccactors faults: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = run_fault_load(config, progress=sys.stderr)
+    except FaultsUnavailable as exc:
+        print(f"ccactors faults: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_table(report))
+    code = 0 if report.ok else 1
+    if report.shutdown_s is None:  # the peer did not shut down: its threads would keep us here
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ccactors", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -401,6 +446,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     images_list.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
     images_list.add_argument("--json", action="store_true")
 
+    faults = commands.add_parser("faults", help="an invoke load with faults injected")
+    faults.add_argument("--runtime", choices=("system", "process", "docker"), default="system")
+    faults.add_argument("--clients", type=int, default=64, help="parallel client threads")
+    faults.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    faults.add_argument("--fault-every", type=float, default=2.0, help="seconds between faults")
+    faults.add_argument(
+        "--faults",
+        default="",
+        help="comma list of fault kinds (default: all that apply to the runtime)",
+    )
+    faults.add_argument("--chaincodes", type=int, default=2, help="chaincodes the load spans")
+    faults.add_argument("--seed", type=int, help="schedule seed (default: random, reported)")
+    faults.add_argument("--execute-timeout", type=float, default=3.0, help="seconds")
+    faults.add_argument("--startup-timeout", type=float, default=10.0, help="seconds")
+    faults.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
     from bench import cli as bench_cli
 
     bench_cli.add_arguments(commands.add_parser("bench", help="benchmark against raw primitives"))
@@ -431,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_package(args)
     if args.command == "images":
         return run_images(args)
+    if args.command == "faults":
+        return run_faults(args)
     if args.command == "bench":
         return bench_cli.run(args)
     return 2
