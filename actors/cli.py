@@ -282,21 +282,21 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
     from actors.admin import AdminClient
 
     try:
         for event in AdminClient(args.peer).events(args.chaincode or ""):
-            record = {
-                "chaincode": event.chaincode,
-                "kind": event.kind,
-                "detail": event.detail,
-                "timestamp": event.timestamp,
-            }
+            record = json_format.MessageToDict(event, preserving_proto_field_name=True)
+            if args.json:
+                print(json.dumps(record), flush=True)
+                continue
+            extra = [f"{k}={record[k]}" for k in ("instance", "actor", "delay") if k in record]
             print(
-                json.dumps(record)
-                if args.json
-                else f"{time.strftime('%H:%M:%S', time.localtime(event.timestamp))} "
-                f"{event.chaincode} {event.kind} {event.detail}",
+                f"{time.strftime('%H:%M:%S', time.localtime(event.timestamp))} "
+                f"{event.chaincode or '(peer)'} {event.kind} {event.detail}"
+                + (f" [{' '.join(extra)}]" if extra else ""),
                 flush=True,
             )
     except ChaincodeError as exc:

@@ -175,7 +175,12 @@ def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    time.sleep(0.5)  # let the subscription reach the peer before the launch
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "actors.cli", "events", "--peer", peer.admin, "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # let the subscriptions reach the peer before the launch
     assert client.launch("kvp") > 0
     assert ready[0].wait(20), seen
     assert [e.kind for e in seen][:1] == ["launching"]
@@ -192,6 +197,14 @@ def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
     (scheduled,) = [e for e in seen if e.kind == "restart_scheduled"]
     assert scheduled.HasField("delay") and 0 <= scheduled.delay < 1
     assert "SIGKILL" in scheduled.detail
+    # `ccactors events --json` printed the same, one JSON object per line.
+    time.sleep(0.5)
+    cli.terminate()
+    printed = [json.loads(line) for line in cli.communicate(timeout=10)[0].splitlines()]
+    kinds = [e["kind"] for e in printed if e["chaincode"] == "kvp"]
+    assert kinds.count("ready") == 2 and "restart_scheduled" in kinds, kinds
+    (killed,) = [e for e in printed if e["kind"] == "exited"]
+    assert (killed["exit_code"], killed["signal"]) == (137, 9) and killed["instance"]
     reply = client.invoke("mychannel", "kvp", [b"get", b"nothing"], commit=False)
     assert reply.response.message == "key 'nothing' not found"  # the new instance answers
 
