@@ -33,23 +33,12 @@ from actors.events import (
 from actors.policy import RestartPolicy
 from actors.supervisor import Poison
 from actors.support import ChaincodeSupport
-from tests.helpers import EventLog
+from tests.helpers import EventLog, wait_for
 
 CHANNEL = "ch"
 CRASHY = "tests.integration.chaincodes:Crashy"
 WAIT = 20.0
 FAST = RestartPolicy(backoff_initial=0.01, backoff_max=0.05)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(0.01)
 
 
 @pytest.fixture
