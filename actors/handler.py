@@ -28,12 +28,11 @@ from google.protobuf.message import DecodeError
 
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
 from actors.ledger import KV, KeyModification, LedgerError
-from actors.mailbox import drain_mailbox, tell_quietly
+from actors.mailbox import SupervisedRef, drain_mailbox, tell_quietly
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
 from actors.txcontexts import (
     AdoptContexts,
     ExecuteResult,
-    ReleaseContext,
     StartTransaction,
     TXContext,
 )
@@ -154,8 +153,8 @@ class HandlerDeps:
 
     config: Config
     metrics: Metrics
-    launcher: pykka.ActorRef[Any]
-    registry: pykka.ActorRef[Any]
+    launcher: SupervisedRef
+    registry: SupervisedRef
     ledgers: LedgerManager
     scheduler: Scheduler
     execute: Execute  # ChaincodeSupport.execute_async, for INVOKE_CHAINCODE
@@ -497,12 +496,10 @@ class Handler(pykka.ThreadingActor):
 
     def _cleanup(self, ctx: TXContext) -> None:
         # Fabric closes a transaction's query iterators on COMPLETED/ERROR, timeout and stream
-        # end; releasing the registry entry lets the txid be used again.
+        # end. (The registry needs no word: a resolved context frees its txid by itself.)
         ctx.close_iterators()
         if ctx.owns_simulator:
             ctx.simulator.done()
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.deps.registry.tell(ReleaseContext(ctx))
 
     # -- shim requests -----------------------------------------------------------------------
 

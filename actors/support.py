@@ -10,7 +10,6 @@ connection loss comes first resolves the future, once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +56,6 @@ from actors.transports import MessageStream
 from actors.txcontexts import (
     CreateContext,
     ExecuteResult,
-    ReleaseContext,
     TXContext,
     TXContextRegistry,
 )
@@ -510,11 +508,7 @@ class ChaincodeSupport:
         if not ctx.resolve(error=ExecuteTimeout("timeout expired while executing transaction")):
             return
         self.metrics.execute_timeouts.labels(ctx.chaincode).inc()
-        try:
-            handler.tell(TransactionExpired(ctx))
-        except pykka.ActorDeadError:
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.registry.tell(ReleaseContext(ctx))
+        tell_quietly(handler, TransactionExpired(ctx))
 
     # -- shutdown ----------------------------------------------------------------------------
 

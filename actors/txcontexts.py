@@ -9,7 +9,9 @@ Fabric's ``txid: X(Y) exists``.
 The registry sits *in* the pipeline rather than beside it: the caller tells it
 :class:`CreateContext`, it checks for a duplicate and forwards :class:`StartTransaction` to the
 Handler. Nobody blocks on an ask, and a transaction reaches its chaincode only once its key is
-known to be unique.
+known to be unique. An ended context frees its key at once (its ``done`` flag) and is swept
+from the index later, in bulk: telling the registry about every end would wake its thread
+once more per transaction.
 """
 
 from __future__ import annotations
@@ -145,13 +147,6 @@ class StartTransaction:
 
 
 @dataclass(frozen=True)
-class ReleaseContext:
-    """The transaction has ended; forget its key (only if it is still this context)."""
-
-    context: TXContext
-
-
-@dataclass(frozen=True)
 class AdoptContexts:
     """From a Handler, to a registry that replaced a crashed one: contexts in flight."""
 
@@ -172,6 +167,10 @@ class ListContexts:
     chaincode: str | None = None
 
 
+# Ended contexts kept at most before a sweep (each holds its simulator and results).
+SWEEP_AT_LEAST = 256
+
+
 @dataclass
 class _Stats:
     created: int = 0
@@ -190,6 +189,7 @@ class TXContextRegistry(SupervisedActor):
     def __init__(self, *, watcher: Watcher | None = None) -> None:
         super().__init__(watcher=watcher)
         self._contexts: dict[ContextKey, TXContext] = {}
+        self._sweep_at = SWEEP_AT_LEAST
         self.stats = _Stats()
 
     @classmethod
@@ -201,19 +201,14 @@ class TXContextRegistry(SupervisedActor):
         kind = type(message)
         if kind is CreateContext:
             self._create(message)
-        elif kind is ReleaseContext:
-            ctx = message.context
-            if self._contexts.get(ctx.key) is ctx:
-                del self._contexts[ctx.key]
-                self.stats.released += 1
         elif kind is AdoptContexts:
             for ctx in message.contexts:
                 if not ctx.done:
                     self._contexts.setdefault(ctx.key, ctx)
         elif kind is CountContexts:
-            return sum(1 for k in self._contexts if message.chaincode in (None, k[0]))
+            return len(self._live(message.chaincode))
         elif kind is ListContexts:
-            return [c for k, c in self._contexts.items() if message.chaincode in (None, k[0])]
+            return self._live(message.chaincode)
         else:
             raise TypeError(f"TXContextRegistry: unexpected message {message!r}")
         return None
@@ -224,23 +219,32 @@ class TXContextRegistry(SupervisedActor):
             return
         key = ctx.key
         previous = self._contexts.get(key)
-        if previous is not None and previous.done:
-            # It has ended, only its ReleaseContext is still on the way (after a timeout it
-            # travels via the Handler). Its caller may already reuse the txid, as in Fabric,
-            # where Execute deletes the context before returning.
-            del self._contexts[key]
-            self.stats.released += 1
-        elif previous is not None:
+        # One that has ended but is not swept yet does not count: its caller may reuse the
+        # txid at once, as in Fabric, where Execute deletes the context before returning.
+        if previous is not None and not previous.done:
             self.stats.duplicates += 1
             ctx.resolve(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
             return
         self._contexts[key] = ctx
         self.stats.created += 1
+        if len(self._contexts) >= self._sweep_at:
+            self._sweep()
         try:
             message.handler.tell(StartTransaction(ctx, message.message))
         except pykka.ActorDeadError:
             del self._contexts[key]
             ctx.resolve(error=ChaincodeStreamTerminated("chaincode stream terminated"))
+
+    def _live(self, chaincode: str | None) -> list[TXContext]:
+        return [c for k, c in self._contexts.items() if not c.done and chaincode in (None, k[0])]
+
+    def _sweep(self) -> None:
+        """Drop ended contexts; the next sweep comes when the index has doubled, so sweeping
+        costs O(1) per transaction."""
+        live = {k: c for k, c in self._contexts.items() if not c.done}
+        self.stats.released += len(self._contexts) - len(live)
+        self._contexts = live
+        self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(live))
 
 
 __all__ = [
@@ -249,7 +253,6 @@ __all__ = [
     "CountContexts",
     "CreateContext",
     "ListContexts",
-    "ReleaseContext",
     "StartTransaction",
     "TXContext",
     "TXContextRegistry",

@@ -36,7 +36,7 @@ from actors.ledger import ValidationCode
 from actors.support import ChaincodeSupport
 from actors.transports.base import ConnectionClosed
 from actors.transports.pipe import PipeStream
-from actors.txcontexts import ExecuteResult
+from actors.txcontexts import SWEEP_AT_LEAST, CountContexts, ExecuteResult
 from protos.common import common_pb2
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
 from protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -1129,6 +1129,23 @@ def test_execute_timeout(peer: Peer) -> None:
     again = peer.start(cc, "slow")
     assert again.complete(payload=b"second").response.payload == b"second"
     assert peer.metric("chaincode_execute_timeouts_total", **labels) == 1
+
+
+def test_registry_sweeps_ended_contexts(peer: Peer) -> None:
+    """Ends are not reported to the registry one by one; it sweeps them in bulk, so its index
+    stays bounded while nothing live is ever dropped."""
+    cc = peer.connect()
+    live = peer.start(cc, "kept-open")
+    for _ in range(700):
+        peer.start(cc).complete()
+    stats = peer.support.registry.actor_ref.proxy().stats.get(timeout=WAIT)
+    assert stats.created == 701
+    assert stats.released >= 700 - SWEEP_AT_LEAST
+    assert stats.created - stats.released <= SWEEP_AT_LEAST
+    assert peer.support.registry.ask(CountContexts(), timeout=WAIT) == 1
+    with pytest.raises(DuplicateTransaction):  # the open one survived every sweep
+        peer.support.execute_async(CHANNEL, "kept-open", cc.name, ["x"]).result(WAIT)
+    assert live.complete(payload=b"late").response.payload == b"late"
 
 
 def test_txid_reusable_right_after_timeout(peer: Peer) -> None:
