@@ -110,7 +110,7 @@ class _Settled:
 
 IDLE, UP, SETTLING, RESTARTING, FAILED = "idle", "up", "settling", "restarting", "failed"
 
-# How long a transient chaincode whose connection ended waits to learn its exit status (the
+# How long a supervisor whose chaincode's connection ended waits to learn its exit status (the
 # stream usually ends a few milliseconds before the process is reaped).
 SETTLE_SECONDS = 1.0
 
