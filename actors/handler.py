@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
 from actors.ledger import KV, KeyModification, LedgerError
-from actors.mailbox import SupervisedRef, drain_mailbox, tell_quietly
+from actors.mailbox import SupervisedRef, ThreadingActor, drain_mailbox, tell_quietly
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
 from actors.txcontexts import (
     AdoptContexts,
@@ -202,10 +202,8 @@ def parse_target(target: str) -> tuple[str, str]:
     return name.partition(":")[0], channel
 
 
-class Handler(pykka.ThreadingActor):
+class Handler(ThreadingActor):
     """Peer side of one chaincode connection (Fabric's ``Handler``)."""
-
-    use_daemon_thread = True
 
     def __init__(
         self,

@@ -45,6 +45,7 @@ from actors.mailbox import (
     ChildEnded,
     SupervisedActor,
     SupervisedRef,
+    ThreadingActor,
     Watcher,
     drain_mailbox,
     tell_quietly,
@@ -403,7 +404,7 @@ PEER_ACTOR_POLICY = RestartPolicy(
 )
 
 
-class RootSupervisor(pykka.ThreadingActor):
+class RootSupervisor(ThreadingActor):
     """Root of the supervision tree: the TXContext registry, the launcher, the VM controller
     and the chaincode supervisors are its children.
 
@@ -414,8 +415,6 @@ class RootSupervisor(pykka.ThreadingActor):
     (the VM controller's running instances), the live handlers (the registry's index) or the
     other actors (the launcher asks the VM controller).
     """
-
-    use_daemon_thread = True
 
     def __init__(
         self,
