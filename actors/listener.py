@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from actors.transports.grpc import GrpcStream, server_options
-from protos.peer import chaincode_shim_pb2_grpc
+from actors.transports.grpc import REGISTER, GrpcStream, server_options, stream_handler
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _ChaincodeSupportServicer(chaincode_shim_pb2_grpc.ChaincodeSupportServicer):
+class _ChaincodeSupportServicer:
     def __init__(self, support: ChaincodeSupport, tls: ChaincodeTLS | None) -> None:
         self.support = support
         self.tls = tls
@@ -58,6 +57,9 @@ class _ChaincodeSupportServicer(chaincode_shim_pb2_grpc.ChaincodeSupportServicer
         except Exception as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"peer is not accepting chaincode: {exc}")
         yield from stream.outgoing()
+        if stream.malformed is not None:
+            context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            context.set_details(stream.malformed)
 
 
 class ChaincodeListener:
@@ -78,9 +80,8 @@ class ChaincodeListener:
             ThreadPoolExecutor(max_connections, thread_name_prefix="ccactors-grpc"),
             options=server_options(size),
         )
-        chaincode_shim_pb2_grpc.add_ChaincodeSupportServicer_to_server(
-            _ChaincodeSupportServicer(support, tls), self._server
-        )
+        servicer = _ChaincodeSupportServicer(support, tls)
+        self._server.add_generic_rpc_handlers((stream_handler(REGISTER, servicer.Register),))
         try:
             if tls is None:
                 port = self._server.add_insecure_port(address)

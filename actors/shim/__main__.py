@@ -34,8 +34,7 @@ import grpc
 from actors.runtimes.system import load_chaincode
 from actors.shim.handler import ShimHandler
 from actors.transports import ConnectionClosed
-from actors.transports.grpc import GrpcStream, dial, server_options
-from protos.peer import chaincode_shim_pb2_grpc
+from actors.transports.grpc import CONNECT, GrpcStream, dial, server_options, stream_handler
 
 log = logging.getLogger("actors.shim")
 
@@ -92,7 +91,7 @@ def run_client(address: str, name: str, chaincode: Any, dial_timeout: float = 10
     return 0
 
 
-class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
+class _ChaincodeServicer:
     def __init__(self, chaincode: Any, name: str) -> None:
         self.chaincode = chaincode
         self.name = name
@@ -109,9 +108,8 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
 def run_server(address: str, name: str, chaincode: Any) -> int:
     """Chaincode-as-a-service: serve ``protos.Chaincode/Connect`` until SIGTERM/SIGINT."""
     server = grpc.server(ThreadPoolExecutor(64), options=server_options())
-    chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(
-        _ChaincodeServicer(chaincode, name), server
-    )
+    servicer = _ChaincodeServicer(chaincode, name)
+    server.add_generic_rpc_handlers((stream_handler(CONNECT, servicer.Connect),))
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:

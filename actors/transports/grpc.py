@@ -16,17 +16,51 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from actors.transports.base import ConnectionClosed, MalformedMessage
-from protos.peer import chaincode_shim_pb2_grpc
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_MESSAGE = 100 * 1024 * 1024
 
 _CLOSE = object()
+
+REGISTER = "/protos.ChaincodeSupport/Register"  # a shim dialling a peer
+CONNECT = "/protos.Chaincode/Connect"  # a peer dialling a chaincode service
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """What a stream yields for bytes that are not a ChaincodeMessage."""
+
+    error: str
+
+
+def decode(data: bytes) -> ChaincodeMessage | Undecodable:
+    """The streams' deserializer. A bad message becomes a value the stream reports as
+    malformed: raising inside grpcio instead logs a traceback and, on a server, can leave the
+    aborted call behind, so that stopping the server waits out its whole grace period."""
+    try:
+        return ChaincodeMessage.FromString(data)
+    except DecodeError as exc:
+        return Undecodable(str(exc))
+
+
+encode = ChaincodeMessage.SerializeToString
+
+
+def stream_handler(method: str, serve: Any) -> grpc.GenericRpcHandler:
+    """A server's handler for one bidi ChaincodeMessage method (``REGISTER`` or
+    ``CONNECT``), served by ``serve(request_iterator, context)`` with the lenient decoder."""
+    service, _, name = method.strip("/").partition("/")
+    handler = grpc.stream_stream_rpc_method_handler(
+        serve, request_deserializer=decode, response_serializer=encode
+    )
+    return grpc.method_handlers_generic_handler(service, {name: handler})
 
 
 def server_options(max_message_size: int = DEFAULT_MAX_MESSAGE) -> list[tuple[str, Any]]:
@@ -73,6 +107,7 @@ class GrpcStream:
         self._incoming: Iterator[ChaincodeMessage] | None = None
         self._closed = threading.Event()
         self._call: Any = None  # client side: the call object, cancelled on close
+        self.malformed: str | None = None  # why the other side's bytes were refused
 
     def attach(self, incoming: Iterator[ChaincodeMessage], call: Any = None) -> None:
         self._incoming = incoming
@@ -96,7 +131,7 @@ class GrpcStream:
         if self._incoming is None:
             raise ConnectionClosed("stream not attached")
         try:
-            return next(self._incoming)
+            msg = next(self._incoming)
         except StopIteration as exc:
             self.close()
             raise ConnectionClosed(f"stream from {self.peer or 'peer'} ended") from exc
@@ -112,6 +147,11 @@ class GrpcStream:
                 raise ConnectionClosed("stream closed") from exc
             self.close()
             raise MalformedMessage(f"stream from {self.peer or 'peer'} failed: {exc!r}") from exc
+        if type(msg) is Undecodable:
+            self.malformed = f"not a ChaincodeMessage: {msg.error}"
+            self.close()
+            raise MalformedMessage(self.malformed)
+        return msg
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -150,15 +190,13 @@ def dial(
     except grpc.FutureTimeoutError as exc:
         channel.close()
         raise ConnectionClosed(f"cannot reach {address} within {timeout:g}s") from exc
-    stream = GrpcStream(address)
-    if service == "ChaincodeSupport":
-        stub: Any = chaincode_shim_pb2_grpc.ChaincodeSupportStub(channel)
-        call = stub.Register(stream.outgoing())
-    elif service == "Chaincode":
-        stub = chaincode_shim_pb2_grpc.ChaincodeStub(channel)
-        call = stub.Connect(stream.outgoing())
-    else:
+    method = {"ChaincodeSupport": REGISTER, "Chaincode": CONNECT}.get(service)
+    if method is None:
         channel.close()
         raise ValueError(f"unknown service {service!r}")
+    stream = GrpcStream(address)
+    call = channel.stream_stream(method, request_serializer=encode, response_deserializer=decode)(
+        stream.outgoing()
+    )
     stream.attach(call, call)
     return stream, channel

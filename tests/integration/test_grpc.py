@@ -150,7 +150,8 @@ def test_garbage_on_the_stream_closes_only_that_stream(dev_peer: ChaincodeSuppor
     )
     with pytest.raises(grpc.RpcError) as failure:
         list(raw(iter([b"\xff\xff\xff not a ChaincodeMessage"]), timeout=10))
-    assert failure.value.code() == grpc.StatusCode.INTERNAL
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a ChaincodeMessage" in failure.value.details()
     channel.close()
     try:
         future = dev_peer.execute_async("ch", "t2", "good", ["fn"])
