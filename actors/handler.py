@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from actors.config import Config
     from actors.ledger import LedgerManager, TxSimulator
     from actors.metrics import Metrics
+    from actors.runtimes import ExitStatus
     from actors.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -756,14 +757,19 @@ def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
     """Why a chaincode's connection ended, from its instance: the exit status (waiting a
     little for it: the stream usually ends first) and the last lines it printed."""
     status = instance.exit_status(timeout=wait)
-    if status is None:
-        return fallback
-    text = f"chaincode {instance.chaincode} {status.describe()}"
+    return fallback if status is None else exit_cause(instance, status, last_log_lines(instance))
+
+
+def last_log_lines(instance: Any, lines: int = 5) -> tuple[str, ...]:
+    """What the instance printed last (nothing when its runtime captures no output)."""
     last_lines = getattr(instance, "last_lines", None)
-    tail = last_lines(5) if last_lines is not None else []
-    if tail:
-        text += "; last log lines: " + " | ".join(tail)
-    return text
+    return tuple(last_lines(lines)) if last_lines is not None else ()
+
+
+def exit_cause(instance: Any, status: ExitStatus, tail: tuple[str, ...]) -> str:
+    """ "chaincode kv exited with code 137 (SIGKILL); last log lines: a | b"."""
+    text = f"chaincode {instance.chaincode} {status.describe()}"
+    return text + "; last log lines: " + " | ".join(tail) if tail else text
 
 
 def _read_loop(

@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import events
-from actors.errors import (
-    LaunchError,
-    StartupTimeout,
-    UnknownChaincode,
-)
+from actors.errors import LaunchError, StartupTimeout, UnknownChaincode
 from actors.events import LifecycleEvent
-from actors.handler import HandlerGone, HandlerReady, RegisterHandler, RegistrationRefused
+from actors.handler import (
+    HandlerGone,
+    HandlerReady,
+    RegisterHandler,
+    RegistrationRefused,
+    exit_cause,
+    last_log_lines,
+)
 from actors.mailbox import SupervisedActor, SupervisedRef, Watcher, tell_quietly
 from actors.runtimes import ExitStatus
 from actors.vmcontroller import (
@@ -385,8 +388,7 @@ class RuntimeLauncher(SupervisedActor):
 
     def _exited(self, message: InstanceExited) -> None:
         name, status, instance = message.chaincode, message.status, message.instance
-        last_lines = getattr(instance, "last_lines", None)
-        tail = tuple(last_lines(5)) if last_lines is not None else ()
+        tail = last_log_lines(instance)
         self._event(
             name,
             events.EXITED,
@@ -396,9 +398,7 @@ class RuntimeLauncher(SupervisedActor):
             signal=status.signal,
             last_lines=tail,
         )
-        cause = f"chaincode {name} {status.describe()}"
-        if tail:
-            cause += "; last log lines: " + " | ".join(tail)
+        cause = exit_cause(instance, status, tail)
         up = self._up.get(name)
         handler = None
         if up is not None and up[0] is instance:

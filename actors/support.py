@@ -29,7 +29,13 @@ from actors.errors import (
     SupportShutdown,
 )
 from actors.events import EventBus, Subscriber
-from actors.handler import Handler, HandlerDeps, ReportContexts, TransactionExpired
+from actors.handler import (
+    Handler,
+    HandlerDeps,
+    ReportContexts,
+    TransactionExpired,
+    last_log_lines,
+)
 from actors.launcher import Launch, RuntimeLauncher, Status, Stop
 from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
 from actors.mailbox import SupervisedRef, tell_quietly
@@ -323,10 +329,7 @@ class ChaincodeSupport:
     def logs(self, chaincode: str, lines: int = 20) -> list[str]:
         """The last lines the chaincode's running instance printed (empty when the runtime
         captures no output, as for system chaincodes, whose output is the peer's)."""
-        self._check_open()
-        instance = self.instance_of(chaincode)
-        last_lines = getattr(instance, "last_lines", None)
-        return last_lines(lines) if last_lines is not None else []
+        return list(last_log_lines(self.instance_of(chaincode), lines))
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` with every :class:`~actors.events.LifecycleEvent`
