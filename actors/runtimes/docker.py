@@ -273,8 +273,7 @@ class DockerInstance:
     def wait(self) -> ExitStatus:
         self._exited.wait()
         self._logs.join(1)  # so the tail holds the last words
-        if self._tls_dir is not None:
-            shutil.rmtree(self._tls_dir, ignore_errors=True)  # the chaincode's private key
+        self._remove_tls_files()
         assert self._status is not None
         return self._status
 
@@ -300,6 +299,13 @@ class DockerInstance:
         self._exited.wait(min(timeout, 5.0) + 5.0)
         with contextlib.suppress(docker.errors.NotFound):
             self._api.remove_container(self.container_id, force=True)
+        self._remove_tls_files()
+
+    def _remove_tls_files(self) -> None:
+        # The chaincode's private key: gone with its container, whoever notices first (the
+        # waiter thread, or a stop that must not return before it is gone).
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def kill(self, sig: str | int = "SIGKILL") -> None:
         """Fault injection: signal the container (default SIGKILL, like ``docker kill``)."""
