@@ -34,6 +34,35 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def docker_engine() -> Any:
+    """A docker client with the base images present and the shim layer up to date; skips
+    (fails in CI) saying exactly what is missing. The caller closes it."""
+    from actors.images import (
+        BASE_IMAGE,
+        DEBIAN_IMAGE,
+        DockerUnavailable,
+        build_shim_image,
+        docker_client,
+        find_image,
+    )
+
+    try:
+        client = docker_client(timeout=60)
+    except DockerUnavailable as exc:
+        if os.geteuid() != 0:
+            skip_or_fail(f"not root and no Docker engine answers: {exc}")
+        skip_or_fail(f"no Docker engine: {exc}")
+    if find_image(client, DEBIAN_IMAGE) is None:
+        client.close()
+        skip_or_fail(
+            f"no base image {DEBIAN_IMAGE}: run `ccactors images build` "
+            "(or `bash tools/ensure_docker.sh` as root)"
+        )
+    # Cheap when up to date; rebuilds the shim layer when our sources changed since.
+    build_shim_image(client, BASE_IMAGE, progress=lambda message: None)
+    return client
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,14 +24,7 @@ import pytest
 
 from actors.config import ChaincodeDefinition, Config
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, LaunchError
-from actors.images import (
-    BASE_IMAGE,
-    DEBIAN_IMAGE,
-    DockerUnavailable,
-    build_shim_image,
-    docker_client,
-    find_image,
-)
+from actors.images import BASE_IMAGE, find_image
 from actors.packaging import create_package
 from actors.runtimes import ExitStatus
 from actors.runtimes.docker import (
@@ -43,7 +36,7 @@ from actors.runtimes.docker import (
     image_name,
 )
 from actors.support import ChaincodeSupport
-from tests.helpers import EventLog, free_port, skip_or_fail
+from tests.helpers import EventLog, docker_engine, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -129,20 +122,7 @@ def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
 def engine() -> Iterator[Any]:
     """A docker client, with the base image present and up to date; skips (fails in CI)
     saying exactly what is missing."""
-    try:
-        client = docker_client(timeout=60)
-    except DockerUnavailable as exc:
-        if os.geteuid() != 0:
-            skip_or_fail(f"not root and no Docker engine answers: {exc}")
-        skip_or_fail(f"no Docker engine: {exc}")
-    if find_image(client, DEBIAN_IMAGE) is None:
-        client.close()
-        skip_or_fail(
-            f"no base image {DEBIAN_IMAGE}: run `ccactors images build` "
-            "(or `bash tools/ensure_docker.sh` as root)"
-        )
-    # Cheap when up to date; rebuilds the shim layer when our sources changed since.
-    build_shim_image(client, BASE_IMAGE, progress=lambda message: None)
+    client = docker_engine()
     yield client
     ours = {"label": f"{PEER_LABEL}={PEER_ID}"}
     for container in client.containers.list(all=True, filters=ours, ignore_removed=True):
@@ -171,15 +151,6 @@ class Peer:
         instance = self.runtime.instance(chaincode)
         assert instance is not None
         return instance
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -283,8 +254,12 @@ def test_invoke_commit_put_get_range(
     assert missing.response.status == 404
     ranged = support.execute(CHANNEL, None, "kv", ["range", "a", "c"])
     assert json.loads(ranged.response.payload) == {"a": "1", "b": "2"}
+
     # The container's output reaches the logger and the ring buffer.
-    assert wait_for(lambda: any("connected to peer" in line for line in peer.container().log_tail))
+    def connected() -> bool:
+        return any("connected to peer" in line for line in peer.container().log_tail)
+
+    assert wait_for(connected, WAIT)
     assert any(
         r.name == "peer.chaincode.kv" and "connected to peer" in r.getMessage()
         for r in caplog.records
@@ -357,11 +332,11 @@ def test_docker_kill_fails_in_flight_reports_sigkill_and_is_restarted(
     # Today: "chaincode stream terminated: stream from ... failed"; the exit status comes with
     # the "exited" event (handlers that arrive through the listener do not know their container).
     assert isinstance(failure.value, ChaincodeStreamTerminated)
-    exited = wait_for(lambda: peer.events.details("exited", "kv"))
+    exited = wait_for(lambda: peer.events.details("exited", "kv"), WAIT)
     assert exited == ["exited with code 137 (SIGKILL)"]
     assert first.wait() == ExitStatus(signal=9)
     # Its supervisor relaunches it without waiting for a request: a new container, same name.
-    assert wait_for(lambda: peer.events.count("ready", "kv") == 2), peer.events.kinds("kv")
+    assert wait_for(lambda: peer.events.count("ready", "kv") == 2, WAIT), peer.events.kinds("kv")
     (scheduled,) = peer.events.of("restart_scheduled", "kv")
     assert "SIGKILL" in scheduled.detail and scheduled.delay is not None
     assert support.execute(CHANNEL, None, "kv", ["get", "nothing"]).response.status == 404

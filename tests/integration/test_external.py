@@ -32,7 +32,7 @@ from actors.runtimes.external import (
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import ExecuteResult
-from tests.helpers import EventLog, ServiceProcess, free_port
+from tests.helpers import EventLog, ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,15 +68,6 @@ class Service(ServiceProcess):
             cwd=ROOT,
         )  # fmt: skip
         return self
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def definition(address: str, name: str = NAME, **connection: Any) -> ChaincodeDefinition:

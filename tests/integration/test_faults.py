@@ -10,7 +10,6 @@ fails: CI must run it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from actors.faults import (
     render_table,
     run,
 )
-from tests.helpers import skip_or_fail
+from tests.helpers import docker_engine
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -179,32 +178,9 @@ def test_cli_unknown_runtime_is_a_usage_error(capsys: pytest.CaptureFixture[str]
 
 @pytest.fixture(scope="module")
 def docker_ready() -> None:
-    """A Docker engine and the base image, exactly as tests/integration/test_docker.py asks
-    for them: skip (fail in CI) saying what is missing."""
-    from actors.images import (
-        BASE_IMAGE,
-        DEBIAN_IMAGE,
-        DockerUnavailable,
-        build_shim_image,
-        docker_client,
-        find_image,
-    )
-
-    try:
-        client = docker_client(timeout=60)
-    except DockerUnavailable as exc:
-        if os.geteuid() != 0:
-            skip_or_fail(f"not root and no Docker engine answers: {exc}")
-        skip_or_fail(f"no Docker engine: {exc}")
-    try:
-        if find_image(client, DEBIAN_IMAGE) is None:
-            skip_or_fail(
-                f"no base image {DEBIAN_IMAGE}: run `ccactors images build` "
-                "(or `bash tools/ensure_docker.sh` as root)"
-            )
-        build_shim_image(client, BASE_IMAGE, progress=lambda message: None)
-    finally:
-        client.close()
+    """A Docker engine and the base image, as tests/integration/test_docker.py asks for them:
+    skip (fail in CI) saying what is missing."""
+    docker_engine().close()
 
 
 DOCKER_FAULTS = ("kill", "hang", "handler_exception", "stop_vmcontroller", "grpc_garbage")

@@ -39,7 +39,7 @@ from actors.ledger import ValidationCode
 from actors.policy import RestartPolicy
 from actors.support import ChaincodeSupport
 from actors.txcontexts import CountContexts, ExecuteResult
-from tests.helpers import EventLog
+from tests.helpers import EventLog, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -74,16 +74,6 @@ def make_config(**changes: Any) -> Config:
     }
     values.update(changes)
     return Config(**values)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
 
 
 def _status_field(pid: int, field: str) -> str | None:

@@ -48,7 +48,7 @@ from actors.runtimes.external import ExternalRuntime
 from actors.support import ChaincodeSupport
 from actors.tls import CertificateAuthority
 from actors.txcontexts import CountContexts, ExecuteResult
-from tests.helpers import EventLog, ServiceProcess, free_port
+from tests.helpers import EventLog, ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -129,15 +129,6 @@ class PyService(ServiceProcess):
 
     def count(self, text: str) -> int:
         return sum(text in line for line in list(self.output))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def make_peer(
