@@ -378,19 +378,20 @@ class Handler(ThreadingActor):
             return
         self._silent_timeouts += 1
         if self._silent_timeouts >= limit:
-            self._teardown(
+            self._connection_lost(
                 f"chaincode hung: it sent nothing while {self._silent_timeouts} transactions "
                 "in a row timed out",
                 hung=True,
             )
-            self.actor_ref.stop(block=False)
 
     def _protocol_error(self, text: str) -> None:
         log.warning("chaincode %s: %s; closing the stream", self.chaincode, text)
         self._connection_lost(text)
 
-    def _connection_lost(self, reason: str, *, probe_exit: bool = False) -> None:
-        self._teardown(reason, probe_exit=probe_exit)
+    def _connection_lost(
+        self, reason: str, *, probe_exit: bool = False, hung: bool = False
+    ) -> None:
+        self._teardown(reason, probe_exit=probe_exit, hung=hung)
         self.actor_ref.stop(block=False)
 
     def _send(self, msg: CM) -> bool:

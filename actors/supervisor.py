@@ -471,10 +471,8 @@ class RootSupervisor(ThreadingActor):
         return ref
 
     def _abandon(self, ended: ChildEnded, cause: str) -> None:
-        abandon = getattr(ended.ref.actor_class, "abandon", None)
-        for queued in ended.queued:
-            if abandon is not None:
-                abandon(queued, cause)
+        for queued in ended.queued:  # children are SupervisedActors: they know their mail
+            ended.ref.actor_class.abandon(queued, cause)
 
     def _child_ended(self, ended: ChildEnded) -> None:
         child = self.children.get(ended.name)
