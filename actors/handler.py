@@ -1,14 +1,18 @@
 """Handler actor: the peer side of one chaincode connection.
 
 Fabric counterpart: ``core/chaincode/handler.go``. One Handler per stream. It runs Fabric's FSM
-(created -> established -> ready), sends INIT/TRANSACTION for transactions started through the
-TXContext registry, serves the chaincode's shim requests from the transaction's context, and
-delivers COMPLETED/ERROR to the waiting caller. It is the single writer of its stream.
+(created -> established -> ready), registers the chaincode with the launcher, sends
+INIT/TRANSACTION for transactions started through the TXContext registry, ends transactions
+that time out, and ends the connection (failing what is in flight) when it breaks.
 
-A reader thread per stream turns received messages into tells, so the mailbox orders them just
-as Fabric's receive loop does. Requests are served inline on the actor thread (the ledger is in
-memory, a request takes microseconds); only INVOKE_CHAINCODE waits for something else, and it
-does so without blocking the actor: the callee's future tells us when it is done.
+A reader thread per stream receives. Before READY everything it reads goes through the mailbox,
+in order. Once READY it handles what belongs to a transaction in flight itself, as Fabric's
+receive loop does (``Notify`` inline, each request in a goroutine): it serves the shim's
+requests from the transaction's context and resolves COMPLETED/ERROR, so a request costs no
+thread hand-off. INVOKE_CHAINCODE does not wait there either: the callee's future sends the
+reply when it is done. Sends from these threads and the actor's share the stream's send lock,
+as Fabric's ``serialSend`` does; the simulator's lock keeps a transaction's requests and its
+cleanup (timeout, teardown) from running at once.
 """
 
 from __future__ import annotations
@@ -77,14 +81,10 @@ class TransactionExpired:
 
 
 @dataclass(frozen=True)
-class CalleeDone:
-    """A chaincode-to-chaincode call made on behalf of ``request`` has finished."""
+class ReaderFailed:
+    """From the reader thread: handling a message raised (a bug); crash like the actor would."""
 
-    request: CM
-    context: TXContext
-    outcome: Future[ExecuteResult]
-    started: float
-    metric_done: Callable[[bool, float], None]
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,12 @@ def _encode_modification(mod: KeyModification) -> bytes:
     return out.SerializeToString()
 
 
+def _no_context(msg: CM) -> str:
+    if msg.type == CM.INVOKE_CHAINCODE:
+        return "could not get valid transaction"
+    return "no ledger context"
+
+
 def _no_private_data(collection: str) -> None:
     if collection:
         raise RequestError(
@@ -254,6 +260,7 @@ class Handler(ThreadingActor):
             args=(
                 self.stream,
                 ref,
+                self._from_reader,
                 self.deps.config.max_inbound_backlog,
                 self.deps.config.max_inbound_rate,
             ),
@@ -320,12 +327,11 @@ class Handler(ThreadingActor):
                 self._inbound(message)
         elif kind is StartTransaction:
             self._start_transaction(message.context, message.message)
-        elif kind is CalleeDone:
-            self._callee_done(message)
         elif kind is TransactionExpired:
             ctx = message.context
-            if self._txs.get((ctx.channel_id, ctx.txid)) is ctx:
-                del self._txs[(ctx.channel_id, ctx.txid)]
+            key = (ctx.channel_id, ctx.txid)
+            if self._txs.get(key) is ctx:  # else COMPLETED won the race on the reader
+                self._txs.pop(key, None)
                 self._check_hung(ctx)
             self._cleanup(ctx)
         elif kind is ReportContexts:
@@ -337,6 +343,8 @@ class Handler(ThreadingActor):
             self._send_keepalive()
         elif kind is Describe:
             return HandlerInfo(self.chaincode, self.state, len(self._txs))
+        elif kind is ReaderFailed:
+            raise message.error
         else:
             raise TypeError(f"Handler: unexpected message {message!r}")
         return None
@@ -346,12 +354,7 @@ class Handler(ThreadingActor):
         if mtype == CM.KEEPALIVE:  # ignored in every state, as in Fabric
             return
         if self.state == READY:
-            if mtype == CM.COMPLETED or mtype == CM.ERROR:
-                self._notify(msg)
-                return
-            serve = self._serve.get(mtype)
-            if serve is not None:
-                self._handle_request(msg, serve)
+            if self._transaction_message(msg):
                 return
         elif self.state == CREATED and mtype == CM.REGISTER:
             self._register(msg)
@@ -365,6 +368,26 @@ class Handler(ThreadingActor):
                 f"[{msg.txid[:8]}] Fabric side handler cannot handle message "
                 f"({TYPE_NAMES.get(mtype, mtype)}) while in {self.state} state"
             )
+
+    def _from_reader(self, msg: CM) -> bool:
+        """Reader thread: handle ``msg`` here if it belongs to a transaction in flight; False
+        sends it through the mailbox (registration, KEEPALIVE, protocol errors)."""
+        if self.state != READY or self._closed:
+            return False
+        self._heard = time.monotonic()
+        return self._transaction_message(msg)
+
+    def _transaction_message(self, msg: CM) -> bool:
+        """COMPLETED/ERROR or a shim request (READY state, any thread); False if neither."""
+        mtype = msg.type
+        if mtype == CM.COMPLETED or mtype == CM.ERROR:
+            self._notify(msg)
+            return True
+        serve = self._serve.get(mtype)
+        if serve is None:
+            return False
+        self._handle_request(msg, serve)
+        return True
 
     def _check_hung(self, ctx: TXContext) -> None:
         """Liveness: a chaincode that sent nothing at all while ``hung_after`` transactions
@@ -401,6 +424,14 @@ class Handler(ThreadingActor):
         except (ConnectionClosed, MalformedMessage) as exc:
             self._connection_lost(f"send failed: {exc}")
             return False
+
+    def _send_off_actor(self, msg: CM) -> None:
+        """Send from the reader thread or a callee's callback: a failure ends the connection
+        through the mailbox, since only the actor tears it down."""
+        try:
+            self.stream.send(msg)
+        except (ConnectionClosed, MalformedMessage) as exc:
+            tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}"))
 
     # -- registration ------------------------------------------------------------------------
 
@@ -485,7 +516,10 @@ class Handler(ThreadingActor):
             event = msg.chaincode_event
             event.chaincode_id = ctx.chaincode
             event.tx_id = ctx.txid
-        results = ctx.simulator.get_results() if ctx.owns_simulator else None
+        results = None
+        if ctx.owns_simulator:
+            with ctx.simulator.lock:
+                results = ctx.simulator.get_results()
         self._finish(ctx, ExecuteResult(response, results, event, ctx.txid))
 
     def _finish(
@@ -497,9 +531,11 @@ class Handler(ThreadingActor):
     def _cleanup(self, ctx: TXContext) -> None:
         # Fabric closes a transaction's query iterators on COMPLETED/ERROR, timeout and stream
         # end. (The registry needs no word: a resolved context frees its txid by itself.)
-        ctx.close_iterators()
-        if ctx.owns_simulator:
-            ctx.simulator.done()
+        # Idempotent, and under the lock: a timeout may race the reader serving a request.
+        with ctx.simulator.lock:
+            ctx.close_iterators()
+            if ctx.owns_simulator:
+                ctx.simulator.done()
 
     # -- shim requests -----------------------------------------------------------------------
 
@@ -508,44 +544,43 @@ class Handler(ThreadingActor):
         type_name = TYPE_NAMES[msg.type]
         done = self.deps.metrics.shim_request(type_name, msg.channel_id, self.chaincode or "")
         ctx = self._txs.get((msg.channel_id, msg.txid))
-        payload = None
-        if ctx is None or ctx.done:
-            error = (
-                "could not get valid transaction"
-                if msg.type == CM.INVOKE_CHAINCODE
-                else "no ledger context"
-            )
-        elif ctx.pending_request:
-            # Fabric silently drops a second concurrent request of one tx (the shim then
-            # waits forever); an ERROR says what went wrong.
-            error = "another request is pending for this transaction"
+        payload = error = None
+        if ctx is None:
+            error = _no_context(msg)
         else:
-            try:
-                payload = serve(msg, ctx)
-                if type(payload) is Future:  # INVOKE_CHAINCODE: answered when the callee ends
-                    ctx.pending_request = True
-                    ref = self.actor_ref
-                    payload.add_done_callback(
-                        lambda f: tell_quietly(ref, CalleeDone(msg, ctx, f, started, done))
-                    )
-                    return
-                error = None
-            except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
-                error = str(exc) or type(exc).__name__
-            except Exception as exc:  # Fabric turns panics into ERROR too
-                log.exception("chaincode %s: %s failed", self.chaincode, type_name)
-                error = f"unexpected error: {exc!r}"
+            with ctx.simulator.lock:
+                if ctx.done:
+                    error = _no_context(msg)
+                elif ctx.pending_request:
+                    # Fabric silently drops a second concurrent request of one tx (the shim
+                    # then waits forever); an ERROR says what went wrong.
+                    error = "another request is pending for this transaction"
+                else:
+                    try:
+                        payload = serve(msg, ctx)
+                    except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
+                        error = str(exc) or type(exc).__name__
+                    except Exception as exc:  # Fabric turns panics into ERROR too
+                        log.exception("chaincode %s: %s failed", self.chaincode, type_name)
+                        error = f"unexpected error: {exc!r}"
+                    if type(payload) is Future:
+                        ctx.pending_request = True
+        if type(payload) is Future:  # INVOKE_CHAINCODE: answered when the callee ends
+            payload.add_done_callback(
+                lambda outcome: self._callee_done(msg, ctx, outcome, started, done)
+            )
+            return
         self._reply(msg, payload, error)
         done(error is None, time.perf_counter() - started)
 
     def _reply(self, msg: CM, payload: bytes | None, error: str | None) -> None:
         if error is None:
-            self._send(
+            self._send_off_actor(
                 CM(type=CM.RESPONSE, payload=payload, txid=msg.txid, channel_id=msg.channel_id)
             )
         else:
             text = f"{TYPE_NAMES[msg.type]} failed: transaction ID: {msg.txid}: {error}"
-            self._send(
+            self._send_off_actor(
                 CM(type=CM.ERROR, payload=text.encode(), txid=msg.txid, channel_id=msg.channel_id)
             )
 
@@ -726,15 +761,24 @@ class Handler(ThreadingActor):
             simulator=simulator,
         )
 
-    def _callee_done(self, message: CalleeDone) -> None:
-        ctx, msg = message.context, message.request
-        ctx.pending_request = False
-        if ctx.done:  # the caller timed out or its connection ended meanwhile: no reply
-            message.metric_done(False, time.perf_counter() - message.started)
+    def _callee_done(
+        self,
+        msg: CM,
+        ctx: TXContext,
+        outcome: Future[ExecuteResult],
+        started: float,
+        metric_done: Callable[[bool, float], None],
+    ) -> None:
+        """The callee of ``msg`` ended (on whichever thread ended it): reply to the caller."""
+        with ctx.simulator.lock:
+            ctx.pending_request = False
+            caller_gone = ctx.done
+        if caller_gone:  # the caller timed out or its connection ended meanwhile: no reply
+            metric_done(False, time.perf_counter() - started)
             return
-        error = message.outcome.exception()
+        error = outcome.exception()
         if error is None:
-            result = message.outcome.result()
+            result = outcome.result()
             inner = CM(
                 type=CM.COMPLETED,
                 payload=result.response.SerializeToString(),
@@ -751,7 +795,7 @@ class Handler(ThreadingActor):
         else:
             reason = str(error) if isinstance(error, ChaincodeError) else repr(error)
             self._reply(msg, None, f"execute failed: {reason}")
-        message.metric_done(error is None, time.perf_counter() - message.started)
+        metric_done(error is None, time.perf_counter() - started)
 
 
 def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
@@ -776,10 +820,12 @@ def exit_cause(instance: Any, status: ExitStatus, tail: tuple[str, ...]) -> str:
 def _read_loop(
     stream: MessageStream,
     ref: pykka.ActorRef[Any],
+    handle: Callable[[CM], bool],
     backlog_limit: int,
     rate_limit: float,
 ) -> None:
-    """Reader thread: decode off the actor thread, tell each message to the Handler.
+    """Reader thread: decode off the actor thread; ``handle`` what it can here (see the module
+    doc), tell the rest to the Handler in arrival order.
 
     Two guards against a flooding chaincode, each closing only its connection: more than
     ``backlog_limit`` messages waiting in the mailbox (memory), and more messages than a token
@@ -790,7 +836,14 @@ def _read_loop(
     tokens, last = rate_limit, time.monotonic()
     try:
         while True:
-            tell(stream.recv())
+            msg = stream.recv()
+            try:
+                handled = handle(msg)
+            except Exception as exc:
+                tell_quietly(ref, ReaderFailed(exc))
+                return
+            if not handled:
+                tell(msg)
             flood = None
             if rate_limit:
                 now = time.monotonic()

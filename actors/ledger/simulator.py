@@ -17,6 +17,7 @@ Deliberate differences from Fabric, all in the direction of fewer spurious confl
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -50,7 +51,8 @@ class TxSimulator:
     """Simulates one transaction against a channel's committed state.
 
     Not safe for concurrent use by several threads at once; sequential use from different
-    threads is fine (that is how a peer's handler serves one transaction's shim requests).
+    threads is fine. Threads that may overlap (a peer serving requests on one thread and ending
+    the transaction on another) hold :attr:`lock` while they use it.
     """
 
     __slots__ = (
@@ -64,6 +66,7 @@ class TxSimulator:
         "_state",
         "_write_performed",
         "_writes",
+        "lock",
         "txid",
     )
 
@@ -80,6 +83,7 @@ class TxSimulator:
         self._done = False
         self._write_performed = False
         self._paginated = False
+        self.lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------------
 

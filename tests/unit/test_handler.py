@@ -1375,3 +1375,37 @@ def test_keepalive_sent_when_configured(make_peer: Callable[..., Peer]) -> None:
 def test_no_keepalive_by_default(peer: Peer) -> None:
     cc = peer.connect()
     cc.expect_nothing(1.0)
+
+
+# ------------------------------------------------------------------------------- reader thread
+
+
+def test_reply_too_large_to_send_from_the_reader_ends_the_connection(make_peer: Any) -> None:
+    # Requests are served on the stream's reader thread; a send that fails there must still
+    # end the connection through the actor, failing what is in flight.
+    peer = make_peer(max_message_size=64 * 1024)
+    peer.commit("fake", {"big": b"x" * (128 * 1024)})
+    cc = peer.connect()
+    tx = peer.start(cc)
+    tx.send(CM.GET_STATE, shim.GetState(key="big"))
+    exc = failure(tx.future)
+    assert isinstance(exc, ChaincodeStreamTerminated)
+    assert "send failed" in str(exc)
+    cc.expect_closed()
+
+
+def test_a_failure_on_the_reader_thread_crashes_the_handler(peer: Peer) -> None:
+    cc = peer.connect()
+    tx = peer.start(cc)
+    handler = cc.handler._actor_weakref()
+
+    def broken(msg: CM) -> bool:
+        raise RuntimeError("boom")
+
+    handler._transaction_message = broken  # what the reader calls for a READY handler
+    tx.send(CM.GET_STATE, shim.GetState(key="k"))
+    exc = failure(tx.future)
+    assert isinstance(exc, ChaincodeStreamTerminated)
+    assert "handler crashed: RuntimeError('boom')" in str(exc)
+    cc.expect_closed()
+    wait_for(lambda: not cc.handler.is_alive(), what="the handler to stop")
