@@ -8,6 +8,7 @@ codes). ``ChaincodeRequestError`` stands in for the ``error`` values the Go stub
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protos.peer.proposal_response_pb2 import Response
@@ -74,7 +75,20 @@ class Contract(Chaincode):
         if method is None:
             return error(f"unknown function {function!r}", status=400)
         try:
-            inspect.signature(method).bind(stub, *params)
+            _signature(method).bind(stub, *params)
         except TypeError as exc:
             return error(f"bad arguments for {function}: {exc}", status=400)
         return method(stub, *params)
+
+
+_signatures: dict[object, inspect.Signature] = {}
+
+
+def _signature(method: Callable[..., Response]) -> inspect.Signature:
+    """``inspect.signature`` of a bound method, cached per function: computing it costs more
+    than a whole state request (about 15 us)."""
+    function = getattr(method, "__func__", method)
+    signature = _signatures.get(function)
+    if signature is None:
+        signature = _signatures[function] = inspect.signature(method)
+    return signature
