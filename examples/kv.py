@@ -69,3 +69,10 @@ class KVChaincode(Contract):
     def fn_sleep(self, stub: ChaincodeStub, seconds: str) -> Response:
         time.sleep(float(seconds))
         return success()
+
+
+class GreenletKVChaincode(KVChaincode):
+    """The same chaincode with every transaction a greenlet on one thread (``sleep`` then
+    stalls the whole chaincode): the benchmark's second system chaincode."""
+
+    concurrency = "greenlets"

@@ -48,9 +48,15 @@ def error(message: str, status: int = ERROR, payload: bytes = b"") -> Response:
 class Chaincode:
     """Base class for user chaincode; the handler calls one method per INIT/TRANSACTION.
 
-    Both methods run on worker threads, several at once, one stub per transaction: keep
-    per-transaction data on the stub or in locals, not on ``self``.
+    Both methods run several at once, one stub per transaction: keep per-transaction data on
+    the stub or in locals, not on ``self``.
     """
+
+    concurrency = "threads"
+    """How transactions run. ``"threads"``: each on a worker thread, so user code may block.
+    ``"greenlets"``: all on one thread, each a greenlet that yields while it waits for the
+    peer; cheaper under load, but user code must not block outside the stub (needs the
+    ``greenlet`` package)."""
 
     def init(self, stub: ChaincodeStub) -> Response:
         """Called for INIT (a transaction with ``is_init`` set, or a legacy instantiate)."""

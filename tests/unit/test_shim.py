@@ -341,11 +341,13 @@ class Harness:
         self.join()
 
 
-@pytest.fixture
-def make() -> Any:
+@pytest.fixture(params=["threads", "greenlets"])
+def make(request: pytest.FixtureRequest) -> Any:
+    """Harness factory; every test runs once per ``Chaincode.concurrency``."""
     harnesses: list[Harness] = []
 
     def factory(chaincode: Chaincode, **kwargs: Any) -> Harness:
+        chaincode.concurrency = request.param
         h = Harness(chaincode, **kwargs)
         harnesses.append(h)
         if kwargs.get("handshake", "full") == "full":
@@ -357,6 +359,8 @@ def make() -> Any:
         h.peer_stream.close()
         h.thread.join(WAIT)
 
+
+threads_only = pytest.mark.parametrize("make", ["threads"], indirect=True)
 
 # ---------------------------------------------------------------------------- chaincodes
 
@@ -900,6 +904,7 @@ def test_invoke_chaincode(make: Any) -> None:
 # ---------------------------------------------------------------------------- concurrency
 
 
+@threads_only  # user code blocks on another thread
 def test_many_concurrent_transactions_get_their_own_replies(make: Any) -> None:
     barrier = threading.Barrier(50, timeout=WAIT)
 
@@ -933,6 +938,7 @@ def test_same_txid_on_two_channels_is_two_transactions(make: Any) -> None:
     assert payload_of(h.peer.result("same", "c2")) == "B"
 
 
+@threads_only  # user code blocks on another thread
 def test_overlapping_requests_from_one_transaction_fail(make: Any) -> None:
     def overlap(stub: ChaincodeStub) -> str:
         first: list[bytes] = []
@@ -983,6 +989,7 @@ def test_peer_closing_stream_fails_waiting_calls_and_run_returns(make: Any) -> N
     assert h.handler.error is None
 
 
+@threads_only  # user code blocks on another thread
 def test_reading_continues_while_the_only_transaction_is_busy_in_user_code(make: Any) -> None:
     # Leader/follower reading: a transaction busy in user code holds no read token, and the
     # token it left parked must still be picked up, or neither the KEEPALIVE nor the second
@@ -1059,3 +1066,69 @@ def test_closing_stream_fails_every_waiter_whoever_reads(make: Any) -> None:
     h.join()
     release.set()
     assert h.handler.error is None
+
+
+# ---------------------------------------------------------------------------- greenlets
+
+greenlets_only = pytest.mark.parametrize("make", ["greenlets"], indirect=True)
+
+
+@greenlets_only
+def test_greenlets_run_every_transaction_on_one_thread_each_with_its_own_replies(
+    make: Any,
+) -> None:
+    n = 40
+    held = {f"k{i}": threading.Event() for i in range(n)}
+    threads: set[int] = set()
+
+    def work(stub: ChaincodeStub, i: str) -> list[str]:
+        threads.add(threading.get_ident())
+        first = stub.get_state(f"k{i}").decode()
+        stub.put_state(f"out{i}", f"{first}-{stub.get_txid()}")
+        threads.add(threading.get_ident())
+        return [first, stub.get_txid()]
+
+    h = make(FnChaincode({"work": work}))
+    h.peer.state = {k: k.upper().encode() for k in held}
+    h.peer.hold.update(held)
+    for i in range(n):
+        h.peer.start(["work", str(i)], txid=f"tx{i:02d}")
+    # Every transaction is suspended in its GET_STATE before the peer answers any.
+    got = [parse(shim_pb.GetState, h.peer.held.get(timeout=WAIT).payload).key for _ in range(n)]
+    assert sorted(got) == sorted(held)
+    for key in random.Random(7).sample(got, n):
+        held[key].set()
+    for i in range(n):
+        assert payload_of(h.peer.result(f"tx{i:02d}")) == [f"K{i}", f"tx{i:02d}"]
+        assert h.peer.state[f"out{i}"] == f"K{i}-tx{i:02d}".encode()
+    assert threads == {h.thread.ident}
+
+
+@greenlets_only
+def test_greenlets_stub_used_from_another_thread_is_refused(make: Any) -> None:
+    def elsewhere(stub: ChaincodeStub) -> str:
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                stub.get_state("a")
+            except ChaincodeRequestError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=call)
+        t.start()
+        t.join(WAIT)
+        assert outcome, "the call from another thread was not refused"
+        return str(outcome[0])
+
+    h = make(FnChaincode({"elsewhere": elsewhere}))
+    assert "only on the transaction's own greenlet" in payload_of(h.peer.execute(["elsewhere"]))
+    assert h.peer.requests() == []  # nothing was sent
+
+
+def test_unknown_concurrency_is_refused() -> None:
+    chaincode = FnChaincode({})
+    chaincode.concurrency = "processes"
+    a, _ = multiprocessing.Pipe()
+    with pytest.raises(ValueError, match="concurrency must be one of"):
+        ShimHandler(PipeStream(a), chaincode, "mycc")
