@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtimes",
         type=_names,
-        help="runtimes (system,process; docker too when Docker is usable: its launch is "
-        "measured by default, its transactions only when listed here)",
+        help="runtimes (system,system-greenlets,process; docker too when Docker is usable: "
+        "its launch is measured by default, its transactions only when listed here)",
     )
     parser.add_argument("--workloads", type=_names, help="read,readwrite,range,cc2cc")
     parser.add_argument("--repeats", type=int, help="repeats per cell; figures are medians (3)")

@@ -49,6 +49,7 @@ from bench.procinfo import (
 from bench.workloads import (
     CHANNEL,
     DEFAULT_RUNTIMES,
+    LAUNCH_RUNTIMES,
     RUNTIMES,
     WORKLOADS,
     Peer,
@@ -65,7 +66,7 @@ class Options:
     warmup: float = 0.5
     clients: tuple[int, ...] = (1, 8, 64, 256)
     runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
-    launch_runtimes: tuple[str, ...] = (*DEFAULT_RUNTIMES, "docker")  # skipped if unavailable
+    launch_runtimes: tuple[str, ...] = LAUNCH_RUNTIMES  # docker skipped if unavailable
     workloads: tuple[str, ...] = ("read", "readwrite", "range", "cc2cc")
     repeats: int = 3
     pin: bool = False
@@ -92,7 +93,7 @@ QUICK = Options(
     primitive_duration=0.2,
     cold_launches=1,
     warm_launches=2,
-    launch_runtimes=DEFAULT_RUNTIMES,
+    launch_runtimes=LAUNCH_RUNTIMES[:2],
     scaling=(1, 3),
     scaling_clients=8,
     signing_clients=(1,),
@@ -720,17 +721,18 @@ def targets(results: dict[str, Any], options: Options) -> list[dict[str, Any]]:
         )
         return t
 
-    out.append(throughput("system", "bare actor+pipe invoke", 0.70))
-    t = Target("system read-write 1 client p50 vs bare", "<= 1.5x the bare actor+pipe p50")
-    row = _find(tx, runtime="system", workload="readwrite", clients=1, signed=False)
-    if row is not None and row.get("ratio", {}).get("p50") is not None:
-        t.ratio = row["ratio"]["p50"]
-        t.status = "PASS" if t.ratio <= 1.5 else "MISS"
-        t.measured = (
-            f"{t.ratio:.2f}x ({row['p50_ms']:.3f} / {row['ceiling']['p50_ms']:.3f} ms)"
-            f" [{short_placement(row['placement'])}]"
-        )
-    out.append(t)
+    for runtime in ("system", "system-greenlets"):
+        out.append(throughput(runtime, "bare actor+pipe invoke", 0.70))
+        t = Target(f"{runtime} read-write 1 client p50 vs bare", "<= 1.5x the bare actor+pipe p50")
+        row = _find(tx, runtime=runtime, workload="readwrite", clients=1, signed=False)
+        if row is not None and row.get("ratio", {}).get("p50") is not None:
+            t.ratio = row["ratio"]["p50"]
+            t.status = "PASS" if t.ratio <= 1.5 else "MISS"
+            t.measured = (
+                f"{t.ratio:.2f}x ({row['p50_ms']:.3f} / {row['ceiling']['p50_ms']:.3f} ms)"
+                f" [{short_placement(row['placement'])}]"
+            )
+        out.append(t)
     out.append(throughput("process", "bare gRPC invoke", 0.60))
 
     launch = results["launch"]

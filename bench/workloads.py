@@ -23,6 +23,7 @@ from actors.vmcontroller import GetInstance
 from bench.procinfo import descendants
 
 KV_TARGET = "examples.kv:KVChaincode"
+GREENLET_KV_TARGET = "examples.kv:GreenletKVChaincode"
 CHANNEL = "bench-channel"
 READ_KEYS = 256  # one per client at the largest default client count
 RANGE_KEYS = 100
@@ -121,6 +122,13 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         make=_system,
         define=lambda name: ChaincodeDefinition(name, runtime="system", target=KV_TARGET),
     ),
+    "system-greenlets": RuntimeSpec(
+        "system",
+        "pipe",
+        "system chaincode as above, concurrency='greenlets': its transactions on one thread",
+        make=_system,
+        define=lambda name: ChaincodeDefinition(name, runtime="system", target=GREENLET_KV_TARGET),
+    ),
     "process": RuntimeSpec(
         "process",
         "grpc",
@@ -141,8 +149,10 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         cleanup=_docker_cleanup,
     ),
 }
-DEFAULT_RUNTIMES = ("system", "process")
+DEFAULT_RUNTIMES = ("system", "system-greenlets", "process")
 """What the transaction matrix runs by default (docker: add it with --runtimes)."""
+LAUNCH_RUNTIMES = ("system", "process", "docker")
+"""Whose launch latency is measured by default (system-greenlets launches like system)."""
 
 
 @dataclass(frozen=True)
