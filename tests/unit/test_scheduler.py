@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
-from actors.scheduler import Scheduler
+from actors.scheduler import SWEEP_AT_LEAST, Scheduler
 
 
 def test_fires_in_deadline_order_across_delays() -> None:
@@ -61,3 +63,45 @@ def test_stop_can_run_what_is_still_pending() -> None:
     scheduler.call_later(60, lambda: fired.append("cancelled")).cancel()
     scheduler.stop(run_pending=True)
     assert fired == ["pending"]
+
+
+def test_cancel_releases_the_callback_at_once() -> None:
+    # A cancelled deadline stays queued until its time; what its callback holds must not.
+    scheduler = Scheduler()
+    try:
+
+        class Context:
+            pass
+
+        ctx = Context()
+        ref = weakref.ref(ctx)
+        deadline = scheduler.call_later(60.0, lambda held=ctx: None)
+        del ctx
+        assert ref() is not None
+        deadline.cancel()
+        gc.collect()
+        assert ref() is None
+    finally:
+        scheduler.stop()
+
+
+def test_sweep_drops_cancelled_entries_and_keeps_the_live_ones_in_order() -> None:
+    scheduler = Scheduler()
+    fired: list[int] = []
+    try:
+        live = []
+        for i in range(3 * SWEEP_AT_LEAST):
+            deadline = scheduler.call_later(0.3, lambda i=i: fired.append(i))
+            if i % 100 == 0:
+                live.append(i)
+            else:
+                deadline.cancel()
+        scheduler.call_later(0.3, lambda: fired.append(-1))  # the call that sweeps
+        queued = sum(len(q) for q in scheduler._queues.values())
+        assert queued <= SWEEP_AT_LEAST + len(live) + 1, queued  # not 3 x SWEEP_AT_LEAST + 1
+        deadline_passed = time.monotonic() + 5
+        while len(fired) < len(live) + 1 and time.monotonic() < deadline_passed:
+            time.sleep(0.01)
+        assert fired == [*live, -1]
+    finally:
+        scheduler.stop()
