@@ -86,6 +86,13 @@ def _make_identity(msp_id: str, common_name: str) -> Identity:
     return Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM), key)
 
 
+@lru_cache(maxsize=1024)
+def _header_extension(chaincode: str) -> bytes:
+    return proposal_pb2.ChaincodeHeaderExtension(
+        chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode)
+    ).SerializeToString()
+
+
 def compute_txid(nonce: bytes, creator: bytes) -> str:
     """Fabric's ``protoutil.ComputeTxID``: hex(SHA-256(nonce || creator))."""
     return hashlib.sha256(nonce + creator).hexdigest()
@@ -107,18 +114,21 @@ def build_signed_proposal(
     is_init: bool = False,
     sign: bool = True,
 ) -> proposal_pb2.SignedProposal:
-    """Build a Fabric-shaped SignedProposal for one chaincode invocation."""
+    """Build a Fabric-shaped SignedProposal for one chaincode invocation.
+
+    On every transaction's path: nested messages are filled in place (a constructor copies the
+    messages it is given) and the chaincode's header extension is built once per chaincode.
+    """
     seconds = time.time()
     channel_header = common_pb2.ChannelHeader(
         type=common_pb2.ENDORSER_TRANSACTION,
         channel_id=channel_id,
         tx_id=txid,
-        extension=proposal_pb2.ChaincodeHeaderExtension(
-            chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode)
-        ).SerializeToString(),
+        extension=_header_extension(chaincode),
     )
-    channel_header.timestamp.seconds = int(seconds)
-    channel_header.timestamp.nanos = int((seconds % 1) * 1e9)
+    timestamp = channel_header.timestamp
+    timestamp.seconds = int(seconds)
+    timestamp.nanos = int((seconds % 1) * 1e9)
     signature_header = common_pb2.SignatureHeader(
         creator=identity.serialized, nonce=nonce if nonce is not None else new_nonce()
     )
@@ -126,16 +136,15 @@ def build_signed_proposal(
         channel_header=channel_header.SerializeToString(),
         signature_header=signature_header.SerializeToString(),
     )
-    invocation = chaincode_pb2.ChaincodeInvocationSpec(
-        chaincode_spec=chaincode_pb2.ChaincodeSpec(
-            type=chaincode_pb2.ChaincodeSpec.GOLANG,
-            chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode),
-            input=chaincode_pb2.ChaincodeInput(args=list(args), is_init=is_init),
-        )
-    )
-    payload = proposal_pb2.ChaincodeProposalPayload(
-        input=invocation.SerializeToString(), TransientMap=dict(transient or {})
-    )
+    invocation = chaincode_pb2.ChaincodeInvocationSpec()
+    spec = invocation.chaincode_spec
+    spec.type = chaincode_pb2.ChaincodeSpec.GOLANG
+    spec.chaincode_id.name = chaincode
+    spec.input.args.extend(args)
+    spec.input.is_init = is_init
+    payload = proposal_pb2.ChaincodeProposalPayload(input=invocation.SerializeToString())
+    if transient:
+        payload.TransientMap.update(transient)
     proposal_bytes = proposal_pb2.Proposal(
         header=header.SerializeToString(),
         payload=payload.SerializeToString(deterministic=True),
