@@ -95,7 +95,7 @@ class InvokeResult:
 
 
 def _as_args(args: Sequence[bytes | str]) -> list[bytes]:
-    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+    if type(args) is not list and (isinstance(args, str | bytes) or not isinstance(args, Sequence)):
         raise InvalidRequest(f"args must be a list of bytes or str, got {type(args).__name__}")
     out = []
     for i, arg in enumerate(args):
