@@ -5,11 +5,11 @@ Two images, both cached (``build_images`` skips what is present and up to date):
 1. ``ccactors/debian-python:bookworm``: a Debian root file system with ``python3`` made by
    ``mmdebstrap --variant=essential`` and turned into an image by ``docker import``.
 2. ``ccactors/python-shim:latest`` (``Config.base_image``): FROM the first, plus our runtime
-   dependencies (grpcio, protobuf, msgpack, greenlet; installed on the host with
-   ``pip install --target`` for the image's Python, so ``docker build`` needs no network) and
-   this repository's ``actors`` and ``protos`` packages, with ``PYTHONPATH`` set so
-   ``python3 -m actors.shim`` works in the container. A label records a hash of what went
-   in; when the sources or the pinned versions change, the image is rebuilt.
+   dependencies (grpcio, protobuf, msgpack; installed on the host with ``pip install --target``
+   for the image's Python, so ``docker build`` needs no network) and this repository's
+   ``actors`` and ``protos`` packages, with ``PYTHONPATH`` set so ``python3 -m actors.shim``
+   works in the container. A label records a hash of what went in; when the sources or the
+   pinned versions change, the image is rebuilt.
 
 Chaincode images (``actors.runtimes.docker``) are built FROM the second one.
 """
@@ -36,7 +36,7 @@ BASE_IMAGE = "ccactors/python-shim:latest"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_GLIBC = "2_36"  # bookworm's glibc: any manylinux wheel up to 2.36 runs there
 IMAGE_PYTHON = "3.11"  # bookworm's python3
-RUNTIME_REQUIREMENTS = ("grpcio", "protobuf", "msgpack", "greenlet")
+RUNTIME_REQUIREMENTS = ("grpcio", "protobuf", "msgpack")
 LIB_DIR = "/opt/ccactors/lib"
 KIND_LABEL = "ccactors.kind"
 HASH_LABEL = "ccactors.source-hash"

@@ -175,8 +175,13 @@ class ShimHandler:
         self._hub: Any = None
         """With greenlets: the greenlet running :meth:`run`'s loop (None: threads)."""
         if concurrency == "greenlets":
-            import greenlet  # only chaincode that asks for it needs the package
-
+            try:
+                import greenlet  # only chaincode that asks for it needs the package
+            except ImportError as exc:
+                raise ValueError(
+                    "concurrency='greenlets' needs the greenlet package, which is not "
+                    "installed here (the Docker base image does not have it)"
+                ) from exc
             self._greenlet = greenlet
         self.state: str = CREATED
         self.error: str | None = None
