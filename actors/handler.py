@@ -11,8 +11,9 @@ receive loop does (``Notify`` inline, each request in a goroutine): it serves th
 requests from the transaction's context and resolves COMPLETED/ERROR, so a request costs no
 thread hand-off. INVOKE_CHAINCODE does not wait there either: the callee's future sends the
 reply when it is done. Sends from these threads and the actor's share the stream's send lock,
-as Fabric's ``serialSend`` does; the simulator's lock keeps a transaction's requests and its
-cleanup (timeout, teardown) from running at once.
+as Fabric's ``serialSend`` does, and never block (a reader blocked on a full pipe while the
+chaincode blocks writing to it would deadlock); the simulator's lock keeps a transaction's
+requests and its cleanup (timeout, teardown) from running at once.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class TransactionExpired:
 
 
 @dataclass(frozen=True)
-class ReaderFailed:
-    """From the reader thread: handling a message raised (a bug); crash like the actor would."""
+class ServingFailed:
+    """Handling a message off the actor thread (reader, callee callback) raised: a bug. The
+    actor re-raises it, so the Handler crashes as if it had happened on its own thread."""
 
     error: BaseException
 
@@ -230,7 +232,10 @@ class Handler(ThreadingActor):
         self._txs: dict[tuple[str, str], TXContext] = {}
         self._closed = False
         self._keepalive = None
-        self._heard = time.monotonic()  # when the chaincode last sent anything
+        # When the chaincode last sent anything (written by the reader thread), and what it
+        # was at the last silent timeout: timeouts count only while it stays the same.
+        self._heard = time.monotonic()
+        self._heard_when_silent = self._heard
         self._silent_timeouts = 0
         # Each returns the RESPONSE payload, or (INVOKE_CHAINCODE) the callee's future.
         self._serve: dict[int, Callable[[CM, TXContext], Any]] = {
@@ -323,7 +328,6 @@ class Handler(ThreadingActor):
         if kind is CM:
             if not self._closed:  # after a teardown, what is still queued is moot
                 self._heard = time.monotonic()
-                self._silent_timeouts = 0
                 self._inbound(message)
         elif kind is StartTransaction:
             self._start_transaction(message.context, message.message)
@@ -343,7 +347,7 @@ class Handler(ThreadingActor):
             self._send_keepalive()
         elif kind is Describe:
             return HandlerInfo(self.chaincode, self.state, len(self._txs))
-        elif kind is ReaderFailed:
+        elif kind is ServingFailed:
             raise message.error
         else:
             raise TypeError(f"Handler: unexpected message {message!r}")
@@ -399,6 +403,9 @@ class Handler(ThreadingActor):
         if self._heard >= ctx.sent_at:
             self._silent_timeouts = 0
             return
+        if self._heard != self._heard_when_silent:  # it spoke since the last one: not in a row
+            self._silent_timeouts = 0
+            self._heard_when_silent = self._heard
         self._silent_timeouts += 1
         if self._silent_timeouts >= limit:
             self._connection_lost(
@@ -566,9 +573,14 @@ class Handler(ThreadingActor):
                     if type(payload) is Future:
                         ctx.pending_request = True
         if type(payload) is Future:  # INVOKE_CHAINCODE: answered when the callee ends
-            payload.add_done_callback(
-                lambda outcome: self._callee_done(msg, ctx, outcome, started, done)
-            )
+
+            def callee_done(outcome: Future[ExecuteResult]) -> None:
+                try:
+                    self._callee_done(msg, ctx, outcome, started, done)
+                except Exception as exc:  # concurrent.futures would only log it
+                    tell_quietly(self.actor_ref, ServingFailed(exc))
+
+            payload.add_done_callback(callee_done)
             return
         self._reply(msg, payload, error)
         done(error is None, time.perf_counter() - started)
@@ -840,7 +852,7 @@ def _read_loop(
             try:
                 handled = handle(msg)
             except Exception as exc:
-                tell_quietly(ref, ReaderFailed(exc))
+                tell_quietly(ref, ServingFailed(exc))
                 return
             if not handled:
                 tell(msg)

@@ -298,7 +298,7 @@ class ShimHandler:
         if current.parent is not self._hub:
             raise ChaincodeRequestError(
                 f"[{_short(msg.txid)}] a greenlets chaincode may use its stub only on the "
-                "transaction's own greenlet, not on another thread"
+                "transaction's own greenlet, not on another thread or greenlet"
             )
         key = (msg.channel_id, msg.txid)
         if self._closed:

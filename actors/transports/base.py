@@ -27,7 +27,8 @@ class MessageStream(Protocol):
     """
 
     def send(self, msg: ChaincodeMessage) -> None:
-        """Send one message; raises :class:`ConnectionClosed` if the stream is gone."""
+        """Send one message without blocking on the other side (the Handler's reader thread
+        sends replies); raises :class:`ConnectionClosed` if the stream is gone."""
 
     def recv(self) -> ChaincodeMessage:
         """Block for the next message; raises :class:`ConnectionClosed` or

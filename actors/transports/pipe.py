@@ -6,13 +6,22 @@ array ``[type, txid, channel_id, payload, proposal, event]`` where ``payload`` i
 protobuf-encoded bytes gRPC would carry and ``proposal``/``event`` are the serialized
 ``SignedProposal``/``ChaincodeEvent`` or nil. So the shim payloads are byte-for-byte Fabric's;
 only the outer envelope differs.
+
+Sending never blocks. A frame goes out with one non-blocking ``sendmsg`` in
+``multiprocessing.Connection``'s framing (the other end may read with ``recv_bytes``); when the
+socket buffer is full, the rest is queued and a writer thread, started for the occasion,
+blocks on it in order. The peer's reader thread answers requests itself, and the chaincode
+side may write while the peer writes: blocking sends on both reading sides would deadlock once
+both buffers fill.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
+from collections import deque
 from multiprocessing.connection import Connection
 
 import msgpack
@@ -21,6 +30,12 @@ from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024  # Fabric's default gRPC message limit
+
+
+def _header(size: int) -> bytes:
+    """``Connection.send_bytes``'s length prefix."""
+    return struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 
@@ -60,7 +75,10 @@ class PipeStream:
     def __init__(self, conn: Connection, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._conn = conn
         self._max_frame = max_frame
+        self._sock = socket.socket(fileno=os.dup(conn.fileno()))  # for non-blocking sends
         self._send_lock = threading.Lock()
+        self._backlog: deque[memoryview] = deque()  # what the writer thread still has to send
+        self._writer = False  # a writer thread runs: later frames queue behind it
         # The fd is released only when no recv is inside it: closing it under a blocked or
         # about-to-read reader would let the number be reused by a new pipe, whose bytes
         # that stale reader would then steal.
@@ -78,11 +96,45 @@ class PipeStream:
 
     def send_frame(self, frame: bytes) -> None:
         """Send an already-encoded frame (tests and fault injection send garbage this way)."""
-        try:
+        parts = [_header(len(frame)), frame]
+        with self._send_lock:
+            if self._closed:
+                raise ConnectionClosed("pipe closed")
+            sent = 0
+            if not self._writer:
+                try:
+                    sent = self._sock.sendmsg(parts, [], socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise ConnectionClosed(f"pipe closed: {exc}") from exc
+            for part in parts:
+                if sent >= len(part):
+                    sent -= len(part)
+                    continue
+                self._backlog.append(memoryview(part)[sent:])
+                sent = 0
+            if self._backlog and not self._writer:
+                self._writer = True
+                writer = threading.Thread(target=self._write_backlog, name="pipe-writer")
+                writer.daemon = True
+                writer.start()
+
+    def _write_backlog(self) -> None:
+        """Writer thread: send the backlog, blocking, until it is empty or the pipe closes."""
+        while True:
             with self._send_lock:
-                self._conn.send_bytes(frame)
-        except (OSError, ValueError) as exc:  # ValueError: handle closed
-            raise ConnectionClosed(f"pipe closed: {exc}") from exc
+                if not self._backlog or self._closed:
+                    self._backlog.clear()
+                    self._writer = False
+                    if self._closed:
+                        self._sock.close()
+                    return
+                chunk = self._backlog.popleft()
+            try:
+                self._sock.sendall(chunk)
+            except OSError:
+                self.close()  # the reader then sees the end of the stream
 
     def recv(self) -> ChaincodeMessage:
         with self._state_lock:
@@ -123,5 +175,7 @@ class PipeStream:
                 self._release()
 
     def _release(self) -> None:
-        with self._send_lock:  # not while a send is writing to the fd
+        with self._send_lock:
             self._conn.close()
+            if not self._writer:  # else the writer closes its socket on its way out
+                self._sock.close()

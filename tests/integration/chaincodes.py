@@ -53,3 +53,25 @@ class Crashy(Chaincode):
             os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(60)  # never reached: SIGKILL cannot be caught
         return error(f"unknown function {function!r}", status=400)
+
+
+class Copier(Chaincode):
+    """``seed KEY SIZE`` writes SIZE bytes; ``copy SRC DST`` reads SRC and writes it to DST.
+
+    Many concurrent copies of a large value fill the pipe both ways at once.
+    """
+
+    def invoke(self, stub: ChaincodeStub) -> Response:
+        function, params = stub.get_function_and_parameters()
+        if function == "seed":
+            stub.put_state(params[0], b"x" * int(params[1]))
+            return success()
+        if function == "copy":
+            value = stub.get_state(params[0])
+            stub.put_state(params[1], value)
+            return success(str(len(value)).encode())
+        return error(f"unknown function {function!r}", status=400)
+
+
+class GreenletCopier(Copier):
+    concurrency = "greenlets"

@@ -844,3 +844,23 @@ def test_file_backed_ledger_survives_a_restart(
     assert updated.results.reads("kv") == {"persist": version}
     assert second.commit(CHANNEL, updated) is ValidationCode.VALID
     assert run(second, "get", "persist").response.payload == b"v3"
+
+
+@pytest.mark.parametrize("target", ["Copier", "GreenletCopier"])
+def test_large_values_both_ways_at_once_do_not_deadlock_the_pipe(
+    make_support: Callable[..., ChaincodeSupport], target: str
+) -> None:
+    # 32 transactions each read a 200 KB value (peer -> chaincode) and write it back
+    # (chaincode -> peer): with blocking sends on both reading sides the two socket buffers
+    # fill and every transaction waits for its timeout.
+    definition = ChaincodeDefinition("copier", target=f"tests.integration.chaincodes:{target}")
+    support = make_support(chaincodes=(definition,))
+    assert support.invoke(CHANNEL, None, "copier", ["seed", "big", str(200_000)]).committed
+    futures = [
+        support.execute_async(CHANNEL, None, "copier", ["copy", "big", f"copy{i}"], timeout=10)
+        for i in range(32)
+    ]
+    for future in futures:
+        result = future.result(WAIT)
+        assert result.response.payload == b"200000"
+        assert [len(w.value) for w in result.results.namespace("copier").writes] == [200_000]

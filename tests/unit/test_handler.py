@@ -1409,3 +1409,20 @@ def test_a_failure_on_the_reader_thread_crashes_the_handler(peer: Peer) -> None:
     assert "handler crashed: RuntimeError('boom')" in str(exc)
     cc.expect_closed()
     wait_for(lambda: not cc.handler.is_alive(), what="the handler to stop")
+
+
+def test_hung_counts_only_silent_timeouts_in_a_row(make_peer: Any) -> None:
+    # Requests and COMPLETED are handled on the reader thread; hearing them must still break
+    # a run of silent timeouts, or a healthy chaincode is killed at its second timeout ever.
+    peer = make_peer(hung_after=2)
+    cc = peer.connect()
+    assert isinstance(failure(peer.start(cc, timeout=0.2).future), ExecuteTimeout)
+    tx = peer.start(cc)
+    tx.ok(CM.GET_STATE, shim.GetState(key="k"))
+    tx.complete()
+    assert isinstance(failure(peer.start(cc, timeout=0.2).future), ExecuteTimeout)
+    cc.expect_nothing()  # one silent timeout since it last spoke: still connected
+    assert cc.handler.is_alive()
+    late = peer.start(cc, timeout=0.2)  # the second in a row: hung
+    assert isinstance(failure(late.future), ExecuteTimeout)
+    cc.expect_closed()

@@ -91,3 +91,39 @@ def test_close_wakes_a_blocked_reader_and_signals_the_other_side() -> None:
     with pytest.raises(ConnectionClosed):
         right.send(CM(type=CM.KEEPALIVE))
     right.close()  # idempotent
+
+
+def test_sends_never_block_and_queued_frames_arrive_in_order() -> None:
+    # Nobody reads while 8 MB go out: far more than the socket buffer holds. Sending must
+    # return at once (the rest waits for a writer thread), and the frames arrive whole and in
+    # order once the other side reads, small ones sent after the backlog included.
+    left, right = _pair()
+    sent = [CM(type=CM.RESPONSE, txid=f"tx{i}", payload=bytes([i]) * 1_000_000) for i in range(8)]
+    sent.append(CM(type=CM.KEEPALIVE, txid="last"))
+    done = threading.Event()
+
+    def send_all() -> None:
+        for msg in sent:
+            left.send(msg)
+        done.set()
+
+    threading.Thread(target=send_all, daemon=True).start()
+    assert done.wait(5), "send blocked on a full socket buffer"
+    assert left._writer
+    assert [right.recv() for _ in sent] == sent
+
+
+def test_close_with_a_backlog_stops_the_writer() -> None:
+    left, right = _pair()
+    for i in range(4):
+        left.send(CM(type=CM.RESPONSE, txid=f"tx{i}", payload=b"x" * 2_000_000))
+    assert left._writer
+    right.close()  # the writer's blocked sendall fails; it must end, not hang
+    deadline = threading.Event()
+    for _ in range(200):
+        if not left._writer:
+            break
+        deadline.wait(0.01)
+    assert not left._writer
+    with pytest.raises(ConnectionClosed):
+        left.send(CM(type=CM.KEEPALIVE))
