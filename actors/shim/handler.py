@@ -172,6 +172,7 @@ class ShimHandler:
         self._chaincode = chaincode
         self.name = name
         self._max_workers = max_workers
+        self._greenlet: Any = None  # the greenlet module, when the chaincode asks for them
         self._hub: Any = None
         """With greenlets: the greenlet running :meth:`run`'s loop (None: threads)."""
         if concurrency == "greenlets":
@@ -203,7 +204,7 @@ class ShimHandler:
 
     def run(self) -> None:
         """Register, then serve the peer until the stream closes or a protocol error occurs."""
-        if hasattr(self, "_greenlet"):
+        if self._greenlet is not None:
             self._run_greenlets()
             return
         pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix=f"shim-{self.name}")
