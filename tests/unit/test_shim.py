@@ -1132,3 +1132,22 @@ def test_unknown_concurrency_is_refused() -> None:
     a, _ = multiprocessing.Pipe()
     with pytest.raises(ValueError, match="concurrency must be one of"):
         ShimHandler(PipeStream(a), chaincode, "mycc")
+
+
+@greenlets_only
+def test_greenlets_are_reused_between_transactions_and_ended_at_close(make: Any) -> None:
+    import greenlet
+
+    seen: list[Any] = []
+
+    def where(stub: ChaincodeStub) -> str:
+        seen.append(greenlet.getcurrent())
+        return stub.get_state("k").decode()
+
+    h = make(FnChaincode({"where": where}))
+    h.peer.state["k"] = b"v"
+    for i in range(3):
+        assert payload_of(h.peer.execute(["where"], txid=f"tx{i}")) == "v"
+    assert len({id(g) for g in seen}) == 1  # one worker, parked between transactions
+    h.close()
+    assert seen[0].dead
