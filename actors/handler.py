@@ -231,6 +231,7 @@ class Handler(ThreadingActor):
         self.expected = expected
         self._txs: dict[tuple[str, str], TXContext] = {}
         self._closed = False
+        self._ended = ""  # why the connection ended, once it has
         self._keepalive = None
         # When the chaincode last sent anything (written by the reader thread), and what it
         # was at the last silent timeout: timeouts count only while it stays the same.
@@ -287,10 +288,10 @@ class Handler(ThreadingActor):
         """End what is still queued. pykka drops queued tells when an actor stops; a
         transaction among them would otherwise wait for its timeout. Senders see the actor
         dead from here on (pykka marks it stopped before calling on_stop/on_failure)."""
-        error = ChaincodeStreamTerminated("chaincode stream terminated: handler stopped")
+        reason = self._ended or "handler stopped"
         for message in drain_mailbox(self):
             if type(message) is StartTransaction:
-                self._finish(message.context, error=error)
+                self._finish(message.context, error=self._stream_terminated(reason))
             elif type(message) is TransactionExpired:
                 self._cleanup(message.context)
 
@@ -316,10 +317,16 @@ class Handler(ThreadingActor):
         if probe_exit and instance is not None:
             reason = describe_end(instance, reason)
         log.info("chaincode %s disconnected: %s", self.chaincode, reason)
-        error = ChaincodeStreamTerminated(f"chaincode stream terminated: {reason}")
+        self._ended = reason
         for ctx in list(self._txs.values()):
-            self._finish(ctx, error=error)
+            self._finish(ctx, error=self._stream_terminated(reason))
         self._txs.clear()
+
+    @staticmethod
+    def _stream_terminated(reason: str) -> ChaincodeStreamTerminated:
+        # One exception per caller: an instance raised in several threads collects all their
+        # tracebacks.
+        return ChaincodeStreamTerminated(f"chaincode stream terminated: {reason}")
 
     # -- mailbox -----------------------------------------------------------------------------
 
@@ -428,16 +435,20 @@ class Handler(ThreadingActor):
         try:
             self.stream.send(msg)
             return True
-        except (ConnectionClosed, MalformedMessage) as exc:
+        except ConnectionClosed as exc:  # the chaincode hung up: its exit status says why
+            self._connection_lost(f"send failed: {exc}", probe_exit=True)
+        except MalformedMessage as exc:
             self._connection_lost(f"send failed: {exc}")
-            return False
+        return False
 
     def _send_off_actor(self, msg: CM) -> None:
         """Send from the reader thread or a callee's callback: a failure ends the connection
         through the mailbox, since only the actor tears it down."""
         try:
             self.stream.send(msg)
-        except (ConnectionClosed, MalformedMessage) as exc:
+        except ConnectionClosed as exc:
+            tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}", True))
+        except MalformedMessage as exc:
             tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}"))
 
     # -- registration ------------------------------------------------------------------------
@@ -496,7 +507,8 @@ class Handler(ThreadingActor):
             self._cleanup(ctx)
             return
         if self.state != READY or self._closed:
-            self._finish(ctx, error=ChaincodeStreamTerminated("chaincode stream terminated"))
+            # Arrived after the teardown (or, oddly, before READY): fail it with the same cause.
+            self._finish(ctx, error=self._stream_terminated(self._ended or "not ready"))
             return
         self._txs[(ctx.channel_id, ctx.txid)] = ctx
         ctx.sent_at = time.monotonic()

@@ -233,7 +233,11 @@ class TXContextRegistry(SupervisedActor):
             message.handler.tell(StartTransaction(ctx, message.message))
         except pykka.ActorDeadError:
             del self._contexts[key]
-            ctx.resolve(error=ChaincodeStreamTerminated("chaincode stream terminated"))
+            ctx.resolve(
+                error=ChaincodeStreamTerminated(
+                    "chaincode stream terminated: it ended before the transaction was sent"
+                )
+            )
 
     def _live(self, chaincode: str | None) -> list[TXContext]:
         return [c for k, c in self._contexts.items() if not c.done and chaincode in (None, k[0])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -864,3 +865,24 @@ def test_large_values_both_ways_at_once_do_not_deadlock_the_pipe(
         result = future.result(WAIT)
         assert result.response.payload == b"200000"
         assert [len(w.value) for w in result.results.namespace("copier").writes] == [200_000]
+
+
+def test_sigkill_under_load_names_the_signal_in_every_failure(support: ChaincodeSupport) -> None:
+    # Under load the reader thread is often writing a reply when the process dies: that write
+    # failing must still lead to the exit status, like the end of the stream does.
+    support.launch("kv", timeout=WAIT)
+    pid = pid_of(support, "kv")
+    futures = []
+    for round_ in range(60):
+        futures += [
+            support.execute_async(CHANNEL, None, "kv", ["getput", f"k{i}", "v"]) for i in range(64)
+        ]
+        if round_ == 30:
+            os.kill(pid, signal.SIGKILL)
+    failures = [f.exception(WAIT) for f in futures]
+    causes = {str(e) for e in failures if e is not None}
+    killed = "chaincode stream terminated: chaincode kv exited with code 137 (SIGKILL)"
+    assert killed in causes, causes
+    # Transactions that reached the Handler as it was ending were never sent: they say so.
+    unsent = "chaincode stream terminated: it ended before the transaction was sent"
+    assert causes <= {killed, unsent}
