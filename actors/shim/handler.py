@@ -93,6 +93,13 @@ def _short(txid: str) -> str:
     return txid[:8]
 
 
+def _overlapping(msg: ChaincodeMessage) -> ChaincodeRequestError:
+    return ChaincodeRequestError(
+        f"[{_short(msg.txid)}] another request of this transaction is still waiting for the "
+        "peer; requests must not overlap"
+    )
+
+
 class _ReplySlot:
     """Where the reader drops the reply to one outstanding request.
 
@@ -221,10 +228,8 @@ class ShimHandler:
                 self._release_token()
                 if self._closed or not self._take_parked_token():
                     break
-        except ConnectionClosed:
-            log.debug("shim %s: stream closed", self.name)
-        except MalformedMessage as exc:
-            self._protocol_error(f"malformed message from peer: {exc}", "")
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._stream_ended(exc)
         finally:
             self._shut_down()
             # cancel_futures: queued transactions could only fail now that the peer is gone.
@@ -249,6 +254,12 @@ class ShimHandler:
                 slot.fail(CONNECTION_LOST)
         self._stream.close()
         self._wake_watcher.set()
+
+    def _stream_ended(self, exc: ConnectionClosed | MalformedMessage) -> None:
+        if isinstance(exc, MalformedMessage):
+            self._protocol_error(f"malformed message from peer: {exc}", "")
+        else:
+            log.debug("shim %s: stream closed", self.name)
 
     def _protocol_error(self, text: str, txid: str) -> None:
         """Tell the peer why we give up (Go sends ERROR with txid only), then end the stream."""
@@ -290,10 +301,8 @@ class ShimHandler:
                     slot.greenlet.switch()
                 elif not self._handle(msg, None):  # FSM, KEEPALIVE, protocol errors
                     break
-        except ConnectionClosed:
-            log.debug("shim %s: stream closed", self.name)
-        except MalformedMessage as exc:
-            self._protocol_error(f"malformed message from peer: {exc}", "")
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._stream_ended(exc)
         finally:
             self._closed = True
             self._stream.close()
@@ -316,10 +325,7 @@ class ShimHandler:
         if self._closed:
             raise ChaincodeRequestError(CONNECTION_LOST)
         if key in self._slots:
-            raise ChaincodeRequestError(
-                f"[{_short(msg.txid)}] another request of this transaction is still "
-                f"waiting for the peer; requests must not overlap"
-            )
+            raise _overlapping(msg)
         try:
             self._stream.send(msg)
         except ConnectionClosed as exc:
@@ -341,12 +347,8 @@ class ShimHandler:
         """
         try:
             msg = self._stream.recv()
-        except ConnectionClosed:
-            log.debug("shim %s: stream closed", self.name)
-            self._shut_down()
-            return None
-        except MalformedMessage as exc:
-            self._protocol_error(f"malformed message from peer: {exc}", "")
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._stream_ended(exc)
             self._shut_down()
             return None
         assert self._pool is not None
@@ -562,10 +564,7 @@ class ShimHandler:
             if self._closed:
                 raise ChaincodeRequestError(CONNECTION_LOST)
             if key in self._slots:
-                raise ChaincodeRequestError(
-                    f"[{_short(msg.txid)}] another request of this transaction is still "
-                    f"waiting for the peer; requests must not overlap"
-                )
+                raise _overlapping(msg)
             self._slots[key] = slot
         try:
             self._stream.send(msg)
