@@ -93,6 +93,16 @@ def _short(txid: str) -> str:
     return txid[:8]
 
 
+def _send_failed(
+    msg: ChaincodeMessage, exc: ConnectionClosed | MalformedMessage
+) -> ChaincodeRequestError:
+    if isinstance(exc, ConnectionClosed):
+        return ChaincodeRequestError(CONNECTION_LOST)
+    return ChaincodeRequestError(
+        f"[{_short(msg.txid)}] error sending {_Type.Name(msg.type)}: {exc}"
+    )
+
+
 def _overlapping(msg: ChaincodeMessage) -> ChaincodeRequestError:
     return ChaincodeRequestError(
         f"[{_short(msg.txid)}] another request of this transaction is still waiting for the "
@@ -328,12 +338,8 @@ class ShimHandler:
             raise _overlapping(msg)
         try:
             self._stream.send(msg)
-        except ConnectionClosed as exc:
-            raise ChaincodeRequestError(CONNECTION_LOST) from exc
-        except MalformedMessage as exc:
-            raise ChaincodeRequestError(
-                f"[{_short(msg.txid)}] error sending {_Type.Name(msg.type)}: {exc}"
-            ) from exc
+        except (ConnectionClosed, MalformedMessage) as exc:
+            raise _send_failed(msg, exc) from exc
         slot = self._slots[key] = _GreenletSlot(current)
         self._hub.switch()
         return slot.result()
@@ -576,11 +582,7 @@ class ShimHandler:
             if promoted:  # we were handed the token meanwhile: pass it on
                 slot.wait()
                 self._release_token()
-            if isinstance(exc, ConnectionClosed):
-                raise ChaincodeRequestError(CONNECTION_LOST) from exc
-            raise ChaincodeRequestError(
-                f"[{_short(msg.txid)}] error sending {_Type.Name(msg.type)}: {exc}"
-            ) from exc
+            raise _send_failed(msg, exc) from exc
         reading = self._token.acquire(blocking=False)
         if not reading:
             slot.wait()
