@@ -560,30 +560,15 @@ class Handler(ThreadingActor):
 
     def _handle_request(self, msg: CM, serve: Callable[[CM, TXContext], Any]) -> None:
         started = time.perf_counter()
-        type_name = TYPE_NAMES[msg.type]
-        done = self.deps.metrics.shim_request(type_name, msg.channel_id, self.chaincode or "")
+        done = self.deps.metrics.shim_request(
+            TYPE_NAMES[msg.type], msg.channel_id, self.chaincode or ""
+        )
         ctx = self._txs.get((msg.channel_id, msg.txid))
-        payload = error = None
         if ctx is None:
-            error = _no_context(msg)
+            payload, error = None, _no_context(msg)
         else:
             with ctx.simulator.lock:
-                if ctx.done:
-                    error = _no_context(msg)
-                elif ctx.pending_request:
-                    # Fabric silently drops a second concurrent request of one tx (the shim
-                    # then waits forever); an ERROR says what went wrong.
-                    error = "another request is pending for this transaction"
-                else:
-                    try:
-                        payload = serve(msg, ctx)
-                    except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
-                        error = str(exc) or type(exc).__name__
-                    except Exception as exc:  # Fabric turns panics into ERROR too
-                        log.exception("chaincode %s: %s failed", self.chaincode, type_name)
-                        error = f"unexpected error: {exc!r}"
-                    if type(payload) is Future:
-                        ctx.pending_request = True
+                payload, error = self._serve_locked(msg, ctx, serve)
         if type(payload) is Future:  # INVOKE_CHAINCODE: answered when the callee ends
 
             def callee_done(outcome: Future[ExecuteResult]) -> None:
@@ -596,6 +581,27 @@ class Handler(ThreadingActor):
             return
         self._reply(msg, payload, error)
         done(error is None, time.perf_counter() - started)
+
+    def _serve_locked(
+        self, msg: CM, ctx: TXContext, serve: Callable[[CM, TXContext], Any]
+    ) -> tuple[Any, str | None]:
+        """(payload, None) or (None, error text); the simulator's lock is held."""
+        if ctx.done:
+            return None, _no_context(msg)
+        if ctx.pending_request:
+            # Fabric silently drops a second concurrent request of one tx (the shim then waits
+            # forever); an ERROR says what went wrong.
+            return None, "another request is pending for this transaction"
+        try:
+            payload = serve(msg, ctx)
+        except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
+            return None, str(exc) or type(exc).__name__
+        except Exception as exc:  # Fabric turns panics into ERROR too
+            log.exception("chaincode %s: %s failed", self.chaincode, TYPE_NAMES[msg.type])
+            return None, f"unexpected error: {exc!r}"
+        if type(payload) is Future:
+            ctx.pending_request = True
+        return payload, None
 
     def _reply(self, msg: CM, payload: bytes | None, error: str | None) -> None:
         if error is None:
