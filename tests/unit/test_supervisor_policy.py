@@ -47,6 +47,14 @@ def make_tracker(
     return tracker, clock
 
 
+def assert_left_down(decision: Decision, restart_type: str) -> None:
+    """Not restarted and not given up on: the policy simply leaves it down."""
+    assert decision.restart is False
+    assert decision.give_up is False
+    assert decision.delay == 0.0
+    assert restart_type in decision.reason
+
+
 def crash_spaced(
     tracker: RestartTracker, clock: FakeClock, count: int, gap: float
 ) -> list[Decision]:
@@ -186,11 +194,7 @@ def test_policy_is_frozen() -> None:
 
 def test_transient_does_not_restart_after_a_normal_end() -> None:
     tracker, _ = make_tracker(restart=Restart.TRANSIENT)
-    decision = tracker.ended(abnormal=False)
-    assert decision.restart is False
-    assert decision.give_up is False
-    assert decision.delay == 0.0
-    assert "transient" in decision.reason
+    assert_left_down(tracker.ended(abnormal=False), "transient")
     assert tracker.restarts == 0
 
 
@@ -239,11 +243,7 @@ def test_temporary_never_restarts_and_never_gives_up(abnormal: bool) -> None:
     tracker, clock = make_tracker(restart=Restart.TEMPORARY, max_restarts=0, within=100.0)
     for _ in range(20):
         clock.advance(0.01)
-        decision = tracker.ended(abnormal=abnormal)
-        assert decision.restart is False
-        assert decision.give_up is False
-        assert decision.delay == 0.0
-        assert "temporary" in decision.reason
+        assert_left_down(tracker.ended(abnormal=abnormal), "temporary")
     assert tracker.restarts == 0
 
 
