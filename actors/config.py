@@ -1,23 +1,40 @@
-"""Configuration: one object for the peer's chaincode settings, with Fabric's names.
+"""Configuration: one object for the peer's settings, each key declared once, with Fabric's names.
 
-Counterpart of Fabric's ``core/chaincode/config.go`` reading ``core.yaml``. Load it from a TOML
-or JSON file shaped like core.yaml (``[chaincode] startuptimeout = "60s"``) and override with
-``CORE_``-style environment variables (``CORE_CHAINCODE_EXECUTETIMEOUT=10s``).
+Counterpart of Fabric's ``core/chaincode/config.go`` (and the other readers of ``core.yaml``).
+Every setting is a field of :class:`Config` declared with :func:`setting`: its core.yaml key,
+the parser that reads and validates a value (from a file, a ``CORE_`` variable or Python), its
+default and a line of documentation. The key table, the environment names and the README table
+(``python -m actors.config``) are all derived from those declarations.
+
+``Config.load`` reads a YAML (Fabric's own core.yaml loads), TOML or JSON file, then ``CORE_``
+variables (``CORE_CHAINCODE_EXECUTETIMEOUT=10s``). Keys of Fabric's core.yaml that ccactors does
+not use are reported once, as ignored; a key close to one of ours is refused as a typo. Every
+problem found is reported at once, one line each, in one :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
+import math
 import os
 import re
+import shlex
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.policy import Restart, RestartPolicy
+import yaml
+
+from actors.corekeys import is_fabric_key
+from actors.policy import DuringRestart, Restart, RestartPolicy
+
+log = logging.getLogger(__name__)
 
 # Fabric's sample core.yaml says 300 s because image builds happen inside that window. Our
 # launcher times builds separately, so the window only covers process start -> READY, which takes
@@ -25,26 +42,432 @@ from actors.policy import Restart, RestartPolicy
 # blocked for five minutes behind a chaincode that will never register.
 DEFAULT_STARTUP_TIMEOUT = 60.0
 DEFAULT_EXECUTE_TIMEOUT = 30.0
-MIN_STARTUP_TIMEOUT = 5.0  # Fabric enforces this floor too
+MIN_STARTUP_TIMEOUT = 5.0  # Fabric's minimumStartupTimeout
+MIN_EXECUTE_TIMEOUT = 1.0  # Fabric replaces an executetimeout below 1 s with its 30 s default
+# No timeout, interval or delay may exceed a day: beyond that a value is a mistake, and it must
+# stay far below what a timer thread can represent (1e10 s overflowed the scheduler once).
+MAX_DURATION = 86400.0
+MAX_FILE_BYTES = 4 * 1024 * 1024  # Fabric's core.yaml is 35 KB
+MAX_NESTING = 32
 
 RUNTIMES = ("system", "process", "docker", "external")
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing or malformed."""
+    """One or more configuration values are missing or malformed: one line per problem."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems: tuple[str, ...] = problems or ("invalid configuration",)
+        super().__init__("; ".join(self.problems))
+
+
+# -- parsers: raw value (file, environment or Python) -> checked value, or ConfigError ----------
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+_GO_UNITS["h"] = 3600.0
+_GO_TERM = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
+def _seconds(value: Any) -> float:
+    """Seconds from a number or from text in Go's ``time.ParseDuration`` syntax (``1m30s``,
+    ``1h2m3.5s``, ``300ms``, ``10us``); a plain number means seconds (Viper reads it as
+    nanoseconds; nobody means that)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-"):
+            raise ConfigError(f"must not be negative, got {value!r}")
+        text = text.removeprefix("+")
+        if _NUMBER.fullmatch(text):
+            seconds = float(text)
+        else:
+            seconds, position = 0.0, 0
+            for match in _GO_TERM.finditer(text):
+                number = match.group(1)
+                if match.start() != position or not number.strip(".") or not number:
+                    break
+                seconds += float(number) * _GO_UNITS[match.group(2)]
+                position = match.end()
+            if position != len(text) or not text:
+                raise ConfigError(
+                    f"cannot parse duration {value!r} (use e.g. 30s, 1m30s, 500ms)"
+                ) from None
+    else:
+        raise ConfigError(f"expected a duration, got {_kind(value)}")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"must be a finite duration, got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"must not be negative, got {value!r}")
+    return seconds
 
 
 def parse_duration(value: Any, key: str = "duration") -> float:
-    """Seconds from ``30``, ``"30"``, ``"30s"``, ``"500ms"``, ``"5m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", str(value))
-    if not match:
-        raise ConfigError(f"{key}: cannot parse duration {value!r} (use e.g. 30s, 500ms, 5m)")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match.group(2)]
-    return float(match.group(1)) * scale
+    """Seconds from ``30``, ``"30s"``, ``"1m30s"``, ``"500ms"`` (Go's syntax); ConfigError
+    naming ``key`` otherwise."""
+    try:
+        return _seconds(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def format_duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration in seconds within [low, high]; ``positive`` excludes 0."""
+
+    low: float = 0.0
+    high: float = MAX_DURATION
+    positive: bool = False
+    why_low: str = ""  # appended to the error for a value below ``low``
+
+    def __call__(self, raw: Any) -> float:
+        seconds = _seconds(raw)
+        if self.positive and seconds == 0:
+            raise ConfigError("must be positive")
+        if seconds < self.low:
+            raise ConfigError(
+                f"must be at least {format_duration(self.low)}, got {format_duration(seconds)}"
+                + (f" ({self.why_low})" if self.why_low else "")
+            )
+        if seconds > self.high:
+            raise ConfigError(
+                f"must be at most {format_duration(self.high)}, got {format_duration(seconds)}"
+            )
+        return seconds
+
+    def show(self, value: float) -> str:
+        return format_duration(value)
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number within [low, high] (text of digits is read too; 1.5 and 1e11 are not)."""
+
+    low: int = 0
+    high: int = 2**31 - 1
+
+    def __call__(self, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"expected a whole number, got {raw!r}")
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?[0-9]{1,19}\s*", raw):
+            raw = int(raw)
+        if not isinstance(raw, int):
+            raise ConfigError(f"expected a whole number, got {_kind(raw)}")
+        if not self.low <= raw <= self.high:
+            raise ConfigError(f"must be between {self.low} and {self.high}, got {raw}")
+        return raw
+
+    def show(self, value: int) -> str:
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number within [low, high]."""
+
+    low: float = 0.0
+    high: float = 1e9
+
+    def __call__(self, raw: Any) -> float:
+        if isinstance(raw, str):
+            try:
+                raw = float(raw)
+            except ValueError:
+                raise ConfigError(f"expected a number, got {raw!r}") from None
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ConfigError(f"expected a number, got {_kind(raw)}")
+        if not math.isfinite(raw) or not self.low <= raw <= self.high:
+            raise ConfigError(f"must be between {self.low:g} and {self.high:g}, got {raw!r}")
+        return float(raw)
+
+    def show(self, value: float) -> str:
+        return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """true/false (also 1/0, yes/no, on/off, t/f, as Go's strconv.ParseBool and more)."""
+
+    def __call__(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower() if isinstance(raw, str | int) else None
+        if text in ("1", "t", "true", "yes", "on", "enable", "enabled"):
+            return True
+        if text in ("0", "f", "false", "no", "off", "disable", "disabled"):
+            return False
+        raise ConfigError(f"expected true or false, got {_kind(raw)}")
+
+    def show(self, value: bool) -> str:
+        return "true" if value else "false"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string (non-empty unless ``optional``, then None or empty means unset)."""
+
+    optional: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int = 4096
+
+    def __call__(self, raw: Any) -> str | None:
+        if raw is None or raw == "":
+            if self.optional:
+                return None
+            raise ConfigError("must not be empty")
+        if not isinstance(raw, str):
+            raise ConfigError(f"expected a string, got {_kind(raw)}")
+        if len(raw) > self.max_length or any(ord(c) < 32 for c in raw):
+            raise ConfigError(f"not a usable value: {raw[:60]!r}")
+        if self.choices and raw not in self.choices:
+            raise ConfigError(f"must be one of {', '.join(self.choices)}; got {raw!r}")
+        return raw
+
+    def show(self, value: str | None) -> str:
+        return value or ""
+
+
+_HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*)"
+
+
+@dataclass(frozen=True)
+class Address:
+    """``HOST:PORT`` to listen on or dial (port 0: any free port)."""
+
+    def __call__(self, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"expected HOST:PORT, got {_kind(raw)}")
+        match = re.fullmatch(_HOST + r":([0-9]{1,5})", raw.strip())
+        if match is None:
+            raise ConfigError(f"expected HOST:PORT, got {raw!r}")
+        if int(match.group(2)) > 65535:
+            raise ConfigError(f"port must be at most 65535, got {raw!r}")
+        return raw.strip()
+
+    def show(self, value: str) -> str:
+        return value
+
+
+# -- structured values: restart policies, Docker host config, chaincode definitions ------------
+
+_POLICY_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "restart": Text(choices=tuple(Restart)),
+    "max_restarts": Integer(0, 1_000_000),
+    "within": Duration(positive=True),
+    "backoff_initial": Duration(),
+    "backoff_max": Duration(positive=True),
+    "backoff_factor": Number(1, 100),
+    "jitter": Number(0, 0.99),
+    "reset_after": Duration(positive=True),
+    "shutdown_timeout": Duration(positive=True),
+    "during_restart": Text(choices=tuple(DuringRestart)),
+}
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A RestartPolicy from a table ``{restart = "permanent", max_restarts = 5, within = "60s",
+    ...}``, or from just the restart type (``restart = "permanent"``)."""
+
+    def __call__(self, raw: Any) -> RestartPolicy:
+        if isinstance(raw, RestartPolicy):
+            raw = dataclasses.asdict(raw)
+        elif isinstance(raw, str):
+            raw = {"restart": raw}
+        values = _table(raw, _POLICY_FIELDS, "")
+        try:
+            return RestartPolicy(**values)
+        except ValueError as exc:  # relations between fields, e.g. backoff_initial > _max
+            raise ConfigError(str(exc).removeprefix("restart policy: ")) from None
+
+    def show(self, value: RestartPolicy) -> str:
+        return f"{value.restart}, {value.max_restarts} in {format_duration(value.within)}"
+
+
+def _under(where: str, problem: str) -> str:
+    """``where: problem``, or ``where.field: ...`` / ``where[2] ...`` for a problem inside it."""
+    if not where:
+        return problem
+    if problem.startswith((".", "[")):
+        return where + problem
+    return f"{where}: {problem}"
+
+
+def _table(raw: Any, fields: Mapping[str, Callable[[Any], Any]], where: str) -> dict[str, Any]:
+    """Each entry of the table ``raw`` read by its field's parser; problems named ``.field``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(_under(where, f"expected a table, got {_kind(raw)}"))
+    values, problems = {}, []
+    for name, value in raw.items():
+        parse = fields.get(name) if isinstance(name, str) else None
+        if parse is None:
+            problems.append(_under(where, f"unknown key {name!r} (known: {', '.join(fields)})"))
+            continue
+        try:
+            values[name] = parse(value)
+        except ConfigError as exc:
+            problems.extend(_under(f"{where}.{name}", p) for p in exc.problems)
+    if problems:
+        raise ConfigError(*problems)
+    return values
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Docker's LogConfig: the logging driver and its options."""
+
+    type: str
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+_NETWORK = re.compile(r"host|bridge|none|container:[A-Za-z0-9_.-]+|[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """``vm.docker.hostConfig``: what the user sets of a chaincode container's HostConfig, with
+    Docker's (and Fabric's core.yaml) field names. None: keep the runtime's hardened default."""
+
+    memory: int | None = None  # Memory: bytes
+    nano_cpus: int | None = None  # NanoCpus: 1e9 = one CPU
+    cpu_shares: int | None = None  # CpuShares: relative weight
+    pids_limit: int | None = None  # PidsLimit: -1 = unlimited
+    network_mode: str | None = None  # NetworkMode: host, bridge, none, container:ID, a network
+    log_config: LogConfig | None = None  # LogConfig: {Type, Config}
+    dns: tuple[str, ...] = ()  # Dns: servers
+    # Fields Docker has but ccactors does not apply (a core.yaml may set them for Fabric).
+    ignored: tuple[str, ...] = ()
+
+    def docker_kwargs(self) -> dict[str, Any]:
+        """The fields set, as keyword arguments of docker-py's ``containers.create``."""
+        kwargs: dict[str, Any] = {}
+        for name, value in (
+            ("mem_limit", self.memory),
+            ("nano_cpus", self.nano_cpus),
+            ("cpu_shares", self.cpu_shares),
+            ("pids_limit", self.pids_limit),
+            ("network_mode", self.network_mode),
+        ):
+            if value is not None:
+                kwargs[name] = value
+        if self.log_config is not None:
+            kwargs["log_config"] = {
+                "type": self.log_config.type,
+                "config": dict(self.log_config.config),
+            }
+        if self.dns:
+            kwargs["dns"] = list(self.dns)
+        return kwargs
+
+
+def _log_config(raw: Any) -> LogConfig:
+    if isinstance(raw, LogConfig):
+        raw = {"Type": raw.type, "Config": raw.config}
+    fields = _table(
+        _lower(raw, ""),
+        {"type": Text(), "config": lambda v: v},
+        "",
+    )
+    options = fields.get("config") or {}
+    if not isinstance(options, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool)
+        for k, v in options.items()
+    ):
+        raise ConfigError(".Config: expected a table of strings")
+    if "type" not in fields:
+        raise ConfigError(".Type: must be set")
+    return LogConfig(fields["type"], {k: str(v) for k, v in options.items()})
+
+
+def _network_mode(raw: Any) -> str:
+    mode = Text()(raw)
+    assert mode is not None
+    if not _NETWORK.fullmatch(mode):
+        raise ConfigError(f"not a network mode: {mode!r} (host, bridge, none, or a network)")
+    return mode
+
+
+def _dns(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list | tuple) or not all(isinstance(s, str) and s for s in raw):
+        raise ConfigError(f"expected a list of addresses, got {_kind(raw)}")
+    return tuple(raw)
+
+
+_HOST_CONFIG_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "memory": ("memory", Integer(6 * 1024 * 1024, 2**62)),  # Docker's minimum is 6 MiB
+    "nanocpus": ("nano_cpus", Integer(10_000_000, 1024 * 10**9)),  # at least 0.01 CPU
+    "cpushares": ("cpu_shares", Integer(2, 262_144)),  # Docker's bounds
+    "pidslimit": ("pids_limit", Integer(-1, 4_194_304)),
+    "networkmode": ("network_mode", _network_mode),
+    "logconfig": ("log_config", _log_config),
+    "dns": ("dns", _dns),
+}
+
+
+def _lower(raw: Any, where: str) -> Any:
+    """A table with its keys lower-cased (Viper's keys are case-insensitive)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(_under(where, f"expected a table, got {_kind(raw)}"))
+    if not all(isinstance(k, str) for k in raw):
+        raise ConfigError(_under(where, "keys must be strings"))
+    return {k.lower(): v for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class _HostConfigParser:
+    def __call__(self, raw: Any) -> HostConfig:
+        if isinstance(raw, HostConfig):
+            return raw
+        if raw is None:
+            return HostConfig()
+        table = _lower(raw, "")
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        ignored: list[str] = []
+        for name, value in table.items():
+            if name not in _HOST_CONFIG_FIELDS:
+                ignored.append(next(k for k in raw if k.lower() == name))
+                continue
+            if value is None or value == []:  # Fabric's sample leaves Dns empty
+                continue
+            attribute, parse = _HOST_CONFIG_FIELDS[name]
+            try:
+                values[attribute] = parse(value)
+            except ConfigError as exc:
+                where = "." + next(k for k in raw if k.lower() == name)
+                problems.extend(_under(where, p) for p in exc.problems)
+        if problems:
+            raise ConfigError(*problems)
+        return HostConfig(**values, ignored=tuple(ignored))
+
+    def show(self, value: HostConfig) -> str:
+        return "the runtime's hardened defaults"
+
+
+_NAME = Text(max_length=256)
 
 
 @dataclass(frozen=True)
@@ -61,7 +484,8 @@ class ChaincodeDefinition:
     execute_timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     # process runtime: the program to run (the peer appends --peer.address); empty means our
-    # Python shim running ``target``. ``workdir`` is where it runs.
+    # Python shim running ``target``. A string is split as a shell would. ``workdir`` is where
+    # it runs.
     command: tuple[str, ...] = ()
     workdir: str | None = None
     # docker runtime: path of a Fabric 2.x chaincode package (tar.gz with metadata.json and
@@ -74,72 +498,294 @@ class ChaincodeDefinition:
     restart: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.restart, Mapping):
-            object.__setattr__(self, "restart", restart_policy(self.restart, self.name))
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError("chaincode name must be a non-empty string")
-        if self.runtime not in RUNTIMES:
-            raise ConfigError(
-                f"chaincode {self.name}: unknown runtime {self.runtime!r} (one of {RUNTIMES})"
-            )
-        object.__setattr__(self, "command", tuple(self.command))
+        problems = []
+        try:
+            who = f"chaincode {_NAME(self.name)}"
+        except ConfigError as exc:
+            who = "chaincode"
+            problems.append(f"chaincode name must be a non-empty string: {exc}")
+        for attribute, parse in _DEFINITION_FIELDS.items():
+            value = getattr(self, attribute)
+            if value is None and attribute in _OPTIONAL:
+                continue
+            try:
+                object.__setattr__(self, attribute, parse(value))
+            except ConfigError as exc:
+                problems.extend(_under(f"{who}: {attribute}", p) for p in exc.problems)
+        if not problems:
+            problems.extend(f"{who}: {p}" for p in self._runtime_problems())
+        if problems:
+            raise ConfigError(*problems)
+
+    def _runtime_problems(self) -> Iterator[str]:
         if self.runtime == "system" and ":" not in self.target:
-            raise ConfigError(
-                f"chaincode {self.name}: a system chaincode needs target 'module:Class', "
-                f"got {self.target!r}"
-            )
+            yield f"a system chaincode needs target 'module:Class', got {self.target!r}"
         if self.runtime == "process" and not self.command and ":" not in self.target:
-            raise ConfigError(
-                f"chaincode {self.name}: a process chaincode needs a command or a target "
-                f"'module:Class', got neither"
-            )
+            yield "a process chaincode needs a command or a target 'module:Class', got neither"
         if self.runtime == "docker" and not self.package:
-            raise ConfigError(f"chaincode {self.name}: a docker chaincode needs a package path")
+            yield "a docker chaincode needs a package path"
         if self.runtime == "external" and not (
             self.connection.get("address") or self.connection.get("file")
         ):
-            raise ConfigError(
-                f"chaincode {self.name}: an external chaincode needs connection.address "
+            yield (
+                "an external chaincode needs connection.address "
                 "(or connection.file, a connection.json)"
             )
-        if not all(isinstance(part, str) for part in self.command):
-            raise ConfigError(f"chaincode {self.name}: command must be a list of strings")
-        if self.execute_timeout is not None and self.execute_timeout <= 0:
-            raise ConfigError(f"chaincode {self.name}: execute_timeout must be positive")
+
+
+def _command(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        try:
+            raw = shlex.split(raw)
+        except ValueError as exc:
+            raise ConfigError(f"cannot split {raw!r}: {exc}") from None
+    if not isinstance(raw, list | tuple) or not all(isinstance(p, str) and p for p in raw):
+        raise ConfigError(f"expected a list of strings, got {_kind(raw)}")
+    return tuple(raw)
+
+
+def _strings(raw: Any) -> Mapping[str, str]:
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and k and "=" not in k and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ConfigError('expected a table of NAME = "value" strings')
+    return raw
+
+
+def _connection(raw: Any) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
+        raise ConfigError(f"expected a table of connection.json fields, got {_kind(raw)}")
+    for key in ("address", "file"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f".{key}: expected a string, got {_kind(raw[key])}")
+    if raw.get("address"):
+        Address()(str(raw["address"]).removeprefix("grpc://").removeprefix("grpcs://"))
+    if raw.get("dial_timeout") not in (None, "", 0):
+        Duration(positive=True, high=3600.0)(raw["dial_timeout"])
+    return raw
+
+
+_DEFINITION_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "runtime": Text(choices=RUNTIMES),
+    "target": Text(optional=True),
+    "execute_timeout": Duration(positive=True),
+    "env": _strings,
+    "command": _command,
+    "workdir": Text(optional=True),
+    "package": Text(optional=True),
+    "connection": _connection,
+    "restart": _Policy(),
+}
+_OPTIONAL = frozenset({"execute_timeout", "restart"})
+
+
+@dataclass(frozen=True)
+class _Chaincodes:
+    """The ``[[chaincodes]]`` list: tables with ChaincodeDefinition's fields."""
+
+    def __call__(self, raw: Any) -> tuple[ChaincodeDefinition, ...]:
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"expected a list of tables, got {_kind(raw)}")
+        known = {f.name for f in dataclasses.fields(ChaincodeDefinition)}
+        definitions, problems = [], []
+        for index, entry in enumerate(raw):
+            if isinstance(entry, ChaincodeDefinition):
+                definitions.append(entry)
+                continue
+            if not isinstance(entry, Mapping):
+                problems.append(f"[{index}]: expected a table, got {_kind(entry)}")
+                continue
+            unknown = sorted(str(k) for k in entry if k not in known)
+            if unknown:
+                problems.append(f"[{index}]: unknown keys {unknown} (known: {sorted(known)})")
+                continue
+            values = dict(entry)
+            target = values.get("target")
+            values["target"] = "" if target is None else target
+            try:
+                definitions.append(ChaincodeDefinition(**values))
+            except ConfigError as exc:
+                problems.extend(f"[{index}] {p}" for p in exc.problems)
+            except TypeError:
+                problems.append(f"[{index}]: a chaincode needs a name")
+        names = [d.name for d in definitions]
+        if len(names) != len(set(names)):
+            problems.append(f"duplicate chaincode names in configuration: {names}")
+        if problems:
+            raise ConfigError(*problems)
+        return tuple(definitions)
+
+    def show(self, value: tuple[ChaincodeDefinition, ...]) -> str:
+        return "none"
+
+
+# -- the declarations --------------------------------------------------------------------------
+
+_KEY = "ccactors.key"
+_SCALARS = (Duration, Integer, Number, Boolean, Text, Address)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its core.yaml name (Fabric's spelling where Fabric has one), how
+    a value is read and checked, and what the README says about it."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    doc: str
+    shown_default: str | None = None  # README's default column, when the value does not say
+
+    @property
+    def env(self) -> str | None:
+        """Its ``CORE_`` variable (Viper's rule: dots become underscores, upper case); only
+        single values can be set from the environment."""
+        if not isinstance(self.parse, _SCALARS):
+            return None
+        return "CORE_" + self.name.upper().replace(".", "_")
+
+
+def setting(
+    name: str,
+    default: Any,
+    parse: Callable[[Any], Any],
+    doc: str,
+    *,
+    shown: str | None = None,
+) -> Any:
+    """Declare a Config field as the key ``name``: the one place a setting is described.
+
+    ``default`` may be a zero-argument callable for mutable values; ``shown`` is the README's
+    default when ``parse.show(default)`` does not say it well."""
+    metadata = {_KEY: Key(name, parse, doc, shown)}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Config:
-    """Peer-side chaincode settings (Fabric key in brackets)."""
+    """The peer's settings. Each field is one key: see :func:`setting` and ``KEYS``."""
 
-    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # chaincode.startuptimeout
-    execute_timeout: float = DEFAULT_EXECUTE_TIMEOUT  # chaincode.executetimeout
-    install_timeout: float = 300.0  # chaincode.installTimeout: bounds an image build
-    keepalive: float = 0.0  # chaincode.keepalive; 0 = off (Node shim 2.5.8 exits on KEEPALIVE)
-    mode: str = "net"  # chaincode.mode: net | dev
-    listen_address: str = "0.0.0.0:7052"  # peer.chaincodeListenAddress
-    max_message_size: int = 100 * 1024 * 1024  # peer.maxRecvMsgSize / maxSendMsgSize
-    total_query_limit: int = 10000  # ledger.state.totalQueryLimit
-    query_batch_size: int = 100  # Fabric's QueryResponseGenerator.MaxResultLimit
-    history: bool = True  # ledger.history.enableHistoryDatabase
-    ledger_path: str | None = None  # None = in memory
-    msp_id: str = "SampleOrg"  # peer.localMspId
-    sign_proposals: bool = True
-    tls_enabled: bool = False  # peer.tls.enabled: mutual TLS on the chaincode listener
-    # Messages a chaincode may have waiting in its Handler's mailbox before the connection is
-    # closed as a flood (not a Fabric setting).
-    max_inbound_backlog: int = 10000
-    # ... and messages per second it may send (0 = no limit). A Python peer serves well under
-    # this, so only a misbehaving chaincode meets it.
-    max_inbound_rate: float = 100_000.0
-    docker_endpoint: str = "unix:///var/run/docker.sock"  # vm.endpoint
-    base_image: str = "ccactors/python-shim:latest"
-    chaincodes: tuple[ChaincodeDefinition, ...] = ()
-    # Supervision: the default restart policy of chaincode ([chaincode.restart] table), and
-    # liveness: a chaincode silent while this many transactions in a row timed out is
-    # declared hung and replaced (0: never).
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
-    hung_after: int = 2
+    startup_timeout: float = setting(
+        "chaincode.startuptimeout",
+        DEFAULT_STARTUP_TIMEOUT,
+        Duration(MIN_STARTUP_TIMEOUT, why_low="Fabric raises smaller values to 5s"),
+        "process start → READY. Fabric's sample says 300s because image builds happen in "
+        "that window; ours are timed apart",
+    )
+    execute_timeout: float = setting(
+        "chaincode.executetimeout",
+        DEFAULT_EXECUTE_TIMEOUT,
+        Duration(MIN_EXECUTE_TIMEOUT, why_low="Fabric silently uses 30s instead"),
+        "per chaincode: `execute_timeout` in its definition (no minimum there)",
+    )
+    install_timeout: float = setting(
+        "chaincode.installTimeout", 300.0, Duration(positive=True), "bounds an image build"
+    )
+    keepalive: float = setting(
+        "chaincode.keepalive",
+        0.0,
+        Duration(),
+        "0: off. Keep it off for Node chaincode: fabric-shim 2.5.8 exits on KEEPALIVE",
+        shown="0 (off)",
+    )
+    mode: str = setting(
+        "chaincode.mode",
+        "net",
+        Text(choices=("net", "dev")),
+        "`dev` accepts chaincode that registers without being launched",
+    )
+    listen_address: str = setting(
+        "peer.chaincodeListenAddress",
+        "0.0.0.0:7052",
+        Address(),
+        "where `serve` listens for chaincode",
+    )
+    max_message_size: int = setting(
+        "peer.maxRecvMsgSize",
+        100 * 1024 * 1024,
+        Integer(1024, 2**31 - 1),
+        "bytes; message limit on pipes and gRPC streams",
+        shown="100 MiB",
+    )
+    total_query_limit: int = setting(
+        "ledger.state.totalQueryLimit",
+        10000,
+        Integer(1, 10**7),
+        "results per query",
+    )
+    query_batch_size: int = setting(
+        "ledger.state.queryBatchSize",
+        100,
+        Integer(1, 10**5),
+        "results per QUERY_RESPONSE batch (Fabric's fixed maxResultLimit)",
+    )
+    history: bool = setting(
+        "ledger.history.enableHistoryDatabase", True, Boolean(), "keep key history"
+    )
+    ledger_path: str | None = setting(
+        "ledger.path",
+        None,
+        Text(optional=True),
+        "a directory: one sqlite file per channel, survives restarts",
+        shown="in memory",
+    )
+    msp_id: str = setting(
+        "peer.localMspId", "SampleOrg", Text(), "MSP id of the identity of built proposals"
+    )
+    sign_proposals: bool = setting(
+        "chaincode.signproposals", True, Boolean(), "sign the proposals the peer builds"
+    )
+    tls_enabled: bool = setting(
+        "peer.tls.enabled", False, Boolean(), "mutual TLS on the chaincode listener"
+    )
+    max_inbound_backlog: int = setting(
+        "chaincode.maxinboundbacklog",
+        10000,
+        Integer(1, 10**7),
+        "messages a chaincode may have waiting; beyond, its connection is closed as a flood",
+    )
+    max_inbound_rate: float = setting(
+        "chaincode.maxinboundrate",
+        100_000.0,
+        Number(0, 1e9),
+        "messages per second a chaincode may send (0: no limit); beyond, closed as a flood",
+    )
+    docker_endpoint: str = setting(
+        "vm.endpoint", "unix:///var/run/docker.sock", Text(), "the Docker engine"
+    )
+    docker_host_config: HostConfig = setting(
+        "vm.docker.hostConfig",
+        HostConfig,
+        _HostConfigParser(),
+        "table: Memory, NanoCpus, CpuShares, PidsLimit, NetworkMode, LogConfig, Dns of "
+        "chaincode containers, over the hardened defaults",
+    )
+    base_image: str = setting(
+        "chaincode.baseimage",
+        "ccactors/python-shim:latest",
+        Text(),
+        "the image Python chaincode packages are built FROM",
+    )
+    chaincodes: tuple[ChaincodeDefinition, ...] = setting(
+        "chaincodes",
+        (),
+        _Chaincodes(),
+        "list of tables: name, runtime, target, command, package, connection, env, "
+        "execute_timeout, restart",
+    )
+    restart: RestartPolicy = setting(
+        "chaincode.restart",
+        RestartPolicy,
+        _Policy(),
+        "the default restart policy table (see Supervision); per chaincode: `restart = {...}`",
+    )
+    hung_after: int = setting(
+        "chaincode.hungafter",
+        2,
+        Integer(0, 1000),
+        "silent through this many timed-out transactions in a row: hung, replaced (0: never)",
+    )
 
     def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:
         """The policy that applies to ``definition`` (its own, else the default)."""
@@ -152,181 +798,137 @@ class Config:
         return self.restart
 
     def __post_init__(self) -> None:
-        if self.mode not in ("net", "dev"):
-            raise ConfigError(f"chaincode.mode must be 'net' or 'dev', got {self.mode!r}")
-        if self.startup_timeout < MIN_STARTUP_TIMEOUT:
-            # Fabric silently raises a smaller value to 5 s; we say so instead.
-            raise ConfigError(
-                f"chaincode.startuptimeout must be at least {MIN_STARTUP_TIMEOUT:g}s, "
-                f"got {self.startup_timeout:g}s"
-            )
-        if self.execute_timeout <= 0:
-            raise ConfigError("chaincode.executetimeout must be positive")
-        if self.install_timeout <= 0:
-            raise ConfigError("chaincode.installTimeout must be positive")
-        if self.max_inbound_rate < 0:
-            raise ConfigError("chaincode.maxinboundrate must be >= 0")
-        if self.keepalive < 0:
-            raise ConfigError("chaincode.keepalive must be >= 0")
-        if self.hung_after < 0:
-            raise ConfigError("chaincode.hungafter must be >= 0")
-        if isinstance(self.restart, Mapping):
-            object.__setattr__(self, "restart", restart_policy(self.restart))
-        for name in (
-            "max_message_size",
-            "total_query_limit",
-            "query_batch_size",
-            "max_inbound_backlog",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
-        names = [d.name for d in self.chaincodes]
-        if len(names) != len(set(names)):
-            raise ConfigError(f"duplicate chaincode names in configuration: {names}")
+        problems = []
+        for name, key in KEYS.items():
+            try:
+                object.__setattr__(self, name, key.parse(getattr(self, name)))
+            except ConfigError as exc:
+                problems.extend(_under(key.name, p) for p in exc.problems)
+        if problems:
+            raise ConfigError(*problems)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> Config:
-        """Defaults, then the file (TOML or JSON), then ``CORE_`` environment variables."""
+        """Defaults, then the file (YAML, TOML or JSON), then ``CORE_`` environment variables,
+        then ``overrides`` (field name -> value). Raises one ConfigError listing every problem;
+        logs one WARNING listing the keys it ignored."""
         values: dict[str, Any] = {}
+        problems: list[str] = []
+        ignored: list[str] = []
         if path is not None:
-            values.update(_from_mapping(_read_file(Path(path))))
-        values.update(_from_env(os.environ if env is None else env))
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from exc
-
-
-# (section, key) in core.yaml style -> (field, parser)
-_KEYS: dict[str, tuple[str, Any]] = {
-    "chaincode.startuptimeout": ("startup_timeout", parse_duration),
-    "chaincode.executetimeout": ("execute_timeout", parse_duration),
-    "chaincode.installtimeout": ("install_timeout", parse_duration),
-    "chaincode.keepalive": ("keepalive", parse_duration),
-    "chaincode.mode": ("mode", str),
-    "peer.chaincodelistenaddress": ("listen_address", str),
-    "peer.maxrecvmsgsize": ("max_message_size", int),
-    "peer.localmspid": ("msp_id", str),
-    "ledger.state.totalquerylimit": ("total_query_limit", int),
-    "ledger.history.enablehistorydatabase": ("history", lambda v, k=None: _boolean(v)),
-    "ledger.path": ("ledger_path", str),
-    "vm.endpoint": ("docker_endpoint", str),
-    "chaincode.baseimage": ("base_image", str),
-    "chaincode.signproposals": ("sign_proposals", lambda v, k=None: _boolean(v)),
-    "peer.tls.enabled": ("tls_enabled", lambda v, k=None: _boolean(v)),
-    "chaincode.maxinboundbacklog": ("max_inbound_backlog", int),
-    "chaincode.maxinboundrate": ("max_inbound_rate", float),
-    "chaincode.hungafter": ("hung_after", int),
-}
-
-_POLICY_DURATIONS = (
-    "within",
-    "backoff_initial",
-    "backoff_max",
-    "reset_after",
-    "shutdown_timeout",
-)
-
-
-def restart_policy(table: Mapping[str, Any], chaincode: str | None = None) -> RestartPolicy:
-    """A RestartPolicy from a config table: ``{restart = "permanent", max_restarts = 5,
-    within = "60s", backoff_initial = "100ms", ...}``."""
-    where = f"chaincode {chaincode}: restart" if chaincode else "chaincode.restart"
-    values = dict(table)
-    unknown = set(values) - {f.name for f in dataclasses.fields(RestartPolicy)}
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    for key in _POLICY_DURATIONS:
-        if key in values:
-            values[key] = parse_duration(values[key], f"{where}.{key}")
-    try:
-        return RestartPolicy(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"expected a boolean, got {value!r}")
-
-
-def _convert(key: str, raw: Any) -> tuple[str, Any]:
-    name, parser = _KEYS[key]
-    try:
-        return name, parser(raw, key) if parser is parse_duration else parser(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key}: {exc}") from exc
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}".lower()
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, full + "."))
-        else:
-            flat[full] = value
-    return flat
-
-
-def _from_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
-    data = dict(data)
-    chaincodes = data.pop("chaincodes", [])
-    values: dict[str, Any] = {}
-    section = data.get("chaincode")
-    if isinstance(section, Mapping) and "restart" in section:
-        section = dict(section)
-        values["restart"] = restart_policy(section.pop("restart"))
-        data["chaincode"] = section
-    for key, raw in _flatten(data).items():
-        if key not in _KEYS:
-            raise ConfigError(f"unknown configuration key {key!r}")
-        name, value = _convert(key, raw)
-        values[name] = value
-    if chaincodes:
-        defs = []
-        for entry in chaincodes:
-            entry = dict(entry)
-            if "execute_timeout" in entry:
-                entry["execute_timeout"] = parse_duration(entry["execute_timeout"])
             try:
-                defs.append(ChaincodeDefinition(**entry))
-            except TypeError as exc:
-                raise ConfigError(f"chaincode entry {entry}: {exc}") from exc
-        values["chaincodes"] = tuple(defs)
-    return values
+                _walk(_read_file(Path(path)), "", values, problems, ignored)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        values.update(_from_env(os.environ if env is None else env))
+        values.update(overrides or {})
+        try:
+            config = cls(**values)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(*problems)
+        ignored.extend(f"vm.docker.hostConfig.{k}" for k in config.docker_host_config.ignored)
+        if ignored:
+            log.warning(
+                "%s: ignoring %d key(s) ccactors does not use: %s",
+                path,
+                len(ignored),
+                ", ".join(ignored),
+            )
+        return config
 
 
-def _read_file(path: Path) -> Mapping[str, Any]:
+KEYS: dict[str, Key] = {f.name: f.metadata[_KEY] for f in dataclasses.fields(Config)}
+_BY_KEY: dict[str, str] = {key.name.lower(): name for name, key in KEYS.items()}
+_SECTIONS = {".".join(k.split(".")[:i]) for k in _BY_KEY for i in range(1, k.count(".") + 1)}
+
+
+def _walk(
+    data: Any, prefix: str, values: dict[str, Any], problems: list[str], ignored: list[str]
+) -> None:
+    """Find our keys in a parsed file, case-insensitively; note Fabric's others as ignored."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'the file'}: expected a table, got {_kind(data)}"
+        )
+    if prefix.count(".") >= MAX_NESTING:
+        raise ConfigError(f"{prefix.rstrip('.')}: nested too deeply")
+    for raw_key, value in data.items():
+        if not isinstance(raw_key, str):
+            problems.append(f"{prefix}{raw_key!r}: keys must be strings")
+            continue
+        key = f"{prefix}{raw_key}"
+        lowered = key.lower()
+        if lowered in _BY_KEY:
+            if value is not None:  # an empty core.yaml value means unset, as in Viper
+                values[_BY_KEY[lowered]] = value
+        elif isinstance(value, Mapping):
+            _walk(value, key + ".", values, problems, ignored)
+        elif lowered in _SECTIONS:
+            problems.append(f"{key}: expected a table, got {_kind(value)}")
+        elif is_fabric_key(lowered):
+            ignored.append(key)
+        else:
+            close = difflib.get_close_matches(lowered, _BY_KEY, n=1, cutoff=0.85)
+            if close:
+                problems.append(
+                    f"unknown key {key!r} (did you mean {KEYS[_BY_KEY[close[0]]].name}?)"
+                )
+            else:
+                ignored.append(key)
+
+
+def _read_file(path: Path) -> Any:
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"configuration {path} is larger than {MAX_FILE_BYTES} bytes")
     try:
+        text = data.decode("utf-8")
         if path.suffix == ".json":
-            return json.loads(text)
-        return tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot parse configuration {path}: {exc}") from exc
+            parsed = json.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            parsed = yaml.safe_load(text)
+        else:
+            parsed = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"cannot parse configuration {path}: nested too deeply") from None
+    except (ValueError, yaml.YAMLError) as exc:  # TOML and JSON errors are ValueErrors
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"cannot parse configuration {path}: {detail}") from None
+    return {} if parsed is None else parsed
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """``CORE_CHAINCODE_EXECUTETIMEOUT`` -> ``chaincode.executetimeout`` and so on."""
-    values: dict[str, Any] = {}
-    by_env = {"CORE_" + key.upper().replace(".", "_"): key for key in _KEYS}
-    for var, key in by_env.items():
-        if var in env:
-            name, value = _convert(key, env[var])
-            values[name] = value
-    return values
+    """``CORE_CHAINCODE_EXECUTETIMEOUT=10s`` and so on; an empty variable is unset (Viper)."""
+    return {
+        name: env[key.env] for name, key in KEYS.items() if key.env is not None and env.get(key.env)
+    }
+
+
+def markdown_table() -> str:
+    """The README's table of keys, derived from the declarations."""
+    defaults = Config()
+    lines = ["| key | default | |", "|---|---|---|"]
+    for name, key in KEYS.items():
+        shown = key.shown_default
+        if shown is None:
+            shown = key.parse.show(getattr(defaults, name))  # type: ignore[attr-defined]
+        lines.append(f"| `{key.name}` | {shown} | {key.doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")
