@@ -42,6 +42,9 @@ _CODES: list[tuple[type[errors.ChaincodeError], grpc.StatusCode]] = [
 _BY_NAME = {cls.__name__: cls for cls, _ in _CODES} | {"ChaincodeError": errors.ChaincodeError}
 
 
+MAX_LOG_LINES = 1000  # what one Logs reply may carry
+
+
 def _code_for(exc: errors.ChaincodeError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(exc, cls):
@@ -116,6 +119,16 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     def Stop(self, request: Any, context: Any) -> Any:
         self.support.stop(request.name)
         return admin_pb2.StopReply()
+
+    def Logs(self, request: Any, context: Any) -> Any:
+        name = request.name
+        try:
+            if name not in self.support.definitions and name not in self.support.status():
+                raise errors.UnknownChaincode(f"chaincode definition for '{name}' not found")
+            lines = self.support.logs(name, min(request.lines or 20, MAX_LOG_LINES))
+        except errors.ChaincodeError as exc:
+            context.abort(_code_for(exc), f"{type(exc).__name__}: {exc}")
+        return admin_pb2.LogsReply(lines=lines)
 
     def Events(self, request: Any, context: Any) -> Iterator[admin_pb2.LifecycleEvent]:
         events: queue.SimpleQueue[LifecycleEvent | None] = queue.SimpleQueue()
@@ -207,6 +220,9 @@ class AdminClient:
 
     def stop(self, name: str) -> None:
         self._call("Stop", admin_pb2.ChaincodeRef(name=name))
+
+    def logs(self, name: str, lines: int = 0) -> list[str]:
+        return list(self._call("Logs", admin_pb2.LogsRequest(name=name, lines=lines)).lines)
 
     def events(self, chaincode: str = "") -> Iterator[admin_pb2.LifecycleEvent]:
         channel, stub = self._stub()

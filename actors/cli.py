@@ -2,8 +2,8 @@
 
 ``demo`` starts a peer in this process, launches two system chaincodes as OS processes,
 drives a parallel invoke workload through them, commits, and reports. ``serve`` runs a
-long-lived peer (chaincode listener, admin service, metrics); ``invoke``, ``query``, ``list``
-and ``events`` talk to one.
+long-lived peer (chaincode listener, admin service, metrics); ``invoke``, ``query``, ``list``,
+``launch``, ``stop``, ``logs`` and ``events`` talk to one through its admin address (--peer).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from actors.config import ChaincodeDefinition, Config
+from actors.config import Address, ChaincodeDefinition, Config, ConfigError, Duration
 from actors.errors import ChaincodeError
 from actors.support import ChaincodeSupport, InvokeResult
 
@@ -42,7 +42,7 @@ def _decode_rwset(invoke: InvokeResult) -> dict[str, Any]:
     }
 
 
-def run_demo(clients: int, transactions: int) -> dict[str, Any]:
+def demo(clients: int, transactions: int) -> dict[str, Any]:
     """Run the demo workload and return the report (what ``--json`` prints)."""
     config = Config(
         chaincodes=(
@@ -168,6 +168,55 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"    event {event['name']} from {event['chaincode_id']}: {event['payload']}")
 
 
+# -- errors and exit codes: 0 ok, 1 the operation failed, 2 bad usage (flags or configuration) --
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_PEER = "127.0.0.1:7051"
+
+
+class UsageError(Exception):
+    """Bad flags or configuration: each problem printed on its own line, exit status 2."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _error(message: str) -> None:
+    print(f"ccactors: error: {message}", file=sys.stderr, flush=True)
+
+
+def _failed(exc: ChaincodeError, as_json: bool = False) -> int:
+    """An operation the peer refused or that failed: one line (or one JSON object), exit 1."""
+    if as_json:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+    else:
+        _error(f"{type(exc).__name__}: {exc}")
+    return EXIT_FAILED
+
+
+def _address(flag: str, value: str | None, problems: list[str]) -> str | None:
+    """``value`` checked as HOST:PORT, or None with the problem noted under ``flag``."""
+    if value is None:
+        return None
+    try:
+        return Address()(value)
+    except ConfigError as exc:
+        problems.append(f"{flag}: {exc}")
+        return None
+
+
+def _seconds(text: str) -> float:
+    """A CLI timeout: a positive, finite duration of at most a day (``5``, ``500ms``, ``1m``)."""
+    try:
+        return Duration(positive=True)(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``ccactors serve``: a long-lived peer until SIGTERM/SIGINT."""
     import signal
@@ -176,40 +225,72 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from actors.admin import serve_admin
 
-    config = Config.load(args.config)
-    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    listen = _address("--listen", args.listen, problems)
+    admin = _address("--peer", args.peer, problems)
+    metrics = _address("--metrics", args.metrics, problems)
+    overrides: dict[str, Any] = {}
     if args.mode:
-        changes["mode"] = args.mode
-    if args.listen:
-        changes["listen_address"] = args.listen
-    config = config.replace(**changes)
+        overrides["mode"] = args.mode
+    if listen:
+        overrides["listen_address"] = listen
+    try:
+        config = Config.load(args.config, overrides=overrides)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise UsageError(*problems)
+    assert admin is not None  # it has a default
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with ChaincodeSupport(config) as support:
-        listener = support.listen()
-        admin_server, admin_address = serve_admin(support, args.admin)
-        lines = [
-            f"chaincode listener {listener.address} (mode {config.mode})",
-            f"admin {admin_address}",
-        ]
-        if args.metrics:
-            host, _, port = args.metrics.rpartition(":")
-            metrics_server, _ = start_http_server(
-                int(port), addr=host or "0.0.0.0", registry=support.metrics.registry
-            )
-            lines.append(f"metrics http://{args.metrics}/metrics")
+        try:
+            listener = support.listen()
+        except OSError as exc:
+            raise UsageError(f"--listen {config.listen_address}: {exc}") from None
+        try:
+            admin_server, admin_address = serve_admin(support, admin)
+        except OSError as exc:
+            raise UsageError(f"--peer {admin}: {exc}") from None
+        metrics_server = None
+        if metrics:
+            host, _, port = metrics.rpartition(":")
+            try:
+                metrics_server, _ = start_http_server(
+                    int(port), addr=host or "0.0.0.0", registry=support.metrics.registry
+                )
+            except OSError as exc:
+                raise UsageError(f"--metrics {metrics}: cannot listen: {exc}") from None
+        ready = {
+            "listener": listener.address,
+            "mode": config.mode,
+            "peer": admin_address,
+            "metrics": f"http://{metrics}/metrics" if metrics else None,
+            "chaincodes": [{"name": d.name, "runtime": d.runtime} for d in config.chaincodes],
+        }
+        if args.json:
+            print(json.dumps({"ready": True, **ready}), flush=True)
         else:
-            metrics_server = None
-        defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes) or "none"
-        lines.append(f"chaincodes defined: {defined}")
-        print("ccactors serve: " + "; ".join(lines), flush=True)
+            lines = [
+                f"chaincode listener {listener.address} (mode {config.mode})",
+                f"admin {admin_address}",
+            ]
+            if metrics:
+                lines.append(f"metrics {ready['metrics']}")
+            defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes)
+            lines.append(f"chaincodes defined: {defined or 'none'}")
+            print("ccactors serve: " + "; ".join(lines), flush=True)
         stop.wait()
-        print("ccactors serve: shutting down", flush=True)
+        if not args.json:
+            print("ccactors serve: shutting down", flush=True)
         admin_server.stop(1).wait(5)
         if metrics_server is not None:
             metrics_server.shutdown()
-    return 0
+    return EXIT_OK
+
+
+# -- clients of a running peer -------------------------------------------------------------------
 
 
 def _render_payload(payload: bytes) -> dict[str, str]:
@@ -221,11 +302,20 @@ def _render_payload(payload: bytes) -> dict[str, str]:
         return {"payload_base64": base64.b64encode(payload).decode()}
 
 
-def run_invoke(args: argparse.Namespace, commit: bool) -> int:
-    """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
+def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
     from actors.admin import AdminClient
 
-    client = AdminClient(args.peer, timeout=args.timeout + 30 if args.timeout else 120)
+    problems: list[str] = []
+    address = _address("--peer", args.peer, problems)
+    if problems:
+        raise UsageError(*problems)
+    return AdminClient(address, timeout=timeout)
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
+    commit = args.command == "invoke"
+    client = _client(args, timeout=args.timeout + 30 if args.timeout else 120)
     try:
         reply = client.invoke(
             args.channel,
@@ -236,11 +326,7 @@ def run_invoke(args: argparse.Namespace, commit: bool) -> int:
             timeout=args.timeout or 0.0,
         )
     except ChaincodeError as exc:
-        if args.json:
-            print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-        else:
-            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc, args.json)
     response = reply.response
     ok = response.status < 400 and (not commit or reply.validation == "VALID")
     out: dict[str, Any] = {
@@ -258,17 +344,14 @@ def run_invoke(args: argparse.Namespace, commit: bool) -> int:
     else:
         for key, value in out.items():
             print(f"{key}: {value}")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from actors.admin import AdminClient
-
     try:
-        chaincodes = AdminClient(args.peer).list().chaincodes
+        chaincodes = _client(args).list().chaincodes
     except ChaincodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc, args.json)
     rows = [
         {"name": c.name, "runtime": c.runtime, "status": c.status, "instance": c.instance}
         for c in chaincodes
@@ -278,16 +361,61 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(f"{row['name']:<24} {row['runtime']:<9} {row['status']:<10} {row['instance']}")
-    return 0
+    return EXIT_OK
+
+
+def _known(client: Any, name: str) -> None:
+    from actors.errors import UnknownChaincode
+
+    if name not in {c.name for c in client.list().chaincodes}:
+        raise UnknownChaincode(f"chaincode definition for '{name}' not found")
+
+
+def run_launch(args: argparse.Namespace) -> int:
+    """``ccactors launch NAME``: start a chaincode now rather than on first use."""
+    client = _client(args, timeout=args.timeout)
+    try:
+        seconds = client.launch(args.name)
+    except ChaincodeError as exc:
+        return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"name": args.name, "seconds": round(seconds, 3)}))
+    else:
+        print(f"launched {args.name} in {seconds:.2f} s")
+    return EXIT_OK
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    """``ccactors stop NAME``: stop its instance; the next request launches it again."""
+    client = _client(args)
+    try:
+        _known(client, args.name)
+        client.stop(args.name)
+    except ChaincodeError as exc:
+        return _failed(exc, args.json)
+    print(json.dumps({"name": args.name, "stopped": True}) if args.json else f"stopped {args.name}")
+    return EXIT_OK
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    """``ccactors logs NAME``: the last lines its running instance printed."""
+    try:
+        lines = _client(args).logs(args.name, args.tail)
+    except ChaincodeError as exc:
+        return _failed(exc, args.json)
+    if args.json:
+        print(json.dumps({"name": args.name, "lines": lines}))
+    else:
+        for line in lines:
+            print(line)
+    return EXIT_OK
 
 
 def run_events(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    from actors.admin import AdminClient
-
     try:
-        for event in AdminClient(args.peer).events(args.chaincode or ""):
+        for event in _client(args).events(args.chaincode or ""):
             record = json_format.MessageToDict(event, preserving_proto_field_name=True)
             if args.json:
                 print(json.dumps(record), flush=True)
@@ -300,11 +428,24 @@ def run_events(args: argparse.Namespace) -> int:
                 flush=True,
             )
     except ChaincodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc)
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK
+
+
+# -- local tools -----------------------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if args.clients < 1 or args.transactions < 1:
+        raise UsageError("--clients and --transactions must be at least 1")
+    report = demo(args.clients, args.transactions)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    return EXIT_OK if report["failed"] == 0 else EXIT_FAILED
 
 
 def run_package(args: argparse.Namespace) -> int:
@@ -316,10 +457,14 @@ def run_package(args: argparse.Namespace) -> int:
             args.path, args.label, type=args.type, target=args.target, out=args.output
         )
     except PackageError as exc:
-        print(f"ccactors package: {exc}", file=sys.stderr)
-        return 1
-    print(info.id)
-    return 0
+        _error(f"package: {exc}")
+        return EXIT_FAILED
+    if args.json:
+        output = args.output or f"{args.label}.tar.gz"
+        print(json.dumps({"package_id": info.id, "label": info.label, "file": output}))
+    else:
+        print(info.id)
+    return EXIT_OK
 
 
 def run_images(args: argparse.Namespace) -> int:
@@ -328,22 +473,32 @@ def run_images(args: argparse.Namespace) -> int:
 
     try:
         if args.images_command == "build":
+            tag = args.tag or Config().base_image
+            # With --json, stdout carries only the result: progress goes to stderr.
             built = build_images(
-                args.endpoint, tag=args.tag or Config().base_image, force=args.force
+                args.endpoint,
+                tag=tag,
+                force=args.force,
+                progress=lambda line: print(line, file=sys.stderr if args.json else sys.stdout),
             )
-            print(f"base images ready in {built.seconds:.1f} s")
-            return 0
+            if args.json:
+                print(
+                    json.dumps({"tag": tag, "id": built.base, "seconds": round(built.seconds, 1)})
+                )
+            else:
+                print(f"base images ready in {built.seconds:.1f} s")
+            return EXIT_OK
         rows = list_images(args.endpoint)
     except (DockerUnavailable, ImageBuildError) as exc:
-        print(f"ccactors images: {exc}", file=sys.stderr)
-        return 1
+        _error(f"images: {exc}")
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
             tags = ", ".join(row["tags"])
             print(f"{row['id']:<20} {row['kind']:<10} {row['size_mb']:>7} MB  {tags}")
-    return 0
+    return EXIT_OK
 
 
 def run_faults(args: argparse.Namespace) -> int:
@@ -372,18 +527,17 @@ def run_faults(args: argparse.Namespace) -> int:
             startup_timeout=args.startup_timeout,
         )
     except FaultsConfigError as exc:
-        print(f"ccactors faults: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"faults: {exc}") from None
     try:
         report = run_fault_load(config, progress=sys.stderr)
     except FaultsUnavailable as exc:
-        print(f"ccactors faults: {exc}", file=sys.stderr)
-        return 1
+        _error(f"faults: {exc}")
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(render_table(report))
-    code = 0 if report.ok else 1
+    code = EXIT_OK if report.ok else EXIT_FAILED
     if report.shutdown_s is None:  # the peer did not shut down: its threads would keep us here
         sys.stdout.flush()
         sys.stderr.flush()
@@ -391,66 +545,166 @@ def run_faults(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ccactors", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the in-process demo (no Docker needed)")
-    demo.add_argument("--clients", type=int, default=16, help="parallel client threads")
-    demo.add_argument("--transactions", type=int, default=50, help="invokes per client")
-    demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+# -- the parser ------------------------------------------------------------------------------------
 
-    serve = commands.add_parser("serve", help="run a long-lived peer with an admin service")
-    serve.add_argument("--listen", help="chaincode listener HOST:PORT (default from config)")
-    serve.add_argument("--admin", default="127.0.0.1:7051", help="admin service HOST:PORT")
-    serve.add_argument("--metrics", help="serve Prometheus /metrics on HOST:PORT")
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line with the common prefix, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("ccactors").strip()
+        self.exit(
+            EXIT_USAGE,
+            f"ccactors: error: {where + ': ' if where else ''}{message} "
+            f"(see `{self.prog} --help`)\n",
+        )
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Defaults shown in ``--help`` (when there is one to show); descriptions keep their lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help:
+            return help
+        return f"{help} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ccactors")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ccactors",
+        description="A Fabric 2.x peer's chaincode support: run a peer (serve), drive it "
+        "(invoke, query, list, launch, stop, logs, events through its --peer address), make "
+        "packages and images, and measure it (demo, bench, faults).",
+        formatter_class=_Help,
+        epilog="Exit status: 0 ok, 1 the operation failed, 2 bad usage or configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"ccactors {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    # Global options are accepted after the subcommand too (`ccactors serve -v`); SUPPRESS keeps
+    # the subcommand from resetting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level"
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> Any:
+        sub = commands.add_parser(
+            name, help=help, description=help, parents=[common], formatter_class=_Help
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    def peer(sub: argparse.ArgumentParser, help: str = "admin address of the peer") -> None:
+        sub.add_argument("--peer", default=DEFAULT_PEER, metavar="HOST:PORT", help=help)
+        # Older spelling (serve's) kept working, not shown.
+        sub.add_argument("--admin", dest="peer", help=argparse.SUPPRESS)
+
+    def json_flag(sub: argparse.ArgumentParser, what: str = "print one JSON object") -> None:
+        sub.add_argument("--json", action="store_true", help=what)
+
+    demo_cmd = command("demo", run_demo, "run the in-process demo (no Docker needed)")
+    demo_cmd.add_argument("--clients", type=int, default=16, help="parallel client threads")
+    demo_cmd.add_argument("--transactions", type=int, default=50, help="invokes per client")
+    json_flag(demo_cmd, "print the report as one JSON object")
+
+    serve = command("serve", run_serve, "run a long-lived peer with an admin service")
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="chaincode listener (default: peer.chaincodeListenAddress, 0.0.0.0:7052)",
+    )
+    peer(serve, "where the admin service (the address clients use as --peer) listens")
+    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
     serve.add_argument("--mode", choices=("net", "dev"), help="chaincode.mode")
-    serve.add_argument("--config", help="configuration file (TOML or JSON, core.yaml keys)")
+    serve.add_argument("--config", metavar="FILE", help="core.yaml-style file: YAML, TOML or JSON")
+    json_flag(serve, "print the ready line as one JSON object")
 
     for name, help_text in (
         ("invoke", "execute and commit a transaction (Fabric's submit)"),
         ("query", "execute without committing (Fabric's evaluate)"),
     ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--peer", default="127.0.0.1:7051", help="admin address of the peer")
-        sub.add_argument("--channel", "-C", default="mychannel")
+        sub = command(name, run_invoke, help_text)
+        peer(sub)
+        sub.add_argument("--channel", "-C", default="mychannel", help="channel")
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
-        sub.add_argument("--timeout", type=float, help="execute timeout in seconds")
-        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument(
+            "--timeout", type=_seconds, help="execute timeout (5, 500ms, 1m; default: the peer's)"
+        )
+        json_flag(sub)
         sub.add_argument("chaincode")
         sub.add_argument("args", nargs="*", help="function and arguments")
 
-    listing = commands.add_parser("list", help="list the peer's chaincodes")
-    listing.add_argument("--peer", default="127.0.0.1:7051")
-    listing.add_argument("--json", action="store_true")
+    listing = command("list", run_list, "list the peer's chaincodes")
+    peer(listing)
+    json_flag(listing, "print one JSON array")
 
-    events = commands.add_parser("events", help="follow chaincode lifecycle events")
-    events.add_argument("--peer", default="127.0.0.1:7051")
+    launch = command("launch", run_launch, "launch a chaincode now (otherwise: on first use)")
+    peer(launch)
+    launch.add_argument(
+        "--timeout", type=_seconds, default=600.0, help="how long to wait for the peer"
+    )
+    json_flag(launch)
+    launch.add_argument("name", help="chaincode")
+
+    stop_cmd = command("stop", run_stop, "stop a chaincode's running instance")
+    peer(stop_cmd)
+    json_flag(stop_cmd)
+    stop_cmd.add_argument("name", help="chaincode")
+
+    logs = command("logs", run_logs, "print the last lines a chaincode's instance printed")
+    peer(logs)
+    logs.add_argument("--tail", type=int, default=20, help="lines (at most 1000)")
+    json_flag(logs)
+    logs.add_argument("name", help="chaincode")
+
+    events = command("events", run_events, "follow chaincode lifecycle events")
+    peer(events)
     events.add_argument("--chaincode", help="only this chaincode")
-    events.add_argument("--json", action="store_true")
+    json_flag(events, "print one JSON object per event")
 
-    package = commands.add_parser("package", help="make a Fabric 2.x chaincode package")
+    package = command("package", run_package, "make a Fabric 2.x chaincode package")
     package.add_argument("--label", "-l", required=True, help="package label (Fabric's rules)")
     package.add_argument("--path", "-p", required=True, help="chaincode source directory")
     package.add_argument("--target", "-t", help="module:Class the shim runs (python type)")
     package.add_argument("--lang", "--type", dest="type", default="python", help="chaincode type")
     package.add_argument("--output", "-o", help="package file (default LABEL.tar.gz)")
+    json_flag(package, "print the package id, label and file as one JSON object")
 
-    images = commands.add_parser("images", help="build or list the Docker base images")
-    images_commands = images.add_subparsers(dest="images_command", required=True)
-    images_build = images_commands.add_parser("build", help="build the base images if missing")
-    images_build.add_argument("--tag", help="shim base image tag (default Config.base_image)")
+    images = command("images", run_images, "build or list the Docker base images")
+    images_commands = images.add_subparsers(
+        dest="images_command", required=True, parser_class=_Parser
+    )
+    images_build = images_commands.add_parser(
+        "build", help="build the base images if missing", parents=[common], formatter_class=_Help
+    )
+    images_build.add_argument("--tag", help="shim base image tag (default: chaincode.baseimage)")
     images_build.add_argument("--force", action="store_true", help="rebuild even if present")
-    images_build.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
-    images_list = images_commands.add_parser("list", help="list ccactors images")
-    images_list.add_argument("--endpoint", help="Docker endpoint (default DOCKER_HOST)")
-    images_list.add_argument("--json", action="store_true")
+    images_build.add_argument("--endpoint", help="Docker endpoint (default: DOCKER_HOST)")
+    json_flag(images_build, "print the result as one JSON object (progress on stderr)")
+    images_list = images_commands.add_parser(
+        "list", help="list ccactors images", parents=[common], formatter_class=_Help
+    )
+    images_list.add_argument("--endpoint", help="Docker endpoint (default: DOCKER_HOST)")
+    json_flag(images_list, "print one JSON array")
 
-    faults = commands.add_parser("faults", help="an invoke load with faults injected")
+    faults = command("faults", run_faults, "an invoke load with faults injected")
     faults.add_argument("--runtime", choices=("system", "process", "docker"), default="system")
     faults.add_argument("--clients", type=int, default=64, help="parallel client threads")
-    faults.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-    faults.add_argument("--fault-every", type=float, default=2.0, help="seconds between faults")
+    faults.add_argument("--duration", type=_seconds, default=60.0, help="seconds of load")
+    faults.add_argument("--fault-every", type=_seconds, default=2.0, help="seconds between faults")
     faults.add_argument(
         "--faults",
         default="",
@@ -458,45 +712,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     faults.add_argument("--chaincodes", type=int, default=2, help="chaincodes the load spans")
     faults.add_argument("--seed", type=int, help="schedule seed (default: random, reported)")
-    faults.add_argument("--execute-timeout", type=float, default=3.0, help="seconds")
-    faults.add_argument("--startup-timeout", type=float, default=10.0, help="seconds")
-    faults.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    faults.add_argument("--execute-timeout", type=_seconds, default=3.0, help="seconds")
+    faults.add_argument("--startup-timeout", type=_seconds, default=10.0, help="seconds")
+    json_flag(faults, "print the report as one JSON object")
 
+    _add_bench(command("bench", _run_bench, "benchmark against raw primitives"))
+    return parser
+
+
+def _add_bench(sub: argparse.ArgumentParser) -> None:
     from bench import cli as bench_cli
 
-    bench_cli.add_arguments(commands.add_parser("bench", help="benchmark against raw primitives"))
+    bench_cli.add_arguments(sub)
 
-    args = parser.parse_args(argv)
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from bench import cli as bench_cli
+
+    return bench_cli.run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "demo":
-        if args.clients < 1 or args.transactions < 1:
-            parser.error("--clients and --transactions must be at least 1")
-        report = run_demo(args.clients, args.transactions)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            _print_report(report)
-        return 0 if report["failed"] == 0 else 1
-    if args.command == "serve":
-        return run_serve(args)
-    if args.command in ("invoke", "query"):
-        return run_invoke(args, commit=args.command == "invoke")
-    if args.command == "list":
-        return run_list(args)
-    if args.command == "events":
-        return run_events(args)
-    if args.command == "package":
-        return run_package(args)
-    if args.command == "images":
-        return run_images(args)
-    if args.command == "faults":
-        return run_faults(args)
-    if args.command == "bench":
-        return bench_cli.run(args)
-    return 2
+    try:
+        return args.run(args)
+    except (UsageError, ConfigError) as exc:
+        for problem in exc.problems:
+            _error(problem)
+        return EXIT_USAGE
+    except ChaincodeError as exc:
+        return _failed(exc)
 
 
 if __name__ == "__main__":

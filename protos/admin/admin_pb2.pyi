@@ -85,6 +85,20 @@ class StopReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class LogsRequest(_message.Message):
+    __slots__ = ("name", "lines")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    lines: int
+    def __init__(self, name: _Optional[str] = ..., lines: _Optional[int] = ...) -> None: ...
+
+class LogsReply(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class EventsRequest(_message.Message):
     __slots__ = ("chaincode",)
     CHAINCODE_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class AdminStub:
                 request_serializer=protos_dot_admin_dot_admin__pb2.ChaincodeRef.SerializeToString,
                 response_deserializer=protos_dot_admin_dot_admin__pb2.StopReply.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_unary(
+                '/ccactors.admin.Admin/Logs',
+                request_serializer=protos_dot_admin_dot_admin__pb2.LogsRequest.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.LogsReply.FromString,
+                _registered_method=True)
         self.Events = channel.unary_stream(
                 '/ccactors.admin.Admin/Events',
                 request_serializer=protos_dot_admin_dot_admin__pb2.EventsRequest.SerializeToString,
@@ -101,6 +106,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """The last lines a chaincode's running instance printed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Events(self, request, context):
         """Lifecycle events (launching, started, ready, exited, launch_failed, ...) as they happen.
         """
@@ -135,6 +147,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Stop,
                     request_deserializer=protos_dot_admin_dot_admin__pb2.ChaincodeRef.FromString,
                     response_serializer=protos_dot_admin_dot_admin__pb2.StopReply.SerializeToString,
+            ),
+            'Logs': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.LogsRequest.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.LogsReply.SerializeToString,
             ),
             'Events': grpc.unary_stream_rpc_method_handler(
                     servicer.Events,
@@ -277,6 +294,33 @@ class Admin:
             '/ccactors.admin.Admin/Stop',
             protos_dot_admin_dot_admin__pb2.ChaincodeRef.SerializeToString,
             protos_dot_admin_dot_admin__pb2.StopReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/Logs',
+            protos_dot_admin_dot_admin__pb2.LogsRequest.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.LogsReply.FromString,
             options,
             channel_credentials,
             insecure,
