@@ -17,11 +17,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from actors.config import Address, ChaincodeDefinition, Config, ConfigError, Duration
 from actors.errors import ChaincodeError
-from actors.support import ChaincodeSupport, InvokeResult
+
+if TYPE_CHECKING:
+    from actors.support import InvokeResult
 
 CHANNEL = "demo-channel"
 
@@ -44,6 +46,8 @@ def _decode_rwset(invoke: InvokeResult) -> dict[str, Any]:
 
 def demo(clients: int, transactions: int) -> dict[str, Any]:
     """Run the demo workload and return the report (what ``--json`` prints)."""
+    from actors.support import ChaincodeSupport
+
     config = Config(
         chaincodes=(
             ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),
@@ -224,6 +228,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from actors.admin import serve_admin
+    from actors.support import ChaincodeSupport
 
     problems: list[str] = []
     listen = _address("--listen", args.listen, problems)

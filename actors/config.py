@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from actors.corekeys import is_fabric_key
 from actors.policy import DuringRestart, Restart, RestartPolicy
 
@@ -900,12 +898,17 @@ def _read_file(path: Path) -> Any:
         if path.suffix == ".json":
             parsed = json.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            parsed = yaml.safe_load(text)
+            import yaml  # only for YAML files: it is the slowest import of a CLI start
+
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(str(exc)) from None
         else:
             parsed = tomllib.loads(text)
     except RecursionError:
         raise ConfigError(f"cannot parse configuration {path}: nested too deeply") from None
-    except (ValueError, yaml.YAMLError) as exc:  # TOML and JSON errors are ValueErrors
+    except ValueError as exc:  # TOML and JSON errors are ValueErrors
         detail = " ".join(str(exc).split())
         raise ConfigError(f"cannot parse configuration {path}: {detail}") from None
     return {} if parsed is None else parsed

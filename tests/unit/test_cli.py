@@ -1,0 +1,127 @@
+"""The command line in process: global options anywhere, defaults in --help, one flag name for
+the peer, validated timeouts, one error prefix, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors.cli import build_parser, main
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _errors(err: str) -> list[str]:
+    lines = err.strip().splitlines()
+    assert lines, "expected an error on stderr"
+    assert all(line.startswith("ccactors: error: ") for line in lines), lines
+    assert "Traceback" not in err
+    return [line.removeprefix("ccactors: error: ") for line in lines]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("ccactors ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose"),
+    [(["list"], False), (["-v", "list"], True), (["list", "-v"], True), (["serve", "-v"], True)],
+)
+def test_global_options_after_the_subcommand(argv: list[str], verbose: bool) -> None:
+    assert build_parser().parse_args(argv).verbose is verbose
+
+
+def test_one_peer_flag_with_the_old_spelling_hidden(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for command in ("invoke", "query", "list", "launch", "stop", "logs", "events", "serve"):
+        extra = ["kv"] if command in ("invoke", "query", "launch", "stop", "logs") else []
+        assert parser.parse_args([command, "--peer", "h:1", *extra]).peer == "h:1"
+        assert parser.parse_args([command, "--admin", "h:2", *extra]).peer == "h:2"
+        assert parser.parse_args([command, *extra]).peer == "127.0.0.1:7051"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "--peer HOST:PORT" in out and "--admin" not in out
+
+
+def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["invoke", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 127.0.0.1:7051)" in out
+    assert "(default: mychannel)" in out
+    assert "(default: None)" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["query", "--timeout", "inf", "kv"], "argument --timeout: cannot parse duration 'inf'"),
+        (["query", "--timeout", "nan", "kv"], "argument --timeout: cannot parse duration 'nan'"),
+        (["invoke", "--timeout", "100000", "kv"], "argument --timeout: must be at most 86400s"),
+        (["invoke", "--timeout", "0", "kv"], "argument --timeout: must be positive"),
+        (["launch", "--timeout=-1s", "kv"], "argument --timeout: must not be negative"),
+        (["faults", "--duration", "nan"], "argument --duration: cannot parse duration"),
+        (["faults", "--execute-timeout", "1e400"], "argument --execute-timeout: cannot parse"),
+        (["nonsense"], "argument COMMAND: invalid choice: 'nonsense'"),
+        (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert message in line
+
+
+def test_serve_reports_every_startup_problem_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "core.yaml"
+    config.write_text(
+        "chaincode:\n  executetimeout: 1m30\n  executetimeuot: 5s\n"
+        "peer:\n  maxRecvMsgSize: 1.5\n"
+        "chaincodes:\n  - name: p\n    runtime: process\n    command: 7\n"
+    )
+    argv = ["serve", "--listen", "7062", "--metrics", "127.0.0.1", "--config", str(config)]
+    assert main(argv) == 2
+    assert _errors(capsys.readouterr().err) == [
+        "--listen: expected HOST:PORT, got '7062'",
+        "--metrics: expected HOST:PORT, got '127.0.0.1'",
+        "unknown key 'chaincode.executetimeuot' (did you mean chaincode.executetimeout?)",
+        "chaincode.executetimeout: cannot parse duration '1m30' (use e.g. 30s, 1m30s, 500ms)",
+        "peer.maxRecvMsgSize: expected a whole number, got 1.5",
+        "chaincodes[0] chaincode p: command: expected a list of strings, got 7",
+    ]
+
+
+def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    assert main(["list", "--peer", nobody]) == 1
+    (line,) = _errors(capsys.readouterr().err)
+    assert line.startswith("ChaincodeError: peer unavailable")
+    assert main(["stop", "--peer", nobody, "--json", "kv"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "ChaincodeError"
+    assert main(["list", "--peer", "nowhere"]) == 2
+    assert _errors(capsys.readouterr().err) == ["--peer: expected HOST:PORT, got 'nowhere'"]
+
+
+def test_package_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "kv.tar.gz"
+    argv = ["package", "-l", "kv", "-p", str(ROOT / "examples"), "-t", "examples.kv:KVChaincode"]
+    assert main([*argv, "-o", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["label"] == "kv" and printed["file"] == str(out)
+    assert printed["package_id"].startswith("kv:") and out.is_file()
+    assert main([*argv, "-o", str(out), "-l", "k v"]) == 1
+    (line,) = _errors(capsys.readouterr().err)
+    assert line.startswith("package: ")
