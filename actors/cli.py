@@ -190,7 +190,7 @@ def _error(message: str) -> None:
     print(f"ccactors: error: {message}", file=sys.stderr, flush=True)
 
 
-def _failed(exc: ChaincodeError, as_json: bool = False) -> int:
+def _failed(exc: ChaincodeError, *, as_json: bool = False) -> int:
     """An operation the peer refused or that failed: one line (or one JSON object), exit 1."""
     if as_json:
         print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
@@ -331,7 +331,7 @@ def run_invoke(args: argparse.Namespace) -> int:
             timeout=args.timeout or 0.0,
         )
     except ChaincodeError as exc:
-        return _failed(exc, args.json)
+        return _failed(exc, as_json=args.json)
     response = reply.response
     ok = response.status < 400 and (not commit or reply.validation == "VALID")
     out: dict[str, Any] = {
@@ -356,7 +356,7 @@ def run_list(args: argparse.Namespace) -> int:
     try:
         chaincodes = _client(args).list().chaincodes
     except ChaincodeError as exc:
-        return _failed(exc, args.json)
+        return _failed(exc, as_json=args.json)
     rows = [
         {"name": c.name, "runtime": c.runtime, "status": c.status, "instance": c.instance}
         for c in chaincodes
@@ -382,7 +382,7 @@ def run_launch(args: argparse.Namespace) -> int:
     try:
         seconds = client.launch(args.name)
     except ChaincodeError as exc:
-        return _failed(exc, args.json)
+        return _failed(exc, as_json=args.json)
     if args.json:
         print(json.dumps({"name": args.name, "seconds": round(seconds, 3)}))
     else:
@@ -397,7 +397,7 @@ def run_stop(args: argparse.Namespace) -> int:
         _known(client, args.name)
         client.stop(args.name)
     except ChaincodeError as exc:
-        return _failed(exc, args.json)
+        return _failed(exc, as_json=args.json)
     print(json.dumps({"name": args.name, "stopped": True}) if args.json else f"stopped {args.name}")
     return EXIT_OK
 
@@ -407,7 +407,7 @@ def run_logs(args: argparse.Namespace) -> int:
     try:
         lines = _client(args).logs(args.name, args.tail)
     except ChaincodeError as exc:
-        return _failed(exc, args.json)
+        return _failed(exc, as_json=args.json)
     if args.json:
         print(json.dumps({"name": args.name, "lines": lines}))
     else:

@@ -47,6 +47,7 @@ MIN_EXECUTE_TIMEOUT = 1.0  # Fabric replaces an executetimeout below 1 s with it
 MAX_DURATION = 86400.0
 MAX_FILE_BYTES = 4 * 1024 * 1024  # Fabric's core.yaml is 35 KB
 MAX_NESTING = 32
+MAX_ENTRIES = 10_000  # keys in one file, counted through YAML aliases (core.yaml has ~200)
 
 RUNTIMES = ("system", "process", "docker", "external")
 
@@ -823,7 +824,7 @@ class Config:
         ignored: list[str] = []
         if path is not None:
             try:
-                _walk(_read_file(Path(path)), "", values, problems, ignored)
+                values, problems, ignored = _walk(_read_file(Path(path)))
             except ConfigError as exc:
                 problems.extend(exc.problems)
         values.update(_from_env(os.environ if env is None else env))
@@ -850,39 +851,49 @@ _BY_KEY: dict[str, str] = {key.name.lower(): name for name, key in KEYS.items()}
 _SECTIONS = {".".join(k.split(".")[:i]) for k in _BY_KEY for i in range(1, k.count(".") + 1)}
 
 
-def _walk(
-    data: Any, prefix: str, values: dict[str, Any], problems: list[str], ignored: list[str]
-) -> None:
-    """Find our keys in a parsed file, case-insensitively; note Fabric's others as ignored."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{prefix.rstrip('.') or 'the file'}: expected a table, got {_kind(data)}"
-        )
-    if prefix.count(".") >= MAX_NESTING:
-        raise ConfigError(f"{prefix.rstrip('.')}: nested too deeply")
-    for raw_key, value in data.items():
-        if not isinstance(raw_key, str):
-            problems.append(f"{prefix}{raw_key!r}: keys must be strings")
-            continue
-        key = f"{prefix}{raw_key}"
-        lowered = key.lower()
-        if lowered in _BY_KEY:
-            if value is not None:  # an empty core.yaml value means unset, as in Viper
-                values[_BY_KEY[lowered]] = value
-        elif isinstance(value, Mapping):
-            _walk(value, key + ".", values, problems, ignored)
-        elif lowered in _SECTIONS:
-            problems.append(f"{key}: expected a table, got {_kind(value)}")
-        elif is_fabric_key(lowered):
-            ignored.append(key)
-        else:
-            close = difflib.get_close_matches(lowered, _BY_KEY, n=1, cutoff=0.85)
-            if close:
-                problems.append(
-                    f"unknown key {key!r} (did you mean {KEYS[_BY_KEY[close[0]]].name}?)"
-                )
-            else:
+def _walk(data: Any) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Our keys in a parsed file (field -> raw value), found case-insensitively; the problems;
+    the keys ignored (Fabric's that we do not use, and unknown ones not close to ours)."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    ignored: list[str] = []
+    entries = 0
+
+    def visit(node: Any, prefix: str) -> None:
+        nonlocal entries
+        if not isinstance(node, Mapping):
+            where = prefix.rstrip(".") or "the file"
+            raise ConfigError(f"{where}: expected a table, got {_kind(node)}")
+        if prefix.count(".") >= MAX_NESTING:
+            raise ConfigError(f"{prefix.rstrip('.')}: nested too deeply")
+        for raw_key, value in node.items():
+            entries += 1  # YAML aliases can make a small file a huge tree
+            if entries > MAX_ENTRIES:
+                raise ConfigError(f"more than {MAX_ENTRIES} entries: not a configuration")
+            if not isinstance(raw_key, str):
+                problems.append(f"{prefix}{raw_key!r}: keys must be strings")
+                continue
+            key = f"{prefix}{raw_key}"
+            lowered = key.lower()
+            if lowered in _BY_KEY:
+                if value is not None:  # an empty core.yaml value means unset, as in Viper
+                    values[_BY_KEY[lowered]] = value
+            elif isinstance(value, Mapping):
+                visit(value, key + ".")
+            elif lowered in _SECTIONS:
+                problems.append(f"{key}: expected a table, got {_kind(value)}")
+            elif is_fabric_key(lowered):
                 ignored.append(key)
+            else:
+                close = difflib.get_close_matches(lowered, _BY_KEY, n=1, cutoff=0.85)
+                if close:
+                    name = KEYS[_BY_KEY[close[0]]].name
+                    problems.append(f"unknown key {key!r} (did you mean {name}?)")
+                else:
+                    ignored.append(key)
+
+    visit(data, "")
+    return values, problems, ignored
 
 
 def _read_file(path: Path) -> Any:
