@@ -6,6 +6,17 @@ the parser that reads and validates a value (from a file, a ``CORE_`` variable o
 default and a line of documentation. The key table, the environment names and the README table
 (``python -m actors.config``) are all derived from those declarations.
 
+Adding a key is one declaration in :class:`Config`::
+
+    drain_timeout: float = setting(
+        "chaincode.drainTimeout", 10.0, Duration(positive=True), "what it bounds, in a line"
+    )
+
+The scalar parsers (Duration, Integer, Number, Boolean, Text, Address) also read the key's
+``CORE_`` variable; a table or list needs a parser of its own (a callable raising ConfigError,
+with a ``show(value)`` for the README, or ``shown=`` in the declaration). After adding one,
+regenerate the README table with ``python -m actors.config``; a test compares them.
+
 ``Config.load`` reads a YAML (Fabric's own core.yaml loads), TOML or JSON file, then ``CORE_``
 variables (``CORE_CHAINCODE_EXECUTETIMEOUT=10s``). Keys of Fabric's core.yaml that ccactors does
 not use are reported once, as ignored; a key close to one of ours is refused as a typo. Every
@@ -47,6 +58,7 @@ MIN_EXECUTE_TIMEOUT = 1.0  # Fabric replaces an executetimeout below 1 s with it
 MAX_DURATION = 86400.0
 MAX_FILE_BYTES = 4 * 1024 * 1024  # Fabric's core.yaml is 35 KB
 MAX_NESTING = 32
+MAX_CHAINCODES = 1000
 MAX_ENTRIES = 10_000  # keys in one file, counted through YAML aliases (core.yaml has ~200)
 
 RUNTIMES = ("system", "process", "docker", "external")
@@ -62,8 +74,10 @@ class ConfigError(ValueError):
 
 # -- parsers: raw value (file, environment or Python) -> checked value, or ConfigError ----------
 
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-_GO_UNITS["h"] = 3600.0
+_GO_UNITS = {
+    **{"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6},  # micro: u, the micro sign, Greek mu
+    **{"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0},
+}
 _GO_TERM = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
@@ -73,13 +87,13 @@ def _seconds(value: Any) -> float:
     ``1h2m3.5s``, ``300ms``, ``10us``); a plain number means seconds (Viper reads it as
     nanoseconds; nobody means that)."""
     if isinstance(value, bool):
-        raise ConfigError(f"expected a duration, got {value!r}")
+        raise ConfigError(f"expected a duration, got {_kind(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("-"):
-            raise ConfigError(f"must not be negative, got {value!r}")
+            raise ConfigError(f"must not be negative, got {_kind(value)}")
         text = text.removeprefix("+")
         if _NUMBER.fullmatch(text):
             seconds = float(text)
@@ -87,20 +101,20 @@ def _seconds(value: Any) -> float:
             seconds, position = 0.0, 0
             for match in _GO_TERM.finditer(text):
                 number = match.group(1)
-                if match.start() != position or not number.strip(".") or not number:
+                if match.start() != position or not number.strip("."):
                     break
                 seconds += float(number) * _GO_UNITS[match.group(2)]
                 position = match.end()
             if position != len(text) or not text:
                 raise ConfigError(
-                    f"cannot parse duration {value!r} (use e.g. 30s, 1m30s, 500ms)"
-                ) from None
+                    f"cannot parse duration {_kind(value)} (use e.g. 30s, 1m30s, 500ms)"
+                )
     else:
         raise ConfigError(f"expected a duration, got {_kind(value)}")
     if not math.isfinite(seconds):
-        raise ConfigError(f"must be a finite duration, got {value!r}")
+        raise ConfigError(f"must be a finite duration, got {_kind(value)}")
     if seconds < 0:
-        raise ConfigError(f"must not be negative, got {value!r}")
+        raise ConfigError(f"must not be negative, got {_kind(value)}")
     return seconds
 
 
@@ -122,11 +136,13 @@ def format_duration(seconds: float) -> str:
 
 
 def _kind(value: Any) -> str:
+    """A value as an error message shows it: short, one line."""
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -166,7 +182,7 @@ class Integer:
 
     def __call__(self, raw: Any) -> int:
         if isinstance(raw, bool):
-            raise ConfigError(f"expected a whole number, got {raw!r}")
+            raise ConfigError(f"expected a whole number, got {_kind(raw)}")
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)
         if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?[0-9]{1,19}\s*", raw):
@@ -193,11 +209,11 @@ class Number:
             try:
                 raw = float(raw)
             except ValueError:
-                raise ConfigError(f"expected a number, got {raw!r}") from None
+                raise ConfigError(f"expected a number, got {_kind(raw)}") from None
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ConfigError(f"expected a number, got {_kind(raw)}")
         if not math.isfinite(raw) or not self.low <= raw <= self.high:
-            raise ConfigError(f"must be between {self.low:g} and {self.high:g}, got {raw!r}")
+            raise ConfigError(f"must be between {self.low:g} and {self.high:g}, got {_kind(raw)}")
         return float(raw)
 
     def show(self, value: float) -> str:
@@ -238,9 +254,9 @@ class Text:
         if not isinstance(raw, str):
             raise ConfigError(f"expected a string, got {_kind(raw)}")
         if len(raw) > self.max_length or any(ord(c) < 32 for c in raw):
-            raise ConfigError(f"not a usable value: {raw[:60]!r}")
+            raise ConfigError(f"not a usable value: {_kind(raw)}")
         if self.choices and raw not in self.choices:
-            raise ConfigError(f"must be one of {', '.join(self.choices)}; got {raw!r}")
+            raise ConfigError(f"must be one of {', '.join(self.choices)}; got {_kind(raw)}")
         return raw
 
     def show(self, value: str | None) -> str:
@@ -259,9 +275,9 @@ class Address:
             raise ConfigError(f"expected HOST:PORT, got {_kind(raw)}")
         match = re.fullmatch(_HOST + r":([0-9]{1,5})", raw.strip())
         if match is None:
-            raise ConfigError(f"expected HOST:PORT, got {raw!r}")
+            raise ConfigError(f"expected HOST:PORT, got {_kind(raw)}")
         if int(match.group(2)) > 65535:
-            raise ConfigError(f"port must be at most 65535, got {raw!r}")
+            raise ConfigError(f"port must be at most 65535, got {_kind(raw)}")
         return raw.strip()
 
     def show(self, value: str) -> str:
@@ -321,7 +337,9 @@ def _table(raw: Any, fields: Mapping[str, Callable[[Any], Any]], where: str) -> 
     for name, value in raw.items():
         parse = fields.get(name) if isinstance(name, str) else None
         if parse is None:
-            problems.append(_under(where, f"unknown key {name!r} (known: {', '.join(fields)})"))
+            problems.append(
+                _under(where, f"unknown key {_kind(name)} (known: {', '.join(fields)})")
+            )
             continue
         try:
             values[name] = parse(value)
@@ -403,7 +421,7 @@ def _network_mode(raw: Any) -> str:
     mode = Text()(raw)
     assert mode is not None
     if not _NETWORK.fullmatch(mode):
-        raise ConfigError(f"not a network mode: {mode!r} (host, bridge, none, or a network)")
+        raise ConfigError(f"not a network mode: {_kind(mode)} (host, bridge, none, or a network)")
     return mode
 
 
@@ -438,29 +456,38 @@ def _lower(raw: Any, where: str) -> Any:
 @dataclass(frozen=True)
 class _HostConfigParser:
     def __call__(self, raw: Any) -> HostConfig:
-        if isinstance(raw, HostConfig):
-            return raw
+        ignored: tuple[str, ...] = ()
+        if isinstance(raw, HostConfig):  # checked like a table: the embedding API is outside
+            ignored = raw.ignored
+            raw = {
+                key: getattr(raw, attribute)
+                for key, (attribute, _) in _HOST_CONFIG_FIELDS.items()
+                if getattr(raw, attribute) not in (None, ())
+            }
         if raw is None:
             return HostConfig()
-        table = _lower(raw, "")
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"expected a table, got {_kind(raw)}")
         values: dict[str, Any] = {}
         problems: list[str] = []
-        ignored: list[str] = []
-        for name, value in table.items():
-            if name not in _HOST_CONFIG_FIELDS:
-                ignored.append(next(k for k in raw if k.lower() == name))
+        unknown: list[str] = []
+        for key, value in raw.items():
+            if not isinstance(key, str):
+                problems.append(f"{_kind(key)}: keys must be strings")
+                continue
+            if key.lower() not in _HOST_CONFIG_FIELDS:
+                unknown.append(key)
                 continue
             if value is None or value == []:  # Fabric's sample leaves Dns empty
                 continue
-            attribute, parse = _HOST_CONFIG_FIELDS[name]
+            attribute, parse = _HOST_CONFIG_FIELDS[key.lower()]
             try:
                 values[attribute] = parse(value)
             except ConfigError as exc:
-                where = "." + next(k for k in raw if k.lower() == name)
-                problems.extend(_under(where, p) for p in exc.problems)
+                problems.extend(_under(f".{key}", p) for p in exc.problems)
         if problems:
             raise ConfigError(*problems)
-        return HostConfig(**values, ignored=tuple(ignored))
+        return HostConfig(**values, ignored=ignored or tuple(unknown))
 
     def show(self, value: HostConfig) -> str:
         return "the runtime's hardened defaults"
@@ -518,7 +545,7 @@ class ChaincodeDefinition:
 
     def _runtime_problems(self) -> Iterator[str]:
         if self.runtime == "system" and ":" not in self.target:
-            yield f"a system chaincode needs target 'module:Class', got {self.target!r}"
+            yield f"a system chaincode needs target 'module:Class', got {_kind(self.target)}"
         if self.runtime == "process" and not self.command and ":" not in self.target:
             yield "a process chaincode needs a command or a target 'module:Class', got neither"
         if self.runtime == "docker" and not self.package:
@@ -537,7 +564,7 @@ def _command(raw: Any) -> tuple[str, ...]:
         try:
             raw = shlex.split(raw)
         except ValueError as exc:
-            raise ConfigError(f"cannot split {raw!r}: {exc}") from None
+            raise ConfigError(f"cannot split {_kind(raw)}: {exc}") from None
     if not isinstance(raw, list | tuple) or not all(isinstance(p, str) and p for p in raw):
         raise ConfigError(f"expected a list of strings, got {_kind(raw)}")
     return tuple(raw)
@@ -585,7 +612,9 @@ class _Chaincodes:
     def __call__(self, raw: Any) -> tuple[ChaincodeDefinition, ...]:
         if not isinstance(raw, list | tuple):
             raise ConfigError(f"expected a list of tables, got {_kind(raw)}")
-        known = {f.name for f in dataclasses.fields(ChaincodeDefinition)}
+        if len(raw) > MAX_CHAINCODES:
+            raise ConfigError(f"more than {MAX_CHAINCODES} chaincodes")
+        known = [f.name for f in dataclasses.fields(ChaincodeDefinition)]
         definitions, problems = [], []
         for index, entry in enumerate(raw):
             if isinstance(entry, ChaincodeDefinition):
@@ -594,9 +623,11 @@ class _Chaincodes:
             if not isinstance(entry, Mapping):
                 problems.append(f"[{index}]: expected a table, got {_kind(entry)}")
                 continue
-            unknown = sorted(str(k) for k in entry if k not in known)
+            unknown = sorted(_kind(k) for k in entry if k not in known)
             if unknown:
-                problems.append(f"[{index}]: unknown keys {unknown} (known: {sorted(known)})")
+                problems.append(
+                    f"[{index}]: unknown keys {', '.join(unknown[:5])} (known: {', '.join(known)})"
+                )
                 continue
             values = dict(entry)
             target = values.get("target")
@@ -837,11 +868,13 @@ class Config:
             raise ConfigError(*problems)
         ignored.extend(f"vm.docker.hostConfig.{k}" for k in config.docker_host_config.ignored)
         if ignored:
+            more = f" and {len(ignored) - 300} more" if len(ignored) > 300 else ""
             log.warning(
-                "%s: ignoring %d key(s) ccactors does not use: %s",
+                "%s: ignoring %d key(s) ccactors does not use: %s%s",
                 path,
                 len(ignored),
-                ", ".join(ignored),
+                ", ".join(_kind(k).strip("'") for k in ignored[:300]),
+                more,
             )
         return config
 
@@ -871,7 +904,7 @@ def _walk(data: Any) -> tuple[dict[str, Any], list[str], list[str]]:
             if entries > MAX_ENTRIES:
                 raise ConfigError(f"more than {MAX_ENTRIES} entries: not a configuration")
             if not isinstance(raw_key, str):
-                problems.append(f"{prefix}{raw_key!r}: keys must be strings")
+                problems.append(f"{prefix}{_kind(raw_key)}: keys must be strings")
                 continue
             key = f"{prefix}{raw_key}"
             lowered = key.lower()
@@ -888,7 +921,7 @@ def _walk(data: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                 close = difflib.get_close_matches(lowered, _BY_KEY, n=1, cutoff=0.85)
                 if close:
                     name = KEYS[_BY_KEY[close[0]]].name
-                    problems.append(f"unknown key {key!r} (did you mean {name}?)")
+                    problems.append(f"unknown key {_kind(key)} (did you mean {name}?)")
                 else:
                     ignored.append(key)
 
@@ -939,7 +972,9 @@ def markdown_table() -> str:
     for name, key in KEYS.items():
         shown = key.shown_default
         if shown is None:
-            shown = key.parse.show(getattr(defaults, name))  # type: ignore[attr-defined]
+            value = getattr(defaults, name)
+            show = getattr(key.parse, "show", None)
+            shown = show(value) if show is not None else str(value)
         lines.append(f"| `{key.name}` | {shown} | {key.doc} |")
     return "\n".join(lines)
 

@@ -368,6 +368,8 @@ def test_host_config() -> None:
     }
     assert host.ignored == ("Privileged",)  # not applied; reported by load
     assert HostConfig().docker_kwargs() == {}
+    with pytest.raises(ConfigError, match=r"^vm\.docker\.hostConfig\.memory: must be between"):
+        Config(docker_host_config=HostConfig(memory=1))
 
 
 def test_chaincode_definitions_are_checked() -> None:
