@@ -253,11 +253,11 @@ def run_serve(args: argparse.Namespace) -> int:
         try:
             listener = support.listen()
         except OSError as exc:
-            raise UsageError(f"--listen {config.listen_address}: {exc}") from None
+            raise UsageError(f"--listen: {exc}") from None
         try:
             admin_server, admin_address = serve_admin(support, admin)
         except OSError as exc:
-            raise UsageError(f"--peer {admin}: {exc}") from None
+            raise UsageError(f"--peer: {exc}") from None
         metrics_server = None
         if metrics:
             host, _, port = metrics.rpartition(":")
@@ -266,7 +266,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     int(port), addr=host or "0.0.0.0", registry=support.metrics.registry
                 )
             except OSError as exc:
-                raise UsageError(f"--metrics {metrics}: cannot listen: {exc}") from None
+                reason = exc.strerror or exc
+                raise UsageError(f"--metrics: cannot listen on {metrics}: {reason}") from None
         ready = {
             "listener": listener.address,
             "mode": config.mode,

@@ -4,6 +4,7 @@ launch / logs / stop verbs against a running ``serve``."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,26 @@ def test_startup_errors_are_one_line_each_and_exit_2(tmp_path: Path) -> None:
     usage = ccactors("query", "--timeout", "1e10", "kv")
     assert usage.returncode == 2 and len(usage.stderr.splitlines()) == 1
     assert ccactors("--version").stdout.startswith("ccactors ")
+
+
+def test_a_taken_metrics_port_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = ccactors(
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--peer",
+            f"127.0.0.1:{free_port()}",
+            "--metrics",
+            address,
+        )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"ccactors: error: --metrics: cannot listen on {address}: Address already in use\n"
+    )
 
 
 @pytest.fixture
