@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,21 @@ def test_package_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([*argv, "-o", str(out), "-l", "k v"]) == 1
     (line,) = _errors(capsys.readouterr().err)
     assert line.startswith("package: ")
+
+
+def test_images_build_json_keeps_progress_off_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import actors.images as images
+
+    def build(endpoint: str | None, *, tag: str, force: bool, progress: Any) -> Any:
+        progress("step 1/2: debian")  # what the real builder reports as it goes
+        return images.BuiltImages("sha256:d", "sha256:b", 1.25)
+
+    monkeypatch.setattr(images, "build_images", build)
+    assert main(["images", "build", "--json", "--tag", "x/y:1"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"tag": "x/y:1", "id": "sha256:b", "seconds": 1.2}
+    assert "step 1/2" in captured.err
+    assert main(["images", "build", "--tag", "x/y:1"]) == 0
+    assert capsys.readouterr().out == "step 1/2: debian\nbase images ready in 1.2 s\n"
