@@ -593,7 +593,7 @@ def _connection(raw: Any) -> Mapping[str, Any]:
 
 _DEFINITION_FIELDS: dict[str, Callable[[Any], Any]] = {
     "runtime": Text(choices=RUNTIMES),
-    "target": Text(optional=True),
+    "target": lambda raw: Text(optional=True)(raw) or "",
     "execute_timeout": Duration(positive=True),
     "env": _strings,
     "command": _command,
@@ -629,18 +629,17 @@ class _Chaincodes:
                     f"[{index}]: unknown keys {', '.join(unknown[:5])} (known: {', '.join(known)})"
                 )
                 continue
-            values = dict(entry)
-            target = values.get("target")
-            values["target"] = "" if target is None else target
+            if "name" not in entry:
+                problems.append(f"[{index}]: a chaincode needs a name")
+                continue
             try:
-                definitions.append(ChaincodeDefinition(**values))
+                definitions.append(ChaincodeDefinition(**entry))
             except ConfigError as exc:
                 problems.extend(f"[{index}] {p}" for p in exc.problems)
-            except TypeError:
-                problems.append(f"[{index}]: a chaincode needs a name")
         names = [d.name for d in definitions]
         if len(names) != len(set(names)):
-            problems.append(f"duplicate chaincode names in configuration: {names}")
+            twice = sorted({n for n in names if names.count(n) > 1})
+            problems.append(f"duplicate chaincode names in configuration: {', '.join(twice)}")
         if problems:
             raise ConfigError(*problems)
         return tuple(definitions)

@@ -491,3 +491,15 @@ def test_yaml_alias_bombs_are_refused(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="more than 10000 entries"):
         Config.load(path, env={})
+
+
+def test_chaincode_entries_without_name_or_target(tmp_path: Path) -> None:
+    path = tmp_path / "core.yaml"
+    path.write_text("chaincodes:\n  - runtime: system\n  - name: s\n  - name: t\n    target:\n")
+    with pytest.raises(ConfigError) as info:
+        Config.load(path, env={})
+    assert info.value.problems == (
+        "chaincodes[0]: a chaincode needs a name",
+        "chaincodes[1] chaincode s: a system chaincode needs target 'module:Class', got ''",
+        "chaincodes[2] chaincode t: a system chaincode needs target 'module:Class', got ''",
+    )
