@@ -19,7 +19,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from actors.config import Address, ChaincodeDefinition, Config, ConfigError, Duration
+from actors.config import (
+    Address,
+    ChaincodeDefinition,
+    Config,
+    ConfigError,
+    Duration,
+    Integer,
+)
 from actors.errors import ChaincodeError
 
 if TYPE_CHECKING:
@@ -216,6 +223,18 @@ def _seconds(text: str) -> float:
         return Duration(positive=True)(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(high: int) -> Callable[[str], int]:
+    """A CLI count: a whole number from 1 to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            return Integer(1, high)(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 # -- serve ---------------------------------------------------------------------------------------
@@ -444,8 +463,6 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if args.clients < 1 or args.transactions < 1:
-        raise UsageError("--clients and --transactions must be at least 1")
     report = demo(args.clients, args.transactions)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -622,8 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help=what)
 
     demo_cmd = command("demo", run_demo, "run the in-process demo (no Docker needed)")
-    demo_cmd.add_argument("--clients", type=int, default=16, help="parallel client threads")
-    demo_cmd.add_argument("--transactions", type=int, default=50, help="invokes per client")
+    demo_cmd.add_argument(
+        "--clients", type=_count(1024), default=16, help="parallel client threads"
+    )
+    demo_cmd.add_argument(
+        "--transactions", type=_count(10**6), default=50, help="invokes per client"
+    )
     json_flag(demo_cmd, "print the report as one JSON object")
 
     serve = command("serve", run_serve, "run a long-lived peer with an admin service")
@@ -672,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = command("logs", run_logs, "print the last lines a chaincode's instance printed")
     peer(logs)
-    logs.add_argument("--tail", type=int, default=20, help="lines (at most 1000)")
+    logs.add_argument("--tail", type=_count(1000), default=20, help="lines (1 to 1000)")
     json_flag(logs)
     logs.add_argument("name", help="chaincode")
 

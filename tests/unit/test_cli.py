@@ -70,6 +70,8 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         (["launch", "--timeout=-1s", "kv"], "argument --timeout: must not be negative"),
         (["faults", "--duration", "nan"], "argument --duration: cannot parse duration"),
         (["faults", "--execute-timeout", "1e400"], "argument --execute-timeout: cannot parse"),
+        (["logs", "--tail=-5", "kv"], "argument --tail: must be between 1 and 1000, got -5"),
+        (["demo", "--clients", "0"], "argument --clients: must be between 1 and 1024, got 0"),
         (["nonsense"], "argument COMMAND: invalid choice: 'nonsense'"),
         (["serve", "--bogus"], "unrecognized arguments: --bogus"),
     ],
