@@ -524,48 +524,19 @@ def run_images(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_faults(args: argparse.Namespace) -> int:
-    """``ccactors faults``: a load with faults injected on a schedule (see actors.faults)."""
-    import os
+def add_extra_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Subcommands declared by installed packages in the ``ccactors.commands`` entry point
+    group (``bench`` and ``faults``, from bench/): each names a module with ``HELP``,
+    ``add_arguments(parser)`` and ``run(args)``, and is added with ``command``. So developer
+    tooling plugs in here without the peer importing it."""
+    from importlib.metadata import entry_points
 
-    from actors.faults import (
-        FaultsConfig,
-        FaultsConfigError,
-        FaultsUnavailable,
-        parse_fault_list,
-        render_table,
-    )
-    from actors.faults import run as run_fault_load
-
-    try:
-        config = FaultsConfig(
-            runtime=args.runtime,
-            clients=args.clients,
-            duration=args.duration,
-            fault_every=args.fault_every,
-            faults=parse_fault_list(args.faults),
-            chaincodes=args.chaincodes,
-            seed=args.seed,
-            execute_timeout=args.execute_timeout,
-            startup_timeout=args.startup_timeout,
-        )
-    except FaultsConfigError as exc:
-        raise UsageError(f"faults: {exc}") from None
-    try:
-        report = run_fault_load(config, progress=sys.stderr)
-    except FaultsUnavailable as exc:
-        _error(f"faults: {exc}")
-        return EXIT_FAILED
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(render_table(report))
-    code = EXIT_OK if report.ok else EXIT_FAILED
-    if report.shutdown_s is None:  # the peer did not shut down: its threads would keep us here
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    for point in sorted(entry_points(group="ccactors.commands"), key=lambda p: p.name):
+        try:
+            module = point.load()
+            module.add_arguments(command(point.name, module.run, module.HELP))
+        except Exception as exc:  # a broken plugin must not take the other commands down
+            _error(f"command {point.name} unavailable: {exc}")
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -727,36 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
     images_list.add_argument("--endpoint", help="Docker endpoint (default: DOCKER_HOST)")
     json_flag(images_list, "print one JSON array")
 
-    faults = command("faults", run_faults, "an invoke load with faults injected")
-    faults.add_argument("--runtime", choices=("system", "process", "docker"), default="system")
-    faults.add_argument("--clients", type=int, default=64, help="parallel client threads")
-    faults.add_argument("--duration", type=_seconds, default=60.0, help="seconds of load")
-    faults.add_argument("--fault-every", type=_seconds, default=2.0, help="seconds between faults")
-    faults.add_argument(
-        "--faults",
-        default="",
-        help="comma list of fault kinds (default: all that apply to the runtime)",
-    )
-    faults.add_argument("--chaincodes", type=int, default=2, help="chaincodes the load spans")
-    faults.add_argument("--seed", type=int, help="schedule seed (default: random, reported)")
-    faults.add_argument("--execute-timeout", type=_seconds, default=3.0, help="seconds")
-    faults.add_argument("--startup-timeout", type=_seconds, default=10.0, help="seconds")
-    json_flag(faults, "print the report as one JSON object")
-
-    _add_bench(command("bench", _run_bench, "benchmark against raw primitives"))
+    add_extra_commands(command)
     return parser
-
-
-def _add_bench(sub: argparse.ArgumentParser) -> None:
-    from bench import cli as bench_cli
-
-    bench_cli.add_arguments(sub)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from bench import cli as bench_cli
-
-    return bench_cli.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -415,7 +415,7 @@ class RuntimeLauncher(SupervisedActor):
             self._fail(
                 name,
                 state.launch_id,
-                LaunchError(f"chaincode registration failed: {message.status.describe()}"),
+                LaunchError(f"chaincode registration failed: {cause}"),
             )
 
     def _timed_out(self, message: LaunchTimedOut) -> None:

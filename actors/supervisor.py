@@ -59,14 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Poison:
-    """Fault injection: no actor handles this message, so telling it to one makes the actor
-    raise inside ``on_receive`` and die the way a bug would kill it."""
-
-    reason: str = "injected fault"
-
-
 # -- the chaincode supervisor ----------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Options of ``ccactors bench`` (the parser lives in :mod:`actors.cli`, which delegates here)."""
+"""``ccactors bench``: its options and its run. The ``ccactors`` command finds this module
+through the ``ccactors.commands`` entry point (setup.cfg), so the peer never imports it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+HELP = "benchmark against raw primitives"
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 
 

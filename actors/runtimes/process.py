@@ -5,28 +5,26 @@ Fabric counterpart: none in the peer (in dev mode the user starts the chaincode)
 environment and arguments are those ``dockercontroller`` gives a container:
 ``CORE_CHAINCODE_ID_NAME``, ``CORE_PEER_ADDRESS``, ``CORE_PEER_TLS_ENABLED``, the logging
 variables, and ``--peer.address`` on the command line. The process's output goes to the logger
-``peer.chaincode.<name>`` and to a ring buffer whose last lines explain an exit.
+``peer.chaincode.<name>`` and to a ring buffer whose last lines explain an exit
+(:mod:`actors.runtimes.output`). It runs in ``workdir``, which is also where the shim imports
+``target`` from.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from actors.config import ChaincodeDefinition
 from actors.runtimes import Connect, ExitStatus
+from actors.runtimes.output import OutputTail
 from actors.tls import ClientTLS
-
-LOG_LINES = 200
 
 
 class ProcessInstance:
@@ -38,30 +36,23 @@ class ProcessInstance:
         self.chaincode = chaincode
         self.process = process
         self._tls_dir = tls_dir
-        self.log_tail: deque[str] = deque(maxlen=LOG_LINES)
-        self._pump = threading.Thread(
-            target=self._read_output, name=f"ccactors-log-{chaincode}", daemon=True
-        )
-        self._pump.start()
-
-    def _read_output(self) -> None:
-        logger = logging.getLogger(f"peer.chaincode.{self.chaincode}")
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
-            self.log_tail.append(line)
-            logger.info("%s", line)
+        self._stopped = False
+        assert process.stdout is not None
+        self._output = OutputTail(chaincode, process.stdout)
+        self.log_tail = self._output.lines
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def last_lines(self, count: int = 10) -> list[str]:
-        return list(self.log_tail)[-count:]
+        if self.process.poll() is not None:
+            self._output.settle()
+        return self._output.last(count)
 
     def wait(self) -> ExitStatus:
         status = ExitStatus.from_returncode(self.process.wait())
-        self._pump.join(1)  # so the tail holds the last words
+        self._output.report_exit(f"{self.chaincode} ({self.describe()})", status, self._stopped)
         if self._tls_dir is not None:
             shutil.rmtree(self._tls_dir, ignore_errors=True)  # the chaincode's private key
         return status
@@ -73,6 +64,7 @@ class ProcessInstance:
             return None
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopped = True
         proc = self.process
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -8,61 +8,83 @@ cannot take the peer down and can be killed and restarted on its own.
 Children come from a fork server by default: forking a multi-threaded peer directly is unsafe,
 and spawning a fresh interpreter costs ~100 ms, while a fork server that has already imported
 the shim forks a ready child in a few milliseconds.
+
+A child runs in its definition's ``workdir`` (the peer's current directory when it has none),
+imports its target from there first (:mod:`actors.shim.loader`), and writes its stdout and
+stderr to a pipe the peer reads (:mod:`actors.runtimes.output`), so a launch that fails says why.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import warnings
 from typing import Any
 
 from actors.config import ChaincodeDefinition
 from actors.runtimes import Connect, ExitStatus
+from actors.runtimes.output import OutputTail
 from actors.transports.pipe import DEFAULT_MAX_FRAME, PipeStream
 
 log = logging.getLogger(__name__)
 
-# Imported once by the fork server so that every child starts with them loaded. Children
-# re-import the parent's __main__ (multiprocessing's rule); for the ccactors command that is
-# actors.cli, which pulls in grpc, cryptography, docker and prometheus: ~165 ms per launch
-# unless the fork server already has them.
-PRELOAD = ["actors.runtimes.system", "actors.shim", "actors.transports.pipe", "actors.cli"]
-# Having actors.cli preloaded makes runpy warn in each child of `python -m actors.cli` that the
-# module it re-runs as __mp_main__ is imported already: expected, and harmless. (Not preloading
-# it instead costs 7-14 ms per launch.)
+# Imported once by the fork server so that every child starts with them loaded.
+PRELOAD = ["actors.runtimes.system", "actors.shim", "actors.transports.pipe"]
+# Children also re-import the parent's __main__ (multiprocessing's rule): for the ccactors
+# command that is actors.cli, which pulls in grpc, cryptography, docker and prometheus, ~165 ms
+# per launch unless the fork server has them. So it also imports whatever of ccactors the
+# peer has loaded when its runtime is made (see SystemRuntime); a child of `python -m X` then
+# finds X imported already, and runpy warns that it re-runs it as __mp_main__: expected, and
+# harmless.
 warnings.filterwarnings(
-    "ignore", message=r"'actors\.cli' found in sys\.modules", category=RuntimeWarning
+    "ignore", message=r"'[\w.]+' found in sys\.modules after import", category=RuntimeWarning
 )
 
 
-def load_chaincode(target: str) -> Any:
-    """Instantiate ``module:Class`` (or ``module:factory``)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"chaincode target must be 'module:Class', got {target!r}")
-    factory = getattr(importlib.import_module(module_name), attr)
-    return factory()
+def _preload() -> list[str]:
+    loaded = sorted(m for m in sys.modules if m.split(".", 1)[0] == "actors")
+    return PRELOAD + [m for m in loaded if m not in PRELOAD]
 
 
 def run_system_chaincode(
-    conn: multiprocessing.connection.Connection, name: str, target: str, max_frame: int
+    conn: multiprocessing.connection.Connection,
+    output: multiprocessing.connection.Connection,
+    name: str,
+    target: str,
+    workdir: str,
+    max_frame: int,
 ) -> None:
-    """Child process entry point: run the shim over the pipe until the peer closes it."""
+    """Child process entry point: run the shim over the pipe until the peer closes it. Its
+    stdout and stderr go to ``output``, which the peer reads (:mod:`actors.runtimes.output`)."""
     from actors.shim import ShimHandler
+    from actors.shim.loader import load_chaincode
 
     # Ctrl-C in a terminal reaches the whole process group; the peer decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    output.close()
+    if sys.stdout is not None:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     stream = PipeStream(conn, max_frame)
     try:
-        chaincode = load_chaincode(target)
+        os.chdir(workdir)
+        chaincode = load_chaincode(target, workdir)
     except Exception as exc:
-        log.error("cannot load system chaincode %s from %s: %s", name, target, exc)
+        log.error(
+            "cannot load system chaincode %s from %s in %s: %s: %s",
+            name,
+            target,
+            workdir,
+            type(exc).__name__,
+            exc,
+        )
         raise SystemExit(3) from exc
     ShimHandler(stream, chaincode, name).run()
 
@@ -95,18 +117,29 @@ def _read_exit_status_once(process: multiprocessing.process.BaseProcess) -> None
 class SystemInstance:
     """One system chaincode process."""
 
-    def __init__(self, chaincode: str, process: multiprocessing.process.BaseProcess) -> None:
+    def __init__(
+        self, chaincode: str, process: multiprocessing.process.BaseProcess, output: OutputTail
+    ) -> None:
         self.chaincode = chaincode
         self.process = process
+        self._output = output
         self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
+    def last_lines(self, count: int = 10) -> list[str]:
+        if self.process.exitcode is not None:
+            self._output.settle()
+        return self._output.last(count)
+
     def wait(self) -> ExitStatus:
         self.process.join()
-        return self._status()
+        status = self._status()
+        self._output.report_exit(f"{self.chaincode} ({self.describe()})", status, self._stopped)
+        return status
 
     def exit_status(self, timeout: float = 0.0) -> ExitStatus | None:
         self.process.join(timeout)
@@ -120,6 +153,7 @@ class SystemInstance:
     def stop(self, timeout: float = 5.0) -> None:
         # The shim exits by itself once its Handler closes the pipe; give it a moment, then
         # SIGTERM, then SIGKILL.
+        self._stopped = True
         with self._lock:
             proc = self.process
             proc.join(min(timeout, 0.5))
@@ -153,7 +187,7 @@ class SystemRuntime:
     ) -> None:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(PRELOAD)
+            self._ctx.set_forkserver_preload(_preload())
             with _forkserver_users_lock:
                 global _forkserver_users
                 _forkserver_users += 1
@@ -163,19 +197,28 @@ class SystemRuntime:
 
     def start(self, definition: ChaincodeDefinition, connect: Connect) -> SystemInstance:
         parent, child = self._ctx.Pipe(duplex=True)
+        output, write_end = os.pipe()
+        child_output = multiprocessing.connection.Connection(write_end, readable=False)
+        workdir = definition.workdir or os.getcwd()
         process = self._ctx.Process(
             target=run_system_chaincode,
-            args=(child, definition.name, definition.target, self.max_frame),
+            args=(child, child_output, definition.name, definition.target, workdir, self.max_frame),
             name=f"ccactors-syscc-{definition.name}",
             daemon=True,
         )
         try:
             process.start()
+        except BaseException:
+            os.close(output)
+            raise
         finally:
-            child.close()  # the child has its own copy; ours would hide EOF from the reader
+            # The child has its own copies; ours would hide EOF from the readers.
+            child.close()
+            child_output.close()
         if self.start_method == "forkserver":
             _read_exit_status_once(process)
-        instance = SystemInstance(definition.name, process)
+        tail = OutputTail(definition.name, os.fdopen(output, "rb"))
+        instance = SystemInstance(definition.name, process, tail)
         connect(PipeStream(parent, self.max_frame), instance)
         return instance
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import grpc
 
-from actors.runtimes.system import load_chaincode
 from actors.shim.handler import ShimHandler
+from actors.shim.loader import load_chaincode
 from actors.transports import ConnectionClosed
 from actors.transports.grpc import CONNECT, GrpcStream, dial, server_options, stream_handler
 
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not serve and not (args.peer_address and args.name):
         parser.error("--peer.address and --chaincode-id-name are required")
     try:
-        chaincode = load_chaincode(args.target)
+        chaincode = load_chaincode(args.target, os.getcwd())
     except Exception as exc:
         log.error("cannot load chaincode %s: %s", args.target, exc)
         return 1

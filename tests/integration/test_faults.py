@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from actors.cli import main
-from actors.faults import (
+from bench.faults import (
     ACTOR_FAULTS,
     CHAINCODE_FAULTS,
     FAULT_KINDS,

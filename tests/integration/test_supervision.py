@@ -31,8 +31,8 @@ from actors.events import (
     RESTARTED,
 )
 from actors.policy import RestartPolicy
-from actors.supervisor import Poison
 from actors.support import ChaincodeSupport
+from actors.testing import Poison
 from tests.helpers import EventLog, wait_for
 
 CHANNEL = "ch"

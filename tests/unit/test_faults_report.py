@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 from actors.errors import ExecuteTimeout, StartupTimeout
-from actors.faults import (
+from actors.ledger import Ledger
+from bench.faults import (
     ACTOR_FAULTS,
     CHAINCODE_FAULTS,
     DUPLICATED_WRITE,
@@ -45,7 +46,6 @@ from actors.faults import (
     render_table,
     summarize,
 )
-from actors.ledger import Ledger
 
 # -- options ---------------------------------------------------------------------------------
 

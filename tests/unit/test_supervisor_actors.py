@@ -16,7 +16,8 @@ from actors.errors import SupportShutdown
 from actors.events import CRASHED, GAVE_UP, RESTARTED, LifecycleEvent
 from actors.mailbox import SupervisedActor, SupervisedRef, Watcher
 from actors.policy import Restart, RestartPolicy
-from actors.supervisor import Poison, RootSupervisor, ShuttingDown, Supervise
+from actors.supervisor import RootSupervisor, ShuttingDown, Supervise
+from actors.testing import Poison
 
 WAIT = 5.0
 

@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import examples
+
 from .accounting import NUMBER, SUCCEEDED, DuplicateOutcomeLog, OutcomeBook, Tx, describe_failure
 from .config import FaultsConfig, FaultsUnavailable, ScheduledFault, build_schedule
 from .ledger import LedgerReader, check_ledger
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "faults-channel"
 TARGET = "examples.faulty:Faulty"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The examples package (installed with ccactors) holds the chaincode; found by import, not by
+# where this file sits in a checkout.
+EXAMPLES = Path(examples.__file__).resolve().parent
 PROBE_BYTES = b"\x07" + b"not a protobuf message" * 3  # field 0, wire type 7: never parses
 
 
@@ -299,7 +303,7 @@ class FaultRunner:
         return Injection(at, fault.kind, fault.target, True, f"SIGSTOP pid {pid}")
 
     def _fault_handler_exception(self, fault: ScheduledFault, at: float) -> Injection:
-        from actors.supervisor import Poison
+        from actors.testing import Poison
 
         assert self._support is not None
         handler = self._support.handler_for(fault.target)
@@ -322,7 +326,7 @@ class FaultRunner:
         return self._stop_actor(fault, at, self._support.vmcontroller)
 
     def _fault_crash_registry(self, fault: ScheduledFault, at: float) -> Injection:
-        from actors.supervisor import Poison
+        from actors.testing import Poison
 
         assert self._support is not None
         self._support.registry.tell(Poison(f"fault injection at {at:.2f} s"))
