@@ -863,6 +863,14 @@ class Config:
             config = cls(**values)
         except ConfigError as exc:
             problems.extend(exc.problems)
+        else:
+            # Chaincode paths are relative to the file; code that cannot be found is reported now.
+            from actors.runtimes.targets import settle_chaincodes
+
+            try:
+                config = settle_chaincodes(config, None if path is None else Path(path).parent)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
         if problems:
             raise ConfigError(*problems)
         ignored.extend(f"vm.docker.hostConfig.{k}" for k in config.docker_host_config.ignored)

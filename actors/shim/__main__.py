@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         chaincode = load_chaincode(args.target, os.getcwd())
     except Exception as exc:
-        log.error("cannot load chaincode %s: %s", args.target, exc)
+        log.error("cannot load chaincode %s: %s: %s", args.target, type(exc).__name__, exc)
         return 1
     if serve:
         return run_server(args.chaincode_address, args.chaincode_id, chaincode)

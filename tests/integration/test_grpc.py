@@ -21,7 +21,7 @@ from protos.peer.chaincode_pb2 import ChaincodeID
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
 from protos.peer.chaincode_shim_pb2 import GetState
 from protos.peer.proposal_response_pb2 import Response
-from tests.helpers import recv_within
+from tests.helpers import EventLog, recv_within, wait_for
 
 KV = "examples.kv:KVChaincode"
 
@@ -65,8 +65,16 @@ def net_peer() -> Iterator[ChaincodeSupport]:
     crashy = ChaincodeDefinition(
         "crashy", runtime="process", target="tests.integration.chaincodes:Crashy"
     )
+    broken = ChaincodeDefinition(
+        "broken", runtime="process", target="tests.integration.chaincodes:BrokenConstructor"
+    )
     config = Config(
-        chaincodes=(ChaincodeDefinition("kvp", runtime="process", target=KV), crashy, *exits)
+        chaincodes=(
+            ChaincodeDefinition("kvp", runtime="process", target=KV),
+            crashy,
+            broken,
+            *exits,
+        )
     )
     with ChaincodeSupport(config) as support:
         support.listen("127.0.0.1:0")
@@ -89,6 +97,28 @@ def test_process_exit_code_and_output_are_reported(net_peer: ChaincodeSupport) -
     assert time.monotonic() - started < 10  # not the 60 s startup timeout
     with pytest.raises(LaunchError):  # and again on the next attempt
         net_peer.execute("ch", None, "exits", ["x"])
+
+
+@pytest.mark.parametrize(
+    ("chaincode", "cause"),
+    [
+        ("exits", "bye from exits"),
+        ("broken", "RuntimeError: BrokenConstructor refuses to start"),
+    ],
+)
+def test_a_failed_launch_names_its_cause(
+    net_peer: ChaincodeSupport, chaincode: str, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chaincode's last lines reach the caller, the events and the log at WARNING (issue 14:
+    they were only in the logger at INFO, shown with -v)."""
+    events = EventLog(net_peer)
+    with pytest.raises(LaunchError) as failure:
+        net_peer.launch(chaincode)
+    assert "last log lines:" in str(failure.value) and cause in str(failure.value)
+    assert any(cause in detail for detail in events.details("launch_failed", chaincode))
+    assert wait_for(lambda: events.count("exited", chaincode) == 1, timeout=10)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(cause in text and f"chaincode {chaincode}" in text for text in warned), warned
 
 
 def test_logs_are_captured_per_chaincode(net_peer: ChaincodeSupport) -> None:

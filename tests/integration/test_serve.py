@@ -219,3 +219,29 @@ def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
     # A zombie is not a leftover: it has exited and only awaits its (gone) parent's reaping.
     alive = [p for p in leftovers if "State:\tZ" not in Path(f"/proc/{p}/status").read_text()]
     assert alive == [], f"processes left behind after shutdown: {alive}"
+
+
+def test_a_failed_launch_tells_the_client_why(tmp_path: Path) -> None:
+    """Issue 14: a chaincode whose import fails said only "exited with code 3" to the client;
+    the cause was on the peer's stderr. Its module is beside the config file (the default
+    workdir), so the config loads; it is its own import that fails."""
+    (tmp_path / "bank.py").write_text("import ledgerlib  # not installed\n")
+    config = tmp_path / "peer.toml"
+    config.write_text('[[chaincodes]]\nname = "bank"\ntarget = "bank:Bank"\n')
+    admin = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "actors.cli", "serve", "--listen", "127.0.0.1:0",
+         "--admin", admin, "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert "ccactors serve:" in process.stdout.readline()
+        failed = _cli("invoke", "--peer", admin, "bank", "open", "alice")
+        assert failed.returncode == 1
+        assert "LaunchError" in failed.stderr
+        assert "No module named 'ledgerlib'" in failed.stderr, failed.stderr
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert re.search(r"WARNING .*No module named 'ledgerlib'", output), output

@@ -9,6 +9,7 @@ a broken build fails here instead of hanging.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -475,6 +476,49 @@ def test_startup_timeout_when_chaincode_never_registers(
 
 
 # -- 5. a chaincode that cannot be loaded ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chaincode", "cause"),
+    [
+        ("missing", "ModuleNotFoundError: No module named 'tests.integration.no_such_module'"),
+        ("broken", "RuntimeError: BrokenConstructor refuses to start"),
+    ],
+)
+def test_a_failed_launch_names_its_cause(
+    support: ChaincodeSupport,
+    events: EventLog,
+    chaincode: str,
+    cause: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 14: the cause was only on the peer's stderr; now it is in the LaunchError, in the
+    launch_failed and exited events, and in a WARNING log."""
+    with pytest.raises(LaunchError) as info:
+        support.launch(chaincode, timeout=WAIT)
+    assert cause in str(info.value), info.value
+    assert any(cause in detail for detail in events.details("launch_failed", chaincode))
+    assert wait_for(lambda: events.of("exited", chaincode), timeout=10)
+    (exited,) = events.of("exited", chaincode)
+    assert any(cause in line for line in exited.last_lines), exited.last_lines
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(cause in text and f"chaincode {chaincode}" in text for text in warned), warned
+
+
+def test_a_system_chaincode_runs_in_its_workdir(
+    make_support: Callable[..., ChaincodeSupport], tmp_path: Path
+) -> None:
+    """Its target is imported from ``workdir`` first, and it runs there."""
+    (tmp_path / "bank.py").write_text(
+        "import os\n"
+        "from actors.shim import Chaincode, success\n"
+        "class Bank(Chaincode):\n"
+        "    def invoke(self, stub):\n"
+        "        return success(os.getcwd())\n"
+    )
+    bank = ChaincodeDefinition("bank", target="bank:Bank", workdir=str(tmp_path))
+    support = make_support(chaincodes=(bank,))
+    assert run(support, "where", chaincode="bank").response.payload == str(tmp_path).encode()
 
 
 @pytest.mark.parametrize("chaincode", ["missing", "broken"])

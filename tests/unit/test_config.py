@@ -127,7 +127,12 @@ execute_timeout = "2s"
     assert config.mode == "dev"
     assert config.total_query_limit == 500
     assert config.chaincodes == (
-        ChaincodeDefinition("kv", target="examples.kv:KVChaincode", execute_timeout=2.0),
+        ChaincodeDefinition(
+            "kv",
+            target="examples.kv:KVChaincode",
+            execute_timeout=2.0,
+            workdir=str(tmp_path.resolve()),  # the file's directory (actors.runtimes.targets)
+        ),
     )
 
 
