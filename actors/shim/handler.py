@@ -7,10 +7,15 @@ of ``shim/shim.go`` (``chatWithPeer``). Transport-agnostic: it only needs a
 States follow the Go shim: ``created`` accepts only REGISTERED, ``established`` only READY,
 ``ready`` accepts RESPONSE/ERROR (replies to stub requests), INIT and TRANSACTION. KEEPALIVE is
 echoed in every state. Anything else is a protocol error: the handler sends ERROR and ends the
-stream. Transactions run on a thread pool so many are in flight at once; each may have one
-request outstanding, whose reply is routed back by ``(channel_id, txid)``.
+stream. Many transactions are in flight at once; each may have one request outstanding, whose
+reply is routed back by ``(channel_id, txid)``.
 
-Reading is leader/follower, to save thread hand-offs (each wake-up of a sleeping thread costs
+How transactions run and how a stub request waits for its reply is a strategy, an
+:class:`_Engine` chosen by ``Chaincode.concurrency``; :class:`ShimHandler` itself keeps the FSM,
+the dispatch of each message and the running of one transaction.
+
+*threads* (:class:`_ThreadEngine`, the default): transactions run on a thread pool. Reading
+is leader/follower, to save thread hand-offs (each wake-up of a sleeping thread costs
 ~10 us of GIL-held time, and with a dedicated reader thread every reply was one). Whoever holds
 the *read token* reads the next message and dispatches it as before: KEEPALIVE is echoed, a
 TRANSACTION/INIT goes to the pool, a reply is delivered to its waiting slot. Who holds it:
@@ -32,12 +37,12 @@ Exactly one thread is in ``recv`` at a time, and a thread running user code neve
 token. Whoever reads the end of the stream (or a protocol error) shuts down: every waiting slot
 fails with "connection to peer lost".
 
-A chaincode whose ``concurrency`` is ``"greenlets"`` runs on one thread instead: every
-transaction is a greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and
-the loop switches into the transaction its reply is for. No thread hand-off, no GIL contention
-(at 64 transactions in flight a third of the CPU per transaction that threads need), but, as
-in the Node shim's event loop, user code that blocks outside the stub (``time.sleep``, I/O)
-stalls every transaction of the chaincode.
+*greenlets* (:class:`_GreenletEngine`): the chaincode runs on one thread; every transaction is
+a greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and the loop
+switches into the transaction its reply is for. No thread hand-off, no GIL contention (at 64
+transactions in flight a third of the CPU per transaction that threads need), but, as in the
+Node shim's event loop, user code that blocks outside the stub (``time.sleep``, I/O) stalls
+every transaction of the chaincode.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -114,7 +119,7 @@ class _ReplySlot:
     """Where the reader drops the reply to one outstanding request.
 
     The latch is released once: by :meth:`deliver`, :meth:`fail` or :meth:`promote` (the
-    waiter is handed the read token). ``promoted`` is only changed under the handler's
+    waiter is handed the read token). ``promoted`` is only changed under the engine's
     ``_slots_lock``, which is also where :meth:`fail` is decided, so the latch is never
     released twice.
     """
@@ -173,6 +178,22 @@ class _GreenletSlot:
         return self.reply
 
 
+class _Engine(Protocol):
+    """How a :class:`ShimHandler` runs transactions and waits for replies to stub requests."""
+
+    def run(self) -> None:
+        """Send REGISTER, then read and dispatch until the stream ends."""
+
+    def start(self, msg: ChaincodeMessage) -> None:
+        """Run a TRANSACTION or INIT (the handler is ready) and send its reply."""
+
+    def deliver(self, msg: ChaincodeMessage) -> bool:
+        """Hand a RESPONSE or ERROR to the request waiting for it; False if none is."""
+
+    def exchange(self, msg: ChaincodeMessage) -> ChaincodeMessage:
+        """Send a stub request and return the peer's reply (see :meth:`ShimHandler.exchange`)."""
+
+
 class ShimHandler:
     """Runs one chaincode over one stream; :meth:`run` blocks until the stream ends."""
 
@@ -188,10 +209,13 @@ class ShimHandler:
         self._stream = stream
         self._chaincode = chaincode
         self.name = name
-        self._max_workers = max_workers
-        self._greenlet: Any = None  # the greenlet module, when the chaincode asks for them
-        self._hub: Any = None
-        """With greenlets: the greenlet running :meth:`run`'s loop (None: threads)."""
+        self.state: str = CREATED
+        self.error: str | None = None
+        """Why :meth:`run` ended, if not a clean close (a protocol error or malformed frame)."""
+        self.ready_params: ChaincodeAdditionalParams | None = None
+        """READY's payload (Fabric 3.1+), kept for inspection; we never use the batch messages
+        it may offer, which every peer must accept not being used."""
+        self._engine: _Engine
         if concurrency == "greenlets":
             try:
                 import greenlet  # only chaincode that asks for it needs the package
@@ -200,50 +224,15 @@ class ShimHandler:
                     "concurrency='greenlets' needs the greenlet package, which is not "
                     "installed here (the Docker base image does not have it)"
                 ) from exc
-            self._greenlet = greenlet
-        self.state: str = CREATED
-        self.error: str | None = None
-        """Why :meth:`run` ended, if not a clean close (a protocol error or malformed frame)."""
-        self.ready_params: ChaincodeAdditionalParams | None = None
-        """READY's payload (Fabric 3.1+), kept for inspection; we never use the batch messages
-        it may offer, which every peer must accept not being used."""
-        self._slots: dict[tuple[str, str], Any] = {}  # _ReplySlot, or _GreenletSlot
-        self._slots_lock = threading.Lock()
-        self._closed = False
-        self._pool: ThreadPoolExecutor | None = None
-        self._token = threading.Lock()
-        """The read token: held by the one thread that may call ``recv`` (see module doc)."""
-        self._parks = 0  # times the token was parked; run()'s thread watches it change
-        self._watcher_asleep = False
-        self._wake_watcher = threading.Event()
+            self._engine = _GreenletEngine(self, greenlet)
+        else:
+            self._engine = _ThreadEngine(self, max_workers)
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> None:
         """Register, then serve the peer until the stream closes or a protocol error occurs."""
-        if self._greenlet is not None:
-            self._run_greenlets()
-            return
-        pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix=f"shim-{self.name}")
-        self._pool = pool
-        try:
-            self._token.acquire()
-            try:
-                self._stream.send(self._register_message())
-            except BaseException:
-                self._token.release()
-                raise
-            while True:
-                self._read_until_handoff()
-                self._release_token()
-                if self._closed or not self._take_parked_token():
-                    break
-        except (ConnectionClosed, MalformedMessage) as exc:
-            self._stream_ended(exc)
-        finally:
-            self._shut_down()
-            # cancel_futures: queued transactions could only fail now that the peer is gone.
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._engine.run()
 
     def stop(self) -> None:
         """Close the stream; :meth:`run` then returns and waiting stub calls fail."""
@@ -254,16 +243,6 @@ class ShimHandler:
             type=ChaincodeMessage.REGISTER,
             payload=ChaincodeID(name=self.name).SerializeToString(),
         )
-
-    def _shut_down(self) -> None:
-        with self._slots_lock:
-            self._closed = True
-            slots = list(self._slots.values())
-            self._slots.clear()
-            for slot in slots:
-                slot.fail(CONNECTION_LOST)
-        self._stream.close()
-        self._wake_watcher.set()
 
     def _stream_ended(self, exc: ConnectionClosed | MalformedMessage) -> None:
         if isinstance(exc, MalformedMessage):
@@ -280,153 +259,9 @@ class ShimHandler:
                 ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=text.encode(), txid=txid)
             )
 
-    # ------------------------------------------------------------------ greenlets
-
-    def _run_greenlets(self) -> None:
-        new_greenlet, current = self._greenlet.greenlet, self._greenlet.getcurrent
-        self._hub = hub = current()
-        slots = self._slots
-        # Workers park between transactions: making a greenlet costs 10 us, a switch 0.5.
-        idle: list[Any] = []
-
-        def worker(msg: ChaincodeMessage) -> None:
-            while True:
-                self._serve_one(msg)
-                idle.append(current())
-                msg = hub.switch()
-
-        try:
-            self._stream.send(self._register_message())
-            while True:
-                msg = self._stream.recv()
-                ready = self.state == READY
-                if ready and msg.type in _TRANSACTIONS:
-                    (idle.pop() if idle else new_greenlet(worker, parent=hub)).switch(msg)
-                elif ready and msg.type in _REPLIES:
-                    slot = slots.pop((msg.channel_id, msg.txid), None)
-                    if slot is None:
-                        self._route_reply(msg)  # the protocol error, as with threads
-                        break
-                    slot.reply = msg
-                    slot.greenlet.switch()
-                elif not self._handle(msg, None):  # FSM, KEEPALIVE, protocol errors
-                    break
-        except (ConnectionClosed, MalformedMessage) as exc:
-            self._stream_ended(exc)
-        finally:
-            self._closed = True
-            self._stream.close()
-            # Let every waiting transaction see the error and finish (its reply is dropped).
-            while slots:
-                _, slot = slots.popitem()
-                slot.error = CONNECTION_LOST
-                slot.greenlet.switch()
-            for parked in idle:
-                parked.throw()  # GreenletExit: ends its loop here, not in a later collection
-
-    def _exchange_greenlet(self, msg: ChaincodeMessage) -> ChaincodeMessage:
-        current = self._greenlet.getcurrent()
-        if current.parent is not self._hub:
-            raise ChaincodeRequestError(
-                f"[{_short(msg.txid)}] a greenlets chaincode may use its stub only on the "
-                "transaction's own greenlet, not on another thread or greenlet"
-            )
-        key = (msg.channel_id, msg.txid)
-        if self._closed:
-            raise ChaincodeRequestError(CONNECTION_LOST)
-        if key in self._slots:
-            raise _overlapping(msg)
-        try:
-            self._stream.send(msg)
-        except (ConnectionClosed, MalformedMessage) as exc:
-            raise _send_failed(msg, exc) from exc
-        slot = self._slots[key] = _GreenletSlot(current)
-        self._hub.switch()
-        return slot.result()
-
     # ------------------------------------------------------------------ receive side
 
-    def _read_one(self, claim: bool = False) -> int | ChaincodeMessage | None:
-        """Read and handle one message (token held); its type, or None if the stream ended.
-
-        With ``claim``, a TRANSACTION/INIT is returned unhandled for the caller to run.
-        """
-        try:
-            msg = self._stream.recv()
-        except (ConnectionClosed, MalformedMessage) as exc:
-            self._stream_ended(exc)
-            self._shut_down()
-            return None
-        assert self._pool is not None
-        if claim and msg.type in _TRANSACTIONS and self.state == READY:
-            return msg
-        try:
-            handled = self._handle(msg, self._pool)
-        except BaseException:
-            self._shut_down()  # as if run() had died: nobody may wait for a reader any more
-            raise
-        if not handled:
-            self._shut_down()
-            return None
-        return msg.type
-
-    def _read_until_handoff(self, claim: bool = False) -> ChaincodeMessage | None:
-        """Read (token held) until a message gave someone work or the stream ended; with
-        ``claim``, return a TRANSACTION/INIT for the caller to run instead of submitting it."""
-        while not self._closed:
-            got = self._read_one(claim)
-            if isinstance(got, ChaincodeMessage):
-                return got
-            if got is None or got in _HANDS_OFF_WORK:
-                return None
-        return None
-
-    def _release_token(self) -> None:
-        """Give the token up: promote a waiting requester to reader, else park it."""
-        with self._slots_lock:
-            for slot in self._slots.values():
-                if not slot.promoted:
-                    if self._closed:
-                        break
-                    slot.promoted = True
-                    slot.promote()
-                    return
-        self._parks += 1  # before the release: only the token holder counts
-        self._token.release()
-        if self._watcher_asleep:
-            self._watcher_asleep = False
-            self._wake_watcher.set()
-
-    def _take_parked_token(self) -> bool:
-        """run()'s thread: wait until the token has stayed parked a grace period, take it.
-
-        Polls every ``_GRACE`` while transactions come and go; after ``_LINGER`` periods with
-        the token held (e.g. by an idle worker blocked in ``recv``) it sleeps until the next
-        park wakes it. False once the handler is closed.
-        """
-        seen = self._parks
-        quiet = 0
-        while not self._closed:
-            if quiet < _LINGER:
-                time.sleep(_GRACE)
-            else:
-                self._wake_watcher.clear()
-                self._watcher_asleep = True
-                if self._parks == seen and self._token.locked() and not self._closed:
-                    self._wake_watcher.wait()
-                self._watcher_asleep = False
-                quiet = 0
-            parks = self._parks
-            if parks == seen and self._token.acquire(blocking=False):
-                if self._closed:
-                    self._token.release()
-                    return False
-                return True
-            quiet = quiet + 1 if parks == seen else 0
-            seen = parks
-        return False
-
-    def _handle(self, msg: ChaincodeMessage, pool: ThreadPoolExecutor | None) -> bool:
+    def _handle(self, msg: ChaincodeMessage) -> bool:
         """Process one message from the peer; False ends the stream."""
         mtype = msg.type
         if mtype == ChaincodeMessage.KEEPALIVE:
@@ -434,11 +269,19 @@ class ShimHandler:
             return True
         state = self.state
         if state == READY:
-            if mtype in (ChaincodeMessage.RESPONSE, ChaincodeMessage.ERROR):
-                return self._route_reply(msg)
-            if mtype in (ChaincodeMessage.TRANSACTION, ChaincodeMessage.INIT):
-                assert pool is not None  # greenlets: run() starts transactions itself
-                pool.submit(self._serve_transaction, msg)
+            if mtype in _REPLIES:
+                if self._engine.deliver(msg):
+                    return True
+                # The Go shim treats a reply nobody waits for as fatal; a peer that sends one
+                # has lost track of the transaction, so we do the same rather than guess.
+                self._protocol_error(
+                    f"[{msg.txid}] no request is waiting for this "
+                    f"{_Type.Name(msg.type)} (channel {msg.channel_id!r})",
+                    msg.txid,
+                )
+                return False
+            if mtype in _TRANSACTIONS:
+                self._engine.start(msg)
                 return True
         elif state == ESTABLISHED and mtype == ChaincodeMessage.READY:
             self.state = READY
@@ -465,33 +308,7 @@ class ShimHandler:
             return  # like Go: an unreadable READY payload is ignored
         self.ready_params = params
 
-    def _route_reply(self, msg: ChaincodeMessage) -> bool:
-        with self._slots_lock:
-            slot = self._slots.pop((msg.channel_id, msg.txid), None)
-        if slot is None:
-            # The Go shim treats a reply nobody waits for as fatal; a peer that sends one has
-            # lost track of the transaction, so we do the same rather than guess.
-            self._protocol_error(
-                f"[{msg.txid}] no request is waiting for this "
-                f"{_Type.Name(msg.type)} (channel {msg.channel_id!r})",
-                msg.txid,
-            )
-            return False
-        slot.deliver(msg)
-        return True
-
     # ------------------------------------------------------------------ transactions
-
-    def _serve_transaction(self, msg: ChaincodeMessage | None) -> None:
-        """Run transactions on this pool thread: the submitted one, then any this thread
-        reads while idle (it runs it itself rather than waking another pool thread)."""
-        while msg is not None:
-            self._serve_one(msg)
-            msg = None
-            # Now idle: if nobody is reading, read until the next piece of work turns up.
-            if not self._closed and self._token.acquire(blocking=False):
-                msg = self._read_until_handoff(claim=True)
-                self._release_token()
 
     def _serve_one(self, msg: ChaincodeMessage) -> None:
         reply = self._execute(msg)
@@ -562,8 +379,170 @@ class ShimHandler:
         Raises :class:`ChaincodeRequestError` if that transaction already has a request
         outstanding or the stream is (or becomes) closed.
         """
-        if self._hub is not None:
-            return self._exchange_greenlet(msg)
+        return self._engine.exchange(msg)
+
+    def request(self, msg: ChaincodeMessage) -> bytes:
+        """Like :meth:`exchange` but returns the RESPONSE payload; an ERROR reply raises
+        :class:`ChaincodeRequestError` with the peer's text."""
+        reply = self.exchange(msg)
+        if reply.type == ChaincodeMessage.ERROR:
+            raise ChaincodeRequestError(reply.payload.decode("utf-8", "replace"))
+        return reply.payload
+
+
+class _ThreadEngine:
+    """Transactions on a thread pool; the read token passed between threads (module doc)."""
+
+    def __init__(self, handler: ShimHandler, max_workers: int) -> None:
+        self._handler = handler
+        self._stream = handler._stream
+        self._max_workers = max_workers
+        self._slots: dict[tuple[str, str], _ReplySlot] = {}
+        self._slots_lock = threading.Lock()
+        self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._token = threading.Lock()
+        """The read token: held by the one thread that may call ``recv`` (see module doc)."""
+        self._parks = 0  # times the token was parked; run()'s thread watches it change
+        self._watcher_asleep = False
+        self._wake_watcher = threading.Event()
+
+    def run(self) -> None:
+        handler = self._handler
+        pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix=f"shim-{handler.name}")
+        self._pool = pool
+        try:
+            self._token.acquire()
+            try:
+                self._stream.send(handler._register_message())
+            except BaseException:
+                self._token.release()
+                raise
+            while True:
+                self._read_until_handoff()
+                self._release_token()
+                if self._closed or not self._take_parked_token():
+                    break
+        except (ConnectionClosed, MalformedMessage) as exc:
+            handler._stream_ended(exc)
+        finally:
+            self._shut_down()
+            # cancel_futures: queued transactions could only fail now that the peer is gone.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _shut_down(self) -> None:
+        with self._slots_lock:
+            self._closed = True
+            slots = list(self._slots.values())
+            self._slots.clear()
+            for slot in slots:
+                slot.fail(CONNECTION_LOST)
+        self._stream.close()
+        self._wake_watcher.set()
+
+    def start(self, msg: ChaincodeMessage) -> None:
+        assert self._pool is not None
+        self._pool.submit(self._serve_transaction, msg)
+
+    def deliver(self, msg: ChaincodeMessage) -> bool:
+        with self._slots_lock:
+            slot = self._slots.pop((msg.channel_id, msg.txid), None)
+        if slot is None:
+            return False
+        slot.deliver(msg)
+        return True
+
+    def _read_one(self, claim: bool = False) -> int | ChaincodeMessage | None:
+        """Read and handle one message (token held); its type, or None if the stream ended.
+
+        With ``claim``, a TRANSACTION/INIT is returned unhandled for the caller to run.
+        """
+        try:
+            msg = self._stream.recv()
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._handler._stream_ended(exc)
+            self._shut_down()
+            return None
+        if claim and msg.type in _TRANSACTIONS and self._handler.state == READY:
+            return msg
+        try:
+            handled = self._handler._handle(msg)
+        except BaseException:
+            self._shut_down()  # as if run() had died: nobody may wait for a reader any more
+            raise
+        if not handled:
+            self._shut_down()
+            return None
+        return msg.type
+
+    def _read_until_handoff(self, claim: bool = False) -> ChaincodeMessage | None:
+        """Read (token held) until a message gave someone work or the stream ended; with
+        ``claim``, return a TRANSACTION/INIT for the caller to run instead of submitting it."""
+        while not self._closed:
+            got = self._read_one(claim)
+            if isinstance(got, ChaincodeMessage):
+                return got
+            if got is None or got in _HANDS_OFF_WORK:
+                return None
+        return None
+
+    def _release_token(self) -> None:
+        """Give the token up: promote a waiting requester to reader, else park it."""
+        with self._slots_lock:
+            for slot in self._slots.values():
+                if not slot.promoted:
+                    if self._closed:
+                        break
+                    slot.promoted = True
+                    slot.promote()
+                    return
+        self._parks += 1  # before the release: only the token holder counts
+        self._token.release()
+        if self._watcher_asleep:
+            self._watcher_asleep = False
+            self._wake_watcher.set()
+
+    def _take_parked_token(self) -> bool:
+        """run()'s thread: wait until the token has stayed parked a grace period, take it.
+
+        Polls every ``_GRACE`` while transactions come and go; after ``_LINGER`` periods with
+        the token held (e.g. by an idle worker blocked in ``recv``) it sleeps until the next
+        park wakes it. False once the handler is closed.
+        """
+        seen = self._parks
+        quiet = 0
+        while not self._closed:
+            if quiet < _LINGER:
+                time.sleep(_GRACE)
+            else:
+                self._wake_watcher.clear()
+                self._watcher_asleep = True
+                if self._parks == seen and self._token.locked() and not self._closed:
+                    self._wake_watcher.wait()
+                self._watcher_asleep = False
+                quiet = 0
+            parks = self._parks
+            if parks == seen and self._token.acquire(blocking=False):
+                if self._closed:
+                    self._token.release()
+                    return False
+                return True
+            quiet = quiet + 1 if parks == seen else 0
+            seen = parks
+        return False
+
+    def _serve_transaction(self, msg: ChaincodeMessage | None) -> None:
+        """Run transactions on this pool thread: the submitted one, then any this thread
+        reads while idle (it runs it itself rather than waking another pool thread)."""
+        while msg is not None:
+            self._handler._serve_one(msg)
+            msg = None
+            # Now idle: if nobody is reading, read until the next piece of work turns up.
+            if not self._closed and self._token.acquire(blocking=False):
+                msg = self._read_until_handoff(claim=True)
+                self._release_token()
+
+    def exchange(self, msg: ChaincodeMessage) -> ChaincodeMessage:
         key = (msg.channel_id, msg.txid)
         slot = _ReplySlot()
         with self._slots_lock:
@@ -595,10 +574,83 @@ class ShimHandler:
                 self._release_token()
         return slot.result()
 
-    def request(self, msg: ChaincodeMessage) -> bytes:
-        """Like :meth:`exchange` but returns the RESPONSE payload; an ERROR reply raises
-        :class:`ChaincodeRequestError` with the peer's text."""
-        reply = self.exchange(msg)
-        if reply.type == ChaincodeMessage.ERROR:
-            raise ChaincodeRequestError(reply.payload.decode("utf-8", "replace"))
-        return reply.payload
+
+class _GreenletEngine:
+    """Every transaction a greenlet of :meth:`run`'s loop, which is the only reader (module
+    doc): a stub request switches back to the loop, a reply switches into its transaction."""
+
+    def __init__(self, handler: ShimHandler, greenlet: Any) -> None:
+        self._handler = handler
+        self._stream = handler._stream
+        self._greenlet = greenlet  # the module
+        self._hub: Any = None
+        """The greenlet running :meth:`run`'s loop."""
+        self._slots: dict[tuple[str, str], _GreenletSlot] = {}
+        self._closed = False
+        # Workers park between transactions: making a greenlet costs 10 us, a switch 0.5.
+        self._idle: list[Any] = []
+
+    def run(self) -> None:
+        handler, stream, slots = self._handler, self._stream, self._slots
+        self._hub = self._greenlet.getcurrent()
+        try:
+            stream.send(handler._register_message())
+            while handler._handle(stream.recv()):
+                pass
+        except (ConnectionClosed, MalformedMessage) as exc:
+            handler._stream_ended(exc)
+        finally:
+            self._closed = True
+            stream.close()
+            # Let every waiting transaction see the error and finish (its reply is dropped).
+            while slots:
+                _, slot = slots.popitem()
+                slot.error = CONNECTION_LOST
+                slot.greenlet.switch()
+            for parked in self._idle:
+                parked.throw()  # GreenletExit: ends its loop here, not in a later collection
+
+    def _worker(self, msg: ChaincodeMessage) -> None:
+        serve, idle, current, hub = (
+            self._handler._serve_one,
+            self._idle,
+            self._greenlet.getcurrent,
+            self._hub,
+        )
+        while True:
+            serve(msg)
+            idle.append(current())
+            msg = hub.switch()
+
+    def start(self, msg: ChaincodeMessage) -> None:
+        idle = self._idle
+        worker = idle.pop() if idle else self._greenlet.greenlet(self._worker, parent=self._hub)
+        worker.switch(msg)
+
+    def deliver(self, msg: ChaincodeMessage) -> bool:
+        slot = self._slots.pop((msg.channel_id, msg.txid), None)
+        if slot is None:
+            return False
+        slot.reply = msg
+        slot.greenlet.switch()
+        return True
+
+    def exchange(self, msg: ChaincodeMessage) -> ChaincodeMessage:
+        current = self._greenlet.getcurrent()
+        if current.parent is not self._hub:
+            raise ChaincodeRequestError(
+                f"[{_short(msg.txid)}] a greenlets chaincode may use its stub only on the "
+                "transaction's own greenlet, not on another thread or greenlet"
+            )
+        key = (msg.channel_id, msg.txid)
+        if self._closed:
+            raise ChaincodeRequestError(CONNECTION_LOST)
+        if key in self._slots:
+            raise _overlapping(msg)
+        try:
+            self._stream.send(msg)
+        except (ConnectionClosed, MalformedMessage) as exc:
+            raise _send_failed(msg, exc) from exc
+        slot = self._slots[key] = _GreenletSlot(current)
+        self._hub.switch()
+        return slot.result()
