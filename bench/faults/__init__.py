@@ -7,6 +7,8 @@ how long the peer took to recover from each fault. The pure parts (configuration
 ledger check, recovery, report) are separate from :mod:`.runner`, which does the I/O.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .accounting import (
     SUCCEEDED,
     Accounting,
@@ -41,7 +43,20 @@ from .ledger import (
 )
 from .recovery import FaultRecord, Injection, ObservedEvent, count_restarts, relate, summarize
 from .report import FaultReport, render_table
-from .runner import FaultRunner, run
+
+if TYPE_CHECKING:
+    from .runner import FaultRunner, run
+
+
+def __getattr__(name: str) -> Any:
+    # The runner (the I/O, and the peer's modules) loads on first use, so the `ccactors`
+    # command, which imports this package for its `faults` options, starts no slower.
+    if name in ("FaultRunner", "run"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTOR_FAULTS",
