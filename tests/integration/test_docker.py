@@ -414,7 +414,12 @@ def test_chaincode_that_cannot_load_fails_the_launch_with_its_output(
     package = tmp_path / "broken.tar.gz"
     create_package(EXAMPLES, "broken", target="examples.kv:NoSuchClass", out=package)
     peer.support.define(ChaincodeDefinition("broken", runtime="docker", package=str(package)))
-    with pytest.raises(LaunchError, match=r"registration failed: exited with code 1"):
+    # The container's last words are in the error (issue 14), not only in its log.
+    with pytest.raises(
+        LaunchError,
+        match=r"registration failed: chaincode broken exited with code 1; last log lines: .*"
+        r"cannot load chaincode examples\.kv:NoSuchClass: AttributeError",
+    ):
         peer.support.launch("broken", timeout=WAIT)
     instance = peer.container("broken")
     assert instance.wait() == ExitStatus(code=1)
