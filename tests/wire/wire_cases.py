@@ -27,6 +27,9 @@ MODULES = {
     "response": "peer.proposal_response_pb2",
     "common": "common.common_pb2",
     "msp": "msp.identities_pb2",
+    "principal": "msp.msp_principal_pb2",
+    "policies": "common.policies_pb2",
+    "peerpolicy": "peer.policy_pb2",
     "qr": "ledger.queryresult.kv_query_result_pb2",
     "rwset": "ledger.rwset.rwset_pb2",
     "kvrwset": "ledger.rwset.kvrwset.kv_rwset_pb2",
@@ -301,6 +304,22 @@ def _chaincode_call(m: SimpleNamespace, with_key_policies: bool) -> Any:
     return call
 
 
+def _policy_envelope(m: SimpleNamespace) -> Any:
+    """KEY_POLICY's envelope with a nested OutOf, built field by field."""
+    env = m.policies.SignaturePolicyEnvelope(version=0)
+    env.rule.n_out_of.n = 1
+    env.rule.n_out_of.rules.add().signed_by = 1
+    inner = env.rule.n_out_of.rules.add().n_out_of
+    inner.n = 2
+    inner.rules.add().signed_by = 0
+    inner.rules.add().signed_by = 2
+    role = m.principal.MSPPrincipal.ROLE
+    for msp_id, r in (("Org1MSP", 3), ("Org2MSP", 0), ("Org3MSP", 1)):
+        msp_role = m.principal.MSPRole(msp_identifier=msp_id, role=r)
+        env.identities.add(principal_classification=role, principal=ser(msp_role))
+    return env
+
+
 def _proposal_response_payload(m: SimpleNamespace) -> Any:
     return m.response.ProposalResponsePayload(
         proposal_hash=bytes(range(32)), extension=ser(_chaincode_action(m))
@@ -478,6 +497,24 @@ def case_builders(m: SimpleNamespace) -> dict[str, Callable[[], Any]]:
             "rwset.CollectionHashedReadWriteSet": lambda: _collection_hashed(m),
             "kvrwset.KVRWSet": lambda: _kvrwset(m),
             "kvrwset.RangeQueryInfo.merkle": lambda: _range_query_merkle(m),
+            "common.SignaturePolicyEnvelope": lambda: _policy_envelope(m),
+            "common.MSPRole": lambda: m.principal.MSPRole(
+                msp_identifier="Org2MSP", role=m.principal.MSPRole.ORDERER
+            ),
+            "common.OrganizationUnit": lambda: m.principal.OrganizationUnit(
+                msp_identifier="Org1MSP",
+                organizational_unit_identifier="peer",
+                certifiers_identifier=bytes(range(32)),
+            ),
+            "common.ImplicitMetaPolicy": lambda: m.policies.ImplicitMetaPolicy(
+                sub_policy="Endorsement", rule=m.policies.ImplicitMetaPolicy.MAJORITY
+            ),
+            "protos.ApplicationPolicy.signature": lambda: m.peerpolicy.ApplicationPolicy(
+                signature_policy=_policy_envelope(m)
+            ),
+            "protos.ApplicationPolicy.reference": lambda: m.peerpolicy.ApplicationPolicy(
+                channel_config_policy_reference="/Channel/Application/Endorsement"
+            ),
         }
     )
     return cases
