@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -30,6 +31,14 @@ class HeaderType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDERER_TRANSACTION: _ClassVar[HeaderType]
     DELIVER_SEEK_INFO: _ClassVar[HeaderType]
     CHAINCODE_PACKAGE: _ClassVar[HeaderType]
+
+class BlockMetadataIndex(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNATURES: _ClassVar[BlockMetadataIndex]
+    LAST_CONFIG: _ClassVar[BlockMetadataIndex]
+    TRANSACTIONS_FILTER: _ClassVar[BlockMetadataIndex]
+    ORDERER: _ClassVar[BlockMetadataIndex]
+    COMMIT_HASH: _ClassVar[BlockMetadataIndex]
 UNKNOWN: Status
 SUCCESS: Status
 BAD_REQUEST: Status
@@ -46,6 +55,43 @@ ENDORSER_TRANSACTION: HeaderType
 ORDERER_TRANSACTION: HeaderType
 DELIVER_SEEK_INFO: HeaderType
 CHAINCODE_PACKAGE: HeaderType
+SIGNATURES: BlockMetadataIndex
+LAST_CONFIG: BlockMetadataIndex
+TRANSACTIONS_FILTER: BlockMetadataIndex
+ORDERER: BlockMetadataIndex
+COMMIT_HASH: BlockMetadataIndex
+
+class LastConfig(_message.Message):
+    __slots__ = ("index",)
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    def __init__(self, index: _Optional[int] = ...) -> None: ...
+
+class Metadata(_message.Message):
+    __slots__ = ("value", "signatures")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    value: bytes
+    signatures: _containers.RepeatedCompositeFieldContainer[MetadataSignature]
+    def __init__(self, value: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[MetadataSignature, _Mapping]]] = ...) -> None: ...
+
+class MetadataSignature(_message.Message):
+    __slots__ = ("signature_header", "signature", "identifier_header")
+    SIGNATURE_HEADER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_HEADER_FIELD_NUMBER: _ClassVar[int]
+    signature_header: bytes
+    signature: bytes
+    identifier_header: bytes
+    def __init__(self, signature_header: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., identifier_header: _Optional[bytes] = ...) -> None: ...
+
+class IdentifierHeader(_message.Message):
+    __slots__ = ("identifier", "nonce")
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    identifier: int
+    nonce: bytes
+    def __init__(self, identifier: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("channel_header", "signature_header")
@@ -98,3 +144,43 @@ class Envelope(_message.Message):
     payload: bytes
     signature: bytes
     def __init__(self, payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Block(_message.Message):
+    __slots__ = ("header", "data", "metadata")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    header: BlockHeader
+    data: BlockData
+    metadata: BlockMetadata
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., data: _Optional[_Union[BlockData, _Mapping]] = ..., metadata: _Optional[_Union[BlockMetadata, _Mapping]] = ...) -> None: ...
+
+class BlockHeader(_message.Message):
+    __slots__ = ("number", "previous_hash", "data_hash")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_HASH_FIELD_NUMBER: _ClassVar[int]
+    DATA_HASH_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    previous_hash: bytes
+    data_hash: bytes
+    def __init__(self, number: _Optional[int] = ..., previous_hash: _Optional[bytes] = ..., data_hash: _Optional[bytes] = ...) -> None: ...
+
+class BlockData(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, data: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class BlockMetadata(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, metadata: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class OrdererBlockMetadata(_message.Message):
+    __slots__ = ("last_config", "consenter_metadata")
+    LAST_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONSENTER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    last_config: LastConfig
+    consenter_metadata: bytes
+    def __init__(self, last_config: _Optional[_Union[LastConfig, _Mapping]] = ..., consenter_metadata: _Optional[bytes] = ...) -> None: ...

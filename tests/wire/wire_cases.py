@@ -30,6 +30,10 @@ MODULES = {
     "principal": "msp.msp_principal_pb2",
     "policies": "common.policies_pb2",
     "peerpolicy": "peer.policy_pb2",
+    "transaction": "peer.transaction_pb2",
+    "peer": "peer.peer_pb2",
+    "ab": "orderer.ab_pb2",
+    "gateway": "gateway.gateway_pb2",
     "qr": "ledger.queryresult.kv_query_result_pb2",
     "rwset": "ledger.rwset.rwset_pb2",
     "kvrwset": "ledger.rwset.kvrwset.kv_rwset_pb2",
@@ -304,6 +308,50 @@ def _chaincode_call(m: SimpleNamespace, with_key_policies: bool) -> Any:
     return call
 
 
+def _transaction(m: SimpleNamespace) -> Any:
+    endorsed = m.transaction.ChaincodeEndorsedAction(
+        proposal_response_payload=ser(_proposal_response_payload(m)),
+        endorsements=[m.response.Endorsement(endorser=ser(_identity(m)), signature=SIGNATURE)],
+    )
+    cap = m.transaction.ChaincodeActionPayload(
+        chaincode_proposal_payload=ser(_proposal_payload(m)), action=endorsed
+    )
+    action = m.transaction.TransactionAction(header=ser(_signature_header(m)), payload=ser(cap))
+    return m.transaction.Transaction(actions=[action])
+
+
+def _signatures_metadata(m: SimpleNamespace) -> Any:
+    obm = m.common.OrdererBlockMetadata(
+        last_config=m.common.LastConfig(index=0), consenter_metadata=ser(m.common.Metadata())
+    )
+    signature = m.common.MetadataSignature(
+        signature_header=ser(_signature_header(m)), signature=SIGNATURE
+    )
+    return m.common.Metadata(value=ser(obm), signatures=[signature])
+
+
+def _block(m: SimpleNamespace) -> Any:
+    block = m.common.Block()
+    block.header.number = 3
+    block.header.previous_hash = bytes(range(32))
+    block.header.data_hash = bytes(range(32, 64))
+    block.data.data.extend([ser(_envelope(m)), ser(_envelope(m))])
+    last_config = m.common.Metadata(value=ser(m.common.LastConfig(index=0)))
+    block.metadata.metadata.extend(
+        [ser(_signatures_metadata(m)), ser(last_config), bytes([0, 11]), b"", b""]
+    )
+    return block
+
+
+def _events_request(m: SimpleNamespace) -> Any:
+    request = m.gateway.ChaincodeEventsRequest(
+        channel_id=CHANNEL, chaincode_id=CC_NAME, identity=ser(_identity(m))
+    )
+    request.start_position.specified.number = 5
+    request.after_transaction_id = TXID
+    return request
+
+
 def _policy_envelope(m: SimpleNamespace) -> Any:
     """KEY_POLICY's envelope with a nested OutOf, built field by field."""
     env = m.policies.SignaturePolicyEnvelope(version=0)
@@ -514,6 +562,48 @@ def case_builders(m: SimpleNamespace) -> dict[str, Callable[[], Any]]:
             ),
             "protos.ApplicationPolicy.reference": lambda: m.peerpolicy.ApplicationPolicy(
                 channel_config_policy_reference="/Channel/Application/Endorsement"
+            ),
+            "protos.Transaction": lambda: _transaction(m),
+            "protos.ProcessedTransaction": lambda: m.transaction.ProcessedTransaction(
+                transactionEnvelope=_envelope(m),
+                validationCode=m.transaction.MVCC_READ_CONFLICT,
+            ),
+            "common.Block": lambda: _block(m),
+            "common.Metadata": lambda: _signatures_metadata(m),
+            "gateway.EndorseRequest": lambda: m.gateway.EndorseRequest(
+                transaction_id=TXID,
+                channel_id=CHANNEL,
+                proposed_transaction=_signed_proposal(m),
+                endorsing_organizations=["Org1MSP", "Org2MSP"],
+            ),
+            "gateway.EndorseResponse": lambda: m.gateway.EndorseResponse(
+                prepared_transaction=_envelope(m)
+            ),
+            "gateway.SubmitRequest": lambda: m.gateway.SubmitRequest(
+                transaction_id=TXID, channel_id=CHANNEL, prepared_transaction=_envelope(m)
+            ),
+            "gateway.CommitStatusRequest": lambda: m.gateway.CommitStatusRequest(
+                transaction_id=TXID, channel_id=CHANNEL, identity=ser(_identity(m))
+            ),
+            "gateway.SignedCommitStatusRequest": lambda: m.gateway.SignedCommitStatusRequest(
+                request=b"\x0a\x01x", signature=SIGNATURE
+            ),
+            "gateway.CommitStatusResponse": lambda: m.gateway.CommitStatusResponse(
+                result=m.transaction.ENDORSEMENT_POLICY_FAILURE, block_number=2**40 + 7
+            ),
+            "gateway.EvaluateResponse": lambda: m.gateway.EvaluateResponse(result=_response(m)),
+            "gateway.ChaincodeEventsRequest": lambda: _events_request(m),
+            "gateway.ChaincodeEventsResponse": lambda: m.gateway.ChaincodeEventsResponse(
+                events=[_event(m), _event(m)], block_number=12
+            ),
+            "gateway.ErrorDetail": lambda: m.gateway.ErrorDetail(
+                address="peer0.org1.example.com:7051", msp_id="Org1MSP", message="chaincode failed"
+            ),
+            "orderer.BroadcastResponse": lambda: m.ab.BroadcastResponse(
+                status=m.common.BAD_REQUEST, info="message payload is too large"
+            ),
+            "orderer.SeekPosition.next_commit": lambda: m.ab.SeekPosition(
+                next_commit=m.ab.SeekNextCommit()
             ),
         }
     )
