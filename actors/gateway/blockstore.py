@@ -1,0 +1,158 @@
+"""A channel's block store: committed blocks, the txid index, commit notifications.
+
+Fabric counterparts: ``common/ledger/blkstorage`` (blocks by number, the transaction index that
+answers "which block, which validation code" for a txid, first occurrence only) and the commit
+notifications the Gateway's CommitStatus and ChaincodeEvents wait on
+(``core/ledger/kvledger`` ``commitNotifier``). The state database stays in
+:mod:`actors.ledger`; this holds the chain of ``common.Block`` s that clients and tools read.
+
+In memory, or in one sqlite file per channel: a block and its index rows are one sqlite
+transaction (``synchronous=FULL``), so a crash leaves either the whole block or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from actors.gateway.blocks import transactions_filter
+from protos.common.common_pb2 import Block, ChannelHeader, Envelope, Payload
+
+Listener = Callable[[int, int], None]  # (validation code, block number)
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    code: int
+    block: int
+
+
+def _txids(block: Block) -> list[str]:
+    out = []
+    for raw in block.data.data:
+        try:
+            payload = Payload.FromString(Envelope.FromString(raw).payload)
+            out.append(ChannelHeader.FromString(payload.header.channel_header).tx_id)
+        except Exception:
+            out.append("")
+    return out
+
+
+class BlockStore:
+    """Blocks of one channel, in order, with a txid index and waiters. Thread-safe."""
+
+    def __init__(self, channel_id: str, *, path: str | Path | None = None) -> None:
+        self.channel_id = channel_id
+        self._lock = threading.Condition()
+        self._blocks: list[bytes] = []
+        self._index: dict[str, TxStatus] = {}
+        self._waiters: dict[str, list[Listener]] = {}
+        self._closed = False
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, data BLOB)"
+            )
+            for (data,) in self._db.execute("SELECT data FROM blocks ORDER BY number"):
+                self._index_block(Block.FromString(data), data)
+
+    @property
+    def height(self) -> int:
+        with self._lock:
+            return len(self._blocks)
+
+    def last_header(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            return Block.FromString(self._blocks[-1]).header if self._blocks else None
+
+    def _index_block(self, block: Block, data: bytes) -> list[tuple[str, TxStatus]]:
+        codes = transactions_filter(block)
+        fresh = []
+        for i, txid in enumerate(_txids(block)):
+            if txid and txid not in self._index:
+                status = TxStatus(codes[i] if i < len(codes) else 255, block.header.number)
+                self._index[txid] = status
+                fresh.append((txid, status))
+        self._blocks.append(data)
+        return fresh
+
+    def append(self, block: Block) -> None:
+        """Store the next block (its TRANSACTIONS_FILTER set) and wake who waits for its txids."""
+        data = block.SerializeToString()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"block store of {self.channel_id} is closed")
+            if block.header.number != len(self._blocks):
+                raise ValueError(f"expected block {len(self._blocks)}, got {block.header.number}")
+            if self._db is not None:
+                self._db.execute(
+                    "INSERT INTO blocks (number, data) VALUES (?, ?)", (block.header.number, data)
+                )
+            fresh = self._index_block(block, data)
+            woken = [(cb, s) for txid, s in fresh for cb in self._waiters.pop(txid, [])]
+            self._lock.notify_all()
+        for callback, status in woken:
+            callback(status.code, status.block)
+
+    def status(self, txid: str) -> TxStatus | None:
+        with self._lock:
+            return self._index.get(txid)
+
+    def has_txid(self, txid: str) -> bool:
+        with self._lock:
+            return txid in self._index
+
+    def on_commit(self, txid: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(code, block)`` once ``txid`` is committed (at once if it is).
+        Registering and looking up happen under one lock, so no commit slips between."""
+        with self._lock:
+            status = self._index.get(txid)
+            if status is None:
+                self._waiters.setdefault(txid, []).append(listener)
+        if status is not None:
+            listener(status.code, status.block)
+            return lambda: None
+
+        def cancel() -> None:
+            with self._lock:
+                waiting = self._waiters.get(txid, [])
+                if listener in waiting:
+                    waiting.remove(listener)
+                if not waiting:
+                    self._waiters.pop(txid, None)
+
+        return cancel
+
+    def block(self, number: int) -> Block:
+        with self._lock:
+            return Block.FromString(self._blocks[number])
+
+    def blocks_from(
+        self, start: int, *, stop: threading.Event, poll: float = 0.5
+    ) -> Iterator[Block]:
+        """Blocks ``start``, ``start + 1``, ... waiting for new ones until ``stop`` is set or
+        the store closes."""
+        number = start
+        while not stop.is_set():
+            with self._lock:
+                while number >= len(self._blocks) and not self._closed and not stop.is_set():
+                    self._lock.wait(poll)
+                if self._closed or stop.is_set():
+                    return
+                data = self._blocks[number]
+            yield Block.FromString(data)
+            number += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

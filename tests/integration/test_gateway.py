@@ -1,0 +1,298 @@
+"""The Gateway service end to end in one process: a real chaincode (system runtime), the
+embedded orderer and committer, clients with cryptogen identities over gRPC."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import status_pb2
+
+from actors.config import ChaincodeDefinition, Config
+from actors.gateway.client import GatewayClient, signed_proposal
+from actors.gateway.cutter import BatchConfig
+from actors.gateway.stack import GatewayStack
+from actors.gateway.validator import ChaincodeRules
+from actors.msp import cryptogen
+from actors.msp.msp import MSP, MSPManager, SigningIdentity, load_signing_identity
+from actors.msp.policies import from_string
+from actors.scheduler import Scheduler
+from actors.support import ChaincodeSupport
+from protos.gateway import gateway_pb2, gateway_pb2_grpc
+from protos.peer.policy_pb2 import ApplicationPolicy
+
+CHANNEL = "mychannel"
+
+
+def ident(crypto: Path, org: int, name: str) -> SigningIdentity:
+    domain = f"org{org}.example.com"
+    base = crypto / "peerOrganizations" / domain
+    path = (
+        base / "users" / f"{name}{domain}" if "@" in name else base / "peers" / f"{name}.{domain}"
+    )
+    return load_signing_identity(path / "msp", f"Org{org}MSP")
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("crypto")
+    assert cryptogen.main(["--orgs", "Org1MSP,Org2MSP", "--out", str(out)]) == 0
+    return out
+
+
+class Peer:
+    def __init__(self, crypto: Path, data_dir: Path | None = None) -> None:
+        self.policies = {"kv": "OR('Org1MSP.peer')", "asset": "OR('Org1MSP.peer')"}
+        self.support = ChaincodeSupport(
+            Config(
+                chaincodes=(
+                    ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),
+                    ChaincodeDefinition("asset", target="examples.asset_transfer:AssetTransfer"),
+                )
+            )
+        )
+        self.scheduler = Scheduler("gateway-test")
+        members = MSPManager(
+            MSP.from_dir(crypto / f"peerOrganizations/org{n}.example.com/msp", f"Org{n}MSP")
+            for n in (1, 2)
+        )
+        self.stack = GatewayStack(
+            runner=self.support,
+            ledgers=self.support.ledgers.get,
+            channels={CHANNEL: members},
+            definitions=self.rules,
+            signer=ident(crypto, 1, "peer0"),
+            call_later=self.scheduler.call_later,
+            batch=BatchConfig(batch_timeout=0.05),
+            data_dir=data_dir,
+        )
+        self.port = self.stack.serve("127.0.0.1:0")
+        self.address = f"127.0.0.1:{self.port}"
+
+    def rules(self, channel: str, chaincode: str) -> ChaincodeRules | None:
+        policy = self.policies.get(chaincode)
+        if channel != CHANNEL or policy is None:
+            return None
+        app = ApplicationPolicy(signature_policy=from_string(policy))
+        return ChaincodeRules("1.0", app.SerializeToString())
+
+    def close(self) -> None:
+        self.stack.stop()
+        self.scheduler.stop()
+        self.support.shutdown()
+
+
+@pytest.fixture(scope="module")
+def peer(crypto: Path) -> Iterator[Peer]:
+    p = Peer(crypto)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def client(peer: Peer, crypto: Path) -> Iterator[GatewayClient]:
+    with GatewayClient(peer.address, ident(crypto, 1, "User1@")) as c:
+        yield c
+
+
+def details(error: grpc.RpcError) -> list[gateway_pb2.ErrorDetail]:
+    out = []
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for any_detail in status_pb2.Status.FromString(value).details:
+                detail = gateway_pb2.ErrorDetail()
+                any_detail.Unpack(detail)
+                out.append(detail)
+    return out
+
+
+def test_submit_commits_and_evaluate_reads_it(client: GatewayClient) -> None:
+    done = client.submit(CHANNEL, "kv", [b"put", b"colour", b"blue"])
+    assert (done.code_name, done.result) == ("VALID", b"")
+    assert client.evaluate(CHANNEL, "kv", [b"get", b"colour"]) == b"blue"
+    again = client.submit(CHANNEL, "kv", [b"getput", b"colour", b"green"])
+    assert again.code_name == "VALID" and again.block > done.block
+    assert client.evaluate(CHANNEL, "kv", [b"get", b"colour"]) == b"green"
+
+
+def test_concurrent_conflicting_submits_see_mvcc_read_conflict(client: GatewayClient) -> None:
+    client.submit(CHANNEL, "kv", [b"put", b"counter", b"0"])
+    codes: list[str] = []
+
+    def incr() -> None:
+        codes.append(client.submit(CHANNEL, "kv", [b"incr", b"counter"]).code_name)
+
+    threads = [threading.Thread(target=incr) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = int(client.evaluate(CHANNEL, "kv", [b"get", b"counter"]))
+    assert codes.count("VALID") == final  # every VALID increment landed, none other did
+    assert set(codes) <= {"VALID", "MVCC_READ_CONFLICT"}
+    assert "MVCC_READ_CONFLICT" in codes  # six concurrent readers of one key within 50 ms
+
+
+def test_endorsement_policy_failure_is_the_commit_status(peer: Peer, client: GatewayClient) -> None:
+    peer.policies["kv"] = "AND('Org1MSP.peer', 'Org2MSP.peer')"  # this peer alone cannot
+    try:
+        done = client.submit(CHANNEL, "kv", [b"put", b"k", b"v"])
+    finally:
+        peer.policies["kv"] = "OR('Org1MSP.peer')"
+    assert done.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    with pytest.raises(grpc.RpcError) as missing:  # nothing was written
+        client.evaluate(CHANNEL, "kv", [b"get", b"k"])
+    assert missing.value.code() is grpc.StatusCode.UNKNOWN
+    assert "chaincode response 404" in missing.value.details()
+
+
+def test_errors_carry_fabrics_codes_and_details(
+    peer: Peer, client: GatewayClient, crypto: Path
+) -> None:
+    with pytest.raises(grpc.RpcError) as failed:
+        client.evaluate(CHANNEL, "kv", [b"fail", b"boom"])
+    assert failed.value.code() is grpc.StatusCode.UNKNOWN
+    assert (
+        failed.value.details()
+        == "evaluate call to endorser returned error: chaincode response 500, boom"
+    )
+    [detail] = details(failed.value)
+    assert (detail.msp_id, detail.address, detail.message) == (
+        "Org1MSP",
+        peer.address,
+        "chaincode response 500, boom",
+    )
+    with pytest.raises(grpc.RpcError) as undefined:
+        client.evaluate(CHANNEL, "nosuchcc", [b"x"])
+    assert undefined.value.code() is grpc.StatusCode.ABORTED
+    assert (
+        "has been successfully defined on channel mychannel" in details(undefined.value)[0].message
+    )
+    with pytest.raises(grpc.RpcError) as channel:
+        client.evaluate("otherchannel", "kv", [b"get", b"x"])
+    assert channel.value.code() is grpc.StatusCode.UNAVAILABLE
+    # an identity the channel does not trust
+    with (
+        GatewayClient(peer.address, _stranger(crypto)) as stranger,
+        pytest.raises(grpc.RpcError) as denied,
+    ):
+        stranger.evaluate(CHANNEL, "kv", [b"get", b"colour"])
+    assert denied.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "creator org unknown" in denied.value.details()
+
+
+def _stranger(crypto: Path) -> SigningIdentity:
+    out = crypto.parent / "stranger"
+    if not out.exists():
+        assert cryptogen.main(["--orgs", "Org9MSP", "--out", str(out)]) == 0
+    return load_signing_identity(
+        out / "peerOrganizations/org9.example.com/users/User1@org9.example.com/msp", "Org9MSP"
+    )
+
+
+def test_replays_forgeries_and_unsigned_submits_are_refused(
+    peer: Peer, client: GatewayClient
+) -> None:
+    stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(peer.address))
+    txid, proposal = signed_proposal(client.identity, CHANNEL, "kv", [b"put", b"r", b"1"])
+    endorsed = stub.Endorse(
+        gateway_pb2.EndorseRequest(
+            transaction_id=txid, channel_id=CHANNEL, proposed_transaction=proposal
+        )
+    )
+    envelope = endorsed.prepared_transaction
+    with pytest.raises(grpc.RpcError) as unsigned:
+        stub.Submit(
+            gateway_pb2.SubmitRequest(
+                transaction_id=txid, channel_id=CHANNEL, prepared_transaction=envelope
+            )
+        )
+    assert unsigned.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    envelope.signature = client.identity.sign(b"something else")  # a forged envelope signature
+    with pytest.raises(grpc.RpcError) as forged:
+        stub.Submit(
+            gateway_pb2.SubmitRequest(
+                transaction_id=txid, channel_id=CHANNEL, prepared_transaction=envelope
+            )
+        )
+    assert forged.value.code() is grpc.StatusCode.ABORTED
+    assert "status=FORBIDDEN" in forged.value.details()
+    envelope.signature = client.identity.sign(envelope.payload)
+    stub.Submit(
+        gateway_pb2.SubmitRequest(
+            transaction_id=txid, channel_id=CHANNEL, prepared_transaction=envelope
+        )
+    )
+    assert client.commit_status(CHANNEL, txid).result == 0
+    # the same proposal again: the txid is on the ledger
+    with pytest.raises(grpc.RpcError) as replay:
+        stub.Endorse(
+            gateway_pb2.EndorseRequest(
+                transaction_id=txid, channel_id=CHANNEL, proposed_transaction=proposal
+            )
+        )
+    assert "duplicate transaction found" in replay.value.details()
+    # the same envelope again is ordered, and committed as a duplicate
+    stub.Submit(
+        gateway_pb2.SubmitRequest(
+            transaction_id=txid, channel_id=CHANNEL, prepared_transaction=envelope
+        )
+    )
+    assert client.commit_status(CHANNEL, txid).result == 0  # first occurrence wins
+    forged_proposal = type(proposal)()
+    forged_proposal.CopyFrom(proposal)
+    forged_proposal.signature = client.identity.sign(b"not the proposal")
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.Evaluate(
+            gateway_pb2.EvaluateRequest(channel_id=CHANNEL, proposed_transaction=forged_proposal)
+        )
+    assert "access denied: channel [mychannel] creator org [Org1MSP]" in bad.value.details()
+
+
+def test_chaincode_events_live_and_replayed(peer: Peer, client: GatewayClient) -> None:
+    start = peer.stack.store(CHANNEL).height
+    live = client.events(CHANNEL, "asset", timeout=20)  # from the next commit
+    client.submit(CHANNEL, "kv", [b"put", b"e1", b"v"])  # no event: nothing streamed
+    client.submit(CHANNEL, "asset", [b"create", b"A1", b"alice", b"10"])
+    moved = client.submit(CHANNEL, "asset", [b"transfer", b"A1", b"bob"])
+    assert moved.code_name == "VALID"
+    first = next(iter(live))
+    assert first.block_number == moved.block
+    [event] = first.events
+    assert (event.chaincode_id, event.tx_id) == ("asset", moved.txid)
+    live.cancel()
+    # replayed from the ledger: the same event from a start block in the past
+    replay = client.events(CHANNEL, "asset", start_block=start, timeout=20)
+    again = next(iter(replay))
+    replay.cancel()
+    assert (again.block_number, again.events[0].tx_id) == (moved.block, moved.txid)
+    assert again.events[0].payload == event.payload
+
+
+def test_blocks_survive_a_restart(crypto: Path, tmp_path: Path) -> None:
+    first = Peer(crypto, data_dir=tmp_path)
+    try:
+        with GatewayClient(first.address, ident(crypto, 1, "User1@")) as c:
+            done = c.submit(CHANNEL, "kv", [b"put", b"x", b"1"])
+        height = first.stack.store(CHANNEL).height
+    finally:
+        first.close()
+    second = Peer(crypto, data_dir=tmp_path)
+    try:
+        assert second.stack.store(CHANNEL).height == height
+        with GatewayClient(second.address, ident(crypto, 1, "User1@")) as c:
+            status = c.commit_status(CHANNEL, done.txid, timeout=5)
+            assert (status.result, status.block_number) == (0, done.block)
+            later = c.submit(CHANNEL, "kv", [b"put", b"x", b"2"])
+        assert later.block == height  # the chain continues where it was
+        store = second.stack.store(CHANNEL)
+        from actors.gateway.blocks import header_hash
+
+        assert store.block(height).header.previous_hash == header_hash(
+            store.block(height - 1).header
+        )
+    finally:
+        second.close()
