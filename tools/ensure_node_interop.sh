@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the npm packages the Node interop tests need (tests/interop/node), when they are
+# Install the npm packages the Node interop tests need (tests/interop/node: Fabric's Node
+# chaincode shims; tests/interop/gateway_client: the official Gateway client), when they are
 # missing or older than package.json / package-lock.json. Safe to run repeatedly: it does
 # nothing when node_modules is up to date.
 #
@@ -11,8 +12,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dir="$here/tests/interop/node"
-stamp="$dir/node_modules/.ccactors-installed"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     msg="ensure_node_interop: node and npm are needed for the Node interop tests (install Node.js >= 18)"
@@ -24,37 +23,48 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     exit 0
 fi
 
-if [ "${FORCE:-}" = "1" ]; then
-    rm -rf "$dir/node_modules"
-fi
+ensure_dir() {
+    local dir="$1" check="$2"
+    local stamp="$dir/node_modules/.ccactors-installed"
+    if [ "${FORCE:-}" = "1" ]; then
+        rm -rf "$dir/node_modules"
+    fi
 
-stale=0
-if [ ! -f "$stamp" ]; then
-    stale=1
-else
-    for f in "$dir/package.json" "$dir/package-lock.json"; do
-        if [ -f "$f" ] && [ "$f" -nt "$stamp" ]; then
-            stale=1
-        fi
-    done
-fi
-if [ "$stale" = "0" ]; then
-    exit 0
-fi
+    local stale=0
+    if [ ! -f "$stamp" ]; then
+        stale=1
+    else
+        for f in "$dir/package.json" "$dir/package-lock.json"; do
+            if [ -f "$f" ] && [ "$f" -nt "$stamp" ]; then
+                stale=1
+            fi
+        done
+    fi
+    if [ "$stale" = "0" ]; then
+        return 0
+    fi
 
-cd "$dir"
-# npm's own progress and funding chatter is noise in a test log.
-flags=(--no-audit --no-fund --loglevel=error)
-if [ -f package-lock.json ]; then
-    echo "ensure_node_interop: npm ci in $dir" >&2
-    npm ci "${flags[@]}"
-else
-    echo "ensure_node_interop: npm install in $dir" >&2
-    npm install "${flags[@]}"
-fi
+    (
+    cd "$dir"
+    # npm's own progress and funding chatter is noise in a test log.
+    flags=(--no-audit --no-fund --loglevel=error)
+    if [ -f package-lock.json ]; then
+        echo "ensure_node_interop: npm ci in $dir" >&2
+        npm ci "${flags[@]}"
+    else
+        echo "ensure_node_interop: npm install in $dir" >&2
+        npm install "${flags[@]}"
+    fi
+    )
 
-# The pins the tests rely on: fail here, with the reason, rather than in a transaction.
-node -e '
+    # The pins the tests rely on: fail here, with the reason, rather than in a transaction.
+    (cd "$dir" && node -e "$check")
+    touch "$stamp"
+    echo "ensure_node_interop: $dir/node_modules ready" >&2
+}
+
+# shellcheck disable=SC2016 # JavaScript, not shell
+ensure_dir "$here/tests/interop/node" '
 const want = {"fabric-shim": "2.5.8", "fabric-contract-api": "2.5.8", "class-transformer": "0.4.0"};
 for (const [name, version] of Object.entries(want)) {
     const got = require(`${name}/package.json`).version;
@@ -68,5 +78,11 @@ if (typeof require("class-transformer").classToPlain !== "function") {
     process.exit(1);
 }
 '
-touch "$stamp"
-echo "ensure_node_interop: node_modules ready" >&2
+# shellcheck disable=SC2016
+ensure_dir "$here/tests/interop/gateway_client" '
+const got = require("@hyperledger/fabric-gateway/package.json").version;
+if (got !== "1.12.1") {
+    console.error(`ensure_node_interop: @hyperledger/fabric-gateway is ${got}, expected 1.12.1`);
+    process.exit(1);
+}
+'

@@ -11,89 +11,28 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
-from actors.config import ChaincodeDefinition, Config
+from actors.gateway.blocks import header_hash
 from actors.gateway.client import GatewayClient, signed_proposal
-from actors.gateway.cutter import BatchConfig
-from actors.gateway.stack import GatewayStack
-from actors.gateway.validator import ChaincodeRules
 from actors.msp import cryptogen
-from actors.msp.msp import MSP, MSPManager, SigningIdentity, load_signing_identity
-from actors.msp.policies import from_string
-from actors.scheduler import Scheduler
-from actors.support import ChaincodeSupport
+from actors.msp.msp import SigningIdentity, load_signing_identity
 from protos.gateway import gateway_pb2, gateway_pb2_grpc
-from protos.peer.policy_pb2 import ApplicationPolicy
-
-CHANNEL = "mychannel"
-
-
-def ident(crypto: Path, org: int, name: str) -> SigningIdentity:
-    domain = f"org{org}.example.com"
-    base = crypto / "peerOrganizations" / domain
-    path = (
-        base / "users" / f"{name}{domain}" if "@" in name else base / "peers" / f"{name}.{domain}"
-    )
-    return load_signing_identity(path / "msp", f"Org{org}MSP")
+from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto
 
 
 @pytest.fixture(scope="module")
 def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("crypto")
-    assert cryptogen.main(["--orgs", "Org1MSP,Org2MSP", "--out", str(out)]) == 0
-    return out
-
-
-class Peer:
-    def __init__(self, crypto: Path, data_dir: Path | None = None) -> None:
-        self.policies = {"kv": "OR('Org1MSP.peer')", "asset": "OR('Org1MSP.peer')"}
-        self.support = ChaincodeSupport(
-            Config(
-                chaincodes=(
-                    ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),
-                    ChaincodeDefinition("asset", target="examples.asset_transfer:AssetTransfer"),
-                )
-            )
-        )
-        self.scheduler = Scheduler("gateway-test")
-        members = MSPManager(
-            MSP.from_dir(crypto / f"peerOrganizations/org{n}.example.com/msp", f"Org{n}MSP")
-            for n in (1, 2)
-        )
-        self.stack = GatewayStack(
-            runner=self.support,
-            ledgers=self.support.ledgers.get,
-            channels={CHANNEL: members},
-            definitions=self.rules,
-            signer=ident(crypto, 1, "peer0"),
-            call_later=self.scheduler.call_later,
-            batch=BatchConfig(batch_timeout=0.05),
-            data_dir=data_dir,
-        )
-        self.port = self.stack.serve("127.0.0.1:0")
-        self.address = f"127.0.0.1:{self.port}"
-
-    def rules(self, channel: str, chaincode: str) -> ChaincodeRules | None:
-        policy = self.policies.get(chaincode)
-        if channel != CHANNEL or policy is None:
-            return None
-        app = ApplicationPolicy(signature_policy=from_string(policy))
-        return ChaincodeRules("1.0", app.SerializeToString())
-
-    def close(self) -> None:
-        self.stack.stop()
-        self.scheduler.stop()
-        self.support.shutdown()
+    return make_crypto(tmp_path_factory.mktemp("crypto"))
 
 
 @pytest.fixture(scope="module")
-def peer(crypto: Path) -> Iterator[Peer]:
-    p = Peer(crypto)
+def peer(crypto: Path) -> Iterator[GatewayPeer]:
+    p = GatewayPeer(crypto)
     yield p
     p.close()
 
 
 @pytest.fixture
-def client(peer: Peer, crypto: Path) -> Iterator[GatewayClient]:
+def client(peer: GatewayPeer, crypto: Path) -> Iterator[GatewayClient]:
     with GatewayClient(peer.address, ident(crypto, 1, "User1@")) as c:
         yield c
 
@@ -136,7 +75,9 @@ def test_concurrent_conflicting_submits_see_mvcc_read_conflict(client: GatewayCl
     assert "MVCC_READ_CONFLICT" in codes  # six concurrent readers of one key within 50 ms
 
 
-def test_endorsement_policy_failure_is_the_commit_status(peer: Peer, client: GatewayClient) -> None:
+def test_endorsement_policy_failure_is_the_commit_status(
+    peer: GatewayPeer, client: GatewayClient
+) -> None:
     peer.policies["kv"] = "AND('Org1MSP.peer', 'Org2MSP.peer')"  # this peer alone cannot
     try:
         done = client.submit(CHANNEL, "kv", [b"put", b"k", b"v"])
@@ -150,7 +91,7 @@ def test_endorsement_policy_failure_is_the_commit_status(peer: Peer, client: Gat
 
 
 def test_errors_carry_fabrics_codes_and_details(
-    peer: Peer, client: GatewayClient, crypto: Path
+    peer: GatewayPeer, client: GatewayClient, crypto: Path
 ) -> None:
     with pytest.raises(grpc.RpcError) as failed:
         client.evaluate(CHANNEL, "kv", [b"fail", b"boom"])
@@ -194,7 +135,7 @@ def _stranger(crypto: Path) -> SigningIdentity:
 
 
 def test_replays_forgeries_and_unsigned_submits_are_refused(
-    peer: Peer, client: GatewayClient
+    peer: GatewayPeer, client: GatewayClient
 ) -> None:
     stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(peer.address))
     txid, proposal = signed_proposal(client.identity, CHANNEL, "kv", [b"put", b"r", b"1"])
@@ -252,7 +193,7 @@ def test_replays_forgeries_and_unsigned_submits_are_refused(
     assert "access denied: channel [mychannel] creator org [Org1MSP]" in bad.value.details()
 
 
-def test_chaincode_events_live_and_replayed(peer: Peer, client: GatewayClient) -> None:
+def test_chaincode_events_live_and_replayed(peer: GatewayPeer, client: GatewayClient) -> None:
     start = peer.stack.store(CHANNEL).height
     live = client.events(CHANNEL, "asset", timeout=20)  # from the next commit
     client.submit(CHANNEL, "kv", [b"put", b"e1", b"v"])  # no event: nothing streamed
@@ -273,14 +214,14 @@ def test_chaincode_events_live_and_replayed(peer: Peer, client: GatewayClient) -
 
 
 def test_blocks_survive_a_restart(crypto: Path, tmp_path: Path) -> None:
-    first = Peer(crypto, data_dir=tmp_path)
+    first = GatewayPeer(crypto, data_dir=tmp_path)
     try:
         with GatewayClient(first.address, ident(crypto, 1, "User1@")) as c:
             done = c.submit(CHANNEL, "kv", [b"put", b"x", b"1"])
         height = first.stack.store(CHANNEL).height
     finally:
         first.close()
-    second = Peer(crypto, data_dir=tmp_path)
+    second = GatewayPeer(crypto, data_dir=tmp_path)
     try:
         assert second.stack.store(CHANNEL).height == height
         with GatewayClient(second.address, ident(crypto, 1, "User1@")) as c:
@@ -289,8 +230,6 @@ def test_blocks_survive_a_restart(crypto: Path, tmp_path: Path) -> None:
             later = c.submit(CHANNEL, "kv", [b"put", b"x", b"2"])
         assert later.block == height  # the chain continues where it was
         store = second.stack.store(CHANNEL)
-        from actors.gateway.blocks import header_hash
-
         assert store.block(height).header.previous_hash == header_hash(
             store.block(height - 1).header
         )
