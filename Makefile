@@ -4,13 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint protos fabric-venv clean bench
+.PHONY: help venv demo test lint protos fabric-venv clean bench caliper
 
 help:
 	@echo "make demo    - create $(VENV), install, run the in-process demo"
 	@echo "make test    - install everything the tests need, lint, run the whole suite"
 	@echo "make protos  - regenerate the Python modules from protos/**/*.proto"
 	@echo "make bench   - benchmark vs raw primitives (~9 min); writes bench/results/"
+	@echo "make caliper - a Hyperledger Caliper round against the Gateway service"
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,13 @@ $(VENV)/.bench-installed: $(STAMP)
 # BENCH_ARGS adds options, e.g. make bench BENCH_ARGS="--pin --repeats 5".
 bench: $(VENV)/.bench-installed
 	$(VENV)/bin/ccactors bench --results bench/results $(BENCH_ARGS)
+
+# A real Caliper round (npm, unmodified) against a gateway started for it; results and
+# Caliper's report.html in bench/results/caliper/. CALIPER_ARGS adds options, e.g.
+# make caliper CALIPER_ARGS="--tx-number 10000 --tps 500".
+caliper: $(STAMP)
+	bash tools/ensure_node_interop.sh
+	$(PY) -m tests.interop.caliper_run $(CALIPER_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/ccactors demo

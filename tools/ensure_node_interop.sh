@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the npm packages the Node interop tests need (tests/interop/node: Fabric's Node
-# chaincode shims; tests/interop/gateway_client: the official Gateway client), when they are
+# chaincode shims; tests/interop/gateway_client: the official Gateway client;
+# tests/interop/caliper: Hyperledger Caliper), when they are
 # missing or older than package.json / package-lock.json. Safe to run repeatedly: it does
 # nothing when node_modules is up to date.
 #
@@ -83,6 +84,14 @@ ensure_dir "$here/tests/interop/gateway_client" '
 const got = require("@hyperledger/fabric-gateway/package.json").version;
 if (got !== "1.12.1") {
     console.error(`ensure_node_interop: @hyperledger/fabric-gateway is ${got}, expected 1.12.1`);
+    process.exit(1);
+}
+'
+# shellcheck disable=SC2016
+ensure_dir "$here/tests/interop/caliper" '
+const got = require("@hyperledger/caliper-cli/package.json").version;
+if (got !== "0.6.0") {
+    console.error(`ensure_node_interop: @hyperledger/caliper-cli is ${got}, expected 0.6.0`);
     process.exit(1);
 }
 '
