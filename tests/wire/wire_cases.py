@@ -34,6 +34,7 @@ MODULES = {
     "peer": "peer.peer_pb2",
     "ab": "orderer.ab_pb2",
     "gateway": "gateway.gateway_pb2",
+    "collection": "peer.collection_pb2",
     "qr": "ledger.queryresult.kv_query_result_pb2",
     "rwset": "ledger.rwset.rwset_pb2",
     "kvrwset": "ledger.rwset.kvrwset.kv_rwset_pb2",
@@ -306,6 +307,38 @@ def _chaincode_call(m: SimpleNamespace, with_key_policies: bool) -> Any:
         else:  # bytes is wire-compatible; a `string` field rejects KEY_POLICY (not UTF-8)
             call.key_policies.append(KEY_POLICY)
     return call
+
+
+def _hashed_rwset(m: SimpleNamespace) -> Any:
+    hashed = m.kvrwset.HashedRWSet()
+    read = hashed.hashed_reads.add(key_hash=bytes(range(32)))
+    read.version.block_num, read.version.tx_num = 4, 2
+    hashed.hashed_writes.add(key_hash=bytes(range(32)), value_hash=bytes(range(1, 33)))
+    hashed.hashed_writes.add(key_hash=bytes(range(2, 34)), is_delete=True, is_purge=True)
+    meta = hashed.metadata_writes.add(key_hash=bytes(range(32)))
+    meta.entries.add(name="VALIDATION_PARAMETER", value=KEY_POLICY)
+    return hashed
+
+
+def _pvt_rwset(m: SimpleNamespace) -> Any:
+    pvt = m.rwset.TxPvtReadWriteSet()
+    ns = pvt.ns_pvt_rwset.add(namespace=CC_NAME)
+    ns.collection_pvt_rwset.add(collection_name="assetCollection", rwset=ser(_kvrwset(m)))
+    return pvt
+
+
+def _collections(m: SimpleNamespace) -> Any:
+    package = m.collection.CollectionConfigPackage()
+    static = package.config.add().static_collection_config
+    static.name = "assetCollection"
+    static.member_orgs_policy.signature_policy.CopyFrom(_policy_envelope(m))
+    static.required_peer_count = 1
+    static.maximum_peer_count = 3
+    static.block_to_live = 1_000_000
+    static.member_only_read = True
+    static.member_only_write = True
+    static.endorsement_policy.channel_config_policy_reference = "/Channel/Application/Endorsement"
+    return package
 
 
 def _transaction(m: SimpleNamespace) -> Any:
@@ -602,6 +635,9 @@ def case_builders(m: SimpleNamespace) -> dict[str, Callable[[], Any]]:
             "orderer.BroadcastResponse": lambda: m.ab.BroadcastResponse(
                 status=m.common.BAD_REQUEST, info="message payload is too large"
             ),
+            "kvrwset.HashedRWSet": lambda: _hashed_rwset(m),
+            "rwset.TxPvtReadWriteSet": lambda: _pvt_rwset(m),
+            "protos.CollectionConfigPackage": lambda: _collections(m),
             "orderer.SeekPosition.next_commit": lambda: m.ab.SeekPosition(
                 next_commit=m.ab.SeekNextCommit()
             ),

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/ledger/rwset/rwset.proto\x12\x05rwset\"\x83\x01\n\x0eTxReadWriteSet\x12\x33\n\ndata_model\x18\x01 \x01(\x0e\x32\x1f.rwset.TxReadWriteSet.DataModel\x12\'\n\x08ns_rwset\x18\x02 \x03(\x0b\x32\x15.rwset.NsReadWriteSet\"\x13\n\tDataModel\x12\x06\n\x02KV\x10\x00\"x\n\x0eNsReadWriteSet\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05rwset\x18\x02 \x01(\x0c\x12\x44\n\x17\x63ollection_hashed_rwset\x18\x03 \x03(\x0b\x32#.rwset.CollectionHashedReadWriteSet\"e\n\x1c\x43ollectionHashedReadWriteSet\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x14\n\x0chashed_rwset\x18\x02 \x01(\x0c\x12\x16\n\x0epvt_rwset_hash\x18\x03 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/ledger/rwset/rwset.proto\x12\x05rwset\"\x83\x01\n\x0eTxReadWriteSet\x12\x33\n\ndata_model\x18\x01 \x01(\x0e\x32\x1f.rwset.TxReadWriteSet.DataModel\x12\'\n\x08ns_rwset\x18\x02 \x03(\x0b\x32\x15.rwset.NsReadWriteSet\"\x13\n\tDataModel\x12\x06\n\x02KV\x10\x00\"x\n\x0eNsReadWriteSet\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05rwset\x18\x02 \x01(\x0c\x12\x44\n\x17\x63ollection_hashed_rwset\x18\x03 \x03(\x0b\x32#.rwset.CollectionHashedReadWriteSet\"e\n\x1c\x43ollectionHashedReadWriteSet\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\x14\n\x0chashed_rwset\x18\x02 \x01(\x0c\x12\x16\n\x0epvt_rwset_hash\x18\x03 \x01(\x0c\"x\n\x11TxPvtReadWriteSet\x12\x33\n\ndata_model\x18\x01 \x01(\x0e\x32\x1f.rwset.TxReadWriteSet.DataModel\x12.\n\x0cns_pvt_rwset\x18\x02 \x03(\x0b\x32\x18.rwset.NsPvtReadWriteSet\"f\n\x11NsPvtReadWriteSet\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12>\n\x14\x63ollection_pvt_rwset\x18\x02 \x03(\x0b\x32 .rwset.CollectionPvtReadWriteSet\"C\n\x19\x43ollectionPvtReadWriteSet\x12\x17\n\x0f\x63ollection_name\x18\x01 \x01(\t\x12\r\n\x05rwset\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,4 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NSREADWRITESET']._serialized_end=296
   _globals['_COLLECTIONHASHEDREADWRITESET']._serialized_start=298
   _globals['_COLLECTIONHASHEDREADWRITESET']._serialized_end=399
+  _globals['_TXPVTREADWRITESET']._serialized_start=401
+  _globals['_TXPVTREADWRITESET']._serialized_end=521
+  _globals['_NSPVTREADWRITESET']._serialized_start=523
+  _globals['_NSPVTREADWRITESET']._serialized_end=625
+  _globals['_COLLECTIONPVTREADWRITESET']._serialized_start=627
+  _globals['_COLLECTIONPVTREADWRITESET']._serialized_end=694
 # @@protoc_insertion_point(module_scope)

@@ -38,3 +38,27 @@ class CollectionHashedReadWriteSet(_message.Message):
     hashed_rwset: bytes
     pvt_rwset_hash: bytes
     def __init__(self, collection_name: _Optional[str] = ..., hashed_rwset: _Optional[bytes] = ..., pvt_rwset_hash: _Optional[bytes] = ...) -> None: ...
+
+class TxPvtReadWriteSet(_message.Message):
+    __slots__ = ("data_model", "ns_pvt_rwset")
+    DATA_MODEL_FIELD_NUMBER: _ClassVar[int]
+    NS_PVT_RWSET_FIELD_NUMBER: _ClassVar[int]
+    data_model: TxReadWriteSet.DataModel
+    ns_pvt_rwset: _containers.RepeatedCompositeFieldContainer[NsPvtReadWriteSet]
+    def __init__(self, data_model: _Optional[_Union[TxReadWriteSet.DataModel, str]] = ..., ns_pvt_rwset: _Optional[_Iterable[_Union[NsPvtReadWriteSet, _Mapping]]] = ...) -> None: ...
+
+class NsPvtReadWriteSet(_message.Message):
+    __slots__ = ("namespace", "collection_pvt_rwset")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_PVT_RWSET_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    collection_pvt_rwset: _containers.RepeatedCompositeFieldContainer[CollectionPvtReadWriteSet]
+    def __init__(self, namespace: _Optional[str] = ..., collection_pvt_rwset: _Optional[_Iterable[_Union[CollectionPvtReadWriteSet, _Mapping]]] = ...) -> None: ...
+
+class CollectionPvtReadWriteSet(_message.Message):
+    __slots__ = ("collection_name", "rwset")
+    COLLECTION_NAME_FIELD_NUMBER: _ClassVar[int]
+    RWSET_FIELD_NUMBER: _ClassVar[int]
+    collection_name: str
+    rwset: bytes
+    def __init__(self, collection_name: _Optional[str] = ..., rwset: _Optional[bytes] = ...) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*protos/ledger/rwset/kvrwset/kv_rwset.proto\x12\x07kvrwset\"\xb3\x01\n\x07KVRWSet\x12\x1e\n\x05reads\x18\x01 \x03(\x0b\x32\x0f.kvrwset.KVRead\x12\x33\n\x12range_queries_info\x18\x02 \x03(\x0b\x32\x17.kvrwset.RangeQueryInfo\x12 \n\x06writes\x18\x03 \x03(\x0b\x32\x10.kvrwset.KVWrite\x12\x31\n\x0fmetadata_writes\x18\x04 \x03(\x0b\x32\x18.kvrwset.KVMetadataWrite\"8\n\x06KVRead\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x07version\x18\x02 \x01(\x0b\x32\x10.kvrwset.Version\"8\n\x07KVWrite\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\tis_delete\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\"I\n\x0fKVMetadataWrite\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.kvrwset.KVMetadataEntry\".\n\x0fKVMetadataEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\",\n\x07Version\x12\x11\n\tblock_num\x18\x01 \x01(\x04\x12\x0e\n\x06tx_num\x18\x02 \x01(\x04\"\xc4\x01\n\x0eRangeQueryInfo\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x15\n\ritr_exhausted\x18\x03 \x01(\x08\x12(\n\traw_reads\x18\x04 \x01(\x0b\x32\x13.kvrwset.QueryReadsH\x00\x12?\n\x13reads_merkle_hashes\x18\x05 \x01(\x0b\x32 .kvrwset.QueryReadsMerkleSummaryH\x00\x42\x0c\n\nreads_info\"/\n\nQueryReads\x12!\n\x08kv_reads\x18\x01 \x03(\x0b\x32\x0f.kvrwset.KVRead\"Z\n\x17QueryReadsMerkleSummary\x12\x12\n\nmax_degree\x18\x01 \x01(\r\x12\x11\n\tmax_level\x18\x02 \x01(\r\x12\x18\n\x10max_level_hashes\x18\x03 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*protos/ledger/rwset/kvrwset/kv_rwset.proto\x12\x07kvrwset\"\xb3\x01\n\x07KVRWSet\x12\x1e\n\x05reads\x18\x01 \x03(\x0b\x32\x0f.kvrwset.KVRead\x12\x33\n\x12range_queries_info\x18\x02 \x03(\x0b\x32\x17.kvrwset.RangeQueryInfo\x12 \n\x06writes\x18\x03 \x03(\x0b\x32\x10.kvrwset.KVWrite\x12\x31\n\x0fmetadata_writes\x18\x04 \x03(\x0b\x32\x18.kvrwset.KVMetadataWrite\"\x9c\x01\n\x0bHashedRWSet\x12)\n\x0chashed_reads\x18\x01 \x03(\x0b\x32\x13.kvrwset.KVReadHash\x12+\n\rhashed_writes\x18\x02 \x03(\x0b\x32\x14.kvrwset.KVWriteHash\x12\x35\n\x0fmetadata_writes\x18\x03 \x03(\x0b\x32\x1c.kvrwset.KVMetadataWriteHash\"8\n\x06KVRead\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x07version\x18\x02 \x01(\x0b\x32\x10.kvrwset.Version\"8\n\x07KVWrite\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\tis_delete\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\"I\n\x0fKVMetadataWrite\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.kvrwset.KVMetadataEntry\"A\n\nKVReadHash\x12\x10\n\x08key_hash\x18\x01 \x01(\x0c\x12!\n\x07version\x18\x02 \x01(\x0b\x32\x10.kvrwset.Version\"X\n\x0bKVWriteHash\x12\x10\n\x08key_hash\x18\x01 \x01(\x0c\x12\x11\n\tis_delete\x18\x02 \x01(\x08\x12\x12\n\nvalue_hash\x18\x03 \x01(\x0c\x12\x10\n\x08is_purge\x18\x04 \x01(\x08\"R\n\x13KVMetadataWriteHash\x12\x10\n\x08key_hash\x18\x01 \x01(\x0c\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.kvrwset.KVMetadataEntry\".\n\x0fKVMetadataEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\",\n\x07Version\x12\x11\n\tblock_num\x18\x01 \x01(\x04\x12\x0e\n\x06tx_num\x18\x02 \x01(\x04\"\xc4\x01\n\x0eRangeQueryInfo\x12\x11\n\tstart_key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nd_key\x18\x02 \x01(\t\x12\x15\n\ritr_exhausted\x18\x03 \x01(\x08\x12(\n\traw_reads\x18\x04 \x01(\x0b\x32\x13.kvrwset.QueryReadsH\x00\x12?\n\x13reads_merkle_hashes\x18\x05 \x01(\x0b\x32 .kvrwset.QueryReadsMerkleSummaryH\x00\x42\x0c\n\nreads_info\"/\n\nQueryReads\x12!\n\x08kv_reads\x18\x01 \x03(\x0b\x32\x0f.kvrwset.KVRead\"Z\n\x17QueryReadsMerkleSummary\x12\x12\n\nmax_degree\x18\x01 \x01(\r\x12\x11\n\tmax_level\x18\x02 \x01(\r\x12\x18\n\x10max_level_hashes\x18\x03 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KVRWSET']._serialized_start=56
   _globals['_KVRWSET']._serialized_end=235
-  _globals['_KVREAD']._serialized_start=237
-  _globals['_KVREAD']._serialized_end=293
-  _globals['_KVWRITE']._serialized_start=295
-  _globals['_KVWRITE']._serialized_end=351
-  _globals['_KVMETADATAWRITE']._serialized_start=353
-  _globals['_KVMETADATAWRITE']._serialized_end=426
-  _globals['_KVMETADATAENTRY']._serialized_start=428
-  _globals['_KVMETADATAENTRY']._serialized_end=474
-  _globals['_VERSION']._serialized_start=476
-  _globals['_VERSION']._serialized_end=520
-  _globals['_RANGEQUERYINFO']._serialized_start=523
-  _globals['_RANGEQUERYINFO']._serialized_end=719
-  _globals['_QUERYREADS']._serialized_start=721
-  _globals['_QUERYREADS']._serialized_end=768
-  _globals['_QUERYREADSMERKLESUMMARY']._serialized_start=770
-  _globals['_QUERYREADSMERKLESUMMARY']._serialized_end=860
+  _globals['_HASHEDRWSET']._serialized_start=238
+  _globals['_HASHEDRWSET']._serialized_end=394
+  _globals['_KVREAD']._serialized_start=396
+  _globals['_KVREAD']._serialized_end=452
+  _globals['_KVWRITE']._serialized_start=454
+  _globals['_KVWRITE']._serialized_end=510
+  _globals['_KVMETADATAWRITE']._serialized_start=512
+  _globals['_KVMETADATAWRITE']._serialized_end=585
+  _globals['_KVREADHASH']._serialized_start=587
+  _globals['_KVREADHASH']._serialized_end=652
+  _globals['_KVWRITEHASH']._serialized_start=654
+  _globals['_KVWRITEHASH']._serialized_end=742
+  _globals['_KVMETADATAWRITEHASH']._serialized_start=744
+  _globals['_KVMETADATAWRITEHASH']._serialized_end=826
+  _globals['_KVMETADATAENTRY']._serialized_start=828
+  _globals['_KVMETADATAENTRY']._serialized_end=874
+  _globals['_VERSION']._serialized_start=876
+  _globals['_VERSION']._serialized_end=920
+  _globals['_RANGEQUERYINFO']._serialized_start=923
+  _globals['_RANGEQUERYINFO']._serialized_end=1119
+  _globals['_QUERYREADS']._serialized_start=1121
+  _globals['_QUERYREADS']._serialized_end=1168
+  _globals['_QUERYREADSMERKLESUMMARY']._serialized_start=1170
+  _globals['_QUERYREADSMERKLESUMMARY']._serialized_end=1260
 # @@protoc_insertion_point(module_scope)

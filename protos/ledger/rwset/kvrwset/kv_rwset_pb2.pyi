@@ -18,6 +18,16 @@ class KVRWSet(_message.Message):
     metadata_writes: _containers.RepeatedCompositeFieldContainer[KVMetadataWrite]
     def __init__(self, reads: _Optional[_Iterable[_Union[KVRead, _Mapping]]] = ..., range_queries_info: _Optional[_Iterable[_Union[RangeQueryInfo, _Mapping]]] = ..., writes: _Optional[_Iterable[_Union[KVWrite, _Mapping]]] = ..., metadata_writes: _Optional[_Iterable[_Union[KVMetadataWrite, _Mapping]]] = ...) -> None: ...
 
+class HashedRWSet(_message.Message):
+    __slots__ = ("hashed_reads", "hashed_writes", "metadata_writes")
+    HASHED_READS_FIELD_NUMBER: _ClassVar[int]
+    HASHED_WRITES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_WRITES_FIELD_NUMBER: _ClassVar[int]
+    hashed_reads: _containers.RepeatedCompositeFieldContainer[KVReadHash]
+    hashed_writes: _containers.RepeatedCompositeFieldContainer[KVWriteHash]
+    metadata_writes: _containers.RepeatedCompositeFieldContainer[KVMetadataWriteHash]
+    def __init__(self, hashed_reads: _Optional[_Iterable[_Union[KVReadHash, _Mapping]]] = ..., hashed_writes: _Optional[_Iterable[_Union[KVWriteHash, _Mapping]]] = ..., metadata_writes: _Optional[_Iterable[_Union[KVMetadataWriteHash, _Mapping]]] = ...) -> None: ...
+
 class KVRead(_message.Message):
     __slots__ = ("key", "version")
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +53,34 @@ class KVMetadataWrite(_message.Message):
     key: str
     entries: _containers.RepeatedCompositeFieldContainer[KVMetadataEntry]
     def __init__(self, key: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[KVMetadataEntry, _Mapping]]] = ...) -> None: ...
+
+class KVReadHash(_message.Message):
+    __slots__ = ("key_hash", "version")
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    key_hash: bytes
+    version: Version
+    def __init__(self, key_hash: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ...) -> None: ...
+
+class KVWriteHash(_message.Message):
+    __slots__ = ("key_hash", "is_delete", "value_hash", "is_purge")
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    IS_DELETE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_HASH_FIELD_NUMBER: _ClassVar[int]
+    IS_PURGE_FIELD_NUMBER: _ClassVar[int]
+    key_hash: bytes
+    is_delete: bool
+    value_hash: bytes
+    is_purge: bool
+    def __init__(self, key_hash: _Optional[bytes] = ..., is_delete: _Optional[bool] = ..., value_hash: _Optional[bytes] = ..., is_purge: _Optional[bool] = ...) -> None: ...
+
+class KVMetadataWriteHash(_message.Message):
+    __slots__ = ("key_hash", "entries")
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    key_hash: bytes
+    entries: _containers.RepeatedCompositeFieldContainer[KVMetadataEntry]
+    def __init__(self, key_hash: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[KVMetadataEntry, _Mapping]]] = ...) -> None: ...
 
 class KVMetadataEntry(_message.Message):
     __slots__ = ("name", "value")
