@@ -209,10 +209,10 @@ def to_string(envelope: SignaturePolicyEnvelope) -> str:
         if r.WhichOneof("Type") == "signed_by":
             return principal(r.signed_by)
         parts = [rule(x) for x in r.n_out_of.rules]
+        if r.n_out_of.n == 1:  # also AND of one rule: the same policy
+            return f"OR({', '.join(parts)})"
         if r.n_out_of.n == len(parts):
             return f"AND({', '.join(parts)})"
-        if r.n_out_of.n == 1:
-            return f"OR({', '.join(parts)})"
         return f"OutOf({r.n_out_of.n}, {', '.join(parts)})"
 
     return rule(envelope.rule)
