@@ -129,11 +129,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"failed to unpack transaction proposal: {message}",
                 ) from None
-            raise _Abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"{what} call to endorser returned error: {message}",
-                [self._detail(message)],
-            ) from None
+            # the local endorser refused it (an error with a response, in Fabric's terms)
+            raise self._failure(what, grpc.StatusCode.FAILED_PRECONDITION, message) from None
         response = self._endorser.endorse(unpacked, creator)
         status = response.response.status
         if 200 <= status < 400:
@@ -141,26 +138,25 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         message = response.response.message
         if status == 500 and not response.payload:
             # no ProposalResponsePayload: the peer failed (chaincode undefined, unreachable,
-            # crashed), not the chaincode; Fabric retries it on another peer
-            detail = self._detail(message)
-            summary = (
-                "failed to evaluate transaction, see attached details for more info"
-                if what == "evaluate"
-                else "failed to endorse transaction, see attached details for more info"
-            )
-            raise _Abort(grpc.StatusCode.ABORTED, summary, [detail])
-        text = f"chaincode response {status}, {message}"
-        if what == "evaluate":
-            raise _Abort(
-                grpc.StatusCode.UNKNOWN,
-                f"evaluate call to endorser returned error: {text}",
-                [self._detail(text)],
-            )
-        raise _Abort(
-            grpc.StatusCode.ABORTED,
-            "failed to endorse transaction, see attached details for more info",
-            [self._detail(text)],
+            # crashed), not the chaincode; Fabric would retry another peer, and there is none
+            raise self._failure(what, grpc.StatusCode.ABORTED, message, retryable=True)
+        raise self._failure(
+            what, grpc.StatusCode.UNKNOWN, f"chaincode response {status}, {message}"
         )
+
+    def _failure(
+        self, what: str, code: grpc.StatusCode, message: str, *, retryable: bool = False
+    ) -> _Abort:
+        """Fabric's gateway wording: Evaluate names a non-retryable endorser error itself;
+        Endorse, and Evaluate once retries are exhausted, summarise and attach details."""
+        details = [self._detail(message)]
+        if what == "evaluate" and not retryable:
+            return _Abort(code, f"evaluate call to endorser returned error: {message}", details)
+        if what == "evaluate":
+            summary = "failed to evaluate transaction, see attached details for more info"
+            return _Abort(code, summary, details)
+        summary = "failed to endorse transaction, see attached details for more info"
+        return _Abort(grpc.StatusCode.ABORTED, summary, details)
 
     def Evaluate(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:

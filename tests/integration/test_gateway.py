@@ -175,7 +175,8 @@ def test_replays_forgeries_and_unsigned_submits_are_refused(
                 transaction_id=txid, channel_id=CHANNEL, proposed_transaction=proposal
             )
         )
-    assert "duplicate transaction found" in replay.value.details()
+    assert replay.value.code() is grpc.StatusCode.ABORTED
+    assert "duplicate transaction found" in details(replay.value)[0].message
     # the same envelope again is ordered, and committed as a duplicate
     stub.Submit(
         gateway_pb2.SubmitRequest(
