@@ -698,6 +698,11 @@ def build_parser() -> argparse.ArgumentParser:
     images_list.add_argument("--endpoint", help="Docker endpoint (default: DOCKER_HOST)")
     json_flag(images_list, "print one JSON array")
 
+    from actors.msp import command as crypto
+
+    crypto.add_arguments(
+        command("crypto", crypto.run, "make MSP folders in Fabric's layout (like cryptogen)")
+    )
     add_extra_commands(command)
     return parser
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import json
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,40 +244,12 @@ def generate_org(out: Path, msp_id: str, *, peers: int = 1, users: int = 1) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ccactors crypto",
-        description="Generate MSP folders in Fabric's layout (like cryptogen generate).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--orgs", required=True, help="comma-separated MSP ids, e.g. Org1MSP,Org2MSP"
-    )
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--peers", type=int, default=1, help="peers per organisation")
-    parser.add_argument("--users", type=int, default=1, help="client users per organisation")
-    parser.add_argument("--json", action="store_true", help="print the paths as JSON")
-    args = parser.parse_args(argv)
-    orgs = [o.strip() for o in args.orgs.split(",") if o.strip()]
-    if not orgs or len(set(orgs)) != len(orgs):
-        print(
-            "ccactors: error: --orgs: give distinct MSP ids, e.g. Org1MSP,Org2MSP", file=sys.stderr
-        )
-        return 2
-    out = Path(args.out)
-    try:
-        result = [generate_org(out, o, peers=args.peers, users=args.users) for o in orgs]
-    except CryptoError as exc:
-        print(f"ccactors: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"ccactors: error: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for org in result:
-            print(f"{org['msp_id']}: {org['msp_dir']}")
-    return 0
+    """``python -m actors.msp.cryptogen``, the same as ``ccactors crypto``."""
+    from actors.msp import command
+
+    parser = argparse.ArgumentParser(prog="ccactors crypto", description=__doc__.split("\n\n")[0])
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover
