@@ -6,8 +6,12 @@ notifications the Gateway's CommitStatus and ChaincodeEvents wait on
 (``core/ledger/kvledger`` ``commitNotifier``). The state database stays in
 :mod:`actors.ledger`; this holds the chain of ``common.Block`` s that clients and tools read.
 
-In memory, or in one sqlite file per channel: a block and its index rows are one sqlite
-transaction (``synchronous=FULL``), so a crash leaves either the whole block or none of it.
+In memory, or in one sqlite file per channel (``synchronous=FULL``). A block is stored in two
+steps around the state commit, so that a crash at any point loses nothing and applies nothing
+twice: :meth:`BlockStore.begin` stores it *pending*, with the codes validation gave before
+MVCC; the state database commits; :meth:`BlockStore.finish` stores the final codes and makes
+the block visible. On restart, :meth:`BlockStore.pending` returns a block left pending, and the
+committer finishes it (see :mod:`actors.gateway.committer`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.gateway.blocks import transactions_filter
-from protos.common.common_pb2 import Block, ChannelHeader, Envelope, Payload
+from protos.common.common_pb2 import (
+    TRANSACTIONS_FILTER,
+    Block,
+    ChannelHeader,
+    Envelope,
+    Payload,
+)
 
 Listener = Callable[[int, int], None]  # (validation code, block number)
 
@@ -52,15 +62,23 @@ class BlockStore:
         self._waiters: dict[str, list[Listener]] = {}
         self._closed = False
         self._db: sqlite3.Connection | None = None
+        self._pending: Block | None = None
         if path is not None:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, data BLOB)"
+                "CREATE TABLE IF NOT EXISTS blocks "
+                "(number INTEGER PRIMARY KEY, data BLOB, pending INTEGER NOT NULL DEFAULT 0)"
             )
-            for (data,) in self._db.execute("SELECT data FROM blocks ORDER BY number"):
-                self._index_block(Block.FromString(data), data)
+            for data, pending in self._db.execute(
+                "SELECT data, pending FROM blocks ORDER BY number"
+            ):
+                block = Block.FromString(data)
+                if pending:
+                    self._pending = block
+                else:
+                    self._index_block(block, data)
 
     @property
     def height(self) -> int:
@@ -82,23 +100,58 @@ class BlockStore:
         self._blocks.append(data)
         return fresh
 
-    def append(self, block: Block) -> None:
-        """Store the next block (its TRANSACTIONS_FILTER set) and wake who waits for its txids."""
-        data = block.SerializeToString()
+    @property
+    def next_number(self) -> int:
+        """The number the next block must have (a pending block counts)."""
+        with self._lock:
+            return len(self._blocks) + (self._pending is not None)
+
+    def pending(self) -> Block | None:
+        """A block :meth:`begin` stored that was never finished (after a crash)."""
+        with self._lock:
+            return self._pending
+
+    def begin(self, block: Block) -> None:
+        """Store the next block, pending: its TRANSACTIONS_FILTER holds the codes validation
+        gave before the state commit."""
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"block store of {self.channel_id} is closed")
+            if self._pending is not None:
+                raise RuntimeError(f"block {self._pending.header.number} is still pending")
             if block.header.number != len(self._blocks):
                 raise ValueError(f"expected block {len(self._blocks)}, got {block.header.number}")
             if self._db is not None:
                 self._db.execute(
-                    "INSERT INTO blocks (number, data) VALUES (?, ?)", (block.header.number, data)
+                    "INSERT INTO blocks (number, data, pending) VALUES (?, ?, 1)",
+                    (block.header.number, block.SerializeToString()),
                 )
+            self._pending = block
+
+    def finish(self, codes: bytes) -> None:
+        """The pending block's final codes: store them, index its txids, wake the waiters."""
+        with self._lock:
+            block = self._pending
+            if block is None:
+                raise RuntimeError("no pending block")
+            block.metadata.metadata[TRANSACTIONS_FILTER] = codes
+            data = block.SerializeToString()
+            if self._db is not None:
+                self._db.execute(
+                    "UPDATE blocks SET data = ?, pending = 0 WHERE number = ?",
+                    (data, block.header.number),
+                )
+            self._pending = None
             fresh = self._index_block(block, data)
-            woken = [(cb, s) for txid, s in fresh for cb in self._waiters.pop(txid, [])]
+            woken = [(cb, st) for txid, st in fresh for cb in self._waiters.pop(txid, [])]
             self._lock.notify_all()
         for callback, status in woken:
             callback(status.code, status.block)
+
+    def append(self, block: Block) -> None:
+        """Store the next block, its TRANSACTIONS_FILTER already final."""
+        self.begin(block)
+        self.finish(transactions_filter(block))
 
     def status(self, txid: str) -> TxStatus | None:
         with self._lock:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.gateway.blocks import transactions_filter
 from actors.gateway.blockstore import BlockStore
 from actors.gateway.orderer import CommitBlock
-from actors.gateway.validator import ChannelView, validate_block
+from actors.gateway.validator import ChannelView, rwset_of, validate_block
 from actors.ledger import Ledger
 from actors.ledger.errors import LedgerError
 from actors.ledger.rwset import SimulationResults
@@ -53,18 +54,52 @@ class Committer(ThreadingActor):
             return
         results = validate_block(list(block.data.data), target.view)
         codes = [r.code for r in results]
-        to_ledger: list[tuple[int, str, SimulationResults]] = []
-        for i, r in enumerate(results):
-            if r.code != tx_pb.VALID:
-                continue
-            try:
-                to_ledger.append((i, r.txid, SimulationResults.from_proto(r.rwset)))
-            except LedgerError as exc:
-                log.info("tx %s: bad read/write set: %s", r.txid, exc)
-                codes[i] = tx_pb.BAD_RWSET
-        if to_ledger:
-            ledger_codes = target.ledger.commit_block([(txid, res) for _, txid, res in to_ledger])
-            for (i, _, _), code in zip(to_ledger, ledger_codes, strict=True):
-                codes[i] = code.value
         block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(codes)
-        target.store.append(block)
+        target.store.begin(block)
+        valid = [(i, r.txid, r.rwset) for i, r in enumerate(results) if r.code == tx_pb.VALID]
+        target.store.finish(bytes(_apply(target.ledger, valid, codes)))
+
+
+def _apply(ledger: Ledger, valid: list[tuple[int, str, Any]], codes: list[int]) -> list[int]:
+    """Commit the valid transactions' read/write sets to state (MVCC decides), and return the
+    block's final codes."""
+    codes = list(codes)
+    to_ledger: list[tuple[int, str, SimulationResults]] = []
+    for i, txid, rwset in valid:
+        try:
+            to_ledger.append((i, txid, SimulationResults.from_proto(rwset)))
+        except LedgerError as exc:
+            log.info("tx %s: bad read/write set: %s", txid, exc)
+            codes[i] = tx_pb.BAD_RWSET
+    if to_ledger:
+        ledger_codes = ledger.commit_block([(txid, res) for _, txid, res in to_ledger])
+        for (i, _, _), code in zip(to_ledger, ledger_codes, strict=True):
+            codes[i] = code.value
+    return codes
+
+
+def recover(target: ChannelCommit) -> None:
+    """Finish a block a crash left pending: if the state commit happened (the ledger knows its
+    valid transactions), take the ledger's codes; if not, commit it now. Either way the block's
+    transactions are applied exactly once."""
+    block = target.store.pending()
+    if block is None:
+        return
+    codes = list(transactions_filter(block))
+    valid = []
+    for i, raw in enumerate(block.data.data):
+        if i < len(codes) and codes[i] == tx_pb.VALID:
+            txid, rwset = rwset_of(raw)
+            valid.append((i, txid, rwset))
+    committed = [target.ledger.get_tx_validation_code(txid) for _, txid, _ in valid]
+    if valid and committed[0] is not None:
+        for (i, _, _), code in zip(valid, committed, strict=True):
+            codes[i] = code.value if code is not None else tx_pb.INVALID_OTHER_REASON
+    else:
+        codes = _apply(target.ledger, valid, codes)
+    log.warning(
+        "channel %s: block %d was left pending by a crash; finished it",
+        target.store.channel_id,
+        block.header.number,
+    )
+    target.store.finish(bytes(codes))

@@ -23,7 +23,7 @@ import grpc
 from actors.errors import ChaincodeError
 from actors.gateway import blocks
 from actors.gateway.blockstore import BlockStore
-from actors.gateway.committer import ChannelCommit, Committer
+from actors.gateway.committer import ChannelCommit, Committer, recover
 from actors.gateway.cutter import BatchConfig
 from actors.gateway.endorser import Endorser, Simulation, SimulationFailed
 from actors.gateway.orderer import CallLater, ChannelOrdering, Orderer
@@ -73,9 +73,15 @@ class GatewayStack:
         self._definitions = definitions
         self._options = options or GatewayOptions()
         self._stores: dict[str, BlockStore] = {}
+        if data_dir is not None:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
         for channel in self._channels:
             path = None if data_dir is None else Path(data_dir) / f"{channel}.blocks.sqlite"
             self._stores[channel] = BlockStore(channel, path=path)
+        for channel in self._channels:
+            target = self._commit_target(channel)
+            assert target is not None
+            recover(target)
         self._committer = Committer.start(channels=self._commit_target)
         self._orderer = Orderer.start(
             channels=self._ordering,

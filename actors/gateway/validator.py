@@ -297,6 +297,16 @@ def _vscc(
         ) from None
 
 
+def rwset_of(raw: bytes) -> tuple[str, TxReadWriteSet]:
+    """(txid, read/write set) of an envelope that validation already accepted."""
+    payload = Payload.FromString(Envelope.FromString(raw).payload)
+    txid = ChannelHeader.FromString(payload.header.channel_header).tx_id
+    action = Transaction.FromString(payload.data).actions[0]
+    cap = ChaincodeActionPayload.FromString(action.payload)
+    prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
+    return txid, TxReadWriteSet.FromString(ChaincodeAction.FromString(prp.extension).results)
+
+
 def _txid_of(raw: bytes) -> str:
     """The txid an invalid envelope claims, so its submitter can learn its code."""
     try:

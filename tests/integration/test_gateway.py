@@ -236,3 +236,51 @@ def test_blocks_survive_a_restart(crypto: Path, tmp_path: Path) -> None:
         )
     finally:
         second.close()
+
+
+class Crash(Exception):
+    """Stands for the process dying at one point of a commit."""
+
+
+@pytest.mark.parametrize("where", ["before the state commit", "after the state commit"])
+def test_a_crash_mid_commit_loses_nothing_and_applies_nothing_twice(
+    crypto: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    from actors.gateway import blockstore, committer
+
+    first = GatewayPeer(crypto, data_dir=tmp_path / "blocks", ledger_path=str(tmp_path / "state"))
+    try:
+        with GatewayClient(first.address, ident(crypto, 1, "User1@")) as c:
+            c.submit(CHANNEL, "kv", [b"put", b"n", b"1"])
+            if where == "before the state commit":
+                monkeypatch.setattr(committer, "_apply", _crash)
+            else:
+                monkeypatch.setattr(blockstore.BlockStore, "finish", _crash)
+            txid, proposal = signed_proposal(c.identity, CHANNEL, "kv", [b"incr", b"n"])
+            stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(first.address))
+            endorsed = stub.Endorse(
+                gateway_pb2.EndorseRequest(channel_id=CHANNEL, proposed_transaction=proposal)
+            ).prepared_transaction
+            endorsed.signature = c.identity.sign(endorsed.payload)
+            stub.Submit(
+                gateway_pb2.SubmitRequest(channel_id=CHANNEL, prepared_transaction=endorsed)
+            )
+            with pytest.raises(grpc.RpcError) as waiting:  # the committer died mid-block
+                c.commit_status(CHANNEL, txid, timeout=2)
+            assert waiting.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        monkeypatch.undo()
+        first.close()
+    second = GatewayPeer(crypto, data_dir=tmp_path / "blocks", ledger_path=str(tmp_path / "state"))
+    try:
+        with GatewayClient(second.address, ident(crypto, 1, "User1@")) as c:
+            assert c.commit_status(CHANNEL, txid, timeout=5).result == 0
+            assert c.evaluate(CHANNEL, "kv", [b"get", b"n"]) == b"2"  # applied exactly once
+            assert c.submit(CHANNEL, "kv", [b"incr", b"n"]).code_name == "VALID"
+            assert c.evaluate(CHANNEL, "kv", [b"get", b"n"]) == b"3"
+    finally:
+        second.close()
+
+
+def _crash(*args: object, **kwargs: object) -> None:
+    raise Crash("simulated crash")
