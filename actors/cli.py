@@ -340,6 +340,20 @@ def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
 def run_invoke(args: argparse.Namespace) -> int:
     """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
     commit = args.command == "invoke"
+    if args.gateway:
+        from actors.gateway import command as gateway
+
+        try:
+            status, out = gateway.run(args, commit=commit)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if status and not args.json and "error" in out:
+            _error(f"{out['error']}: {out['message']}")
+            for detail in out["details"]:
+                _error(f"  {detail['msp_id']} {detail['address']}: {detail['message']}")
+        else:
+            print(gateway.render(out, args.json))
+        return status
     client = _client(args, timeout=args.timeout + 30 if args.timeout else 120)
     try:
         reply = client.invoke(
@@ -644,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         json_flag(sub)
         sub.add_argument("chaincode")
         sub.add_argument("args", nargs="*", help="function and arguments")
+        from actors.gateway import command as gateway
+
+        gateway.add_arguments(sub)
 
     listing = command("list", run_list, "list the peer's chaincodes")
     peer(listing)

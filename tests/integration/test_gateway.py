@@ -16,7 +16,7 @@ from actors.gateway.client import GatewayClient, signed_proposal
 from actors.msp import cryptogen
 from actors.msp.msp import SigningIdentity, load_signing_identity
 from protos.gateway import gateway_pb2, gateway_pb2_grpc
-from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto
+from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto, member_dir
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +284,36 @@ def test_a_crash_mid_commit_loses_nothing_and_applies_nothing_twice(
 
 def _crash(*args: object, **kwargs: object) -> None:
     raise Crash("simulated crash")
+
+
+def test_the_cli_invokes_and_queries_through_the_gateway(peer: GatewayPeer, crypto: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    user = member_dir(crypto, 1, "User1@") / "msp"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actors.cli", *args, "--gateway", peer.address,
+             "--msp-dir", str(user), "--msp-id", "Org1MSP", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    put = cli("invoke", "kv", "put", "cli-key", "cli-value")
+    assert put.returncode == 0, put.stderr
+    done = json.loads(put.stdout)
+    assert done["validation"] == "VALID" and len(done["txid"]) == 64
+    got = cli("query", "kv", "get", "cli-key")
+    assert (got.returncode, json.loads(got.stdout)) == (0, {"payload": "cli-value"})
+    missing = cli("query", "kv", "get", "nope")
+    assert missing.returncode == 1
+    failure = json.loads(missing.stdout)
+    assert failure["error"] == "UNKNOWN" and "chaincode response 404" in failure["message"]
+    assert failure["details"][0]["msp_id"] == "Org1MSP"
+    no_identity = subprocess.run(
+        [sys.executable, "-m", "actors.cli", "query", "kv", "get", "x", "--gateway", peer.address],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert no_identity.returncode == 2
+    assert "needs --msp-dir and --msp-id" in no_identity.stderr
