@@ -5,7 +5,9 @@ Fabric counterpart: ``core/chaincode/handler.go``. One Handler per stream. It ru
 INIT/TRANSACTION for transactions started through the TXContext registry, ends transactions
 that time out, and ends the connection (failing what is in flight) when it breaks.
 
-A reader thread per stream receives. Before READY everything it reads goes through the mailbox,
+Serving a request is a function of the request and the transaction's context
+(:mod:`actors.requests`); the Handler keeps the FSM and the connection. A reader thread per
+stream receives. Before READY everything it reads goes through the mailbox,
 in order. Once READY it handles what belongs to a transaction in flight itself, as Fabric's
 receive loop does (``Notify`` inline, each request in a goroutine): it serves the shim's
 requests from the transaction's context and resolves COMPLETED/ERROR, so a request costs no
@@ -22,18 +24,20 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
 from google.protobuf.message import DecodeError
 
-from actors.errors import ChaincodeError, ChaincodeStreamTerminated, TransactionFailed
-from actors.ledger import KV, KeyModification, LedgerError
+from actors import requests
+from actors.errors import ChaincodeStreamTerminated, TransactionFailed
+from actors.ledger import LedgerError
 from actors.mailbox import SupervisedRef, ThreadingActor, drain_mailbox, tell_quietly
+from actors.requests import Invoker, Limits, RequestError
+from actors.runtimes import describe_end
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
 from actors.txcontexts import (
     AdoptContexts,
@@ -41,16 +45,14 @@ from actors.txcontexts import (
     StartTransaction,
     TXContext,
 )
-from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
 from protos.peer import chaincode_pb2
 from protos.peer import chaincode_shim_pb2 as shim
 from protos.peer.proposal_response_pb2 import Response
 
 if TYPE_CHECKING:
     from actors.config import Config
-    from actors.ledger import LedgerManager, TxSimulator
+    from actors.ledger import LedgerManager
     from actors.metrics import Metrics
-    from actors.runtimes import ExitStatus
     from actors.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -61,16 +63,13 @@ TYPE_NAMES: dict[int, str] = {v.number: v.name for v in CM.Type.DESCRIPTOR.value
 CREATED, ESTABLISHED, READY = "created", "established", "ready"
 
 
-class RequestError(Exception):
-    """A shim request failed; the text goes into the ERROR reply after Fabric's prefix."""
-
-
 @dataclass(frozen=True)
 class ConnectionLost:
     """From the reader thread: the stream ended or delivered garbage. ``closed_by_peer``: the
     other side hung up, so its instance may have died and can be asked why."""
 
     reason: str
+    _: KW_ONLY
     closed_by_peer: bool = False
 
 
@@ -142,12 +141,10 @@ class HandlerGone:
     chaincode: str | None
     handler: pykka.ActorRef[Any]
     reason: str
+    _: KW_ONLY
     crashed: bool = False  # the Handler died of an exception
     hung: bool = False  # the chaincode was declared hung: kill it, do not ask it to stop
     closed_by_peer: bool = False  # the chaincode hung up (else the peer closed it: an error)
-
-
-Execute = Callable[..., "Future[ExecuteResult]"]
 
 
 @dataclass(frozen=True)
@@ -160,55 +157,7 @@ class HandlerDeps:
     registry: SupervisedRef
     ledgers: LedgerManager
     scheduler: Scheduler
-    execute: Execute  # ChaincodeSupport.execute_async, for INVOKE_CHAINCODE
-
-
-class _Cursor:
-    """An open query: the ledger iterator, one item read ahead, and a count for the limit."""
-
-    __slots__ = ("encode", "iterator", "lookahead", "returned")
-
-    def __init__(self, iterator: Iterator[Any], encode: Callable[[Any], bytes]) -> None:
-        self.iterator = iterator
-        self.encode = encode
-        self.lookahead: Any = None
-        self.returned = 0
-
-    def close(self) -> None:
-        close = getattr(self.iterator, "close", None)
-        if close is not None:
-            close()
-
-
-def _encode_kv(kv: KV) -> bytes:
-    return queryresult.KV(namespace=kv.namespace, key=kv.key, value=kv.value).SerializeToString()
-
-
-def _encode_modification(mod: KeyModification) -> bytes:
-    out = queryresult.KeyModification(tx_id=mod.tx_id, value=mod.value, is_delete=mod.is_delete)
-    # The Node shim's history iterator throws on an unset timestamp; always set it.
-    out.timestamp.seconds = int(mod.timestamp)
-    out.timestamp.nanos = round((mod.timestamp % 1) * 1e9) % 1_000_000_000
-    return out.SerializeToString()
-
-
-def _no_context(msg: CM) -> str:
-    if msg.type == CM.INVOKE_CHAINCODE:
-        return "could not get valid transaction"
-    return "no ledger context"
-
-
-def _no_private_data(collection: str) -> None:
-    if collection:
-        raise RequestError(
-            f"private data is not supported by this peer (collection {collection!r})"
-        )
-
-
-def parse_target(target: str) -> tuple[str, str]:
-    """``name[:version][/channel]`` -> (name, channel); the version is ignored, as in Fabric."""
-    name, _, channel = target.partition("/")
-    return name.partition(":")[0], channel
+    invoker: Invoker  # for INVOKE_CHAINCODE (ChaincodeSupport)
 
 
 class Handler(ThreadingActor):
@@ -238,24 +187,8 @@ class Handler(ThreadingActor):
         self._heard = time.monotonic()
         self._heard_when_silent = self._heard
         self._silent_timeouts = 0
-        # Each returns the RESPONSE payload, or (INVOKE_CHAINCODE) the callee's future.
-        self._serve: dict[int, Callable[[CM, TXContext], Any]] = {
-            CM.GET_STATE: self._get_state,
-            CM.GET_STATE_MULTIPLE: self._get_state_multiple,
-            CM.PUT_STATE: self._put_state,
-            CM.DEL_STATE: self._del_state,
-            CM.WRITE_BATCH_STATE: self._write_batch,
-            CM.GET_STATE_BY_RANGE: self._get_state_by_range,
-            CM.GET_QUERY_RESULT: self._get_query_result,
-            CM.QUERY_STATE_NEXT: self._query_state_next,
-            CM.QUERY_STATE_CLOSE: self._query_state_close,
-            CM.GET_HISTORY_FOR_KEY: self._get_history_for_key,
-            CM.GET_STATE_METADATA: self._get_state_metadata,
-            CM.PUT_STATE_METADATA: self._put_state_metadata,
-            CM.GET_PRIVATE_DATA_HASH: self._private_only,
-            CM.PURGE_PRIVATE_DATA: self._private_only,
-            CM.INVOKE_CHAINCODE: self._invoke_chaincode,
-        }
+        config = deps.config
+        self._limits = Limits(config.query_batch_size, config.total_query_limit)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -291,9 +224,7 @@ class Handler(ThreadingActor):
         reason = self._ended or "handler stopped"
         for message in drain_mailbox(self):
             if type(message) is StartTransaction:
-                self._finish(message.context, error=self._stream_terminated(reason))
-            elif type(message) is TransactionExpired:
-                self._cleanup(message.context)
+                message.context.end(error=self._stream_terminated(reason))
 
     def _teardown(
         self, reason: str, *, probe_exit: bool = False, crashed: bool = False, hung: bool = False
@@ -311,7 +242,14 @@ class Handler(ThreadingActor):
         instance = None
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             instance = self.deps.launcher.ask(
-                HandlerGone(self.chaincode, self.actor_ref, reason, crashed, hung, probe_exit),
+                HandlerGone(
+                    self.chaincode,
+                    self.actor_ref,
+                    reason,
+                    crashed=crashed,
+                    hung=hung,
+                    closed_by_peer=probe_exit,
+                ),
                 timeout=5,
             )
         if probe_exit and instance is not None:
@@ -319,7 +257,7 @@ class Handler(ThreadingActor):
         log.info("chaincode %s disconnected: %s", self.chaincode, reason)
         self._ended = reason
         for ctx in list(self._txs.values()):
-            self._finish(ctx, error=self._stream_terminated(reason))
+            ctx.end(error=self._stream_terminated(reason))
         self._txs.clear()
 
     @staticmethod
@@ -344,7 +282,6 @@ class Handler(ThreadingActor):
             if self._txs.get(key) is ctx:  # else COMPLETED won the race on the reader
                 self._txs.pop(key, None)
                 self._check_hung(ctx)
-            self._cleanup(ctx)
         elif kind is ReportContexts:
             with contextlib.suppress(pykka.ActorDeadError):
                 self.deps.registry.tell(AdoptContexts(tuple(self._txs.values())))
@@ -394,7 +331,10 @@ class Handler(ThreadingActor):
         if mtype == CM.COMPLETED or mtype == CM.ERROR:
             self._notify(msg)
             return True
-        serve = self._serve.get(mtype)
+        if mtype == CM.INVOKE_CHAINCODE:
+            self._handle_request(msg, self._invoke_chaincode)
+            return True
+        serve = requests.SERVERS.get(mtype)
         if serve is None:
             return False
         self._handle_request(msg, serve)
@@ -447,7 +387,7 @@ class Handler(ThreadingActor):
         try:
             self.stream.send(msg)
         except ConnectionClosed as exc:
-            tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}", True))
+            tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}", closed_by_peer=True))
         except MalformedMessage as exc:
             tell_quietly(self.actor_ref, ConnectionLost(f"send failed: {exc}"))
 
@@ -504,11 +444,10 @@ class Handler(ThreadingActor):
 
     def _start_transaction(self, ctx: TXContext, msg: CM) -> None:
         if ctx.done:
-            self._cleanup(ctx)
             return
         if self.state != READY or self._closed:
             # Arrived after the teardown (or, oddly, before READY): fail it with the same cause.
-            self._finish(ctx, error=self._stream_terminated(self._ended or "not ready"))
+            ctx.end(error=self._stream_terminated(self._ended or "not ready"))
             return
         self._txs[(ctx.channel_id, ctx.txid)] = ctx
         ctx.sent_at = time.monotonic()
@@ -523,12 +462,12 @@ class Handler(ThreadingActor):
             return
         if msg.type == CM.ERROR:
             text = msg.payload.decode("utf-8", "replace")
-            self._finish(ctx, error=TransactionFailed(f"transaction returned with failure: {text}"))
+            ctx.end(error=TransactionFailed(f"transaction returned with failure: {text}"))
             return
         try:
             response = Response.FromString(msg.payload)
         except DecodeError as exc:
-            self._finish(ctx, error=TransactionFailed(f"failed to unmarshal response: {exc}"))
+            ctx.end(error=TransactionFailed(f"failed to unmarshal response: {exc}"))
             return
         event = None
         if msg.HasField("chaincode_event"):
@@ -539,33 +478,18 @@ class Handler(ThreadingActor):
         if ctx.owns_simulator:
             with ctx.simulator.lock:
                 results = ctx.simulator.get_results()
-        self._finish(ctx, ExecuteResult(response, results, event, ctx.txid))
-
-    def _finish(
-        self, ctx: TXContext, result: Any = None, error: BaseException | None = None
-    ) -> None:
-        ctx.resolve(result, error)
-        self._cleanup(ctx)
-
-    def _cleanup(self, ctx: TXContext) -> None:
-        # Fabric closes a transaction's query iterators on COMPLETED/ERROR, timeout and stream
-        # end. (The registry needs no word: a resolved context frees its txid by itself.)
-        # Idempotent, and under the lock: a timeout may race the reader serving a request.
-        with ctx.simulator.lock:
-            ctx.close_iterators()
-            if ctx.owns_simulator:
-                ctx.simulator.done()
+        ctx.end(ExecuteResult(response, results, event, ctx.txid))
 
     # -- shim requests -----------------------------------------------------------------------
 
-    def _handle_request(self, msg: CM, serve: Callable[[CM, TXContext], Any]) -> None:
+    def _handle_request(self, msg: CM, serve: Callable[[CM, TXContext, Limits], Any]) -> None:
         started = time.perf_counter()
         done = self.deps.metrics.shim_request(
             TYPE_NAMES[msg.type], msg.channel_id, self.chaincode or ""
         )
         ctx = self._txs.get((msg.channel_id, msg.txid))
         if ctx is None:
-            payload, error = None, _no_context(msg)
+            payload, error = None, requests.no_context(msg)
         else:
             with ctx.simulator.lock:
                 payload, error = self._serve_locked(msg, ctx, serve)
@@ -583,17 +507,17 @@ class Handler(ThreadingActor):
         done(error is None, time.perf_counter() - started)
 
     def _serve_locked(
-        self, msg: CM, ctx: TXContext, serve: Callable[[CM, TXContext], Any]
+        self, msg: CM, ctx: TXContext, serve: Callable[[CM, TXContext, Limits], Any]
     ) -> tuple[Any, str | None]:
         """(payload, None) or (None, error text); the simulator's lock is held."""
         if ctx.done:
-            return None, _no_context(msg)
+            return None, requests.no_context(msg)
         if ctx.pending_request:
             # Fabric silently drops a second concurrent request of one tx (the shim then waits
             # forever); an ERROR says what went wrong.
             return None, "another request is pending for this transaction"
         try:
-            payload = serve(msg, ctx)
+            payload = serve(msg, ctx, self._limits)
         except (RequestError, LedgerError, DecodeError, ValueError, TypeError) as exc:
             return None, str(exc) or type(exc).__name__
         except Exception as exc:  # Fabric turns panics into ERROR too
@@ -614,182 +538,10 @@ class Handler(ThreadingActor):
                 CM(type=CM.ERROR, payload=text.encode(), txid=msg.txid, channel_id=msg.channel_id)
             )
 
-    def _get_state(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetState.FromString(msg.payload)
-        _no_private_data(req.collection)
-        return ctx.simulator.get_state(ctx.chaincode, req.key) or b""
-
-    def _get_state_multiple(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetStateMultiple.FromString(msg.payload)
-        _no_private_data(req.collection)
-        values = ctx.simulator.get_state_multiple(ctx.chaincode, list(req.keys))
-        return shim.GetStateMultipleResult(values=[v or b"" for v in values]).SerializeToString()
-
-    def _put_state(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.PutState.FromString(msg.payload)
-        _no_private_data(req.collection)
-        ctx.simulator.put_state(ctx.chaincode, req.key, req.value)
-        return b""
-
-    def _del_state(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.DelState.FromString(msg.payload)
-        _no_private_data(req.collection)
-        ctx.simulator.delete_state(ctx.chaincode, req.key)
-        return b""
-
-    def _write_batch(self, msg: CM, ctx: TXContext) -> bytes:
-        batch = shim.WriteBatchState.FromString(msg.payload)
-        sim, ns = ctx.simulator, ctx.chaincode
-        for rec in batch.rec:
-            _no_private_data(rec.collection)
-            if rec.type == shim.WriteRecord.PUT_STATE:
-                sim.put_state(ns, rec.key, rec.value)
-            elif rec.type == shim.WriteRecord.DEL_STATE:
-                sim.delete_state(ns, rec.key)
-            elif rec.type == shim.WriteRecord.PUT_STATE_METADATA:
-                sim.set_state_metadata(ns, rec.key, {rec.metadata.metakey: rec.metadata.value})
-            elif rec.type == shim.WriteRecord.PURGE_PRIVATE_DATA:
-                _no_private_data(rec.collection or "?")
-            else:
-                raise RequestError(f"unknown operation type {rec.type}")
-        return b""
-
-    def _get_state_by_range(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetStateByRange.FromString(msg.payload)
-        _no_private_data(req.collection)
-        sim: TxSimulator = ctx.simulator
-        limit = self.deps.config.total_query_limit
-        meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
-        if meta is not None and (meta.pageSize > 0 or meta.bookmark):
-            if meta.pageSize < 0:
-                raise RequestError(f"invalid page size {meta.pageSize}")
-            page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
-            start = meta.bookmark or req.startKey
-            iterator = sim.get_state_range_scan_iterator_with_pagination(
-                ctx.chaincode, start, req.endKey, page
-            )
-            try:
-                results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
-            finally:
-                iterator.close()
-            metadata = shim.QueryResponseMetadata(
-                fetched_records_count=len(results), bookmark=iterator.bookmark
-            )
-            return shim.QueryResponse(
-                results=results,
-                has_more=False,
-                id=uuid.uuid4().hex,
-                metadata=metadata.SerializeToString(),
-            ).SerializeToString()
-        iterator = sim.get_state_range_scan_iterator(ctx.chaincode, req.startKey, req.endKey)
-        return self._first_batch(ctx, _Cursor(iterator, _encode_kv))
-
-    def _get_history_for_key(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetHistoryForKey.FromString(msg.payload)
-        iterator = ctx.simulator.get_history_for_key(ctx.chaincode, req.key)
-        return self._first_batch(ctx, _Cursor(iter(iterator), _encode_modification))
-
-    def _get_query_result(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetQueryResult.FromString(msg.payload)
-        _no_private_data(req.collection)
-        # The embedded state DB, like Fabric's LevelDB, has no rich queries.
-        raise RequestError("ExecuteQuery not supported for leveldb")
-
-    def _first_batch(self, ctx: TXContext, cursor: _Cursor) -> bytes:
-        query_id = uuid.uuid4().hex
-        ctx.iterators[query_id] = cursor
-        return self._next_batch(ctx, query_id, cursor)
-
-    def _next_batch(self, ctx: TXContext, query_id: str, cursor: _Cursor) -> bytes:
-        """Up to ``query_batch_size`` results; ``has_more`` only when more truly exist (one
-        item is read ahead, as Fabric's QueryResponseGenerator does)."""
-        batch_size = self.deps.config.query_batch_size
-        limit = self.deps.config.total_query_limit
-        results: list[shim.QueryResultBytes] = []
-        has_more = False
-        while True:
-            item = cursor.lookahead
-            cursor.lookahead = None
-            if item is None:
-                item = next(cursor.iterator, None)
-            if item is None or cursor.returned >= limit:
-                break
-            if len(results) == batch_size:
-                cursor.lookahead = item
-                has_more = True
-                break
-            results.append(shim.QueryResultBytes(resultBytes=cursor.encode(item)))
-            cursor.returned += 1
-        if not has_more:  # exhausted or capped: Fabric closes and forgets the iterator here
-            cursor.close()
-            ctx.iterators.pop(query_id, None)
-        return shim.QueryResponse(
-            results=results, has_more=has_more, id=query_id
-        ).SerializeToString()
-
-    def _query_state_next(self, msg: CM, ctx: TXContext) -> bytes:
-        query_id = shim.QueryStateNext.FromString(msg.payload).id
-        cursor = ctx.iterators.get(query_id)
-        if cursor is None:
-            raise RequestError("query iterator not found")
-        return self._next_batch(ctx, query_id, cursor)
-
-    def _query_state_close(self, msg: CM, ctx: TXContext) -> bytes:
-        query_id = shim.QueryStateClose.FromString(msg.payload).id
-        cursor = ctx.iterators.pop(query_id, None)
-        if cursor is not None:
-            cursor.close()
-        # Shims close iterators the peer already forgot; that must succeed.
-        return shim.QueryResponse(has_more=False, id=query_id).SerializeToString()
-
-    def _get_state_metadata(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.GetStateMetadata.FromString(msg.payload)
-        _no_private_data(req.collection)
-        metadata = ctx.simulator.get_state_metadata(ctx.chaincode, req.key)
-        entries = [shim.StateMetadata(metakey=k, value=v) for k, v in sorted(metadata.items())]
-        return shim.StateMetadataResult(entries=entries).SerializeToString()
-
-    def _put_state_metadata(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.PutStateMetadata.FromString(msg.payload)
-        _no_private_data(req.collection)
-        if not req.HasField("metadata") or not req.metadata.metakey:
-            raise RequestError("metadata key is empty")
-        ctx.simulator.set_state_metadata(
-            ctx.chaincode, req.key, {req.metadata.metakey: req.metadata.value}
-        )
-        return b""
-
-    def _private_only(self, msg: CM, ctx: TXContext) -> bytes:
-        req = shim.DelState.FromString(msg.payload)  # GetState and PurgePrivateState alike
-        if not req.collection:
-            raise RequestError("only applicable for private data")
-        _no_private_data(req.collection)
-        return b""
-
     # -- chaincode to chaincode --------------------------------------------------------------
 
-    def _invoke_chaincode(self, msg: CM, ctx: TXContext) -> Future[ExecuteResult]:
-        spec = chaincode_pb2.ChaincodeSpec.FromString(msg.payload)
-        name, channel = parse_target(spec.chaincode_id.name)
-        if not name:
-            raise RequestError("chaincode name is empty")
-        if ctx.signed_proposal is None:
-            raise RequestError("signed proposal must not be nil from caller")
-        simulator = None
-        if not channel or channel == ctx.channel_id:
-            # Same channel: the callee's reads and writes join the caller's read/write set.
-            channel, simulator = ctx.channel_id, ctx.simulator
-        else:
-            # Another channel: a fresh simulator there, discarded afterwards (read-only).
-            self.deps.ledgers.get(channel, create=False)
-        return self.deps.execute(
-            channel,
-            ctx.txid,
-            name,
-            list(spec.input.args),
-            proposal=ctx.signed_proposal,
-            simulator=simulator,
-        )
+    def _invoke_chaincode(self, msg: CM, ctx: TXContext, limits: Limits) -> Future[ExecuteResult]:
+        return requests.invoke_chaincode(msg, ctx, self.deps.invoker, self.deps.ledgers)
 
     def _callee_done(
         self,
@@ -806,45 +558,9 @@ class Handler(ThreadingActor):
         if caller_gone:  # the caller timed out or its connection ended meanwhile: no reply
             metric_done(False, time.perf_counter() - started)
             return
-        error = outcome.exception()
-        if error is None:
-            result = outcome.result()
-            inner = CM(
-                type=CM.COMPLETED,
-                payload=result.response.SerializeToString(),
-                txid=ctx.txid,
-                channel_id=msg.channel_id,
-            )
-            self._reply(msg, inner.SerializeToString(), None)
-        elif isinstance(error, TransactionFailed):
-            text = str(error).removeprefix("transaction returned with failure: ")
-            inner = CM(
-                type=CM.ERROR, payload=text.encode(), txid=ctx.txid, channel_id=msg.channel_id
-            )
-            self._reply(msg, inner.SerializeToString(), None)
-        else:
-            reason = str(error) if isinstance(error, ChaincodeError) else repr(error)
-            self._reply(msg, None, f"execute failed: {reason}")
+        payload, error = requests.callee_reply(msg, ctx, outcome)
+        self._reply(msg, payload, error)
         metric_done(error is None, time.perf_counter() - started)
-
-
-def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
-    """Why a chaincode's connection ended, from its instance: the exit status (waiting a
-    little for it: the stream usually ends first) and the last lines it printed."""
-    status = instance.exit_status(timeout=wait)
-    return fallback if status is None else exit_cause(instance, status, last_log_lines(instance))
-
-
-def last_log_lines(instance: Any, lines: int = 5) -> tuple[str, ...]:
-    """What the instance printed last (nothing when its runtime captures no output)."""
-    last_lines = getattr(instance, "last_lines", None)
-    return tuple(last_lines(lines)) if last_lines is not None else ()
-
-
-def exit_cause(instance: Any, status: ExitStatus, tail: tuple[str, ...]) -> str:
-    """ "chaincode kv exited with code 137 (SIGKILL); last log lines: a | b"."""
-    text = f"chaincode {instance.chaincode} {status.describe()}"
-    return text + "; last log lines: " + " | ".join(tail) if tail else text
 
 
 def _read_loop(

@@ -5,8 +5,8 @@ callers wanting a chaincode that is not ready attach to one launch state, so 64 
 invokes start it once. The launch ends at the first of READY (success), start failure,
 registration failure, exit of the instance, or the startup timeout.
 
-The launcher also keeps the directory of ready handlers. ChaincodeSupport reads it without a
-message (a dict read); only the launcher writes it. It tells each chaincode's supervisor when
+The launcher also keeps the :class:`HandlerDirectory` of ready handlers. ChaincodeSupport
+reads it without a message; only the launcher writes it. It tells each chaincode's supervisor when
 the chaincode comes up (READY) and goes down (instance exit, Handler end), and publishes the
 lifecycle events of launches.
 """
@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -27,16 +27,9 @@ import pykka
 from actors import events
 from actors.errors import LaunchError, StartupTimeout, UnknownChaincode
 from actors.events import LifecycleEvent
-from actors.handler import (
-    HandlerGone,
-    HandlerReady,
-    RegisterHandler,
-    RegistrationRefused,
-    exit_cause,
-    last_log_lines,
-)
+from actors.handler import HandlerGone, HandlerReady, RegisterHandler, RegistrationRefused
 from actors.mailbox import SupervisedActor, SupervisedRef, Watcher, tell_quietly
-from actors.runtimes import ExitStatus
+from actors.runtimes import ExitStatus, exit_cause, last_log_lines
 from actors.vmcontroller import (
     Building,
     Built,
@@ -63,6 +56,54 @@ HandlerRef = pykka.ActorRef[Any]
 _launch_ids = itertools.count(1)
 
 
+class HandlerDirectory:
+    """The ready handlers by chaincode name (Fabric's ``HandlerRegistry``). One writer, the
+    launcher; it outlives launchers (a replacement takes it over). Anyone reads it without a
+    message, so a transaction finds its Handler without an ask."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, HandlerRef] = {}
+
+    def get(self, chaincode: str) -> HandlerRef | None:
+        """The Handler serving ``chaincode``, if it is ready and alive."""
+        handler = self._handlers.get(chaincode)
+        return handler if handler is not None and handler.is_alive() else None
+
+    def publish(self, chaincode: str, handler: HandlerRef) -> None:
+        self._handlers[chaincode] = handler
+
+    def withdraw(self, chaincode: str, handler: HandlerRef) -> bool:
+        """Remove ``chaincode`` if ``handler`` still serves it (not a newer one)."""
+        if self._handlers.get(chaincode) is not handler:
+            return False
+        del self._handlers[chaincode]
+        return True
+
+    def ready(self) -> dict[str, HandlerRef]:
+        """A snapshot of the entries whose Handler is alive."""
+        return {n: h for n, h in list(self._handlers.items()) if h.is_alive()}
+
+    def prune(self) -> None:
+        """Drop the entries whose Handler has died (a replacement launcher starts here)."""
+        for name, handler in list(self._handlers.items()):
+            if not handler.is_alive():
+                self.withdraw(name, handler)
+
+
+@dataclass(frozen=True)
+class LauncherDeps:
+    """What the launcher needs from the peer around it."""
+
+    config: Config
+    definitions: Mapping[str, ChaincodeDefinition]
+    vmcontroller: SupervisedRef
+    scheduler: Scheduler
+    metrics: Metrics
+    directory: HandlerDirectory
+    publish: Callable[[LifecycleEvent], None]
+    supervisor_for: Callable[[str], SupervisedRef | None]
+
+
 @dataclass(frozen=True)
 class Launch:
     """Make ``chaincode`` ready; ``reply`` gets the Handler's ref or a LaunchError."""
@@ -83,6 +124,7 @@ class Stop:
 class LaunchTimedOut:
     chaincode: str
     launch_id: int
+    _: KW_ONLY
     building: bool = False
 
 
@@ -109,6 +151,7 @@ class ChaincodeDown:
     handler: HandlerRef | None
     cause: str
     status: ExitStatus | None = None
+    _: KW_ONLY
     crashed: bool = False  # the Handler actor died of an exception
     # The Handler ended for a reason of its own (crash, hang, protocol error), so the end is
     # abnormal whatever the exit code; False when the chaincode simply hung up.
@@ -137,42 +180,34 @@ class RuntimeLauncher(SupervisedActor):
 
     def __init__(
         self,
-        config: Config,
-        definitions: Mapping[str, ChaincodeDefinition],
-        vmcontroller: SupervisedRef,
-        scheduler: Scheduler,
-        metrics: Metrics,
-        directory: dict[str, HandlerRef],
-        publish: Callable[[LifecycleEvent], None],
-        supervisor_for: Callable[[str], SupervisedRef | None],
-        me: Callable[[], SupervisedRef],
         *,
+        deps: LauncherDeps,
+        me: Callable[[], SupervisedRef],
         watcher: Watcher | None = None,
     ) -> None:
         super().__init__(watcher=watcher)
-        self.config = config
-        self.definitions = definitions
-        self.vmcontroller = vmcontroller
-        self.scheduler = scheduler
-        self.metrics = metrics
-        self.directory = directory  # ready handlers, read lock-free by ChaincodeSupport
+        self.config = deps.config
+        self.definitions = deps.definitions
+        self.vmcontroller = deps.vmcontroller
+        self.scheduler = deps.scheduler
+        self.metrics = deps.metrics
+        self.directory = deps.directory
         self._launching: dict[str, _LaunchState] = {}
         # The latest instance per chaincode, kept after it exits: its handler may only then
         # ask how it ended (the exit is often noticed before the stream's end).
         self._instances: dict[str, Instance] = {}
         # The generation that is up, per chaincode: what its supervisor is told about.
         self._up: dict[str, tuple[Instance | None, HandlerRef]] = {}
-        self._publish = publish
-        self._supervisor_for = supervisor_for
+        self._publish = deps.publish
+        self._supervisor_for = deps.supervisor_for
         self._me = me  # this launcher's supervised reference, for replies that outlive it
 
     def on_start(self) -> None:
         # A replacement takes over the running chaincode: the ready handlers are in the
         # directory (which outlives launchers), their instances in the VM controller.
-        for name, handler in list(self.directory.items()):
-            if not handler.is_alive():
-                del self.directory[name]
-        if not self.directory:
+        self.directory.prune()
+        ready = self.directory.ready()
+        if not ready:
             return
         try:
             running = self.vmcontroller.ask(RunningInstances(), timeout=5)
@@ -180,7 +215,7 @@ class RuntimeLauncher(SupervisedActor):
             log.warning("launcher could not learn the running instances: %s", exc)
             running = {}
         self._instances.update(running)
-        for name, handler in self.directory.items():
+        for name, handler in ready.items():
             self._up[name] = (running.get(name), handler)
 
     def ended(self, error: BaseException | None) -> Any:
@@ -256,7 +291,7 @@ class RuntimeLauncher(SupervisedActor):
                 name: "building" if state.building else "launching"
                 for name, state in self._launching.items()
             }
-            status.update({name: "ready" for name in self.directory})
+            status.update({name: "ready" for name in self.directory.ready()})
             return status
         else:
             raise TypeError(f"RuntimeLauncher: unexpected message {message!r}")
@@ -264,7 +299,7 @@ class RuntimeLauncher(SupervisedActor):
 
     def _launch(self, name: str, reply: Future[HandlerRef]) -> None:
         handler = self.directory.get(name)
-        if handler is not None and handler.is_alive():
+        if handler is not None:
             reply.set_result(handler)
             return
         state = self._launching.get(name)
@@ -286,7 +321,7 @@ class RuntimeLauncher(SupervisedActor):
             state.deadline.cancel()
         ref, launch_id, building = self.actor_ref, state.launch_id, state.building
         state.deadline = self.scheduler.call_later(
-            seconds, lambda: tell_quietly(ref, LaunchTimedOut(name, launch_id, building))
+            seconds, lambda: tell_quietly(ref, LaunchTimedOut(name, launch_id, building=building))
         )
 
     def _building(self, message: Building | Built) -> None:
@@ -305,8 +340,7 @@ class RuntimeLauncher(SupervisedActor):
             self._event(message.chaincode, events.BUILT, f"{message.seconds:.1f} s")
 
     def _register(self, name: str, handler: HandlerRef) -> str | None:
-        current = self.directory.get(name)
-        if current is not None and current.is_alive():
+        if self.directory.get(name) is not None:
             return f"duplicate chaincodeID: {name}"
         state = self._launching.get(name)
         if state is None:
@@ -338,7 +372,7 @@ class RuntimeLauncher(SupervisedActor):
         del self._launching[name]
         if state.deadline is not None:
             state.deadline.cancel()
-        self.directory[name] = handler
+        self.directory.publish(name, handler)
         instance = None if state.dev else self._instances.get(name)
         self._up[name] = (instance, handler)
         elapsed = time.monotonic() - state.started
@@ -360,8 +394,7 @@ class RuntimeLauncher(SupervisedActor):
         name = message.chaincode
         if name is None:
             return None
-        if self.directory.get(name) is message.handler:
-            del self.directory[name]
+        self.directory.withdraw(name, message.handler)
         up = self._up.get(name)
         if message.hung:  # no use asking it politely to stop
             self.vmcontroller.tell(StopInstance(name, None, timeout=0))
@@ -406,8 +439,7 @@ class RuntimeLauncher(SupervisedActor):
             handler = up[1]
             # Out of the directory at once: new requests go to the supervisor, not to a
             # Handler whose stream is about to end.
-            if self.directory.get(name) is handler:
-                del self.directory[name]
+            self.directory.withdraw(name, handler)
         # Always told: a supervisor waiting to learn how the instance ended needs it.
         self._tell_supervisor(name, ChaincodeDown(instance, handler, cause, status))
         state = self._launching.get(name)
@@ -455,7 +487,9 @@ class RuntimeLauncher(SupervisedActor):
 
     def _stop_chaincode(self, message: Stop) -> None:
         name = message.chaincode
-        handler = self.directory.pop(name, None)
+        handler = self.directory.get(name)
+        if handler is not None:
+            self.directory.withdraw(name, handler)
         self._up.pop(name, None)  # a stop on request is no down for the supervisor
         self._event(name, events.STOPPED)
         state = self._launching.get(name)

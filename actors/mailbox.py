@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
+from pykka.messages import _ActorStop
 
 from actors.errors import SupportShutdown
 
@@ -132,7 +133,7 @@ def drain_mailbox(actor: pykka.ThreadingActor) -> list[Any]:
             return tells
         if envelope.reply_to is None:
             tells.append(envelope.message)
-        elif type(envelope.message).__name__ == "_ActorStop":
+        elif isinstance(envelope.message, _ActorStop):
             envelope.reply_to.set(None)
         else:
             dead = pykka.ActorDeadError(f"{actor.actor_ref} stopped before handling it")

@@ -17,10 +17,11 @@ and a stopped actor cannot be restarted. So, in the OTP spirit:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -68,6 +69,7 @@ class Acquire:
     ``explicit``: a launch asked for by name, which also retries a chaincode given up on."""
 
     reply: Future[Any]
+    _: KW_ONLY
     explicit: bool = False
 
 
@@ -103,6 +105,41 @@ class _Settled:
 
 IDLE, UP, SETTLING, RESTARTING, FAILED = "idle", "up", "settling", "restarting", "failed"
 
+
+class SupervisorStates:
+    """What each chaincode supervisor is doing when it is neither idle nor up (settling,
+    restarting, failed), for ChaincodeSupport.status. Each chaincode's entry has one writer,
+    its supervisor; readers take a snapshot."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def set(self, chaincode: str, state: str) -> None:
+        with self._lock:
+            if state in (IDLE, UP):
+                self._states.pop(chaincode, None)
+            else:
+                self._states[chaincode] = state
+
+    def snapshot(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._states)
+
+
+@dataclass(frozen=True)
+class SupervisorDeps:
+    """What every chaincode supervisor needs from the peer around it."""
+
+    launcher: SupervisedRef
+    scheduler: Scheduler
+    publish: Callable[[LifecycleEvent], None]
+    startup_timeout: float  # how long a request waits for a restarting chaincode
+    states: SupervisorStates
+    escalate: Callable[[str, str], None]  # (chaincode, reason): it was given up on
+    clock: Clock = time.monotonic
+
+
 # How long a supervisor whose chaincode's connection ended waits to learn its exit status (the
 # stream usually ends a few milliseconds before the process is reaped).
 SETTLE_SECONDS = 1.0
@@ -123,28 +160,22 @@ class ChaincodeSupervisor(SupervisedActor):
     def __init__(
         self,
         name: str,
-        policy: Callable[[], RestartPolicy],
-        launcher: SupervisedRef,
-        scheduler: Scheduler,
-        publish: Callable[[LifecycleEvent], None],
-        startup_timeout: float,
-        states: dict[str, str],
-        escalate: Callable[[str, str], None],
         *,
+        policy: Callable[[], RestartPolicy],
+        deps: SupervisorDeps,
         watcher: Watcher | None = None,
-        clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(watcher=watcher)
         self.child_name = f"chaincode:{name}"
         self.name = name
         self.policy = policy
-        self.launcher = launcher
-        self.scheduler = scheduler
-        self.publish = publish
-        self.startup_timeout = startup_timeout
-        self.states = states  # {chaincode: state}, read lock-free by ChaincodeSupport.status
-        self.escalate = escalate
-        self.tracker = RestartTracker(policy(), clock=clock)
+        self.launcher = deps.launcher
+        self.scheduler = deps.scheduler
+        self.publish = deps.publish
+        self.startup_timeout = deps.startup_timeout
+        self.states = deps.states
+        self.escalate = deps.escalate
+        self.tracker = RestartTracker(policy(), clock=deps.clock)
         self.state = IDLE
         self.instance: Any = None  # of the generation that is up
         self.handler: Any = None
@@ -156,16 +187,13 @@ class ChaincodeSupervisor(SupervisedActor):
 
     def _set(self, state: str) -> None:
         self.state = state
-        if state in (IDLE, UP):
-            self.states.pop(self.name, None)
-        else:
-            self.states[self.name] = state
+        self.states.set(self.name, state)
 
     def ended(self, error: BaseException | None) -> Any:
         if self.timer is not None:
             self.timer.cancel()
         self._fail_waiters(SupportShutdown(f"supervisor of chaincode {self.name} stopped"))
-        self.states.pop(self.name, None)
+        self.states.set(self.name, IDLE)
 
     @classmethod
     def abandon(cls, message: Any, cause: str) -> None:

@@ -1,17 +1,18 @@
-"""ChaincodeSupport: the facade a peer embeds (launch, execute, invoke, stop, shutdown).
+"""ChaincodeSupport: the transaction and lifecycle API a peer embeds (launch, execute,
+invoke, stop, shutdown).
 
-Fabric counterpart: ``core/chaincode/chaincode_support.go``. It wires the actors together and
-runs the caller's side of a transaction without blocking any actor: build the message and
-context on the caller's thread, look the chaincode's Handler up in the launcher's directory (a
-dict read), tell the TXContext registry, and hand back the context's future. The execute
-timeout is a deadline on a shared timer thread; whichever of COMPLETED, ERROR, timeout or
-connection loss comes first resolves the future, once.
+Fabric counterpart: ``core/chaincode/chaincode_support.go``. The actors and what they share
+are built by :class:`~actors.peer.Peer` (the composition root); this object runs the caller's
+side of a transaction without blocking any actor: build the message and context on the
+caller's thread, look the chaincode's Handler up in the handler directory, tell the TXContext
+registry, and hand back the context's future. The execute timeout is a deadline on a shared
+timer thread; whichever of COMPLETED, ERROR, timeout or connection loss comes first ends the
+context (:meth:`~actors.txcontexts.TXContext.end`), once.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,44 +29,19 @@ from actors.errors import (
     LaunchError,
     SupportShutdown,
 )
-from actors.events import EventBus, Subscriber
-from actors.handler import (
-    Handler,
-    HandlerDeps,
-    ReportContexts,
-    TransactionExpired,
-    last_log_lines,
-)
-from actors.launcher import Launch, RuntimeLauncher, Status, Stop
-from actors.ledger import Ledger, LedgerManager, TxSimulator, ValidationCode
-from actors.mailbox import SupervisedRef, tell_quietly
-from actors.metrics import Metrics
-from actors.proposals import build_signed_proposal, compute_txid, local_identity, new_nonce
-from actors.runtimes import Instance, Runtime
-from actors.runtimes.docker import DockerRuntime
-from actors.runtimes.external import ExternalRuntime
-from actors.runtimes.process import ProcessRuntime
-from actors.runtimes.system import SystemRuntime
-from actors.scheduler import Scheduler
-from actors.supervisor import (
-    Acquire,
-    ChaincodeSupervisor,
-    Escalate,
-    RootSupervisor,
-    ShuttingDown,
-    StopChaincode,
-    Supervise,
-    Watcher,
-)
+from actors.events import Subscriber
+from actors.handler import TransactionExpired
+from actors.launcher import Launch, Status, Stop
+from actors.ledger import LedgerManager, TxSimulator, ValidationCode
+from actors.mailbox import tell_quietly
+from actors.peer import Peer, PeerAddress
+from actors.proposals import build_signed_proposal, compute_txid, new_nonce
+from actors.runtimes import Instance, Runtime, last_log_lines
+from actors.supervisor import Acquire, StopChaincode
 from actors.tls import ChaincodeTLS, ClientTLS
 from actors.transports import MessageStream
-from actors.txcontexts import (
-    CreateContext,
-    ExecuteResult,
-    TXContext,
-    TXContextRegistry,
-)
-from actors.vmcontroller import GetInstance, Handover, ListInstances, StopAll, VMController
+from actors.txcontexts import CreateContext, ExecuteResult, TXContext
+from actors.vmcontroller import GetInstance, ListInstances
 from protos.common.common_pb2 import ChannelHeader, Header
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
@@ -73,8 +49,6 @@ from protos.peer.proposal_pb2 import Proposal, SignedProposal
 
 if TYPE_CHECKING:
     from actors.listener import ChaincodeListener
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,10 +100,31 @@ def _require_name(value: Any, what: str) -> str:
     return value
 
 
+MAX_TIMEOUT = 365 * 24 * 3600.0
+"""The longest timeout accepted (a year): longer ones are surely mistakes, and a deadline
+that far out overflows the clocks it is waited on."""
+
+
+def check_timeout(value: Any, what: str = "timeout") -> float:
+    """``value`` as a timeout in seconds: a finite positive number up to :data:`MAX_TIMEOUT`,
+    else InvalidRequest (a bad timeout must not reach the deadline thread)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{what} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidRequest(f"{what} must be positive and finite, got {value}")
+    if value > MAX_TIMEOUT:
+        raise InvalidRequest(f"{what} must be at most {MAX_TIMEOUT:.0f} s, got {value}")
+    return float(value)
+
+
 class ChaincodeSupport:
     """Launches chaincode and executes transactions against it.
 
     Thread-safe: call ``execute``/``execute_async`` from as many threads as you like.
+    ``ChaincodeSupport(config)`` builds its own :class:`~actors.peer.Peer`. To run custom
+    runtimes that dial the peer, give them a :class:`~actors.peer.PeerAddress` and pass the
+    same object as ``peer_address`` (with TLS, a :class:`~actors.tls.ChaincodeTLS` as ``tls``
+    and its ``client_for`` to the runtimes): the listener fills it when it starts.
     """
 
     def __init__(
@@ -138,123 +133,37 @@ class ChaincodeSupport:
         *,
         ledgers: LedgerManager | None = None,
         runtimes: Mapping[str, Runtime] | None = None,
+        peer_address: PeerAddress | None = None,
+        tls: ChaincodeTLS | None = None,
     ) -> None:
-        self.config = config = config or Config()
-        self.metrics = Metrics()
-        self.ledgers = ledgers or LedgerManager(config.ledger_path, history=config.history)
-        self.scheduler = Scheduler()
-        self.identity = local_identity(config.msp_id)
-        self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
-        self._listener: ChaincodeListener | None = None
-        self.tls = ChaincodeTLS() if config.tls_enabled else None
-        self.runtimes: dict[str, Runtime] = dict(
-            runtimes
-            or {
-                "system": SystemRuntime(max_frame=config.max_message_size),
-                "process": ProcessRuntime(self.peer_address, tls=self.client_tls),
-                # Connects to the engine on first use, so a peer without Docker still starts.
-                "docker": DockerRuntime(
-                    self.peer_address,
-                    config.docker_endpoint,
-                    config.base_image,
-                    msp_id=config.msp_id,
-                    tls=self.client_tls,
-                ),
-                "external": ExternalRuntime(max_message_size=config.max_message_size),
-            }
+        self.peer = peer = Peer(
+            config,
+            invoker=self,
+            ledgers=ledgers,
+            runtimes=runtimes,
+            address=peer_address,
+            tls=tls,
         )
-        self._directory: dict[str, pykka.ActorRef[Any]] = {}
-        self._handlers: set[pykka.ActorRef[Any]] = set()
-        self._handlers_lock = threading.Lock()
+        # What embedders, tools and tests reach through the support.
+        self.config = peer.config
+        self.metrics = peer.metrics
+        self.ledgers = peer.ledgers
+        self.scheduler = peer.scheduler
+        self.identity = peer.identity
+        self.definitions = peer.definitions
+        self.tls = peer.tls
+        self.runtimes = peer.runtimes
+        self.events = peer.events
+        self.root = peer.root
+        self.registry = peer.registry
+        self.vmcontroller = peer.vmcontroller
+        self.launcher = peer.launcher
         self._closed = False
-        self.events = EventBus()
-        # The supervision tree: the root, its three peer actors, one supervisor per defined
-        # chaincode. Everyone holds SupervisedRefs, which follow an actor to its replacement.
-        self.root = RootSupervisor.start(self.events.publish)
-        self._supervisors: dict[str, SupervisedRef] = {}  # written under _supervisors_lock
-        self._supervisors_lock = threading.Lock()
-        self._supervisor_states: dict[str, str] = {}  # {chaincode: restarting | failed ...}
-        self.registry: SupervisedRef = self.root.ask(
-            Supervise(
-                "registry",
-                lambda watcher, _: TXContextRegistry.start(watcher=watcher),
-                rebuild=self._reindex_contexts,
-            )
-        )
-        self.vmcontroller: SupervisedRef = self.root.ask(
-            Supervise("vmcontroller", self._start_vmcontroller)
-        )
-        self.launcher: SupervisedRef = self.root.ask(Supervise("launcher", self._start_launcher))
-        for name in self.definitions:
-            self._supervise(name)
-        self._deps = HandlerDeps(
-            config=config,
-            metrics=self.metrics,
-            launcher=self.launcher,
-            registry=self.registry,
-            ledgers=self.ledgers,
-            scheduler=self.scheduler,
-            execute=self.execute_async,
-        )
-
-    # -- supervision -------------------------------------------------------------------------
-
-    def _start_vmcontroller(self, watcher: Watcher, handover: Handover | None) -> Any:
-        return VMController.start(
-            self.runtimes,
-            self._connect_instance,
-            lambda: self.vmcontroller,
-            handover=handover,
-            watcher=watcher,
-        )
-
-    def _start_launcher(self, watcher: Watcher, _: Any) -> Any:
-        return RuntimeLauncher.start(
-            self.config,
-            self.definitions,
-            self.vmcontroller,
-            self.scheduler,
-            self.metrics,
-            self._directory,
-            self.events.publish,
-            self._supervisors.get,
-            lambda: self.launcher,
-            watcher=watcher,
-        )
-
-    def _supervise(self, name: str) -> None:
-        with self._supervisors_lock:
-            if name in self._supervisors:
-                return
-            root = self.root
-
-            def start(watcher: Watcher, _: Any) -> Any:
-                return ChaincodeSupervisor.start(
-                    name,
-                    lambda: self.config.restart_policy(self.definitions.get(name)),
-                    self.launcher,
-                    self.scheduler,
-                    self.events.publish,
-                    self.config.startup_timeout,
-                    self._supervisor_states,
-                    lambda chaincode, reason: tell_quietly(root, Escalate(chaincode, reason)),
-                    watcher=watcher,
-                )
-
-            self._supervisors[name] = root.ask(Supervise(f"chaincode:{name}", start))
-
-    def _reindex_contexts(self) -> None:
-        """A new registry learns the transactions in flight from the live handlers."""
-        with self._handlers_lock:
-            handlers = [h for h in self._handlers if h.is_alive()]
-        for handler in handlers:
-            tell_quietly(handler, ReportContexts())
 
     def handler_for(self, chaincode: str) -> pykka.ActorRef[Any] | None:
         """The Handler serving ``chaincode`` now, if it is ready (for tools and fault
         injection; transactions find it themselves)."""
-        handler = self._directory.get(chaincode)
-        return handler if handler is not None and handler.is_alive() else None
+        return self.peer.directory.get(chaincode)
 
     def instance_of(self, chaincode: str) -> Instance | None:
         """The running instance of ``chaincode`` (pid, container, ...), or None."""
@@ -272,25 +181,25 @@ class ChaincodeSupport:
                 f"(have {sorted(self.runtimes)})"
             )
         self.definitions[definition.name] = definition
-        self._supervise(definition.name)
+        self.peer.supervise(definition.name)
 
     def launch(self, chaincode: str, timeout: float | None = None) -> None:
         """Start ``chaincode`` if needed and wait until it is READY."""
         self._check_open()
-        self._launch_future(_require_name(chaincode, "chaincode"), explicit=True).result(
-            timeout if timeout is not None else self.config.startup_timeout + 5
-        )
+        wait = self.config.startup_timeout + 5 if timeout is None else check_timeout(timeout)
+        self._launch_future(_require_name(chaincode, "chaincode"), explicit=True).result(wait)
 
     def stop(self, chaincode: str, timeout: float = 10.0) -> None:
         """Stop a chaincode's handler and instance; in-flight transactions fail."""
         self._check_open()
+        wait = check_timeout(timeout)
         done: Future[bool] = Future()
-        supervisor = self._supervisors.get(chaincode)
+        supervisor = self.peer.supervisor_for(chaincode)
         if supervisor is not None:
             supervisor.tell(StopChaincode(done))
         else:
             self.launcher.tell(Stop(chaincode, done))
-        done.result(timeout)
+        done.result(wait)
 
     def listen(self, address: str | None = None, **kwargs: Any) -> ChaincodeListener:
         """Start the gRPC chaincode listener (``peer.chaincodeListenAddress``); chaincode
@@ -298,26 +207,27 @@ class ChaincodeSupport:
         from actors.listener import ChaincodeListener
 
         self._check_open()
-        if self._listener is not None:
-            raise InvalidRequest(f"already listening on {self._listener.address}")
-        self._listener = ChaincodeListener(
+        if self.peer.listener is not None:
+            raise InvalidRequest(f"already listening on {self.peer.listener.address}")
+        listener = ChaincodeListener(
             self, address or self.config.listen_address, tls=self.tls, **kwargs
-        )
-        return self._listener.start()
+        ).start()
+        self.peer.attach_listener(listener)
+        return listener
 
     def client_tls(self, ccid: str) -> ClientTLS | None:
         """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
-        return self.tls.client_for(ccid) if self.tls is not None else None
+        return self.peer.client_tls(ccid)
 
     def peer_address(self) -> str | None:
         """The address chaincode should dial, or None when not listening."""
-        return self._listener.dial_address() if self._listener is not None else None
+        return self.peer.address()
 
     def status(self) -> dict[str, str]:
         """{chaincode: "ready" | "launching" | "building" | "restarting" | "failed"}."""
         self._check_open()
         status = self.launcher.ask(Status(), timeout=10)
-        for name, state in list(self._supervisor_states.items()):
+        for name, state in self.peer.states.snapshot().items():
             status.setdefault(name, "failed" if state == "failed" else "restarting")
         return status
 
@@ -344,14 +254,7 @@ class ChaincodeSupport:
         expected to send REGISTER, as ``expected`` when given). Used by runtimes and by the
         gRPC listener."""
         self._check_open()
-        ref = Handler.start(stream, self._deps, expected=expected)
-        with self._handlers_lock:
-            self._handlers = {h for h in self._handlers if h.is_alive()}
-            self._handlers.add(ref)
-        return ref
-
-    def _connect_instance(self, stream: MessageStream, instance: Instance) -> None:
-        self.serve_stream(stream, expected=instance.chaincode)
+        return self.peer.serve_stream(stream, expected=expected)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -381,11 +284,10 @@ class ChaincodeSupport:
         arg_list = _as_args(args)
         if txid is not None:
             _require_name(txid, "txid")
-        definition = self.definitions.get(chaincode)
         if timeout is None:
+            definition = self.definitions.get(chaincode)
             timeout = (definition and definition.execute_timeout) or self.config.execute_timeout
-        if timeout <= 0:
-            raise InvalidRequest(f"timeout must be positive, got {timeout}")
+        timeout = check_timeout(timeout)
         if proposal is None:
             nonce = new_nonce()
             if txid is None:
@@ -406,20 +308,10 @@ class ChaincodeSupport:
                 raise InvalidRequest("transient data goes inside the proposal you pass")
             if txid is None:
                 txid = _proposal_txid(proposal)
-        ledger: Ledger = self.ledgers.get(channel)
         owns = simulator is None
         if simulator is None:
-            simulator = ledger.new_simulator(txid)
-        ctx = TXContext(
-            chaincode,
-            channel,
-            txid,
-            simulator,
-            ledger,
-            proposal,
-            is_init=is_init,
-            owns_simulator=owns,
-        )
+            simulator = self.ledgers.get(channel).new_simulator(txid)
+        ctx = TXContext(chaincode, channel, txid, simulator, proposal, owns_simulator=owns)
         msg = ChaincodeMessage(
             type=ChaincodeMessage.INIT if is_init else ChaincodeMessage.TRANSACTION,
             payload=ChaincodeInput(args=arg_list, is_init=is_init).SerializeToString(),
@@ -427,8 +319,8 @@ class ChaincodeSupport:
             channel_id=channel,
             proposal=proposal,
         )
-        handler = self._directory.get(chaincode)
-        if handler is not None and handler.is_alive():
+        handler = self.peer.directory.get(chaincode)
+        if handler is not None:
             self._dispatch(ctx, handler, msg, timeout)
         else:
             launched = self._launch_future(chaincode)
@@ -470,10 +362,10 @@ class ChaincodeSupport:
 
     def _launch_future(self, chaincode: str, explicit: bool = False) -> Future[pykka.ActorRef[Any]]:
         launched: Future[pykka.ActorRef[Any]] = Future()
-        supervisor = self._supervisors.get(chaincode)
+        supervisor = self.peer.supervisor_for(chaincode)
         try:
             if supervisor is not None:
-                supervisor.tell(Acquire(launched, explicit))
+                supervisor.tell(Acquire(launched, explicit=explicit))
             else:  # not defined: a dev-mode registration, or unknown (the launcher says)
                 self.launcher.tell(Launch(chaincode, launched))
         except pykka.ActorDeadError as exc:
@@ -485,11 +377,9 @@ class ChaincodeSupport:
     ) -> None:
         error = launched.exception()
         if error is not None:
-            if ctx.owns_simulator:
-                ctx.simulator.done()
             if not isinstance(error, ChaincodeError):
                 error = LaunchError(str(error))
-            ctx.resolve(error=error)
+            ctx.end(error=error)
             return
         self._dispatch(ctx, launched.result(), msg, timeout)
 
@@ -502,13 +392,13 @@ class ChaincodeSupport:
         try:
             self.registry.tell(CreateContext(ctx, handler, msg))
         except pykka.ActorDeadError:
-            ctx.resolve(error=SupportShutdown("transaction context registry is not running"))
+            ctx.end(error=SupportShutdown("transaction context registry is not running"))
 
     def _expire(self, ctx: TXContext, handler: pykka.ActorRef[Any]) -> None:
         if self._closed:  # run early by shutdown: nothing is left to answer this transaction
-            ctx.resolve(error=SupportShutdown("chaincode support shut down during the transaction"))
+            ctx.end(error=SupportShutdown("chaincode support shut down during the transaction"))
             return
-        if not ctx.resolve(error=ExecuteTimeout("timeout expired while executing transaction")):
+        if not ctx.end(error=ExecuteTimeout("timeout expired while executing transaction")):
             return
         self.metrics.execute_timeouts.labels(ctx.chaincode).inc()
         tell_quietly(handler, TransactionExpired(ctx))
@@ -524,35 +414,7 @@ class ChaincodeSupport:
         if self._closed:
             return
         self._closed = True
-        self.root.ask(ShuttingDown(), timeout=timeout)
-        with self._supervisors_lock:
-            supervisors = list(self._supervisors.values())
-        for supervisor in supervisors:
-            supervisor.stop(timeout=timeout)
-        self.launcher.stop(timeout=timeout)
-        if self._listener is not None:
-            self._listener.stop()
-        with self._handlers_lock:
-            handlers, self._handlers = list(self._handlers), set()
-        for handler in handlers:
-            handler.stop(block=False)
-        for handler in handlers:
-            try:
-                handler.stop(timeout=timeout)
-            except pykka.Timeout:
-                log.warning("handler did not stop within %ss", timeout)
-        try:
-            stopped: Future[int] = Future()
-            self.vmcontroller.tell(StopAll(stopped))
-            stopped.result(timeout + 10)
-        finally:
-            self.vmcontroller.stop(timeout=timeout)
-            self.registry.stop(timeout=timeout)
-            self.root.stop(timeout=timeout)
-            self.scheduler.stop(run_pending=True)
-            for runtime in self.runtimes.values():
-                runtime.close()
-            self.ledgers.close()
+        self.peer.shutdown(timeout)
 
     def __enter__(self) -> ChaincodeSupport:
         return self

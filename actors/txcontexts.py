@@ -28,7 +28,7 @@ from actors.mailbox import SupervisedActor, Watcher
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 if TYPE_CHECKING:
-    from actors.ledger import Ledger, SimulationResults, TxSimulator
+    from actors.ledger import SimulationResults, TxSimulator
     from actors.scheduler import Deadline
     from protos.peer.chaincode_event_pb2 import ChaincodeEvent
     from protos.peer.proposal_pb2 import SignedProposal
@@ -51,8 +51,8 @@ class ExecuteResult:
 class TXContext:
     """One in-flight execution of one chaincode.
 
-    It ends exactly once: :meth:`resolve` is atomic, whoever wins (COMPLETED, ERROR, timeout,
-    connection lost) sets the future, and everyone else learns they lost.
+    It ends exactly once, through :meth:`end`, whoever wins (COMPLETED, ERROR, timeout,
+    connection lost, launch failure, duplicate txid); everyone else learns they lost.
     """
 
     __slots__ = (
@@ -62,9 +62,7 @@ class TXContext:
         "deadline",
         "done",
         "future",
-        "is_init",
         "iterators",
-        "ledger",
         "owns_simulator",
         "pending_request",
         "sent_at",
@@ -79,19 +77,15 @@ class TXContext:
         channel_id: str,
         txid: str,
         simulator: TxSimulator,
-        ledger: Ledger,
         signed_proposal: SignedProposal | None = None,
         *,
-        is_init: bool = False,
         owns_simulator: bool = True,
     ) -> None:
         self.chaincode = chaincode
         self.channel_id = channel_id
         self.txid = txid
         self.simulator = simulator
-        self.ledger = ledger
         self.signed_proposal = signed_proposal
-        self.is_init = is_init
         # A cc2cc callee on the same channel shares its caller's simulator and must not end it.
         self.owns_simulator = owns_simulator
         self.future: Future[Any] = Future()
@@ -106,24 +100,31 @@ class TXContext:
     def key(self) -> ContextKey:
         return (self.chaincode, self.channel_id, self.txid)
 
-    def resolve(self, result: Any = None, error: BaseException | None = None) -> bool:
-        """End the transaction with a result or an error; False if it had ended already."""
+    def end(self, result: Any = None, error: BaseException | None = None) -> bool:
+        """End the transaction with a result or an error: cancel its deadline, close its
+        query iterators, end its simulator (if it owns it), then answer its caller. False if
+        it had ended already. Safe from any thread, but not while holding the simulator's
+        lock when the context has iterators or owns its simulator."""
         with self._lock:
             if self.done:
                 return False
             self.done = True
         if self.deadline is not None:
             self.deadline.cancel()
+        if self.iterators or self.owns_simulator:
+            # Under the simulator's lock: a request may be being served on another thread
+            # (it sees ``done`` once it holds the lock, and answers "no ledger context").
+            with self.simulator.lock:
+                iterators, self.iterators = self.iterators, {}
+                for iterator in iterators.values():
+                    iterator.close()
+                if self.owns_simulator:
+                    self.simulator.done()
         if error is not None:
             self.future.set_exception(error)
         else:
             self.future.set_result(result)
         return True
-
-    def close_iterators(self) -> None:
-        iterators, self.iterators = self.iterators, {}
-        for iterator in iterators.values():
-            iterator.close()
 
     def __repr__(self) -> str:
         return f"TXContext({self.chaincode}, {self.channel_id}, {self.txid}, done={self.done})"
@@ -160,13 +161,6 @@ class CountContexts:
     chaincode: str | None = None
 
 
-@dataclass(frozen=True)
-class ListContexts:
-    """Ask: the live contexts, for supervision and tests."""
-
-    chaincode: str | None = None
-
-
 # Ended contexts kept at most before a sweep (each holds its simulator and results).
 SWEEP_AT_LEAST = 256
 
@@ -195,7 +189,7 @@ class TXContextRegistry(SupervisedActor):
     @classmethod
     def abandon(cls, message: Any, cause: str) -> None:
         if type(message) is CreateContext:
-            message.context.resolve(error=SupportShutdown(f"{cause} before the transaction began"))
+            message.context.end(error=SupportShutdown(f"{cause} before the transaction began"))
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
@@ -207,8 +201,6 @@ class TXContextRegistry(SupervisedActor):
                     self._contexts.setdefault(ctx.key, ctx)
         elif kind is CountContexts:
             return len(self._live(message.chaincode))
-        elif kind is ListContexts:
-            return self._live(message.chaincode)
         else:
             raise TypeError(f"TXContextRegistry: unexpected message {message!r}")
         return None
@@ -223,7 +215,7 @@ class TXContextRegistry(SupervisedActor):
         # txid at once, as in Fabric, where Execute deletes the context before returning.
         if previous is not None and not previous.done:
             self.stats.duplicates += 1
-            ctx.resolve(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
+            ctx.end(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
             return
         self._contexts[key] = ctx
         self.stats.created += 1
@@ -233,7 +225,7 @@ class TXContextRegistry(SupervisedActor):
             message.handler.tell(StartTransaction(ctx, message.message))
         except pykka.ActorDeadError:
             del self._contexts[key]
-            ctx.resolve(
+            ctx.end(
                 error=ChaincodeStreamTerminated(
                     "chaincode stream terminated: it ended before the transaction was sent"
                 )
@@ -256,7 +248,6 @@ __all__ = [
     "ContextKey",
     "CountContexts",
     "CreateContext",
-    "ListContexts",
     "StartTransaction",
     "TXContext",
     "TXContextRegistry",

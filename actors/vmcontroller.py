@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import pykka
@@ -116,6 +116,7 @@ class _OpDone:
     chaincode: str
     instance: Instance | None
     removed: Instance | None
+    _: KW_ONLY
     lane_done: bool = True  # False: a progress note from inside a running operation
 
 
@@ -136,11 +137,11 @@ class VMController(SupervisedActor):
 
     def __init__(
         self,
+        *,
         runtimes: Mapping[str, Runtime],
         connect: Connect,
         me: Callable[[], Any],
         max_workers: int = 16,
-        *,
         handover: Handover | None = None,
         watcher: Watcher | None = None,
     ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.config import ChaincodeDefinition, Config
+from actors.peer import PeerAddress
 from actors.runtimes import Runtime
 from actors.support import ChaincodeSupport
 from actors.vmcontroller import GetInstance
@@ -28,8 +29,6 @@ CHANNEL = "bench-channel"
 READ_KEYS = 256  # one per client at the largest default client count
 RANGE_KEYS = 100
 EXECUTE_TIMEOUT = 10.0
-
-PeerAddress = Callable[[], str | None]
 
 
 def _system(peer_address: PeerAddress) -> Runtime:
@@ -206,18 +205,16 @@ class Peer:
         sign_proposals: bool = False,
     ) -> None:
         self.specs = [RUNTIMES[name] for name in runtimes]
-        holder: dict[str, ChaincodeSupport] = {}
-
-        def peer_address() -> str | None:
-            return holder["support"].peer_address()
-
+        peer_address = PeerAddress()
         config = Config(
             sign_proposals=sign_proposals,
             execute_timeout=EXECUTE_TIMEOUT,
             chaincodes=tuple(RUNTIMES[rt].define(name) for name, rt in chaincodes),
         )
-        self.support = holder["support"] = ChaincodeSupport(
-            config, runtimes={spec.name: spec.make(peer_address) for spec in self.specs}
+        self.support = ChaincodeSupport(
+            config,
+            runtimes={spec.name: spec.make(peer_address) for spec in self.specs},
+            peer_address=peer_address,
         )
         try:
             if any(spec.listener for spec in self.specs):

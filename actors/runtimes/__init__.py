@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.config import ChaincodeDefinition
 from actors.transports import MessageStream
@@ -40,6 +40,25 @@ class ExitStatus:
             # Say it both ways: shells and Docker report a kill as 128 + signal.
             return f"exited with code {128 + self.signal} ({name})"
         return f"exited with code {self.code}"
+
+
+def last_log_lines(instance: Any, lines: int = 5) -> tuple[str, ...]:
+    """What the instance printed last (nothing when its runtime captures no output)."""
+    last_lines = getattr(instance, "last_lines", None)
+    return tuple(last_lines(lines)) if last_lines is not None else ()
+
+
+def exit_cause(instance: Any, status: ExitStatus, tail: tuple[str, ...]) -> str:
+    """ "chaincode kv exited with code 137 (SIGKILL); last log lines: a | b"."""
+    text = f"chaincode {instance.chaincode} {status.describe()}"
+    return text + "; last log lines: " + " | ".join(tail) if tail else text
+
+
+def describe_end(instance: Any, fallback: str, wait: float = 1.0) -> str:
+    """Why a chaincode's connection ended, from its instance: the exit status (waiting a
+    little for it: the stream usually ends first) and the last lines it printed."""
+    status = instance.exit_status(timeout=wait)
+    return fallback if status is None else exit_cause(instance, status, last_log_lines(instance))
 
 
 class Instance(Protocol):

@@ -153,17 +153,14 @@ class FaultRunner:
 
     def _make_support(self) -> ChaincodeSupport:
         from actors.config import Config
+        from actors.peer import PeerAddress
         from actors.runtimes.docker import DockerRuntime
         from actors.runtimes.process import ProcessRuntime
         from actors.runtimes.system import SystemRuntime
         from actors.support import ChaincodeSupport
 
         c = self.config
-        holder: dict[str, ChaincodeSupport] = {}
-
-        def peer_address() -> str | None:
-            return holder["support"].peer_address()
-
+        peer_address = PeerAddress()
         runtimes: dict[str, Any] = {
             "system": SystemRuntime(),
             "process": ProcessRuntime(peer_address),
@@ -179,7 +176,7 @@ class FaultRunner:
             restart=self._policy(),
             chaincodes=self._definitions(),
         )
-        support = holder["support"] = ChaincodeSupport(config, runtimes=runtimes)
+        support = ChaincodeSupport(config, runtimes=runtimes, peer_address=peer_address)
         try:
             support.listen("127.0.0.1:0")
         except Exception:

@@ -26,6 +26,7 @@ from actors.config import ChaincodeDefinition, Config
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, LaunchError
 from actors.images import BASE_IMAGE, find_image
 from actors.packaging import create_package
+from actors.peer import PeerAddress
 from actors.runtimes import ExitStatus
 from actors.runtimes.docker import (
     PEER_LABEL,
@@ -36,6 +37,7 @@ from actors.runtimes.docker import (
     image_name,
 )
 from actors.support import ChaincodeSupport
+from actors.tls import ChaincodeTLS
 from tests.helpers import EventLog, docker_engine, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -99,13 +101,11 @@ def test_hardening_options() -> None:
 
 def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
     create_package(EXAMPLES, "kv", target="examples.kv:KVChaincode", out=tmp_path / "p")
-    ref: dict[str, ChaincodeSupport] = {}
-    runtime = DockerRuntime(
-        lambda: ref["s"].peer_address(), endpoint="unix:///tmp/ccactors-no-engine.sock"
-    )
+    address = PeerAddress()
+    runtime = DockerRuntime(address, endpoint="unix:///tmp/ccactors-no-engine.sock")
     definition = ChaincodeDefinition("kv", runtime="docker", package=str(tmp_path / "p"))
-    support = ref["s"] = ChaincodeSupport(
-        Config(chaincodes=(definition,)), runtimes={"docker": runtime}
+    support = ChaincodeSupport(
+        Config(chaincodes=(definition,)), runtimes={"docker": runtime}, peer_address=address
     )
     try:
         support.listen("127.0.0.1:0")
@@ -158,13 +158,15 @@ def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
     supports: list[ChaincodeSupport] = []
 
     def make(listen: str = "127.0.0.1:0", **runtime_args: Any) -> Peer:
-        ref: dict[str, ChaincodeSupport] = {}
+        address = PeerAddress()
         runtime_args.setdefault("network_id", NETWORK_ID)
         runtime_args.setdefault("peer_id", PEER_ID)
-        runtime = DockerRuntime(lambda: ref["s"].peer_address(), **runtime_args)
+        runtime = DockerRuntime(address, **runtime_args)
         definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
-        support = ref["s"] = ChaincodeSupport(
-            Config(chaincodes=(definition,), startup_timeout=60), runtimes={"docker": runtime}
+        support = ChaincodeSupport(
+            Config(chaincodes=(definition,), startup_timeout=60),
+            runtimes={"docker": runtime},
+            peer_address=address,
         )
         supports.append(support)
         events = EventLog(support)
@@ -283,17 +285,20 @@ def test_bridge_network(make_peer: Callable[..., Peer]) -> None:
 def test_container_dials_over_mutual_tls(
     engine: Any, kv_package: str, network_mode: str, listen: str
 ) -> None:
-    ref: dict[str, ChaincodeSupport] = {}
+    address, tls = PeerAddress(), ChaincodeTLS()
     runtime = DockerRuntime(
-        lambda: ref["s"].peer_address(),
+        address,
         network_mode=network_mode,
         network_id=NETWORK_ID,
         peer_id=PEER_ID,
-        tls=lambda ccid: ref["s"].client_tls(ccid),
+        tls=tls.client_for,
     )
     definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
-    support = ref["s"] = ChaincodeSupport(
-        Config(chaincodes=(definition,), tls_enabled=True), runtimes={"docker": runtime}
+    support = ChaincodeSupport(
+        Config(chaincodes=(definition,), tls_enabled=True),
+        runtimes={"docker": runtime},
+        peer_address=address,
+        tls=tls,
     )
     try:
         support.listen(listen)
@@ -372,11 +377,11 @@ def test_shutdown_removes_the_containers(make_peer: Callable[..., Peer], engine:
 
 
 def test_no_listener_is_a_clear_launch_error(engine: Any, kv_package: str) -> None:
-    ref: dict[str, ChaincodeSupport] = {}
-    runtime = DockerRuntime(lambda: ref["s"].peer_address(), network_id=NETWORK_ID, peer_id=PEER_ID)
+    address = PeerAddress()
+    runtime = DockerRuntime(address, network_id=NETWORK_ID, peer_id=PEER_ID)
     definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
-    support = ref["s"] = ChaincodeSupport(
-        Config(chaincodes=(definition,)), runtimes={"docker": runtime}
+    support = ChaincodeSupport(
+        Config(chaincodes=(definition,)), runtimes={"docker": runtime}, peer_address=address
     )
     try:  # the image is built, but nothing could dial the peer
         with pytest.raises(LaunchError, match="no chaincode listener"):

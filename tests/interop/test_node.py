@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from actors.config import ChaincodeDefinition, Config
 from actors.ledger import ValidationCode
+from actors.peer import PeerAddress
 from actors.runtimes import Connect, Runtime
 from actors.runtimes.process import ProcessInstance, ProcessRuntime
 from actors.runtimes.system import SystemRuntime
@@ -138,14 +139,15 @@ class Peer:
         }
         values.update(changes)
         config = Config(**values)
-        self.runtime = RecordingProcessRuntime(lambda: self.support.peer_address())
+        address = PeerAddress()
+        self.runtime = RecordingProcessRuntime(address)
         runtimes: dict[str, Runtime] = {"process": self.runtime}
         if any(d.runtime == "system" for d in config.chaincodes):
             # Only where needed: SystemRuntime.close() stops multiprocessing's process-wide
             # fork server, and that blocks for ever while another peer of this process still
             # has system chaincode running (its children hold the fork server's alive pipe).
             runtimes["system"] = SystemRuntime(max_frame=config.max_message_size)
-        self.support = ChaincodeSupport(config, runtimes=runtimes)
+        self.support = ChaincodeSupport(config, runtimes=runtimes, peer_address=address)
         self.support.listen("127.0.0.1:0")
 
     def invoke(

@@ -1,0 +1,290 @@
+"""The composition root: builds the peer's dependencies once and starts its actors with them.
+
+Fabric counterpart: ``internal/peer/node/start.go``, which builds the ledger manager, the
+handler registry, the launcher, the container router and ``ChaincodeSupport`` in one place and
+passes each what it needs. Here, :class:`Peer` builds config-derived services (metrics,
+deadline scheduler, event bus, ledgers, identity, TLS, runtimes), the state the actors share
+through named operations (:class:`~actors.launcher.HandlerDirectory`,
+:class:`~actors.supervisor.SupervisorStates`, :class:`PeerAddress`), the stores, and then the
+supervision tree, every actor started with keyword arguments. It has no transaction API:
+:class:`~actors.support.ChaincodeSupport` is that, built over a Peer.
+
+Adding a store (the lifecycle's installed packages, channels, chaincode definitions): one
+keyword of :class:`Peer` and one line in the "stores" block of ``__init__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actors.config import ChaincodeDefinition, Config
+from actors.events import EventBus
+from actors.handler import Handler, HandlerDeps, ReportContexts
+from actors.launcher import HandlerDirectory, LauncherDeps, RuntimeLauncher
+from actors.ledger import LedgerManager
+from actors.mailbox import SupervisedRef, tell_quietly
+from actors.metrics import Metrics
+from actors.proposals import local_identity
+from actors.runtimes import Instance, Runtime
+from actors.scheduler import Scheduler
+from actors.supervisor import (
+    ChaincodeSupervisor,
+    Escalate,
+    RootSupervisor,
+    ShuttingDown,
+    Supervise,
+    SupervisorDeps,
+    SupervisorStates,
+    Watcher,
+)
+from actors.tls import ChaincodeTLS, ClientTLS
+from actors.transports import MessageStream
+from actors.txcontexts import TXContextRegistry
+from actors.vmcontroller import Handover, StopAll, VMController
+
+if TYPE_CHECKING:
+    from actors.listener import ChaincodeListener
+    from actors.requests import Invoker
+
+log = logging.getLogger(__name__)
+
+
+class PeerAddress:
+    """The address chaincode dials to reach this peer: None until the chaincode listener
+    starts, which fills it. Runtimes that start chaincode dialling the peer hold this object
+    (it is a ``Callable[[], str | None]``) and read it at each launch."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self._address = address
+
+    def set(self, address: str | None) -> None:
+        self._address = address
+
+    def __call__(self) -> str | None:
+        return self._address
+
+    def __repr__(self) -> str:
+        return f"PeerAddress({self._address!r})"
+
+
+def default_runtimes(
+    config: Config,
+    address: PeerAddress,
+    client_tls: Callable[[str], ClientTLS | None],
+) -> dict[str, Runtime]:
+    """The four runtimes, configured from ``config``."""
+    from actors.runtimes.docker import DockerRuntime
+    from actors.runtimes.external import ExternalRuntime
+    from actors.runtimes.process import ProcessRuntime
+    from actors.runtimes.system import SystemRuntime
+
+    return {
+        "system": SystemRuntime(max_frame=config.max_message_size),
+        "process": ProcessRuntime(address, tls=client_tls),
+        # Connects to the engine on first use, so a peer without Docker still starts.
+        "docker": DockerRuntime(
+            address,
+            config.docker_endpoint,
+            config.base_image,
+            msp_id=config.msp_id,
+            tls=client_tls,
+        ),
+        "external": ExternalRuntime(max_message_size=config.max_message_size),
+    }
+
+
+class Peer:
+    """Everything one peer is made of, built once.
+
+    ``invoker`` answers chaincode-to-chaincode calls (the ChaincodeSupport built over this
+    peer). ``runtimes`` replaces the default runtimes; runtimes that dial the peer take
+    ``address`` (make a :class:`PeerAddress` first and pass it here too) and, with TLS,
+    ``tls.client_for``.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        invoker: Invoker,
+        ledgers: LedgerManager | None = None,
+        runtimes: Mapping[str, Runtime] | None = None,
+        address: PeerAddress | None = None,
+        tls: ChaincodeTLS | None = None,
+    ) -> None:
+        self.config = config = config or Config()
+        # -- services ----------------------------------------------------------------------
+        self.metrics = Metrics()
+        self.scheduler = Scheduler()
+        self.events = EventBus()
+        self.identity = local_identity(config.msp_id)
+        self.tls = tls if tls is not None else ChaincodeTLS() if config.tls_enabled else None
+        self.address = address if address is not None else PeerAddress()
+        self.runtimes: dict[str, Runtime] = dict(
+            runtimes or default_runtimes(config, self.address, self.client_tls)
+        )
+        self.listener: ChaincodeListener | None = None  # attach_listener fills the address
+        # -- state the actors share, each behind named operations --------------------------
+        self.directory = HandlerDirectory()  # written by the launcher only
+        self.states = SupervisorStates()  # each chaincode's entry by its supervisor only
+        # -- stores --------------------------------------------------------------------------
+        # One line each; the lifecycle adds installed packages, channels and per-channel
+        # chaincode definitions here.
+        self.ledgers = ledgers or LedgerManager(config.ledger_path, history=config.history)
+        self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
+        # -- actors: the supervision tree ----------------------------------------------------
+        # The root, its three peer actors, one supervisor per defined chaincode. Everyone
+        # holds SupervisedRefs, which follow an actor to its replacement.
+        self._supervisors: dict[str, SupervisedRef] = {}  # written under _supervisors_lock
+        self._supervisors_lock = threading.Lock()
+        self._handlers: set[pykka.ActorRef[Any]] = set()
+        self._handlers_lock = threading.Lock()
+        self.root = RootSupervisor.start(self.events.publish)
+        self.registry: SupervisedRef = self.root.ask(
+            Supervise(
+                "registry",
+                lambda watcher, _: TXContextRegistry.start(watcher=watcher),
+                rebuild=self._reindex_contexts,
+            )
+        )
+        self.vmcontroller: SupervisedRef = self.root.ask(
+            Supervise("vmcontroller", self._start_vmcontroller)
+        )
+        launcher_deps = LauncherDeps(
+            config=config,
+            definitions=self.definitions,
+            vmcontroller=self.vmcontroller,
+            scheduler=self.scheduler,
+            metrics=self.metrics,
+            directory=self.directory,
+            publish=self.events.publish,
+            supervisor_for=self.supervisor_for,
+        )
+        self.launcher: SupervisedRef = self.root.ask(
+            Supervise(
+                "launcher",
+                lambda watcher, _: RuntimeLauncher.start(
+                    deps=launcher_deps, me=lambda: self.launcher, watcher=watcher
+                ),
+            )
+        )
+        root = self.root
+        self._supervisor_deps = SupervisorDeps(
+            launcher=self.launcher,
+            scheduler=self.scheduler,
+            publish=self.events.publish,
+            startup_timeout=config.startup_timeout,
+            states=self.states,
+            escalate=lambda chaincode, reason: tell_quietly(root, Escalate(chaincode, reason)),
+        )
+        for name in self.definitions:
+            self.supervise(name)
+        self.handler_deps = HandlerDeps(
+            config=config,
+            metrics=self.metrics,
+            launcher=self.launcher,
+            registry=self.registry,
+            ledgers=self.ledgers,
+            scheduler=self.scheduler,
+            invoker=invoker,
+        )
+
+    def client_tls(self, ccid: str) -> ClientTLS | None:
+        """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
+        return self.tls.client_for(ccid) if self.tls is not None else None
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def _start_vmcontroller(self, watcher: Watcher, handover: Handover | None) -> Any:
+        return VMController.start(
+            runtimes=self.runtimes,
+            connect=self._connect_instance,
+            me=lambda: self.vmcontroller,
+            handover=handover,
+            watcher=watcher,
+        )
+
+    def supervise(self, name: str) -> None:
+        """Start the supervisor of chaincode ``name`` (once)."""
+        with self._supervisors_lock:
+            if name in self._supervisors:
+                return
+
+            def start(watcher: Watcher, _: Any) -> Any:
+                return ChaincodeSupervisor.start(
+                    name,
+                    policy=lambda: self.config.restart_policy(self.definitions.get(name)),
+                    deps=self._supervisor_deps,
+                    watcher=watcher,
+                )
+
+            self._supervisors[name] = self.root.ask(Supervise(f"chaincode:{name}", start))
+
+    def supervisor_for(self, name: str) -> SupervisedRef | None:
+        return self._supervisors.get(name)
+
+    def serve_stream(
+        self, stream: MessageStream, *, expected: str | None = None
+    ) -> pykka.ActorRef[Any]:
+        """Attach a chaincode connection to a fresh Handler actor."""
+        ref = Handler.start(stream, self.handler_deps, expected=expected)
+        with self._handlers_lock:
+            self._handlers = {h for h in self._handlers if h.is_alive()}
+            self._handlers.add(ref)
+        return ref
+
+    def _connect_instance(self, stream: MessageStream, instance: Instance) -> None:
+        self.serve_stream(stream, expected=instance.chaincode)
+
+    def _reindex_contexts(self) -> None:
+        """A new registry learns the transactions in flight from the live handlers."""
+        with self._handlers_lock:
+            handlers = [h for h in self._handlers if h.is_alive()]
+        for handler in handlers:
+            tell_quietly(handler, ReportContexts())
+
+    def attach_listener(self, listener: ChaincodeListener) -> None:
+        """The chaincode listener has started: chaincode dials it from now on."""
+        self.listener = listener
+        self.address.set(listener.dial_address())
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every chaincode, actor, process and thread of this peer (once)."""
+        self.root.ask(ShuttingDown(), timeout=timeout)
+        with self._supervisors_lock:
+            supervisors = list(self._supervisors.values())
+        for supervisor in supervisors:
+            supervisor.stop(timeout=timeout)
+        self.launcher.stop(timeout=timeout)
+        if self.listener is not None:
+            self.listener.stop()
+            self.address.set(None)
+        with self._handlers_lock:
+            handlers, self._handlers = list(self._handlers), set()
+        for handler in handlers:
+            handler.stop(block=False)
+        for handler in handlers:
+            try:
+                handler.stop(timeout=timeout)
+            except pykka.Timeout:
+                log.warning("handler did not stop within %ss", timeout)
+        try:
+            stopped: Future[int] = Future()
+            self.vmcontroller.tell(StopAll(stopped))
+            stopped.result(timeout + 10)
+        finally:
+            self.vmcontroller.stop(timeout=timeout)
+            self.registry.stop(timeout=timeout)
+            self.root.stop(timeout=timeout)
+            self.scheduler.stop(run_pending=True)
+            for runtime in self.runtimes.values():
+                runtime.close()
+            self.ledgers.close()

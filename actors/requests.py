@@ -1,0 +1,355 @@
+"""The Handler's request servers: one plain function per shim request, over (message, context,
+limits).
+
+Fabric counterparts: the ``Handle*`` methods of ``core/chaincode/handler.go`` and
+``query_response_generator.go``. Each server decodes one request, applies it to the
+transaction's simulator and returns the RESPONSE payload, or raises :class:`RequestError` (or a
+ledger/decoding error) whose text goes into the ERROR reply. They need no actor and no
+connection: the Handler calls them under the simulator's lock, tests call them with a bare
+simulator. INVOKE_CHAINCODE is the one request that does not answer at once: it starts the
+callee through an :class:`Invoker` and returns its future; :func:`callee_reply` turns the
+callee's outcome into the caller's reply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from actors.errors import ChaincodeError, TransactionFailed
+from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
+from protos.peer import chaincode_pb2
+from protos.peer import chaincode_shim_pb2 as shim
+
+if TYPE_CHECKING:
+    from actors.ledger import KV, KeyModification, LedgerManager, TxSimulator
+    from actors.txcontexts import ExecuteResult, TXContext
+    from protos.peer.proposal_pb2 import SignedProposal
+
+CM = shim.ChaincodeMessage
+
+
+class RequestError(Exception):
+    """A shim request failed; the text goes into the ERROR reply after Fabric's prefix."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one query answer may hold (``ledger.state.totalQueryLimit`` and Fabric's
+    ``QueryResponseGenerator.MaxResultLimit``)."""
+
+    query_batch_size: int = 100
+    total_query_limit: int = 10000
+
+
+class Invoker(Protocol):
+    """Starts a chaincode-to-chaincode call (Fabric's ``Invoker``); ChaincodeSupport is one."""
+
+    def execute_async(
+        self,
+        channel: str,
+        txid: str | None,
+        chaincode: str,
+        args: Sequence[bytes | str],
+        *,
+        proposal: SignedProposal | None = None,
+        simulator: TxSimulator | None = None,
+    ) -> Future[ExecuteResult]: ...
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def _no_private_data(collection: str) -> None:
+    if collection:
+        raise RequestError(
+            f"private data is not supported by this peer (collection {collection!r})"
+        )
+
+
+def get_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetState.FromString(msg.payload)
+    _no_private_data(req.collection)
+    return ctx.simulator.get_state(ctx.chaincode, req.key) or b""
+
+
+def get_state_multiple(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetStateMultiple.FromString(msg.payload)
+    _no_private_data(req.collection)
+    values = ctx.simulator.get_state_multiple(ctx.chaincode, list(req.keys))
+    return shim.GetStateMultipleResult(values=[v or b"" for v in values]).SerializeToString()
+
+
+def put_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.PutState.FromString(msg.payload)
+    _no_private_data(req.collection)
+    ctx.simulator.put_state(ctx.chaincode, req.key, req.value)
+    return b""
+
+
+def del_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.DelState.FromString(msg.payload)
+    _no_private_data(req.collection)
+    ctx.simulator.delete_state(ctx.chaincode, req.key)
+    return b""
+
+
+def write_batch(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    batch = shim.WriteBatchState.FromString(msg.payload)
+    sim, ns = ctx.simulator, ctx.chaincode
+    for rec in batch.rec:
+        _no_private_data(rec.collection)
+        if rec.type == shim.WriteRecord.PUT_STATE:
+            sim.put_state(ns, rec.key, rec.value)
+        elif rec.type == shim.WriteRecord.DEL_STATE:
+            sim.delete_state(ns, rec.key)
+        elif rec.type == shim.WriteRecord.PUT_STATE_METADATA:
+            sim.set_state_metadata(ns, rec.key, {rec.metadata.metakey: rec.metadata.value})
+        elif rec.type == shim.WriteRecord.PURGE_PRIVATE_DATA:
+            _no_private_data(rec.collection or "?")
+        else:
+            raise RequestError(f"unknown operation type {rec.type}")
+    return b""
+
+
+def get_state_metadata(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetStateMetadata.FromString(msg.payload)
+    _no_private_data(req.collection)
+    metadata = ctx.simulator.get_state_metadata(ctx.chaincode, req.key)
+    entries = [shim.StateMetadata(metakey=k, value=v) for k, v in sorted(metadata.items())]
+    return shim.StateMetadataResult(entries=entries).SerializeToString()
+
+
+def put_state_metadata(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.PutStateMetadata.FromString(msg.payload)
+    _no_private_data(req.collection)
+    if not req.HasField("metadata") or not req.metadata.metakey:
+        raise RequestError("metadata key is empty")
+    ctx.simulator.set_state_metadata(
+        ctx.chaincode, req.key, {req.metadata.metakey: req.metadata.value}
+    )
+    return b""
+
+
+def private_only(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    """GET_PRIVATE_DATA_HASH and PURGE_PRIVATE_DATA: meaningful only for a collection."""
+    req = shim.DelState.FromString(msg.payload)  # GetState and PurgePrivateState alike
+    if not req.collection:
+        raise RequestError("only applicable for private data")
+    _no_private_data(req.collection)
+    return b""
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+class Cursor:
+    """An open query: the ledger iterator, one item read ahead, and a count for the limit."""
+
+    __slots__ = ("encode", "iterator", "lookahead", "returned")
+
+    def __init__(self, iterator: Iterator[Any], encode: Callable[[Any], bytes]) -> None:
+        self.iterator = iterator
+        self.encode = encode
+        self.lookahead: Any = None
+        self.returned = 0
+
+    def close(self) -> None:
+        close = getattr(self.iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _encode_kv(kv: KV) -> bytes:
+    return queryresult.KV(namespace=kv.namespace, key=kv.key, value=kv.value).SerializeToString()
+
+
+def _encode_modification(mod: KeyModification) -> bytes:
+    out = queryresult.KeyModification(tx_id=mod.tx_id, value=mod.value, is_delete=mod.is_delete)
+    # The Node shim's history iterator throws on an unset timestamp; always set it.
+    out.timestamp.seconds = int(mod.timestamp)
+    out.timestamp.nanos = round((mod.timestamp % 1) * 1e9) % 1_000_000_000
+    return out.SerializeToString()
+
+
+def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetStateByRange.FromString(msg.payload)
+    _no_private_data(req.collection)
+    sim = ctx.simulator
+    limit = limits.total_query_limit
+    meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
+    if meta is not None and (meta.pageSize > 0 or meta.bookmark):
+        if meta.pageSize < 0:
+            raise RequestError(f"invalid page size {meta.pageSize}")
+        page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
+        start = meta.bookmark or req.startKey
+        iterator = sim.get_state_range_scan_iterator_with_pagination(
+            ctx.chaincode, start, req.endKey, page
+        )
+        try:
+            results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
+        finally:
+            iterator.close()
+        metadata = shim.QueryResponseMetadata(
+            fetched_records_count=len(results), bookmark=iterator.bookmark
+        )
+        return shim.QueryResponse(
+            results=results,
+            has_more=False,
+            id=uuid.uuid4().hex,
+            metadata=metadata.SerializeToString(),
+        ).SerializeToString()
+    iterator = sim.get_state_range_scan_iterator(ctx.chaincode, req.startKey, req.endKey)
+    return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
+
+
+def get_history_for_key(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetHistoryForKey.FromString(msg.payload)
+    iterator = ctx.simulator.get_history_for_key(ctx.chaincode, req.key)
+    return _first_batch(ctx, Cursor(iter(iterator), _encode_modification), limits)
+
+
+def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.GetQueryResult.FromString(msg.payload)
+    _no_private_data(req.collection)
+    # The embedded state DB, like Fabric's LevelDB, has no rich queries.
+    raise RequestError("ExecuteQuery not supported for leveldb")
+
+
+def _first_batch(ctx: TXContext, cursor: Cursor, limits: Limits) -> bytes:
+    query_id = uuid.uuid4().hex
+    ctx.iterators[query_id] = cursor
+    return next_batch(ctx, query_id, cursor, limits)
+
+
+def next_batch(ctx: TXContext, query_id: str, cursor: Cursor, limits: Limits) -> bytes:
+    """Up to ``query_batch_size`` results; ``has_more`` only when more truly exist (one item
+    is read ahead, as Fabric's QueryResponseGenerator does)."""
+    batch_size = limits.query_batch_size
+    limit = limits.total_query_limit
+    results: list[shim.QueryResultBytes] = []
+    has_more = False
+    while True:
+        item = cursor.lookahead
+        cursor.lookahead = None
+        if item is None:
+            item = next(cursor.iterator, None)
+        if item is None or cursor.returned >= limit:
+            break
+        if len(results) == batch_size:
+            cursor.lookahead = item
+            has_more = True
+            break
+        results.append(shim.QueryResultBytes(resultBytes=cursor.encode(item)))
+        cursor.returned += 1
+    if not has_more:  # exhausted or capped: Fabric closes and forgets the iterator here
+        cursor.close()
+        ctx.iterators.pop(query_id, None)
+    return shim.QueryResponse(results=results, has_more=has_more, id=query_id).SerializeToString()
+
+
+def query_state_next(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    query_id = shim.QueryStateNext.FromString(msg.payload).id
+    cursor = ctx.iterators.get(query_id)
+    if cursor is None:
+        raise RequestError("query iterator not found")
+    return next_batch(ctx, query_id, cursor, limits)
+
+
+def query_state_close(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    query_id = shim.QueryStateClose.FromString(msg.payload).id
+    cursor = ctx.iterators.pop(query_id, None)
+    if cursor is not None:
+        cursor.close()
+    # Shims close iterators the peer already forgot; that must succeed.
+    return shim.QueryResponse(has_more=False, id=query_id).SerializeToString()
+
+
+Server = Callable[[CM, "TXContext", Limits], bytes]
+
+SERVERS: Mapping[int, Server] = {
+    CM.GET_STATE: get_state,
+    CM.GET_STATE_MULTIPLE: get_state_multiple,
+    CM.PUT_STATE: put_state,
+    CM.DEL_STATE: del_state,
+    CM.WRITE_BATCH_STATE: write_batch,
+    CM.GET_STATE_BY_RANGE: get_state_by_range,
+    CM.GET_QUERY_RESULT: get_query_result,
+    CM.QUERY_STATE_NEXT: query_state_next,
+    CM.QUERY_STATE_CLOSE: query_state_close,
+    CM.GET_HISTORY_FOR_KEY: get_history_for_key,
+    CM.GET_STATE_METADATA: get_state_metadata,
+    CM.PUT_STATE_METADATA: put_state_metadata,
+    CM.GET_PRIVATE_DATA_HASH: private_only,
+    CM.PURGE_PRIVATE_DATA: private_only,
+}
+"""The requests answered at once, by message type (INVOKE_CHAINCODE is apart)."""
+
+
+# -- chaincode to chaincode ------------------------------------------------------------------
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``name[:version][/channel]`` -> (name, channel); the version is ignored, as in Fabric."""
+    name, _, channel = target.partition("/")
+    return name.partition(":")[0], channel
+
+
+def invoke_chaincode(
+    msg: CM, ctx: TXContext, invoker: Invoker, ledgers: LedgerManager
+) -> Future[ExecuteResult]:
+    """Start the callee named in ``msg``; its future ends the request (see :func:`callee_reply`)."""
+    spec = chaincode_pb2.ChaincodeSpec.FromString(msg.payload)
+    name, channel = parse_target(spec.chaincode_id.name)
+    if not name:
+        raise RequestError("chaincode name is empty")
+    if ctx.signed_proposal is None:
+        raise RequestError("signed proposal must not be nil from caller")
+    simulator = None
+    if not channel or channel == ctx.channel_id:
+        # Same channel: the callee's reads and writes join the caller's read/write set.
+        channel, simulator = ctx.channel_id, ctx.simulator
+    else:
+        # Another channel: a fresh simulator there, discarded afterwards (read-only).
+        ledgers.get(channel, create=False)
+    return invoker.execute_async(
+        channel,
+        ctx.txid,
+        name,
+        list(spec.input.args),
+        proposal=ctx.signed_proposal,
+        simulator=simulator,
+    )
+
+
+def callee_reply(
+    msg: CM, ctx: TXContext, outcome: Future[ExecuteResult]
+) -> tuple[bytes | None, str | None]:
+    """The caller's reply to INVOKE_CHAINCODE once the callee has ended: (RESPONSE payload,
+    None), or (None, ERROR text). As in Fabric, the payload wraps the callee's COMPLETED or
+    ERROR message; the request itself fails only when the callee could not run."""
+    error = outcome.exception()
+    if error is None:
+        inner = CM(
+            type=CM.COMPLETED,
+            payload=outcome.result().response.SerializeToString(),
+            txid=ctx.txid,
+            channel_id=msg.channel_id,
+        )
+        return inner.SerializeToString(), None
+    if isinstance(error, TransactionFailed):
+        text = str(error).removeprefix("transaction returned with failure: ")
+        inner = CM(type=CM.ERROR, payload=text.encode(), txid=ctx.txid, channel_id=msg.channel_id)
+        return inner.SerializeToString(), None
+    reason = str(error) if isinstance(error, ChaincodeError) else repr(error)
+    return None, f"execute failed: {reason}"
+
+
+def no_context(msg: CM) -> str:
+    """The error of a request whose transaction is unknown or over (Fabric's texts)."""
+    if msg.type == CM.INVOKE_CHAINCODE:
+        return "could not get valid transaction"
+    return "no ledger context"
