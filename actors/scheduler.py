@@ -1,20 +1,27 @@
 """Deadlines: one thread that fires callbacks when timeouts expire.
 
 Fabric starts a ``time.After`` per Execute and per launch; a thread per timer would cost far more
-than a transaction here. Nearly every deadline shares one of a few durations (the execute
-timeout, the startup timeout), so entries are kept in one FIFO per duration: appending is O(1),
-the soonest deadline is always at the head of some FIFO, and cancelled entries are dropped
-lazily: when they reach the head, or in a sweep once most entries are cancelled ones (nearly
-every transaction cancels its deadline, and a 10 s timeout at thousands of transactions per
-second would otherwise keep tens of thousands of them for the garbage collector to scan).
+than a transaction here. Entries live in one heap ordered by deadline, so the memory and the
+time per wake-up depend on the entries pending, not on how many distinct durations were ever
+used. Cancelled entries are dropped lazily: when they reach the top, or in a sweep once most
+entries are cancelled ones (nearly every transaction cancels its deadline, and a 10 s timeout at
+thousands of transactions per second would otherwise keep tens of thousands of them for the
+garbage collector to scan).
+
+The thread must not die: every timeout in the peer depends on it. A callback that raises is
+logged, a wait is bounded whatever the deadline, and delays that are not finite numbers are
+refused where they are scheduled. The clock is injectable; with ``start=False`` no thread runs
+and :meth:`Scheduler.run_due` fires what is due (see :class:`actors.testing.FakeClock`).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -22,6 +29,12 @@ log = logging.getLogger(__name__)
 
 SWEEP_AT_LEAST = 4096
 """Cancelled entries waiting before a sweep is considered (it runs when they are the most)."""
+
+MAX_WAIT = 60.0
+"""The longest single wait of the thread: a far deadline is waited for in steps, so that no
+value can overflow the platform's timed wait."""
+
+Clock = Callable[[], float]
 
 
 class Deadline:
@@ -51,37 +64,45 @@ def _nothing() -> None:
 class Scheduler:
     """Runs callbacks on its own thread after a delay. Callbacks must be quick (tell, set)."""
 
-    def __init__(self, name: str = "ccactors-deadlines") -> None:
-        self._queues: dict[float, deque[Deadline]] = {}
-        self._entries = 0  # in the FIFOs, cancelled or not
-        self._cancelled = 0  # of those, roughly how many are cancelled
+    def __init__(
+        self, name: str = "ccactors-deadlines", *, clock: Clock = time.monotonic, start: bool = True
+    ) -> None:
+        self._clock = clock
+        # (when, sequence, entry): the sequence keeps equal deadlines in scheduling order.
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._sequence = itertools.count()
+        self._cancelled = 0  # of the entries in the heap, roughly how many are cancelled
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Deadline:
-        entry = Deadline(time.monotonic() + delay, callback, self)
+        """Run ``callback`` after ``delay`` seconds (a finite number; ValueError otherwise)."""
+        if not math.isfinite(delay):
+            raise ValueError(f"delay must be a finite number of seconds, got {delay!r}")
+        entry = Deadline(self._clock() + delay, callback, self)
         with self._cond:
             if self._stopped:
                 raise RuntimeError("scheduler stopped")
-            if self._cancelled >= SWEEP_AT_LEAST and 2 * self._cancelled > self._entries:
+            heap = self._heap
+            if self._cancelled >= SWEEP_AT_LEAST and 2 * self._cancelled > len(heap):
                 self._sweep()
-            self._entries += 1
-            queue = self._queues.get(delay)
-            if queue is None:
-                queue = self._queues[delay] = deque()
-            # Same-delay entries expire in order, so only a new head can be the next deadline.
-            if not queue:
+            heapq.heappush(heap, (entry.when, next(self._sequence), entry))
+            if heap[0][2] is entry:  # a new soonest deadline: the thread must wait less
                 self._cond.notify()
-            queue.append(entry)
         return entry
 
+    def queued(self) -> int:
+        """Entries held, cancelled or not (bounded by the sweep)."""
+        return len(self._heap)
+
     def _sweep(self) -> None:
-        """Drop every cancelled entry (lock held). Order within each FIFO is kept."""
-        for delay, queue in self._queues.items():
-            self._queues[delay] = deque(e for e in queue if not e.cancelled)
-        self._entries = sum(len(queue) for queue in self._queues.values())
+        """Drop every cancelled entry (lock held)."""
+        self._heap = [item for item in self._heap if not item[2].cancelled]
+        heapq.heapify(self._heap)
         self._cancelled = 0
 
     def stop(self, run_pending: bool = False) -> None:
@@ -89,40 +110,55 @@ class Scheduler:
         now, so that whatever waits on them (a caller's timeout) ends instead of hanging."""
         with self._cond:
             self._stopped = True
-            pending = [e for q in self._queues.values() for e in q if not e.cancelled]
-            self._queues.clear()
+            pending = [entry for _, _, entry in sorted(self._heap) if not entry.cancelled]
+            self._heap = []
             self._cond.notify()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if run_pending:
             for entry in pending:
-                try:
-                    entry.callback()
-                except Exception:
-                    log.exception("deadline callback failed")
+                _fire(entry)
+
+    def run_due(self) -> int:
+        """Fire, on the calling thread, every callback whose deadline has passed; how many."""
+        with self._cond:
+            due, _ = self._take_due()
+        for entry in due:
+            _fire(entry)
+        return len(due)
+
+    def _take_due(self) -> tuple[list[Deadline], float | None]:
+        """Pop the due entries (lock held); also the next deadline, if any."""
+        heap = self._heap
+        now = self._clock()
+        due = []
+        while heap and (heap[0][2].cancelled or heap[0][0] <= now):
+            entry = heapq.heappop(heap)[2]
+            if entry.cancelled:
+                self._cancelled -= 1
+            else:
+                due.append(entry)
+        return due, (heap[0][0] - now if heap else None)
 
     def _run(self) -> None:
         while True:
-            due: list[Deadline] = []
-            with self._cond:
-                if self._stopped:
-                    return
-                now = time.monotonic()
-                soonest = None
-                for queue in self._queues.values():
-                    while queue and (queue[0].cancelled or queue[0].when <= now):
-                        entry = queue.popleft()
-                        self._entries -= 1
-                        if entry.cancelled:
-                            self._cancelled -= 1
-                        else:
-                            due.append(entry)
-                    if queue and (soonest is None or queue[0].when < soonest):
-                        soonest = queue[0].when
-                if not due:
-                    self._cond.wait(None if soonest is None else soonest - now)
-                    continue
-            for entry in due:
-                try:
-                    entry.callback()
-                except Exception:  # a failing callback must not stop every other timeout
-                    log.exception("deadline callback failed")
+            try:
+                with self._cond:
+                    if self._stopped:
+                        return
+                    due, wait = self._take_due()
+                    if not due:
+                        self._cond.wait(MAX_WAIT if wait is None else min(wait, MAX_WAIT))
+                        continue
+                for entry in due:
+                    _fire(entry)
+            except Exception:  # whatever it was, every other timeout still needs this thread
+                log.exception("deadline thread: unexpected error")
+                time.sleep(0.01)
+
+
+def _fire(entry: Deadline) -> None:
+    try:
+        entry.callback()
+    except BaseException:  # a failing callback must not stop every other timeout
+        log.exception("deadline callback failed")

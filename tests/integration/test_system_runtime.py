@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -619,6 +620,23 @@ def test_immediate_retry_after_a_crash_relaunches(support: ChaincodeSupport) -> 
 
 
 # -- 7. execute timeout ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, 1e10, True, "5"])
+def test_an_absurd_timeout_is_refused_and_every_timeout_still_works(
+    support: ChaincodeSupport, bad: Any
+) -> None:
+    # One such timeout used to kill the shared deadline thread: no transaction timed out again.
+    support.launch("kv", timeout=WAIT)
+    with pytest.raises(InvalidRequest, match="timeout must be"):
+        support.execute_async(CHANNEL, None, "kv", ["get", "k"], timeout=bad)
+    with pytest.raises(InvalidRequest, match="timeout must be"):
+        support.invoke(CHANNEL, None, "kv", ["put", "k", "v"], timeout=bad)
+    with pytest.raises(InvalidRequest, match="timeout must be"):
+        support.launch("kv", timeout=bad)
+    sleeping = support.execute_async(CHANNEL, None, "kv", ["sleep", "1.5"], timeout=0.3)
+    with pytest.raises(ExecuteTimeout):
+        sleeping.result(WAIT)
 
 
 def test_execute_timeout_and_the_chaincode_keeps_serving(support: ChaincodeSupport) -> None:
