@@ -177,12 +177,23 @@ class EventLog:
         return len(self.of(kind, chaincode))
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes; returns its
-    last value, so ``assert wait_for(...)`` shows what it was."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.005,
+    *,
+    what: str | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes. Returns its
+    last value, so ``assert wait_for(...)`` shows what it was; with ``what``, a timeout raises
+    AssertionError naming what was awaited instead."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if value or time.monotonic() > deadline:
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            if what is not None:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             return value
         time.sleep(interval)

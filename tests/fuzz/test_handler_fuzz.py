@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -53,7 +52,7 @@ from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.chaincode_pb2 import ChaincodeID, ChaincodeInput, ChaincodeSpec
 from protos.peer.proposal_pb2 import SignedProposal
 from protos.peer.proposal_response_pb2 import Response
-from tests.helpers import recv_within
+from tests.helpers import recv_within, wait_for
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -111,17 +110,6 @@ QUERIES = frozenset({CM.GET_STATE_BY_RANGE, CM.GET_HISTORY_FOR_KEY, CM.QUERY_STA
 
 
 # ------------------------------------------------------------------------------- harness
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 class HealthyChaincode:
@@ -235,7 +223,7 @@ def peer() -> Iterator[Peer]:
         listener = support.listen("127.0.0.1:0")
         support.ledgers.get(OTHER_CHANNEL)
         healthy = HealthyChaincode(support)
-        wait_until(lambda: support.status().get(HEALTHY) == "ready", "healthy chaincode ready")
+        wait_for(lambda: support.status().get(HEALTHY) == "ready", what="healthy chaincode ready")
         yield Peer(
             support,
             healthy,
@@ -726,7 +714,7 @@ def run_scenario(peer: Peer, conn: FuzzConn, scenario: Scenario) -> None:
 
     if conn.ended and live is not None:
         # The peer closed the stream: its in-flight transaction has already failed or ended.
-        wait_until(live.done, "the live transaction to end after the stream closed")
+        wait_for(live.done, what="the live transaction to end after the stream closed")
 
     event(f"registered: {registered is not None}; live: {live is not None}")
     event(f"closed by the peer: {conn.ended}")
@@ -734,19 +722,19 @@ def run_scenario(peer: Peer, conn: FuzzConn, scenario: Scenario) -> None:
         if m.type in (CM.RESPONSE, CM.ERROR):
             event(f"replies: {CM.Type.Name(m.type)}")
     conn.close()
-    wait_until(lambda: conn.ended, "our end of the fuzz stream to close")
+    wait_for(lambda: conn.ended, what="our end of the fuzz stream to close")
     assert conn.end_error is None, repr(conn.end_error)
     if live is not None:
         exc = live.exception(WAIT)  # raises TimeoutError on a hang
         assert exc is None or isinstance(exc, ChaincodeError), repr(exc)
     # The fuzz connection's Handler stops: actors do not pile up across examples.
-    wait_until(
+    wait_for(
         lambda: len(pykka.ActorRegistry.get_all()) <= peer.baseline_actors,
-        "the fuzz connection's Handler to stop",
+        what="the fuzz connection's Handler to stop",
     )
-    wait_until(
+    wait_for(
         lambda: threading.active_count() <= peer.baseline_threads + 40,
-        "threads of closed connections to end",
+        what="threads of closed connections to end",
     )
     assert peer.healthy.unexpected == []
     assert len(peer.thread_errors) == thread_errors, [a.exc_value for a in peer.thread_errors]
@@ -762,7 +750,7 @@ def test_fuzzed_pipe_connection_harms_only_itself(peer: Peer, scenario: Scenario
     conn, ref = open_pipe(peer)
     try:
         run_scenario(peer, conn, scenario)
-        wait_until(lambda: not ref.is_alive(), "the Handler to stop")
+        wait_for(lambda: not ref.is_alive(), what="the Handler to stop")
     finally:
         conn.close()
 

@@ -56,6 +56,7 @@ from protos.peer.proposal_pb2 import (
     SignedProposal,
 )
 from protos.peer.proposal_response_pb2 import Response
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -66,17 +67,6 @@ CHANNEL = "ch"
 
 
 # ------------------------------------------------------------------------------- harness
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def failure(future: Future[Any], timeout: float = WAIT) -> BaseException:
