@@ -197,3 +197,38 @@ def wait_for(
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             return value
         time.sleep(interval)
+
+
+class Inbox:
+    """A stand-in for an actor (or supervised) reference that records what it is told or
+    asked, for driving one actor alone: its collaborators are Inboxes. ``answer`` gives the
+    reply to an ask (default None)."""
+
+    def __init__(self, answer: Callable[[Any], Any] | None = None) -> None:
+        self.messages: list[Any] = []
+        self.stopped = False
+        self._answer = answer
+        self._lock = threading.Lock()
+
+    def tell(self, message: Any) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def ask(self, message: Any, timeout: float | None = None) -> Any:
+        self.tell(message)
+        return self._answer(message) if self._answer is not None else None
+
+    def is_alive(self) -> bool:
+        return not self.stopped
+
+    def stop(self, block: bool = True, timeout: float | None = None) -> None:
+        self.stopped = True
+
+    def of(self, kind: type) -> list[Any]:
+        with self._lock:
+            return [m for m in self.messages if type(m) is kind]
+
+    def wait(self, kind: type, count: int = 1) -> list[Any]:
+        """The messages of type ``kind`` once there are ``count`` (fails after a while)."""
+        wait_for(lambda: len(self.of(kind)) >= count, what=f"{count} x {kind.__name__}")
+        return self.of(kind)
