@@ -99,6 +99,11 @@ class Scheduler:
         """Entries held, cancelled or not (bounded by the sweep)."""
         return len(self._heap)
 
+    def pending(self) -> int:
+        """Entries that will still fire (a scan: for tests and diagnostics)."""
+        with self._cond:
+            return sum(1 for _, _, entry in self._heap if not entry.cancelled)
+
     def _sweep(self) -> None:
         """Drop every cancelled entry (lock held)."""
         self._heap = [item for item in self._heap if not item[2].cancelled]

@@ -346,13 +346,13 @@ class ChaincodeSupervisor(SupervisedActor):
             self._set(RESTARTING)
             self.attempt += 1
             ref, attempt = self.actor_ref, self.attempt
+            self.timer = self.scheduler.call_later(
+                decision.delay, lambda: tell_quietly(ref, _RestartDue(attempt))
+            )
             self.publish(
                 LifecycleEvent(
                     self.name, RESTART_SCHEDULED, self.cause, delay=round(decision.delay, 4)
                 )
-            )
-            self.timer = self.scheduler.call_later(
-                decision.delay, lambda: tell_quietly(ref, _RestartDue(attempt))
             )
         else:
             self._set(IDLE)

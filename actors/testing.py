@@ -38,6 +38,10 @@ class FakeClock:
         self._schedulers.append(scheduler)
         return scheduler
 
+    def pending(self) -> int:
+        """Callbacks scheduled on this clock that have yet to fire."""
+        return sum(scheduler.pending() for scheduler in self._schedulers)
+
     def advance(self, seconds: float) -> int:
         """Move the time on by ``seconds`` and fire what has become due; how many fired."""
         if seconds < 0:
