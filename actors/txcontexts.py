@@ -104,14 +104,15 @@ class TXContext:
         """End the transaction with a result or an error: cancel its deadline, close its
         query iterators, end its simulator (if it owns it), then answer its caller. False if
         it had ended already. Safe from any thread, but not while holding the simulator's
-        lock when the context has iterators or owns its simulator."""
+        lock (only a callee that never reached its chaincode may end so: it shares its
+        caller's simulator and has nothing to clean up)."""
         with self._lock:
             if self.done:
                 return False
             self.done = True
         if self.deadline is not None:
             self.deadline.cancel()
-        if self.iterators or self.owns_simulator:
+        if self.owns_simulator or self.sent_at:
             # Under the simulator's lock: a request may be being served on another thread
             # (it sees ``done`` once it holds the lock, and answers "no ledger context").
             with self.simulator.lock:
