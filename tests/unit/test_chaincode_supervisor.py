@@ -17,7 +17,13 @@ from actors.events import LifecycleEvent
 from actors.launcher import ChaincodeDown, ChaincodeUp, Launch
 from actors.policy import DuringRestart, Restart, RestartPolicy
 from actors.runtimes import ExitStatus
-from actors.supervisor import Acquire, ChaincodeSupervisor, SupervisorDeps, SupervisorStates
+from actors.supervisor import (
+    SETTLE_SECONDS,
+    Acquire,
+    ChaincodeSupervisor,
+    SupervisorDeps,
+    SupervisorStates,
+)
 from actors.testing import FakeClock
 from tests.helpers import Inbox, wait_for
 
@@ -198,3 +204,26 @@ def test_restarts_spread_beyond_the_window_never_give_up(
         sup.clock.advance(1)
         sup.launches(generation)
     assert events.GAVE_UP not in sup.kinds()
+
+
+def test_a_hang_up_waits_a_moment_for_the_exit_status(make: Callable[..., Supervisor]) -> None:
+    sup = make(POLICY)
+    instance, handler = sup.up(1)
+    # The connection ends first; the supervisor settles until the exit status comes.
+    sup.ref.tell(ChaincodeDown(instance, handler, "stream closed"))  # type: ignore[arg-type]
+    wait_for(lambda: sup.states.snapshot() == {"kv": "settling"}, what="settling")
+    sup.ref.tell(ChaincodeDown(instance, None, "exited with code 0", ExitStatus(code=0)))  # type: ignore[arg-type]
+    sup.wait_event(events.NOT_RESTARTED)  # a clean exit after a hang-up: transient stays down
+
+
+def test_no_exit_status_within_the_grace_period_counts_as_abnormal(
+    make: Callable[..., Supervisor],
+) -> None:
+    sup = make(POLICY)
+    instance, handler = sup.up(1)
+    sup.ref.tell(ChaincodeDown(instance, handler, "stream closed"))  # type: ignore[arg-type]
+    wait_for(lambda: sup.clock.pending() == 1, what="the grace period to be armed")
+    assert sup.clock.advance(SETTLE_SECONDS) == 1
+    sup.wait_event(events.RESTART_SCHEDULED)
+    (scheduled,) = [e for e in sup.events if e.kind == events.RESTART_SCHEDULED]
+    assert scheduled.detail == "stream closed"
