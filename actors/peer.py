@@ -103,9 +103,9 @@ class Peer:
     """Everything one peer is made of, built once.
 
     ``invoker`` answers chaincode-to-chaincode calls (the ChaincodeSupport built over this
-    peer). ``runtimes`` replaces the default runtimes; runtimes that dial the peer take
-    ``address`` (make a :class:`PeerAddress` first and pass it here too) and, with TLS,
-    ``tls.client_for``.
+    peer). ``runtimes`` replaces the default runtimes; runtimes that dial the peer take a
+    :class:`PeerAddress` (make one first and pass it as ``peer_address`` too) and, with TLS,
+    ``tls.client_for``. A store is one keyword here and one line in the "stores" block.
     """
 
     def __init__(
@@ -115,7 +115,7 @@ class Peer:
         invoker: Invoker,
         ledgers: LedgerManager | None = None,
         runtimes: Mapping[str, Runtime] | None = None,
-        address: PeerAddress | None = None,
+        peer_address: PeerAddress | None = None,
         tls: ChaincodeTLS | None = None,
     ) -> None:
         self.config = config = config or Config()
@@ -125,7 +125,7 @@ class Peer:
         self.events = EventBus()
         self.identity = local_identity(config.msp_id)
         self.tls = tls if tls is not None else ChaincodeTLS() if config.tls_enabled else None
-        self.address = address if address is not None else PeerAddress()
+        self.address = peer_address if peer_address is not None else PeerAddress()
         self.runtimes: dict[str, Runtime] = dict(
             runtimes or default_runtimes(config, self.address, self.client_tls)
         )

@@ -32,13 +32,13 @@ from actors.errors import (
 from actors.events import Subscriber
 from actors.handler import TransactionExpired
 from actors.launcher import Launch, Status, Stop
-from actors.ledger import LedgerManager, TxSimulator, ValidationCode
+from actors.ledger import TxSimulator, ValidationCode
 from actors.mailbox import tell_quietly
-from actors.peer import Peer, PeerAddress
+from actors.peer import Peer
 from actors.proposals import build_signed_proposal, compute_txid, new_nonce
-from actors.runtimes import Instance, Runtime, last_log_lines
+from actors.runtimes import Instance, last_log_lines
 from actors.supervisor import Acquire, StopChaincode
-from actors.tls import ChaincodeTLS, ClientTLS
+from actors.tls import ClientTLS
 from actors.transports import MessageStream
 from actors.txcontexts import CreateContext, ExecuteResult, TXContext
 from actors.vmcontroller import GetInstance, ListInstances
@@ -121,29 +121,17 @@ class ChaincodeSupport:
     """Launches chaincode and executes transactions against it.
 
     Thread-safe: call ``execute``/``execute_async`` from as many threads as you like.
-    ``ChaincodeSupport(config)`` builds its own :class:`~actors.peer.Peer`. To run custom
-    runtimes that dial the peer, give them a :class:`~actors.peer.PeerAddress` and pass the
-    same object as ``peer_address`` (with TLS, a :class:`~actors.tls.ChaincodeTLS` as ``tls``
-    and its ``client_for`` to the runtimes): the listener fills it when it starts.
+    ``ChaincodeSupport(config, **parts)`` builds its :class:`~actors.peer.Peer` with ``parts``
+    (``ledgers``, ``runtimes``, ``peer_address``, ``tls``, stores). To run custom runtimes that
+    dial the peer, give them a :class:`~actors.peer.PeerAddress` and pass the same object as
+    ``peer_address`` (with TLS, a :class:`~actors.tls.ChaincodeTLS` as ``tls`` and its
+    ``client_for`` to the runtimes): the listener fills it when it starts.
     """
 
-    def __init__(
-        self,
-        config: Config | None = None,
-        *,
-        ledgers: LedgerManager | None = None,
-        runtimes: Mapping[str, Runtime] | None = None,
-        peer_address: PeerAddress | None = None,
-        tls: ChaincodeTLS | None = None,
-    ) -> None:
-        self.peer = peer = Peer(
-            config,
-            invoker=self,
-            ledgers=ledgers,
-            runtimes=runtimes,
-            address=peer_address,
-            tls=tls,
-        )
+    def __init__(self, config: Config | None = None, **parts: Any) -> None:
+        # ``parts`` are the Peer's keywords (ledgers, runtimes, peer_address, tls, stores):
+        # a store added to the Peer is a keyword here too, with nothing to forward by hand.
+        self.peer = peer = Peer(config, invoker=self, **parts)
         # What embedders, tools and tests reach through the support.
         self.config = peer.config
         self.metrics = peer.metrics
