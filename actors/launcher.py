@@ -6,9 +6,9 @@ invokes start it once. The launch ends at the first of READY (success), start fa
 registration failure, exit of the instance, or the startup timeout.
 
 The launcher also keeps the :class:`HandlerDirectory` of ready handlers. ChaincodeSupport
-reads it without a message; only the launcher writes it. It tells each chaincode's supervisor when
-the chaincode comes up (READY) and goes down (instance exit, Handler end), and publishes the
-lifecycle events of launches.
+reads it without a message; only the launcher writes it. It tells each chaincode's supervisor
+when the chaincode comes up (READY) and goes down (instance exit, Handler end), and publishes
+the lifecycle events of launches.
 """
 
 from __future__ import annotations
