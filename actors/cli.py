@@ -253,7 +253,10 @@ def run_serve(args: argparse.Namespace) -> int:
     listen = _address("--listen", args.listen, problems)
     admin = _address("--peer", args.peer, problems)
     metrics = _address("--metrics", args.metrics, problems)
+    gateway_address = _address("--gateway", args.gateway, problems)
     overrides: dict[str, Any] = {}
+    if gateway_address:
+        overrides["gateway_address"] = gateway_address
     if args.mode:
         overrides["mode"] = args.mode
     if listen:
@@ -287,8 +290,15 @@ def run_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 reason = exc.strerror or exc
                 raise UsageError(f"--metrics: cannot listen on {metrics}: {reason}") from None
+        gateway = None
+        if config.gateway_address:
+            try:
+                gateway = support.peer.start_gateway()
+            except OSError as exc:
+                raise UsageError(f"--gateway: {exc}") from None
         ready = {
             "listener": listener.address,
+            "gateway": gateway,
             "mode": config.mode,
             "peer": admin_address,
             "metrics": f"http://{metrics}/metrics" if metrics else None,
@@ -303,6 +313,8 @@ def run_serve(args: argparse.Namespace) -> int:
             ]
             if metrics:
                 lines.append(f"metrics {ready['metrics']}")
+            if gateway:
+                lines.append(f"gateway {gateway}")
             defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes)
             lines.append(f"chaincodes defined: {defined or 'none'}")
             print("ccactors serve: " + "; ".join(lines), flush=True)
@@ -640,6 +652,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     peer(serve, "where the admin service (the address clients use as --peer) listens")
     serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    serve.add_argument(
+        "--gateway",
+        metavar="HOST:PORT",
+        help="serve Fabric's Gateway and Endorser services here (peer.listenAddress; needs "
+        "peer.mspConfigPath)",
+    )
     serve.add_argument("--mode", choices=("net", "dev"), help="chaincode.mode")
     serve.add_argument("--config", metavar="FILE", help="core.yaml-style file: YAML, TOML or JSON")
     json_flag(serve, "print the ready line as one JSON object")

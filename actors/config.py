@@ -284,6 +284,31 @@ class Address:
         return value
 
 
+class _Files:
+    """A list of file paths (one path is read as a list of one)."""
+
+    def __call__(self, raw: Any) -> tuple[str, ...]:
+        if raw is None or raw == "":
+            return ()
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or len(items) > 100:
+            raise ConfigError(f"expected a list of file paths, got {_kind(raw)}")
+        return tuple(Text()(item) for item in items)
+
+    def show(self, value: tuple[str, ...]) -> str:
+        return ", ".join(value)
+
+
+class _OptionalAddress(Address):
+    """``HOST:PORT``, or unset."""
+
+    def __call__(self, raw: Any) -> str | None:  # type: ignore[override]
+        return None if raw is None or raw == "" else super().__call__(raw)
+
+    def show(self, value: str | None) -> str:  # type: ignore[override]
+        return value or ""
+
+
 # -- structured values: restart policies, Docker host config, chaincode definitions ------------
 
 _POLICY_FIELDS: dict[str, Callable[[Any], Any]] = {
@@ -692,6 +717,45 @@ def setting(
 
 
 @dataclass(frozen=True)
+class Organization:
+    """A member organisation of the peer's channels: its MSP id and MSP folder."""
+
+    mspid: str
+    msp_dir: str
+
+
+class _Organizations:
+    """The ``[[organizations]]`` list: tables with ``mspid`` and ``msp_dir``."""
+
+    def __call__(self, raw: Any) -> tuple[Organization, ...]:
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"expected a list of tables, got {_kind(raw)}")
+        if len(raw) > 100:
+            raise ConfigError("more than 100 organizations")
+        out, problems = [], []
+        for index, entry in enumerate(raw):
+            if isinstance(entry, Organization):
+                out.append(entry)
+                continue
+            if not isinstance(entry, Mapping) or set(entry) != {"mspid", "msp_dir"}:
+                problems.append(f"[{index}]: expected a table with mspid and msp_dir")
+                continue
+            try:
+                out.append(Organization(Text()(entry["mspid"]), Text()(entry["msp_dir"])))
+            except ConfigError as exc:
+                problems.extend(f"[{index}] {p}" for p in exc.problems)
+        ids = [o.mspid for o in out]
+        if len(ids) != len(set(ids)):
+            problems.append("an MSP id is listed twice")
+        if problems:
+            raise ConfigError(*problems)
+        return tuple(out)
+
+    def show(self, value: tuple[Organization, ...]) -> str:
+        return "the peer's own"
+
+
+@dataclass(frozen=True)
 class Config:
     """The peer's settings. Each field is one key: see :func:`setting` and ``KEYS``."""
 
@@ -766,7 +830,10 @@ class Config:
         "chaincode.signproposals", True, Boolean(), "sign the proposals the peer builds"
     )
     tls_enabled: bool = setting(
-        "peer.tls.enabled", False, Boolean(), "mutual TLS on the chaincode listener"
+        "peer.tls.enabled",
+        False,
+        Boolean(),
+        "mutual TLS on the chaincode listener, and TLS on the Gateway (peer.tls.cert.file)",
     )
     max_inbound_backlog: int = setting(
         "chaincode.maxinboundbacklog",
@@ -814,6 +881,74 @@ class Config:
         2,
         Integer(0, 1000),
         "silent through this many timed-out transactions in a row: hung, replaced (0: never)",
+    )
+    # -- the client-facing peer: identity, the Gateway and Endorser services, ordering --------
+    msp_config_path: str | None = setting(
+        "peer.mspConfigPath",
+        None,
+        Text(optional=True),
+        "the peer's MSP folder (signcerts/, keystore/, cacerts/...): its identity; the "
+        "Gateway needs it",
+        shown="none",
+    )
+    gateway_address: str | None = setting(
+        "peer.listenAddress",
+        None,
+        _OptionalAddress(),
+        "where the Gateway and Endorser services listen (`serve --gateway`)",
+        shown="off",
+    )
+    tls_cert_file: str | None = setting(
+        "peer.tls.cert.file", None, Text(optional=True), "the Gateway's TLS certificate (PEM)"
+    )
+    tls_key_file: str | None = setting(
+        "peer.tls.key.file",
+        None,
+        Text(optional=True),
+        "its private key (PEM): with the certificate, the Gateway speaks TLS",
+    )
+    tls_client_root_files: tuple[str, ...] = setting(
+        "peer.tls.clientRootCAs.files",
+        (),
+        _Files(),
+        "with peer.tls.clientAuthRequired: the CAs client certificates must chain to",
+        shown="none",
+    )
+    tls_client_auth: bool = setting(
+        "peer.tls.clientAuthRequired", False, Boolean(), "the Gateway requires client TLS"
+    )
+    organizations: tuple[Organization, ...] = setting(
+        "organizations",
+        (),
+        _Organizations(),
+        "list of tables: mspid, msp_dir — the other member orgs of the peer's channels",
+    )
+    endorsement_timeout: float = setting(
+        "peer.gateway.endorsementTimeout", 30.0, Duration(positive=True), "per endorsement"
+    )
+    broadcast_timeout: float = setting(
+        "peer.gateway.broadcastTimeout", 30.0, Duration(positive=True), "per submit to ordering"
+    )
+    batch_timeout: float = setting(
+        "orderer.batchTimeout",
+        2.0,
+        Duration(positive=True),
+        "the embedded orderer cuts a block this long after its first transaction (configtx)",
+    )
+    batch_max_messages: int = setting(
+        "orderer.batchSize.maxMessageCount", 500, Integer(1, 100_000), "transactions per block"
+    )
+    batch_preferred_bytes: int = setting(
+        "orderer.batchSize.preferredMaxBytes",
+        2 * 1024 * 1024,
+        Integer(1, 2**31 - 1),
+        "a block is cut before it grows past this",
+    )
+    batch_absolute_bytes: int = setting(
+        "orderer.batchSize.absoluteMaxBytes",
+        10 * 1024 * 1024,
+        Integer(1, 2**31 - 1),
+        "a larger transaction is refused",
     )
 
     def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:

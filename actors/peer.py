@@ -49,6 +49,8 @@ from actors.txcontexts import TXContextRegistry
 from actors.vmcontroller import Handover, StopAll, VMController
 
 if TYPE_CHECKING:
+    from actors.gateway.stack import GatewayStack
+    from actors.gateway.validator import ChaincodeRules
     from actors.listener import ChaincodeListener
     from actors.requests import Invoker
 
@@ -130,6 +132,8 @@ class Peer:
             runtimes or default_runtimes(config, self.address, self.client_tls)
         )
         self.listener: ChaincodeListener | None = None  # attach_listener fills the address
+        self.gateway: GatewayStack | None = None  # start_gateway builds it
+        self._invoker = invoker
         # -- state the actors share, each behind named operations --------------------------
         self.directory = HandlerDirectory()  # written by the launcher only
         self.states = SupervisorStates()  # each chaincode's entry by its supervisor only
@@ -254,10 +258,94 @@ class Peer:
         self.listener = listener
         self.address.set(listener.dial_address())
 
+    # -- the client-facing peer ------------------------------------------------------------
+
+    def channel_names(self) -> tuple[str, ...]:
+        """The channels this peer serves."""
+        return ("mychannel",)
+
+    def gateway_rules(self, channel: str, chaincode: str) -> ChaincodeRules | None:
+        """What the endorser and the committer know of a chaincode on a channel: its version
+        and endorsement policy (empty: the channel's default, a majority of its orgs)."""
+        from actors.gateway.validator import ChaincodeRules
+
+        if channel not in self.channel_names() or chaincode not in self.definitions:
+            return None
+        return ChaincodeRules("1.0", b"")
+
+    def start_gateway(self, address: str | None = None) -> str:
+        """Start the Gateway and Endorser services (Fabric's ``peer.listenAddress``) with the
+        peer's identity from ``peer.mspConfigPath``; returns the address they listen on.
+        Raises ConfigError for an unusable identity or TLS file, OSError for the address."""
+        import grpc
+
+        from actors.config import ConfigError
+        from actors.gateway.cutter import BatchConfig
+        from actors.gateway.service import GatewayOptions
+        from actors.gateway.stack import GatewayStack
+        from actors.msp.msp import MSP, MSPError, MSPManager, load_signing_identity
+
+        config = self.config
+        address = address or config.gateway_address
+        if address is None:
+            raise ConfigError("peer.listenAddress: no address for the Gateway")
+        if config.msp_config_path is None:
+            raise ConfigError("peer.mspConfigPath: the Gateway needs the peer's MSP folder")
+        try:
+            signer = load_signing_identity(config.msp_config_path, config.msp_id)
+            members = [MSP.from_dir(config.msp_config_path, config.msp_id)]
+            members += [MSP.from_dir(o.msp_dir, o.mspid) for o in config.organizations]
+            members[0].validate(signer)
+        except MSPError as exc:
+            raise ConfigError(f"peer.mspConfigPath: {exc}") from None
+        credentials = None
+        if config.tls_enabled:  # Fabric's peer.tls.enabled: the peer's services speak TLS
+            try:
+                pair = (_read(config.tls_key_file), _read(config.tls_cert_file))
+                roots = None
+                if config.tls_client_auth:
+                    roots = b"".join(_read(f) for f in config.tls_client_root_files) or None
+            except OSError as exc:
+                raise ConfigError(f"peer.tls: {exc}") from None
+            if config.tls_client_auth and roots is None:
+                raise ConfigError(
+                    "peer.tls.clientRootCAs.files: needed with peer.tls.clientAuthRequired"
+                )
+            credentials = grpc.ssl_server_credentials(
+                [pair], root_certificates=roots, require_client_auth=config.tls_client_auth
+            )
+        data_dir = None if config.ledger_path is None else f"{config.ledger_path}/blocks"
+        self.gateway = GatewayStack(
+            runner=self._invoker,  # type: ignore[arg-type]
+            ledgers=self.ledgers.get,
+            channels={name: MSPManager(members) for name in self.channel_names()},
+            definitions=self.gateway_rules,
+            signer=signer,
+            call_later=self.scheduler.call_later,
+            batch=BatchConfig(
+                max_message_count=config.batch_max_messages,
+                preferred_max_bytes=min(config.batch_preferred_bytes, config.batch_absolute_bytes),
+                absolute_max_bytes=config.batch_absolute_bytes,
+                batch_timeout=config.batch_timeout,
+            ),
+            options=GatewayOptions(
+                endorsement_timeout=config.endorsement_timeout,
+                broadcast_timeout=config.broadcast_timeout,
+            ),
+            data_dir=data_dir,
+        )
+        port = self.gateway.serve(
+            address, credentials=credentials, max_message_size=config.max_message_size
+        )
+        return f"{address.rsplit(':', 1)[0]}:{port}"
+
     # -- shutdown ----------------------------------------------------------------------------
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every chaincode, actor, process and thread of this peer (once)."""
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
         self.root.ask(ShuttingDown(), timeout=timeout)
         with self._supervisors_lock:
             supervisors = list(self._supervisors.values())
@@ -288,3 +376,10 @@ class Peer:
             for runtime in self.runtimes.values():
                 runtime.close()
             self.ledgers.close()
+
+
+def _read(path: str | None) -> bytes:
+    if not path:
+        raise OSError("a TLS file is not set (peer.tls.cert.file, peer.tls.key.file)")
+    with open(path, "rb") as f:
+        return f.read()

@@ -40,7 +40,25 @@ def settle_chaincodes(config: Config, base: str | os.PathLike[str] | None) -> Co
         settled.append(definition)
     if problems:
         raise ConfigError(*problems)
-    return config.replace(chaincodes=tuple(settled))
+    return config.replace(chaincodes=tuple(settled), **_settle_peer_paths(config, root))
+
+
+def _settle_peer_paths(config: Config, root: Path) -> dict[str, object]:
+    """The peer's MSP, TLS and member-organisation paths made absolute against ``root``, as
+    Fabric reads relative paths in core.yaml against the directory holding it."""
+
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else str(root / path)
+
+    return {
+        "msp_config_path": absolute(config.msp_config_path),
+        "tls_cert_file": absolute(config.tls_cert_file),
+        "tls_key_file": absolute(config.tls_key_file),
+        "tls_client_root_files": tuple(str(root / f) for f in config.tls_client_root_files),
+        "organizations": tuple(
+            dataclasses.replace(o, msp_dir=str(root / o.msp_dir)) for o in config.organizations
+        ),
+    }
 
 
 def _settle(definition: ChaincodeDefinition, root: Path) -> ChaincodeDefinition:

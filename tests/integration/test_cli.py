@@ -4,6 +4,7 @@ launch / logs / stop verbs against a running ``serve``."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -80,17 +81,30 @@ def peer(tmp_path: Path) -> Iterator[str]:
     )
     admin = f"127.0.0.1:{free_port()}"
     argv = ["serve", "--json", "--listen", "127.0.0.1:0", "--peer", admin, "--config", str(config)]
+    # The sample's peer.mspConfigPath is "msp" beside it and its peer.listenAddress 7051, as a
+    # Fabric peer's: give it an MSP folder there, and move the Gateway to a free port.
+    assert (
+        ccactors("crypto", "--orgs", "SampleOrg", "--out", str(tmp_path / "crypto")).returncode == 0
+    )
+    peer0 = (
+        tmp_path
+        / "crypto/peerOrganizations/sampleorg.example.com/peers/peer0.sampleorg.example.com"
+    )
+    (peer0 / "msp").rename(tmp_path / "msp")
+    env = {**os.environ, "CORE_PEER_LISTENADDRESS": "127.0.0.1:0"}
     process = subprocess.Popen(
         [CCACTORS, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     assert process.stdout is not None and process.stderr is not None
     try:
         ready = json.loads(process.stdout.readline())
         assert ready["ready"] is True and ready["peer"] == admin
+        assert ready["gateway"].startswith("127.0.0.1:")
         assert ready["chaincodes"] == [{"name": "kvp", "runtime": "process"}]
         warning = process.stderr.readline()
         assert "WARNING" in warning and "ignoring" in warning and "peer.gossip.bootstrap" in warning

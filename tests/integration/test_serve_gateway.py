@@ -1,0 +1,104 @@
+"""The worked example of the README, run as written: MSP folders from ``ccactors crypto``, a
+``ccactors serve --gateway`` with the peer's identity and TLS from a core.yaml, and a client
+that submits and queries with ``ccactors invoke|query --gateway`` and its own identity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+
+ORG1 = "peerOrganizations/org1.example.com"
+ORG2 = "peerOrganizations/org2.example.com"
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actors.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[dict, Path]]:
+    crypto = tmp_path / "crypto"
+    made = cli("crypto", "--orgs", "Org1MSP,Org2MSP", "--out", str(crypto))
+    assert made.returncode == 0, made.stderr
+    peer0 = crypto / ORG1 / "peers/peer0.org1.example.com"
+    (tmp_path / "core.yaml").write_text(
+        f"""
+peer:
+  localMspId: Org1MSP
+  mspConfigPath: {peer0 / "msp"}
+  tls:
+    enabled: true
+    cert:
+      file: {peer0 / "tls/server.crt"}
+    key:
+      file: {peer0 / "tls/server.key"}
+orderer:
+  batchTimeout: 100ms
+chaincodes:
+  - name: kv
+    runtime: system
+    target: examples.kv:KVChaincode
+"""
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "actors.cli", "serve", "--json",
+            "--listen", "127.0.0.1:0", "--peer", f"127.0.0.1:{free_port()}",
+            "--gateway", "127.0.0.1:0", "--config", str(tmp_path / "core.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        assert line, process.stderr.read() if process.stderr else ""
+        yield json.loads(line), crypto
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_a_client_submits_and_queries_through_serve(serve: tuple[dict, Path]) -> None:
+    ready, crypto = serve
+    assert ready["ready"] and ready["gateway"].startswith("127.0.0.1:")
+    peer0_tls = crypto / ORG1 / "peers/peer0.org1.example.com/tls/ca.crt"
+    identity = [
+        "--gateway", ready["gateway"], "--tls-root-cert", str(peer0_tls),
+        "--tls-host", "peer0.org1.example.com",
+        "--msp-dir", str(crypto / ORG1 / "users/User1@org1.example.com/msp"),
+        "--msp-id", "Org1MSP", "--json",
+    ]  # fmt: skip
+    put = cli("invoke", "kv", "put", "colour", "blue", *identity)
+    assert put.returncode == 0, put.stderr
+    assert json.loads(put.stdout)["validation"] == "VALID"
+    got = cli("query", "kv", "get", "colour", *identity)
+    assert json.loads(got.stdout) == {"payload": "blue"}
+    # Org2 is not a member of this peer's channel: its client is refused
+    org2 = [*identity]
+    org2[org2.index("--msp-dir") + 1] = str(crypto / ORG2 / "users/User1@org2.example.com/msp")
+    org2[org2.index("--msp-id") + 1] = "Org2MSP"
+    refused = cli("invoke", "kv", "put", "colour", "red", *org2)
+    assert refused.returncode == 1
+    answer = json.loads(refused.stdout)
+    assert answer["error"] == "ABORTED" and "creator org unknown" in answer["details"][0]["message"]
+
+
+def test_serve_refuses_a_gateway_without_an_identity(tmp_path: Path) -> None:
+    done = cli(
+        "serve", "--listen", "127.0.0.1:0", "--peer", f"127.0.0.1:{free_port()}",
+        "--gateway", "127.0.0.1:0",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "peer.mspConfigPath" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
