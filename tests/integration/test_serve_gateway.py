@@ -94,6 +94,38 @@ def test_a_client_submits_and_queries_through_serve(serve: tuple[dict, Path]) ->
     assert answer["error"] == "ABORTED" and "creator org unknown" in answer["details"][0]["message"]
 
 
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    anchor = readme.index(
+        "A worked example (run as written by `tests/integration/test_serve_gateway"
+    )
+    start = readme.index("```sh\n", anchor) + len("```sh\n")
+    script = readme[start : readme.index("```\n", start)]
+    # `ccactors` is this checkout's; the gateway port is a free one (the admin API keeps its
+    # default, 127.0.0.1:7051, and the chaincode listener takes any free port)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ccactors").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m actors.cli "$@"\n')
+    (bin_dir / "ccactors").chmod(0o755)
+    script = script.replace("7050", str(free_port()))
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "CORE_PEER_CHAINCODELISTENADDRESS": "127.0.0.1:0",
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "validation: VALID" in done.stdout
+    assert "payload: blue" in done.stdout
+
+
 def test_serve_refuses_a_gateway_without_an_identity(tmp_path: Path) -> None:
     done = cli(
         "serve", "--listen", "127.0.0.1:0", "--peer", f"127.0.0.1:{free_port()}",
