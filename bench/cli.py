@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workloads", type=_names, help="read,readwrite,range,cc2cc")
     parser.add_argument("--repeats", type=int, help="repeats per cell; figures are medians (3)")
     parser.add_argument(
-        "--sections", type=_names, help="primitives,transactions,launch,scaling (all)"
+        "--sections", type=_names, help="primitives,transactions,launch,scaling,gateway (all)"
     )
     parser.add_argument("--scaling", type=_ints, help="live chaincode counts (1,10,100)")
     parser.add_argument("--scaling-runtimes", type=_names, help="runtimes to scale (system)")

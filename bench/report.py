@@ -57,6 +57,17 @@ def _errors(row: dict[str, Any]) -> str:
 def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str, list[str]]]:
     """[(title, table lines)] for every section that has figures."""
     out: list[tuple[str, list[str]]] = []
+    if results.get("gateway"):
+        from bench.gateway import table
+
+        headers, rows = table(results)
+        costs = results.get("gateway_crypto", {})
+        title = (
+            "Gateway: signed proposals over gRPC, next to a bare signed gRPC call "
+            f"(P-256 sign {costs.get('sign_us', '-')} us, verify {costs.get('verify_us', '-')} "
+            f"us, MSP chain check {costs.get('validate_us', '-')} us)"
+        )
+        out.append((title, _table(headers, rows, markdown)))
     prims = results.get("primitives", [])
     if prims:
         rows = [

@@ -56,7 +56,7 @@ from bench.workloads import (
     check_response,
 )
 
-SECTIONS = ("primitives", "transactions", "launch", "scaling")
+SECTIONS = ("primitives", "transactions", "launch", "scaling", "gateway")
 LAUNCH_TIMEOUT = 30.0
 
 
@@ -79,6 +79,7 @@ class Options:
     scaling_runtimes: tuple[str, ...] = ("system",)
     scaling_clients: int = 64
     signing_clients: tuple[int, ...] = (1, 64)
+    gateway_clients: tuple[int, ...] = (1, 16)
     quick: bool = False
 
     def replace(self, **changes: Any) -> Options:
@@ -97,6 +98,7 @@ QUICK = Options(
     scaling=(1, 3),
     scaling_clients=8,
     signing_clients=(1,),
+    gateway_clients=(1,),
     quick=True,
 )
 
@@ -181,6 +183,7 @@ class Bench:
             "launch": [],
             "launch_errors": [],
             "scaling": [],
+            "gateway": [],
             "targets": [],
             "skipped": [],
             "failures": [],
@@ -289,6 +292,14 @@ class Bench:
         self.results["seconds"] = round(time.monotonic() - started, 1)
         self.results["machine"]["loadavg_end"] = loadavg()
         return self.results
+
+    # -- gateway -----------------------------------------------------------------------------
+
+    def run_gateway(self) -> None:
+        """Signed proposals through the Gateway service (see :mod:`bench.gateway`)."""
+        from bench.gateway import run_gateway
+
+        run_gateway(self)
 
     # -- primitives --------------------------------------------------------------------------
 

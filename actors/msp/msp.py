@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ _NODE_OU_KEYS = {
 }
 _MAX_CHAIN = 10
 _MAX_PEM = 64 * 1024  # one certificate; Fabric has no limit, a peer should
+_VALID_CACHE = 4096  # identities whose validation is remembered
 
 
 class MSPError(ValueError):
@@ -203,6 +205,10 @@ class MSP:
             if p is not i and p.subject == i.issuer and _issued_by(i, p)
         }
         self._admins = {_der(c) for c in admin_certs}
+        # Fabric caches validation per identity: a client sends the same certificate with every
+        # proposal, and checking its chain costs a signature verification or more.
+        self._valid: dict[bytes, list[x509.Certificate]] = {}
+        self._valid_lock = threading.Lock()
         if not self._admins and "admin" not in self.node_ous:
             raise MSPError(
                 f"MSP {msp_id}: administrators must be declared when no admin ou "
@@ -270,9 +276,17 @@ class MSP:
                 f"the supplied identity does not belong to this msp (expected {self.msp_id}, "
                 f"got {identity.msp_id})"
             )
+        der = _der(identity.cert)
+        cached = self._valid.get(der)
+        if cached is not None:
+            return cached
         chain = self.chain(identity)
         self._check_revocation(identity.cert, chain[1])
         self._check_ous(identity, chain)
+        with self._valid_lock:
+            if len(self._valid) >= _VALID_CACHE:
+                self._valid.clear()  # bounded: an unauthenticated peer cannot grow it
+            self._valid[der] = chain
         return chain
 
     def _check_revocation(self, leaf: x509.Certificate, issuer: x509.Certificate) -> None:

@@ -101,6 +101,14 @@ def test_quick_run_reports_every_section(run: tuple[dict[str, Any], Path]) -> No
         assert row["launch_failures"] == 0 and row["errors"] == 0
         _positive(row, "tps", "total_cpu_us", "pss_mb_total")
 
+    gateway = {r["row"]: r for r in results["gateway"]}
+    assert set(gateway) == {"bare", "evaluate", "submit"}
+    for row in gateway.values():
+        _positive(row, "tps", "p50_ms", "cpu_us_per_tx")
+        assert 0 < row["crypto_share"] < 1
+    assert gateway["evaluate"]["throughput_vs_bare"] > 0
+    assert all(results["gateway_crypto"][k] > 0 for k in ("sign_us", "verify_us", "validate_us"))
+
     targets = results["targets"]
     assert len(targets) == 9
     assert {t["status"] for t in targets} <= {"PASS", "MISS", "SKIP"}
@@ -118,7 +126,15 @@ def test_quick_run_reports_every_section(run: tuple[dict[str, Any], Path]) -> No
 def test_text_and_markdown_render_every_section(run: tuple[dict[str, Any], Path]) -> None:
     results, _ = run
     text = report.text(results)
-    for title in ("Raw primitives", "Ceilings", "Transactions", "Launch", "Scaling", "Targets"):
+    for title in (
+        "Raw primitives",
+        "Ceilings",
+        "Transactions",
+        "Launch",
+        "Scaling",
+        "Gateway",
+        "Targets",
+    ):
         assert title in text
     assert "PASS" in text or "MISS" in text
     assert "| status | target | goal | measured |" in report.markdown(results)
