@@ -26,6 +26,7 @@ from actors.config import (
     ConfigError,
     Duration,
     Integer,
+    default_file_system_path,
 )
 from actors.errors import ChaincodeError
 
@@ -247,6 +248,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from actors.admin import serve_admin
+    from actors.ledger import LedgerError
     from actors.support import ChaincodeSupport
 
     problems: list[str] = []
@@ -261,17 +263,29 @@ def run_serve(args: argparse.Namespace) -> int:
         overrides["mode"] = args.mode
     if listen:
         overrides["listen_address"] = listen
+    # A peer keeps its ledger: in --data-dir, else peer.fileSystemPath (or ledger.path) from
+    # the config, else the user's data directory. --ephemeral keeps it in memory.
+    if args.ephemeral:
+        overrides.update(file_system_path=None, ledger_path=None)
+    elif args.data_dir:
+        overrides["file_system_path"] = args.data_dir
     try:
         config = Config.load(args.config, overrides=overrides)
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
         raise UsageError(*problems)
+    if not args.ephemeral and config.ledger_directory is None:
+        config = config.replace(file_system_path=default_file_system_path())
     assert admin is not None  # it has a default
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with ChaincodeSupport(config) as support:
+    try:
+        support = ChaincodeSupport(config)
+    except LedgerError as exc:  # e.g. another peer holds the data directory
+        raise UsageError(f"--data-dir: {exc}") from None
+    with support:
         try:
             listener = support.listen()
         except OSError as exc:
@@ -301,6 +315,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "gateway": gateway,
             "mode": config.mode,
             "peer": admin_address,
+            "ledger": config.ledger_directory,
             "metrics": f"http://{metrics}/metrics" if metrics else None,
             "chaincodes": [{"name": d.name, "runtime": d.runtime} for d in config.chaincodes],
         }
@@ -310,6 +325,7 @@ def run_serve(args: argparse.Namespace) -> int:
             lines = [
                 f"chaincode listener {listener.address} (mode {config.mode})",
                 f"admin {admin_address}",
+                f"ledger {config.ledger_directory or 'in memory (--ephemeral)'}",
             ]
             if metrics:
                 lines.append(f"metrics {ready['metrics']}")
@@ -660,6 +676,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--mode", choices=("net", "dev"), help="chaincode.mode")
     serve.add_argument("--config", metavar="FILE", help="core.yaml-style file: YAML, TOML or JSON")
+    storage = serve.add_mutually_exclusive_group()
+    storage.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the peer keeps its ledger (peer.fileSystemPath; default "
+        "$XDG_DATA_HOME/ccactors, i.e. ~/.local/share/ccactors)",
+    )
+    storage.add_argument(
+        "--ephemeral", action="store_true", help="keep the ledger in memory: lost on exit"
+    )
     json_flag(serve, "print the ready line as one JSON object")
 
     for name, help_text in (

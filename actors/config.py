@@ -63,6 +63,22 @@ MAX_ENTRIES = 10_000  # keys in one file, counted through YAML aliases (core.yam
 
 RUNTIMES = ("system", "process", "docker", "external")
 
+# The largest write set one transaction may make: Fabric's sample orderer refuses a transaction
+# over BatchSize.AbsoluteMaxBytes (99 MB in configtx.yaml), so a bigger one could never commit.
+DEFAULT_MAX_WRITE_SET = 99 * 1024 * 1024
+# sqlite's PRAGMA synchronous levels (what each guarantees: actors.ledger.storage). Not imported
+# from there: the shim imports this module inside chaincode images, which have no ledger.
+SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def default_file_system_path(env: Mapping[str, str] | None = None) -> str:
+    """Where ``ccactors serve`` keeps its data by default: ``$XDG_DATA_HOME/ccactors``, i.e.
+    ``~/.local/share/ccactors`` (Fabric's peer uses ``/var/hyperledger/production``, which a
+    user's process usually cannot write)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ccactors")
+
 
 class ConfigError(ValueError):
     """One or more configuration values are missing or malformed: one line per problem."""
@@ -261,6 +277,18 @@ class Text:
 
     def show(self, value: str | None) -> str:
         return value or ""
+
+
+@dataclass(frozen=True)
+class _SqliteLevel(Text):
+    """One of :data:`SYNCHRONOUS_LEVELS`, in any case."""
+
+    choices: tuple[str, ...] = SYNCHRONOUS_LEVELS
+
+    def __call__(self, raw: Any) -> str:
+        value = super().__call__(raw.strip().upper() if isinstance(raw, str) else raw)
+        assert value is not None  # not optional
+        return value
 
 
 _HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*)"
@@ -816,12 +844,34 @@ class Config:
     history: bool = setting(
         "ledger.history.enableHistoryDatabase", True, Boolean(), "keep key history"
     )
+    file_system_path: str | None = setting(
+        "peer.fileSystemPath",
+        None,
+        Text(optional=True),
+        "the peer's data directory; the ledger goes to its `ledgersData/` (`serve`: "
+        "`--data-dir`, or `--ephemeral` for none)",
+        shown="in memory (`serve`: `$XDG_DATA_HOME/ccactors`)",
+    )
     ledger_path: str | None = setting(
         "ledger.path",
         None,
         Text(optional=True),
-        "a directory: one sqlite file per channel, survives restarts",
-        shown="in memory",
+        "the ledger's own directory: one sqlite file per channel, survives restarts",
+        shown="`peer.fileSystemPath`/ledgersData",
+    )
+    ledger_synchronous: str = setting(
+        "ledger.sqlite.synchronous",
+        "FULL",
+        _SqliteLevel(),
+        "OFF, NORMAL, FULL or EXTRA: FULL (as Fabric) syncs each block, so it survives a "
+        "power loss; NORMAL may lose the last blocks then (see The ledger)",
+    )
+    max_write_set_size: int = setting(
+        "ledger.state.maxWriteSetSize",
+        DEFAULT_MAX_WRITE_SET,
+        Integer(0, 2**40),
+        "bytes of keys, values and metadata one transaction may write (0: no limit)",
+        shown="99 MiB",
     )
     msp_id: str = setting(
         "peer.localMspId", "SampleOrg", Text(), "MSP id of the identity of built proposals"
@@ -950,6 +1000,15 @@ class Config:
         Integer(1, 2**31 - 1),
         "a larger transaction is refused",
     )
+
+    @property
+    def ledger_directory(self) -> str | None:
+        """Where the channel ledgers live (None: in memory)."""
+        if self.ledger_path is not None:
+            return self.ledger_path
+        if self.file_system_path is not None:
+            return os.path.join(self.file_system_path, "ledgersData")
+        return None
 
     def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:
         """The policy that applies to ``definition`` (its own, else the default)."""

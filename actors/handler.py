@@ -478,8 +478,16 @@ class Handler(ThreadingActor):
         results = None
         if ctx.owns_simulator:
             with ctx.simulator.lock:
-                results = ctx.simulator.get_results()
-        ctx.end(ExecuteResult(response, results, event, ctx.txid))
+                try:
+                    results = ctx.simulator.get_results()
+                except LedgerError as exc:  # e.g. a write went over the write set limit
+                    failed = TransactionFailed(f"failed to obtain simulation results: {exc}")
+                else:
+                    failed = None
+            if failed is not None:
+                ctx.end(error=failed)
+                return
+        ctx.end(ExecuteResult(response, results, event, ctx.txid, ctx.timestamp))
 
     # -- shim requests -----------------------------------------------------------------------
 

@@ -140,7 +140,13 @@ class Peer:
         # -- stores --------------------------------------------------------------------------
         # One line each; the lifecycle adds installed packages, channels and per-channel
         # chaincode definitions here.
-        self.ledgers = ledgers or LedgerManager(config.ledger_path, history=config.history)
+        self.ledgers = ledgers or LedgerManager(
+            config.ledger_directory,
+            history=config.history,
+            synchronous=config.ledger_synchronous,
+            total_query_limit=config.total_query_limit,
+            max_write_set=config.max_write_set_size,
+        )
         self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
         # -- actors: the supervision tree ----------------------------------------------------
         # The root, its three peer actors, one supervisor per defined chaincode. Everyone

@@ -113,13 +113,14 @@ def build_signed_proposal(
     nonce: bytes | None = None,
     is_init: bool = False,
     sign: bool = True,
+    timestamp: float | None = None,
 ) -> proposal_pb2.SignedProposal:
     """Build a Fabric-shaped SignedProposal for one chaincode invocation.
 
     On every transaction's path: nested messages are filled in place (a constructor copies the
     messages it is given) and the chaincode's header extension is built once per chaincode.
     """
-    seconds = time.time()
+    seconds = time.time() if timestamp is None else timestamp
     channel_header = common_pb2.ChannelHeader(
         type=common_pb2.ENDORSER_TRANSACTION,
         channel_id=channel_id,

@@ -12,7 +12,9 @@ context (:meth:`~actors.txcontexts.TXContext.end`), once.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -82,16 +84,13 @@ def _as_args(args: Sequence[bytes | str]) -> list[bytes]:
     return out
 
 
-def _proposal_txid(proposal: SignedProposal) -> str:
-    """The tx_id in a caller's proposal (its ChannelHeader), which must then be the txid."""
+def _channel_header(proposal: SignedProposal) -> ChannelHeader:
+    """The ChannelHeader of a caller's proposal (its tx_id and timestamp)."""
     try:
         header = Header.FromString(Proposal.FromString(proposal.proposal_bytes).header)
-        txid = ChannelHeader.FromString(header.channel_header).tx_id
+        return ChannelHeader.FromString(header.channel_header)
     except DecodeError as exc:
-        raise InvalidRequest(f"cannot read the txid from the proposal: {exc}") from exc
-    if not txid:
-        raise InvalidRequest("the proposal's channel header has no tx_id; pass txid")
-    return txid
+        raise InvalidRequest(f"cannot read the channel header of the proposal: {exc}") from exc
 
 
 def _require_name(value: Any, what: str) -> str:
@@ -276,7 +275,10 @@ class ChaincodeSupport:
             definition = self.definitions.get(chaincode)
             timeout = (definition and definition.execute_timeout) or self.config.execute_timeout
         timeout = check_timeout(timeout)
+        timestamp = None
+        header: ChannelHeader | None = None
         if proposal is None:
+            timestamp = time.time()
             nonce = new_nonce()
             if txid is None:
                 txid = compute_txid(nonce, self.identity.serialized)
@@ -290,16 +292,35 @@ class ChaincodeSupport:
                 nonce=nonce,
                 is_init=is_init,
                 sign=self.config.sign_proposals,
+                timestamp=timestamp,
             )
         else:
             if transient:
                 raise InvalidRequest("transient data goes inside the proposal you pass")
             if txid is None:
-                txid = _proposal_txid(proposal)
+                header = _channel_header(proposal)
+                txid = header.tx_id
+                if not txid:
+                    raise InvalidRequest("the proposal's channel header has no tx_id; pass txid")
+            elif simulator is None:  # (a cc2cc callee commits nothing: no timestamp needed)
+                # With the txid given, the proposal may be opaque to us: then no timestamp.
+                with contextlib.suppress(InvalidRequest):
+                    header = _channel_header(proposal)
+            if header is not None and header.HasField("timestamp"):
+                stamp = header.timestamp.seconds + header.timestamp.nanos / 1e9
+                timestamp = stamp if stamp >= 0 else None  # before 1970: not believable
         owns = simulator is None
         if simulator is None:
             simulator = self.ledgers.get(channel).new_simulator(txid)
-        ctx = TXContext(chaincode, channel, txid, simulator, proposal, owns_simulator=owns)
+        ctx = TXContext(
+            chaincode,
+            channel,
+            txid,
+            simulator,
+            proposal,
+            owns_simulator=owns,
+            timestamp=timestamp,
+        )
         msg = ChaincodeMessage(
             type=ChaincodeMessage.INIT if is_init else ChaincodeMessage.TRANSACTION,
             payload=ChaincodeInput(args=arg_list, is_init=is_init).SerializeToString(),
@@ -346,7 +367,7 @@ class ChaincodeSupport:
         """MVCC-validate and commit one execution's read/write set."""
         if result.results is None:
             raise InvalidRequest("this result has no read/write set of its own (cc2cc callee)")
-        return self.ledgers.get(channel).commit(result.txid, result.results)
+        return self.ledgers.get(channel).commit(result.txid, result.results, result.timestamp)
 
     def _launch_future(self, chaincode: str, explicit: bool = False) -> Future[pykka.ActorRef[Any]]:
         launched: Future[pykka.ActorRef[Any]] = Future()

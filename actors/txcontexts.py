@@ -40,12 +40,15 @@ ContextKey = tuple[str, str, str]  # (chaincode, channel, txid)
 @dataclass(frozen=True)
 class ExecuteResult:
     """What an execution produced: the chaincode's Response, the transaction's read/write set
-    (None for a cc2cc callee sharing its caller's simulator) and its event, if any."""
+    (None for a cc2cc callee sharing its caller's simulator) and its event, if any.
+    ``timestamp`` is the proposal's channel-header time (unix seconds), which the commit
+    records in history as Fabric does."""
 
     response: Response
     results: SimulationResults | None
     event: ChaincodeEvent | None
     txid: str
+    timestamp: float | None = None
 
 
 class TXContext:
@@ -68,6 +71,7 @@ class TXContext:
         "sent_at",
         "signed_proposal",
         "simulator",
+        "timestamp",
         "txid",
     )
 
@@ -80,6 +84,7 @@ class TXContext:
         signed_proposal: SignedProposal | None = None,
         *,
         owns_simulator: bool = True,
+        timestamp: float | None = None,
     ) -> None:
         self.chaincode = chaincode
         self.channel_id = channel_id
@@ -88,6 +93,7 @@ class TXContext:
         self.signed_proposal = signed_proposal
         # A cc2cc callee on the same channel shares its caller's simulator and must not end it.
         self.owns_simulator = owns_simulator
+        self.timestamp = timestamp  # the proposal's channel-header time
         self.future: Future[Any] = Future()
         self.iterators: dict[str, Any] = {}
         self.deadline: Deadline | None = None

@@ -7,14 +7,15 @@ rwset utilities, MVCC validation) and the history database. A :class:`LedgerMana
 :meth:`Ledger.commit_block`.
 """
 
-from .errors import LedgerError, ReadOnlyViolation
-from .ledger import Ledger, LedgerManager
+from .errors import LedgerError, ReadOnlyViolation, WriteSetTooLarge
+from .ledger import BlockTx, Ledger, LedgerManager
 from .model import KV, Height, KeyModification, ValidationCode
 from .rwset import SimulationResults
 from .simulator import RangeIterator, TxSimulator
 
 __all__ = [
     "KV",
+    "BlockTx",
     "Height",
     "KeyModification",
     "Ledger",
@@ -25,4 +26,5 @@ __all__ = [
     "SimulationResults",
     "TxSimulator",
     "ValidationCode",
+    "WriteSetTooLarge",
 ]

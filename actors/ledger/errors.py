@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LedgerError", "ReadOnlyViolation"]
+__all__ = ["LedgerError", "ReadOnlyViolation", "WriteSetTooLarge"]
 
 
 class LedgerError(Exception):
@@ -14,4 +14,12 @@ class ReadOnlyViolation(LedgerError):
 
     Fabric (``txmgr.txSimulator``) only allows paginated queries in read-only transactions,
     because their results are cut at a page boundary that MVCC cannot re-validate cheaply.
+    """
+
+
+class WriteSetTooLarge(LedgerError):
+    """A transaction tried to write more than the ledger's ``max_write_set`` bytes.
+
+    The write is refused and the simulation has failed for good: later writes and
+    ``get_results`` raise too, so nothing of it can be committed.
     """

@@ -5,17 +5,20 @@ Fabric counterparts: ``core/ledger/kvledger`` (``kvLedger``: ``NewTxSimulator``,
 commit lock) and ``ledgermgmt.LedgerMgr`` (channel id -> ledger).
 
 There are no blocks in the Fabric sense: :meth:`Ledger.commit_block` takes the block's
-transactions as (txid, simulation results) pairs. Block numbers start at 0 and
+transactions as (txid, simulation results[, timestamp]) tuples. Block numbers start at 0 and
 :attr:`Ledger.height` is the number of blocks committed.
 """
 
 from __future__ import annotations
 
+import fcntl
+import math
 import os
 import re
 import threading
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from .checks import check_key, check_namespace, check_txid
 from .errors import LedgerError
@@ -23,14 +26,47 @@ from .model import Height, KeyModification, ValidationCode
 from .rwset import SimulationResults
 from .simulator import TxSimulator
 from .state import VersionedState
-from .storage import BlockRecord, MemoryStorage, SqliteStorage, Storage, TxRecord, ledger_file
+from .storage import (
+    DEFAULT_SYNCHRONOUS,
+    BlockRecord,
+    MemoryStorage,
+    SqliteStorage,
+    Storage,
+    TxRecord,
+    check_synchronous,
+    ledger_file,
+)
 from .validation import BlockBatch, validate_tx
 
-__all__ = ["Ledger", "LedgerManager"]
+__all__ = ["BlockTx", "Ledger", "LedgerManager"]
+
+# One transaction of a block: (txid, results) or (txid, results, timestamp), where timestamp is
+# the transaction's channel-header time in unix seconds (None: the time of the commit).
+BlockTx = tuple[str, SimulationResults] | tuple[str, SimulationResults, float | None]
 
 # Channel ids end up in file names; this admits Fabric's channel names (lower case, digits,
 # '.', '-') and a little more (upper case, '_'), but nothing that could escape the directory.
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,248}")
+
+
+def _check_limit(name: str, value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise LedgerError(f"{name} must be a non-negative int (0: no limit), got {value!r}")
+    return value
+
+
+def _lock_directory(path: str) -> IO[bytes]:
+    """Hold ``path/LOCK`` exclusively while open: two peers writing one ledger would corrupt
+    it (leveldb's LOCK file does this for Fabric)."""
+    file = open(os.path.join(path, "LOCK"), "ab")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        file.close()
+        raise LedgerError(
+            f"ledger directory {path} is in use by another process (its LOCK is held): {exc}"
+        ) from exc
+    return file
 
 
 def _check_channel_id(channel_id: object) -> str:
@@ -47,9 +83,9 @@ def _check_channel_id(channel_id: object) -> str:
 class Ledger:
     """The state of one channel: simulation, validation and commit.
 
-    Thread-safe. Point reads take no lock; commits are serialized by ``_commit_lock`` and
-    applied to the in-memory state atomically with respect to range and multi-key reads
-    (see :mod:`actors.ledger.state`).
+    Thread-safe. Each simulator reads a snapshot of the committed state; commits are
+    serialized by ``_commit_lock`` and never wait for simulations (see
+    :mod:`actors.ledger.state`).
     """
 
     def __init__(
@@ -58,18 +94,28 @@ class Ledger:
         *,
         path: str | None = None,
         history: bool = True,
-        synchronous: str = "NORMAL",
+        synchronous: str = DEFAULT_SYNCHRONOUS,
+        total_query_limit: int = 0,
+        max_write_set: int = 0,
     ) -> None:
-        """``path=None`` keeps the ledger in memory; else it is the sqlite3 file to use."""
+        """``path=None`` keeps the ledger in memory; else it is the sqlite3 file to use.
+
+        ``synchronous`` is sqlite's durability level (see :class:`SqliteStorage`);
+        ``total_query_limit`` caps the results of one range query (Fabric's
+        ``ledger.state.totalQueryLimit``) and ``max_write_set`` the bytes one transaction may
+        write; 0 means no limit.
+        """
         self.channel_id = _check_channel_id(channel_id)
         self.history_enabled = bool(history)
         self.path = path
+        self.total_query_limit = _check_limit("total_query_limit", total_query_limit)
+        self.max_write_set = _check_limit("max_write_set", max_write_set)
         self._storage: Storage = (
             MemoryStorage() if path is None else SqliteStorage(path, channel_id, synchronous)
         )
-        self._state = VersionedState()
-        self._state.load(self._storage.load_state())
         self._height = self._storage.height()
+        self._state = VersionedState()
+        self._state.load(self._storage.load_state(), self._height)
         self._commit_lock = threading.Lock()
         self._closed = False
 
@@ -78,7 +124,13 @@ class Ledger:
     def new_simulator(self, txid: str) -> TxSimulator:
         self._check_open()
         history = self._storage.history if self.history_enabled else None
-        return TxSimulator(check_txid(txid), self._state, history)
+        return TxSimulator(
+            check_txid(txid),
+            self._state.snapshot(),
+            history,
+            total_query_limit=self.total_query_limit,
+            max_write_set=self.max_write_set,
+        )
 
     def get_state(self, namespace: str, key: str) -> bytes | None:
         value = self._state.get(check_namespace(namespace), check_key(key))
@@ -105,6 +157,8 @@ class Ledger:
         return self._storage.tx_code(check_txid(txid))
 
     def txid_exists(self, txid: str) -> bool:
+        """Whether a committed block holds ``txid``, valid or not (Fabric ``TxIDExists``): what
+        an endorser checks to refuse a duplicate transaction. An index lookup, not a scan."""
         return self.get_tx_validation_code(txid) is not None
 
     @property
@@ -116,21 +170,20 @@ class Ledger:
     def commit(
         self, txid: str, results: SimulationResults, timestamp: float | None = None
     ) -> ValidationCode:
-        """Commit a block holding the single transaction ``txid``."""
-        return self.commit_block([(txid, results)], timestamp)[0]
+        """Commit a block holding the single transaction ``txid``; ``timestamp`` is its
+        channel-header time (unix seconds), what its history entries report."""
+        return self.commit_block([(txid, results, timestamp)])[0]
 
-    def commit_block(
-        self,
-        txs: Sequence[tuple[str, SimulationResults]],
-        timestamp: float | None = None,
-    ) -> list[ValidationCode]:
+    def commit_block(self, txs: Sequence[BlockTx]) -> list[ValidationCode]:
         """Validate the block's transactions in order and apply the valid ones.
 
         Every transaction id is recorded, valid or not, as Fabric's block store does; so a
         txid seen in any earlier block (or earlier in this block) is ``DUPLICATE_TXID``.
+        History entries carry their transaction's timestamp, as Fabric's history database
+        reports the channel header's (the time of the commit for a transaction without one).
         """
-        txs = self._check_block(txs)
-        block_time = time.time() if timestamp is None else float(timestamp)
+        checked = self._check_block(txs)
+        now = time.time()
         with self._commit_lock:
             self._check_open()
             block_num = self._height
@@ -138,22 +191,21 @@ class Ledger:
             codes: list[ValidationCode] = []
             records: list[TxRecord] = []
             seen: set[str] = set()
-            for tx_num, (txid, results) in enumerate(txs):
+            for tx_num, (txid, results, timestamp) in enumerate(checked):
                 if txid in seen or self._storage.tx_code(txid) is not None:
                     codes.append(ValidationCode.DUPLICATE_TXID)
                     continue
                 seen.add(txid)
                 code = validate_tx(results, batch)
                 if code is ValidationCode.VALID:
-                    batch.apply_tx(txid, results, Height(block_num, tx_num))
+                    stamp = now if timestamp is None else timestamp
+                    batch.apply_tx(txid, results, Height(block_num, tx_num), stamp)
                 codes.append(code)
                 records.append(TxRecord(txid, tx_num, code))
             history = batch.history if self.history_enabled else []
             # Durable first: if storage fails the in-memory state is still the committed one.
-            self._storage.write_block(
-                BlockRecord(block_num, block_time, batch.updates, history, records)
-            )
-            self._state.apply(batch.updates)
+            self._storage.write_block(BlockRecord(block_num, batch.updates, history, records))
+            self._state.apply(block_num, batch.updates)
             self._height = block_num + 1
         return codes
 
@@ -187,42 +239,61 @@ class Ledger:
             raise LedgerError(f"ledger for channel {self.channel_id} is closed")
 
     @staticmethod
-    def _check_block(
-        txs: Sequence[tuple[str, SimulationResults]],
-    ) -> list[tuple[str, SimulationResults]]:
+    def _check_block(txs: Sequence[BlockTx]) -> list[tuple[str, SimulationResults, float | None]]:
         if isinstance(txs, (str, bytes)) or not isinstance(txs, Sequence):
             raise TypeError("a block must be a list of (txid, SimulationResults) pairs")
         checked = []
         for index, tx in enumerate(txs):
-            if not isinstance(tx, tuple) or len(tx) != 2:
-                raise TypeError(f"block entry {index} must be a (txid, SimulationResults) pair")
-            txid, results = tx
+            if not isinstance(tx, tuple) or len(tx) not in (2, 3):
+                raise TypeError(
+                    f"block entry {index} must be a (txid, SimulationResults[, timestamp]) tuple"
+                )
+            txid, results, timestamp = tx if len(tx) == 3 else (*tx, None)
             if not isinstance(results, SimulationResults):
                 raise TypeError(
                     f"block entry {index}: results must be SimulationResults, "
                     f"got {type(results).__name__}"
                 )
-            checked.append((check_txid(txid), results))
+            if timestamp is not None:
+                if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+                    raise TypeError(f"block entry {index}: timestamp must be a number or None")
+                if not math.isfinite(timestamp) or timestamp < 0:
+                    raise LedgerError(f"block entry {index}: bad timestamp {timestamp!r}")
+                timestamp = float(timestamp)
+            checked.append((check_txid(txid), results, timestamp))
         return checked
 
 
 class LedgerManager:
-    """The peer's ledgers, one per channel, in memory or one sqlite3 file per channel."""
+    """The peer's ledgers, one per channel, in memory or one sqlite3 file per channel.
+
+    The keyword settings are passed to every :class:`Ledger` it opens.
+    """
 
     def __init__(
-        self, path: str | None = None, history: bool = True, *, synchronous: str = "NORMAL"
+        self,
+        path: str | None = None,
+        history: bool = True,
+        *,
+        synchronous: str = DEFAULT_SYNCHRONOUS,
+        total_query_limit: int = 0,
+        max_write_set: int = 0,
     ) -> None:
         self.path = path
         self.history = history
-        self._synchronous = synchronous
+        self.synchronous = check_synchronous(synchronous)
+        self.total_query_limit = _check_limit("total_query_limit", total_query_limit)
+        self.max_write_set = _check_limit("max_write_set", max_write_set)
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._directory_lock: IO[bytes] | None = None
         if path is not None:
             try:
                 os.makedirs(path, exist_ok=True)
             except OSError as exc:
                 raise LedgerError(f"cannot create ledger directory {path}: {exc}") from exc
+            self._directory_lock = _lock_directory(path)
 
     def get(self, channel_id: str, create: bool = True) -> Ledger:
         _check_channel_id(channel_id)
@@ -236,7 +307,12 @@ class LedgerManager:
             if not create and (file is None or not os.path.exists(file)):
                 raise LedgerError(f"failed to find ledger for channel: {channel_id}")
             ledger = Ledger(
-                channel_id, path=file, history=self.history, synchronous=self._synchronous
+                channel_id,
+                path=file,
+                history=self.history,
+                synchronous=self.synchronous,
+                total_query_limit=self.total_query_limit,
+                max_write_set=self.max_write_set,
             )
             self._ledgers[channel_id] = ledger
             return ledger
@@ -258,6 +334,8 @@ class LedgerManager:
             ledgers, self._ledgers = list(self._ledgers.values()), {}
         for ledger in ledgers:
             ledger.close()
+        if self._directory_lock is not None:
+            self._directory_lock.close()  # releases the lock
 
     def __enter__(self) -> LedgerManager:
         return self

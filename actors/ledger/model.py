@@ -38,7 +38,8 @@ class KV(NamedTuple):
 class KeyModification(NamedTuple):
     """One entry of a key's history (Fabric ``queryresult.KeyModification``).
 
-    ``value`` is ``b""`` for a delete; ``timestamp`` is unix seconds of the committing block.
+    ``value`` is ``b""`` for a delete; ``timestamp`` is the transaction's channel-header time
+    (unix seconds), as Fabric's history database reports it.
     """
 
     tx_id: str
@@ -77,3 +78,4 @@ class HistoryEntry(NamedTuple):
     version: Height
     tx_id: str
     value: bytes | None  # None: delete
+    timestamp: float  # the transaction's channel-header time, unix seconds

@@ -3,16 +3,19 @@
 Fabric counterpart: ``core/ledger/kvledger/txmgmt/txmgr`` (``txSimulator``, ``queryExecutor``,
 ``resultsItr``) together with ``rwsetutil.RWSetBuilder``.
 
+Every read of a simulation sees one committed state: the :class:`~.state.Snapshot` taken when
+the simulator was created (Fabric holds the commit lock for reading instead, so commits wait).
+
 Deliberate differences from Fabric, all in the direction of fewer spurious conflicts:
 
-* A simulation does not hold a lock over the state for its lifetime (Fabric blocks commits
-  meanwhile). Instead the first read of a key is remembered and later reads of that key return
-  the same value (repeatable reads); anything that changed underneath is caught by MVCC.
 * Range queries are recorded with raw reads only, never merkle summaries.
 * A range iterator that returned nothing and was not exhausted observed nothing, so it adds no
   ``RangeQueryInfo`` (Fabric would record an unbounded range that conflicts with any key).
 * A paginated iterator that stops at its page size records ``itr_exhausted=False`` up to the
   last key returned, unless the range really has no more keys.
+
+As in Fabric, a range query stops at the ledger's ``totalQueryLimit`` without reading further,
+so its ``RangeQueryInfo`` holds exactly the keys it returned.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from .checks import (
     check_write_key,
     normalize_metadata,
 )
-from .errors import LedgerError, ReadOnlyViolation
+from .errors import LedgerError, ReadOnlyViolation, WriteSetTooLarge
 from .model import KV, KeyModification, Metadata, VersionedValue
 from .rwset import MetadataWrite, NsResults, RangeQuery, Read, SimulationResults, Write
-from .state import VersionedState
+from .state import Snapshot
 
 __all__ = ["RangeIterator", "TxSimulator"]
 
@@ -58,23 +61,44 @@ class TxSimulator:
     __slots__ = (
         "_data",
         "_done",
+        "_failed",
+        "_height",
         "_history",
         "_iterators",
+        "_limit",
+        "_max_write_set",
         "_metadata_writes",
         "_paginated",
         "_reads",
-        "_state",
+        "_snapshot",
+        "_write_bytes",
         "_write_performed",
         "_writes",
         "lock",
         "txid",
     )
 
-    def __init__(self, txid: str, state: VersionedState, history: HistorySource | None) -> None:
+    def __init__(
+        self,
+        txid: str,
+        snapshot: Snapshot,
+        history: HistorySource | None,
+        *,
+        total_query_limit: int = 0,
+        max_write_set: int = 0,
+    ) -> None:
+        """``total_query_limit``: results one range query returns at most; ``max_write_set``:
+        bytes of keys, values and metadata the transaction may write (0: no limit)."""
         self.txid = txid
-        self._state = state
-        self._data = state.data
+        self._snapshot = snapshot
+        # The snapshot's own fast path, inlined on the hottest read (see get_state).
+        self._data = snapshot._data
+        self._height = snapshot.height
         self._history = history
+        self._limit = total_query_limit
+        self._max_write_set = max_write_set
+        self._write_bytes = 0
+        self._failed: str | None = None  # why this simulation can produce no results
         # namespace -> key -> value seen at the first read (None: key did not exist).
         self._reads: dict[str, dict[str, VersionedValue | None]] = {}
         self._writes: dict[str, dict[str, bytes | None]] = {}
@@ -100,11 +124,14 @@ class TxSimulator:
         if seen is _UNREAD:
             check_key(key)
             ns_data = self._data.get(ns)
-            seen = reads[key] = None if ns_data is None else ns_data.get(key)
+            seen = None if ns_data is None else ns_data.get(key)
+            if seen is None or seen.version.block_num >= self._height:
+                seen = self._snapshot.get(ns, key)
+            reads[key] = seen
         return None if seen is None else seen.value
 
     def get_state_multiple(self, ns: str, keys: list[str]) -> list[bytes | None]:
-        """Values of several keys, read from one committed block."""
+        """Values of several keys."""
         self._check_open()
         reads = self._reads.get(ns)
         if reads is None:
@@ -112,10 +139,10 @@ class TxSimulator:
         if isinstance(keys, str):
             raise TypeError("keys must be a list of str, not a str")
         keys = [check_key(key) for key in keys]
-        missing = [key for key in dict.fromkeys(keys) if key not in reads]
-        if missing:
-            for key, value in zip(missing, self._state.get_many(ns, missing), strict=True):
-                reads[key] = value
+        snapshot = self._snapshot
+        for key in keys:
+            if key not in reads:
+                reads[key] = snapshot.get(ns, key)
         return [None if (seen := reads[key]) is None else seen.value for key in keys]
 
     def get_state_metadata(self, ns: str, key: str) -> dict[str, bytes]:
@@ -127,7 +154,7 @@ class TxSimulator:
         check_key(key)
         seen = reads.get(key, _UNREAD)
         if seen is _UNREAD:
-            seen = reads[key] = self._state.get(ns, key)
+            seen = reads[key] = self._snapshot.get(ns, key)
         return {} if seen is None else dict(seen.metadata)
 
     def get_state_range_scan_iterator(self, ns: str, start_key: str, end_key: str) -> RangeIterator:
@@ -138,17 +165,18 @@ class TxSimulator:
     def get_state_range_scan_iterator_with_pagination(
         self, ns: str, start_key: str, end_key: str, page_size: int
     ) -> RangeIterator:
-        """At most ``page_size`` results; ``bookmark`` then names the key to resume from."""
+        """At most ``page_size`` results (0 or negative: no page limit, as Fabric's state
+        database takes it); ``bookmark`` then names the key to resume from."""
         self._check_open()
-        if type(page_size) is not int or page_size <= 0:
-            raise LedgerError(f"page_size must be a positive int, got {page_size!r}")
+        if type(page_size) is not int:
+            raise TypeError(f"page_size must be an int, got {type(page_size).__name__}")
         if self._write_performed:
             # Fabric's exact text, typo included, so chaincode sees the same error as on Fabric.
             raise ReadOnlyViolation(
                 f"txid [{self.txid}]: unsuppored transaction. Paginated queries are supported "
                 "only in a read-only transaction"
             )
-        iterator = self._new_iterator(ns, start_key, end_key, page_size)
+        iterator = self._new_iterator(ns, start_key, end_key, max(page_size, 0))
         self._paginated = True
         return iterator
 
@@ -173,6 +201,9 @@ class TxSimulator:
             check_write_key(key)
         if type(value) is not bytes:
             value = check_value(value)
+        if self._max_write_set:
+            old = writes.get(key, _UNREAD)
+            self._grow(len(value) + (len(key) if old is _UNREAD else -len(old or b"")))
         writes[key] = value or None
         self._write_performed = True
 
@@ -181,7 +212,11 @@ class TxSimulator:
         writes = self._writes.get(ns)
         if writes is None:
             writes = self._writes[check_namespace(ns)] = {}
-        writes[check_write_key(key)] = None
+        check_write_key(key)
+        if self._max_write_set:
+            old = writes.get(key, _UNREAD)
+            self._grow(len(key) if old is _UNREAD else -len(old or b""))
+        writes[key] = None
         self._write_performed = True
 
     def set_state_metadata(self, ns: str, key: str, metadata: Mapping[str, bytes]) -> None:
@@ -190,6 +225,8 @@ class TxSimulator:
         check_namespace(ns)
         check_write_key(key)
         entries = normalize_metadata(metadata)
+        if self._max_write_set:
+            self._grow(len(key) + sum(len(name) + len(value) for name, value in entries))
         self._metadata_writes.setdefault(ns, {})[key] = entries
         self._write_performed = True
 
@@ -200,7 +237,12 @@ class TxSimulator:
 
     def get_results(self) -> SimulationResults:
         """Snapshot of the read/write set so far; callable any number of times, also after
-        :meth:`done`. Open iterators contribute what they have returned up to now."""
+        :meth:`done`. Open iterators contribute what they have returned up to now.
+
+        Raises :class:`WriteSetTooLarge` if a write went over the limit: such a transaction
+        has no results to endorse or commit (Fabric ``GetTxSimulationResults`` failing)."""
+        if self._failed is not None:
+            raise WriteSetTooLarge(self._failed)
         range_queries: dict[str, list[RangeQuery]] = {}
         seen_ranges: set[tuple[str, str, str, bool]] = set()
         for iterator in self._iterators:
@@ -236,12 +278,14 @@ class TxSimulator:
         return SimulationResults.build(parts)
 
     def done(self) -> None:
-        """End the simulation: closes its iterators; later reads and writes raise."""
+        """End the simulation: closes its iterators and releases its snapshot (Fabric's
+        ``Done()`` releasing the commit read lock); later reads and writes raise."""
         if self._done:
             return
         self._done = True
         for iterator in self._iterators:
             iterator.close()
+        self._snapshot.close()
 
     def __enter__(self) -> TxSimulator:
         return self
@@ -262,17 +306,30 @@ class TxSimulator:
     def _check_writable(self) -> None:
         if self._done:
             raise LedgerError(DONE_MESSAGE)
+        if self._failed is not None:
+            raise WriteSetTooLarge(self._failed)
         if self._paginated:
             raise ReadOnlyViolation(
                 f"txid [{self.txid}]: unsuppored transaction. Transaction has already performed "
                 "a paginated query. Writes are not allowed"
             )
 
+    def _grow(self, delta: int) -> None:
+        """Count ``delta`` more bytes of write set, or fail the transaction over the limit."""
+        size = self._write_bytes + delta
+        if size > self._max_write_set:
+            self._failed = (
+                f"the write set would exceed {self._max_write_set} bytes "
+                "(ledger.state.maxWriteSetSize); the transaction fails"
+            )
+            raise WriteSetTooLarge(self._failed)
+        self._write_bytes = size
+
     def _new_iterator(self, ns: str, start_key: str, end_key: str, page_size: int) -> RangeIterator:
         check_namespace(ns)
         check_bound("start_key", start_key)
         check_bound("end_key", end_key)
-        iterator = RangeIterator(self._state, ns, start_key, end_key, page_size)
+        iterator = RangeIterator(self._snapshot, ns, start_key, end_key, page_size, self._limit)
         self._iterators.append(iterator)
         return iterator
 
@@ -284,9 +341,8 @@ class TxSimulator:
 class RangeIterator:
     """Results of one range query; records what it returned for phantom validation.
 
-    Reads state in chunks of :data:`RANGE_CHUNK` under the state lock, so it never blocks
-    commits for long; keys committed between chunks are seen if they lie ahead of the cursor
-    (and make the transaction fail phantom validation if they fall in what it already read).
+    Reads its simulation's snapshot in chunks of :data:`RANGE_CHUNK` under the state lock, so
+    it never blocks commits for long and never sees what they change.
     """
 
     __slots__ = (
@@ -297,21 +353,29 @@ class RangeIterator:
         "_exhausted",
         "_last_fetched",
         "_reads",
-        "_state",
+        "_snapshot",
         "end_key",
+        "limit",
         "namespace",
         "page_size",
         "start_key",
     )
 
     def __init__(
-        self, state: VersionedState, namespace: str, start_key: str, end_key: str, page_size: int
+        self,
+        snapshot: Snapshot,
+        namespace: str,
+        start_key: str,
+        end_key: str,
+        page_size: int,
+        limit: int = 0,
     ) -> None:
-        self._state = state
+        self._snapshot = snapshot
         self.namespace = namespace
         self.start_key = start_key
         self.end_key = end_key
-        self.page_size = page_size
+        self.page_size = page_size  # 0: not paginated
+        self.limit = limit  # totalQueryLimit; 0: none
         self._buffer: deque[tuple[str, VersionedValue]] = deque()
         self._last_fetched: str | None = None
         self._end_reached = False  # storage has nothing beyond the buffer
@@ -328,6 +392,10 @@ class RangeIterator:
             raise StopIteration
         if self.page_size and len(self._reads) >= self.page_size:
             self._finish_page()
+            raise StopIteration
+        if self.limit and len(self._reads) >= self.limit:
+            # Fabric checks totalQueryLimit before Next(): the key beyond is not read, so it
+            # is not in the RangeQueryInfo and a change to it cannot fail this transaction.
             raise StopIteration
         if not self._buffer and not self._end_reached:
             self._fill()
@@ -373,9 +441,10 @@ class RangeIterator:
 
     def _fill(self) -> None:
         limit = RANGE_CHUNK
-        if self.page_size:
-            limit = min(limit, self.page_size - len(self._reads))
-        chunk = self._state.range_chunk(
+        for cap in (self.page_size, self.limit):
+            if cap:
+                limit = min(limit, cap - len(self._reads))
+        chunk = self._snapshot.range_chunk(
             self.namespace, self.start_key, self.end_key, self._last_fetched, limit
         )
         if len(chunk) < limit:
@@ -395,7 +464,7 @@ class RangeIterator:
         if self._buffer:
             return self._buffer[0][0]
         after = self._reads[-1].key if self._reads else None
-        chunk = self._state.range_chunk(self.namespace, self.start_key, self.end_key, after, 1)
+        chunk = self._snapshot.range_chunk(self.namespace, self.start_key, self.end_key, after, 1)
         return chunk[0][0] if chunk else ""
 
     def __repr__(self) -> str:

@@ -4,7 +4,8 @@ Fabric counterparts: the state database (``statedb/stateleveldb``), the history 
 (``kvledger/history``) and the block store's transaction-id index (``blkstorage``), which Fabric
 keeps in separate leveldb instances. Here one backend holds all of them so that a block is
 written atomically. :class:`MemoryStorage` keeps nothing durable; :class:`SqliteStorage` keeps
-one sqlite3 file per channel (WAL mode, one connection guarded by a lock).
+one sqlite3 file per channel (WAL mode; one connection writes blocks, another serves history
+and txid lookups, so those never wait for a block's write and sync).
 
 The working copy of the state always lives in :class:`~actors.ledger.state.VersionedState`
 (loaded from storage at open); storage is written once per block, before that copy changes.
@@ -32,7 +33,36 @@ from .model import (
 )
 from .state import UpdateBatch
 
-__all__ = ["BlockRecord", "MemoryStorage", "SqliteStorage", "Storage", "TxRecord", "ledger_file"]
+__all__ = [
+    "DEFAULT_SYNCHRONOUS",
+    "SYNCHRONOUS_LEVELS",
+    "BlockRecord",
+    "MemoryStorage",
+    "SqliteStorage",
+    "Storage",
+    "TxRecord",
+    "check_synchronous",
+    "ledger_file",
+]
+
+# sqlite's PRAGMA synchronous levels, in WAL mode (https://sqlite.org/pragma.html#pragma_synchronous):
+SYNCHRONOUS_LEVELS = {
+    "OFF": "no fsync: a process crash loses nothing, a power loss may lose or corrupt blocks",
+    "NORMAL": "fsync at checkpoints only: a power loss may lose the last committed blocks",
+    "FULL": "fsync of the WAL at every block: a committed block survives a power loss",
+    "EXTRA": "as FULL in WAL mode",
+}
+# What Fabric promises: its block store syncs each block to disk before the commit returns.
+DEFAULT_SYNCHRONOUS = "FULL"
+
+
+def check_synchronous(level: object) -> str:
+    """The level in upper case, or LedgerError naming the ones there are."""
+    if not isinstance(level, str) or level.upper() not in SYNCHRONOUS_LEVELS:
+        raise LedgerError(
+            f"unknown sqlite synchronous level {level!r} (one of {', '.join(SYNCHRONOUS_LEVELS)})"
+        )
+    return level.upper()
 
 
 class TxRecord(NamedTuple):
@@ -47,7 +77,6 @@ class BlockRecord(NamedTuple):
     """Everything one committed block changes in storage."""
 
     block_num: int
-    timestamp: float
     updates: UpdateBatch
     history: list[HistoryEntry]  # empty when the history database is disabled
     txs: list[TxRecord]
@@ -92,7 +121,7 @@ class MemoryStorage:
                 self._txs[tx.tx_id] = tx.code
             for entry in block.history:
                 self._history.setdefault((entry.namespace, entry.key), []).append(
-                    _modification(entry.tx_id, entry.value, block.timestamp)
+                    _modification(entry.tx_id, entry.value, entry.timestamp)
                 )
             self._height = block.block_num + 1
 
@@ -139,37 +168,42 @@ class SqliteStorage:
     """Durable storage in one sqlite3 file.
 
     Namespaces and keys are stored as UTF-8 BLOBs: byte-wise order like Fabric's, and no
-    surprises with the NUL bytes of composite keys. ``synchronous=NORMAL`` in WAL mode survives
-    a process crash; pass ``"FULL"`` to also survive power loss at the cost of an fsync per block.
+    surprises with the NUL bytes of composite keys. A block is one sqlite transaction, so a
+    crash at any moment leaves the file at a block boundary; ``synchronous`` (see
+    :data:`SYNCHRONOUS_LEVELS`) decides whether a committed block also survives a power loss.
     """
 
-    def __init__(self, path: str, channel_id: str, synchronous: str = "NORMAL") -> None:
-        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise LedgerError(f"unknown sqlite synchronous mode {synchronous!r}")
+    def __init__(self, path: str, channel_id: str, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
+        level = check_synchronous(synchronous)
         self.path = path
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._closed = False
+        db: sqlite3.Connection | None = None
+        reader: sqlite3.Connection | None = None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per block.
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={level}")
+            db.executescript(_SCHEMA)
+            self._check_identity(db, channel_id)
+            # WAL readers see the last committed block and never block the writer.
+            reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            reader.execute("PRAGMA query_only=1")
+        except (sqlite3.Error, LedgerError) as exc:
+            for connection in (db, reader):
+                if connection is not None:
+                    connection.close()
+            if isinstance(exc, LedgerError):
+                raise
             raise LedgerError(f"cannot open ledger file {path}: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            self._db.executescript(_SCHEMA)
-            self._check_identity(channel_id)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise LedgerError(f"cannot open ledger file {path}: {exc}") from exc
-        except LedgerError:
-            self._db.close()
-            raise
+        self._db, self._reader = db, reader
 
-    def _check_identity(self, channel_id: str) -> None:
-        rows = dict(self._db.execute("SELECT name, value FROM info"))
+    def _check_identity(self, db: sqlite3.Connection, channel_id: str) -> None:
+        rows = dict(db.execute("SELECT name, value FROM info"))
         if not rows:
-            self._db.executemany(
+            db.executemany(
                 "INSERT INTO info (name, value) VALUES (?, ?)",
                 [("schema", SCHEMA_VERSION), ("channel", channel_id), ("height", 0)],
             )
@@ -183,13 +217,14 @@ class SqliteStorage:
             )
 
     @contextmanager
-    def _connection(self, doing: str) -> Iterator[sqlite3.Connection]:
-        """The connection, under the lock, with sqlite errors reported as LedgerError."""
-        with self._lock:
+    def _connection(self, doing: str, *, read: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection (the writer's, or with ``read`` the reader's) under its lock, with
+        sqlite errors reported as LedgerError."""
+        with self._read_lock if read else self._lock:
             if self._closed:
                 raise LedgerError(f"{self.path}: ledger storage is closed")
             try:
-                yield self._db
+                yield self._reader if read else self._db
             except sqlite3.Error as exc:
                 raise LedgerError(f"{self.path}: failed to {doing}: {exc}") from exc
 
@@ -211,12 +246,12 @@ class SqliteStorage:
             )
 
     def tx_code(self, tx_id: str) -> ValidationCode | None:
-        with self._connection("look up a txid") as db:
+        with self._connection("look up a txid", read=True) as db:
             row = db.execute("SELECT code FROM txids WHERE tx_id = ?", (tx_id,)).fetchone()
         return None if row is None else ValidationCode(row[0])
 
     def history(self, namespace: str, key: str) -> list[KeyModification]:
-        with self._connection("read history") as db:
+        with self._connection("read history", read=True) as db:
             rows = db.execute(
                 "SELECT tx_id, value, timestamp FROM history WHERE ns = ? AND key = ? "
                 "ORDER BY block_num DESC, tx_num DESC",
@@ -250,7 +285,7 @@ class SqliteStorage:
                 e.version.tx_num,
                 e.tx_id,
                 e.value,
-                block.timestamp,
+                e.timestamp,
             )
             for e in block.history
         ]
@@ -283,10 +318,11 @@ class SqliteStorage:
             db.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+                self._reader.close()
 
 
 def _modification(tx_id: str, value: bytes | None, timestamp: float) -> KeyModification:

@@ -67,7 +67,9 @@ class BlockBatch:
             if value is not None:
                 yield key, value.version
 
-    def apply_tx(self, tx_id: str, results: SimulationResults, version: Height) -> None:
+    def apply_tx(
+        self, tx_id: str, results: SimulationResults, version: Height, timestamp: float
+    ) -> None:
         """Add a valid transaction's writes to the batch (Fabric ``prepareTxOps``)."""
         for ns in results.ns_results:
             namespace = ns.namespace
@@ -84,7 +86,7 @@ class BlockBatch:
                         previous = self.get(namespace, key)
                         new_metadata = () if previous is None else previous.metadata
                     pending[key] = VersionedValue(value, version, new_metadata)
-                self.history.append(HistoryEntry(namespace, key, version, tx_id, value))
+                self.history.append(HistoryEntry(namespace, key, version, tx_id, value, timestamp))
             for key, entries in metadata.items():
                 if key in writes:
                     continue

@@ -478,7 +478,7 @@ def test_docker_chaincode_through_ccactors_serve(
     )
     peer = subprocess.Popen(
         [sys.executable, "-m", "actors.cli", "serve", "--listen", "127.0.0.1:0",
-         "--admin", admin, "--config", str(config)],
+         "--admin", admin, "--config", str(config), "--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

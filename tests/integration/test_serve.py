@@ -89,6 +89,8 @@ def peer(tmp_path: Path) -> Iterator[Peer]:
             metrics,
             "--config",
             str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

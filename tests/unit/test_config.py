@@ -508,3 +508,24 @@ def test_chaincode_entries_without_name_or_target(tmp_path: Path) -> None:
         "chaincodes[1] chaincode s: a system chaincode needs target 'module:Class', got ''",
         "chaincodes[2] chaincode t: a system chaincode needs target 'module:Class', got ''",
     )
+
+
+def test_ledger_storage_keys(tmp_path) -> None:
+    path = tmp_path / "core.toml"
+    path.write_text(
+        '[peer]\nfileSystemPath = "/srv/peer"\n'
+        '[ledger.sqlite]\nsynchronous = "normal"\n'
+        "[ledger.state]\nmaxWriteSetSize = 4096\n"
+    )
+    config = Config.load(path, env={})
+    assert config.ledger_directory == "/srv/peer/ledgersData"
+    assert config.ledger_synchronous == "NORMAL"
+    assert config.max_write_set_size == 4096
+    assert Config().ledger_directory is None  # embedding: in memory unless configured
+    assert Config().ledger_synchronous == "FULL"  # a committed block survives power loss
+    assert Config(file_system_path="/p", ledger_path="/l").ledger_directory == "/l"
+    env = {"CORE_LEDGER_SQLITE_SYNCHRONOUS": "sometimes"}
+    with pytest.raises(ConfigError, match="must be one of OFF, NORMAL, FULL, EXTRA"):
+        Config.load(env=env)
+    with pytest.raises(ConfigError, match="maxWriteSetSize"):
+        Config.load(env={"CORE_LEDGER_STATE_MAXWRITESETSIZE": "-1"})

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors import config
 from actors.ledger import (
     KV,
     Height,
@@ -20,6 +21,8 @@ from actors.ledger import (
     SimulationResults,
     TxSimulator,
     ValidationCode,
+    WriteSetTooLarge,
+    storage,
 )
 from protos.ledger.rwset import rwset_pb2
 from protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -130,7 +133,7 @@ def test_done_forbids_further_use_but_keeps_results(ledger: Ledger) -> None:
         (lambda s: s.set_state_metadata(NS, "k", [("n", b"v")]), TypeError),
         (lambda s: s.get_state_multiple(NS, "ab"), TypeError),
         (lambda s: s.get_state_range_scan_iterator(NS, None, ""), TypeError),
-        (lambda s: s.get_state_range_scan_iterator_with_pagination(NS, "", "", 0), LedgerError),
+        (lambda s: s.get_state_range_scan_iterator_with_pagination(NS, "", "", 1.5), TypeError),
     ],
 )
 def test_bad_input_is_rejected(ledger: Ledger, call, error) -> None:
@@ -365,13 +368,13 @@ def test_commit_block_validates_in_order(ledger: Ledger) -> None:
     scan(scanner, "", "")
     scanner.put_state(NS, "d", b"x")
     block = [
-        ("t1", increment("t1", "a")),
+        ("t1", increment("t1", "a"), 1000.0),
         ("t2", increment("t2", "a")),  # read a@(0,0), but t1 wrote a in this block
-        ("t3", increment("t3", "b")),
+        ("t3", increment("t3", "b"), 1003.5),
         ("t4", blind.get_results()),
         ("t5", scanner.get_results()),  # scanned a, b before t1/t3/t4 changed them
     ]
-    codes = ledger.commit_block(block, timestamp=1000.0)
+    codes = ledger.commit_block(block)
     assert codes == [
         ValidationCode.VALID,
         ValidationCode.MVCC_READ_CONFLICT,
@@ -385,8 +388,11 @@ def test_commit_block_validates_in_order(ledger: Ledger) -> None:
     assert ledger.get_version(NS, "b") == Height(1, 2)
     assert ledger.get_version(NS, "c") == Height(1, 3)
     assert ledger.get_state(NS, "d") is None
+    # Each transaction's history entries carry its own (channel header) timestamp.
     history = ledger.get_history_for_key(NS, "a")
     assert [(m.tx_id, m.value, m.timestamp) for m in history[:1]] == [("t1", b"1", 1000.0)]
+    history = ledger.get_history_for_key(NS, "b")
+    assert [(m.tx_id, m.value, m.timestamp) for m in history[:1]] == [("t3", b"1", 1003.5)]
 
 
 def test_later_tx_sees_earlier_delete_in_same_block(ledger: Ledger) -> None:
@@ -771,3 +777,267 @@ def test_state_matches_a_dict_model(blocks, bounds) -> None:
     # The recorded range replays cleanly against unchanged state.
     sim.put_state(NS, "zz-marker", b"1")
     assert ledger.commit("check", sim.get_results()) is ValidationCode.VALID
+
+
+# -- snapshots: every read of one simulation sees one committed state ----------------------
+
+
+def transfer(ledger: Ledger, txid: str, amount: int) -> ValidationCode:
+    sim = ledger.new_simulator(txid)
+    a, b = int(sim.get_state(NS, "A")), int(sim.get_state(NS, "B"))
+    sim.put_state(NS, "A", str(a - amount).encode())
+    sim.put_state(NS, "B", str(b + amount).encode())
+    sim.done()
+    return ledger.commit(txid, sim.get_results())
+
+
+def test_reads_after_a_commit_see_the_state_the_simulation_started_from(ledger: Ledger) -> None:
+    commit_writes(ledger, "t0", {"A": b"50", "B": b"50", "gone": b"old", "kept": b"k"})
+    sim = ledger.new_simulator("reader")
+    assert sim.get_state(NS, "A") == b"50"
+    assert transfer(ledger, "t1", 20) is ValidationCode.VALID
+    commit_writes(ledger, "t2", {"new": b"n", "kept": b"k2"})
+    deleter = ledger.new_simulator("t3")
+    deleter.delete_state(NS, "gone")
+    assert ledger.commit("t3", deleter.get_results()) is ValidationCode.VALID
+    # B after A's transfer committed: still the B of the state A was read from.
+    assert sim.get_state(NS, "B") == b"50"
+    assert sim.get_state_multiple(NS, ["B", "kept", "new", "gone"]) == [b"50", b"k", None, b"old"]
+    assert sim.get_state_metadata(NS, "gone") == {}
+    # A range query agrees with GET_STATE: no key created since, deleted keys still there.
+    got = [(kv.key, kv.value) for kv in sim.get_state_range_scan_iterator(NS, "", "")]
+    assert got == [("A", b"50"), ("B", b"50"), ("gone", b"old"), ("kept", b"k")]
+    assert ledger.get_state(NS, "A") == b"30"  # outside the simulation: the latest state
+    reads = sim.get_results().reads(NS)
+    assert reads["B"] == Height(0, 0) and reads["new"] is None
+    # ... and MVCC then rejects the stale simulation if it writes.
+    sim.put_state(NS, "A", b"0")
+    sim.done()
+    assert ledger.commit("reader", sim.get_results()) is ValidationCode.MVCC_READ_CONFLICT
+
+
+def test_snapshot_range_in_chunks_sees_deleted_and_recreated_keys(ledger: Ledger) -> None:
+    commit_writes(ledger, "t0", {f"k{i:04d}": b"v0" for i in range(400)})
+    sim = ledger.new_simulator("reader")
+    iterator = sim.get_state_range_scan_iterator(NS, "", "")
+    first = [next(iterator) for _ in range(10)]
+    # Between chunks: delete every other key, recreate some, insert new ones in between.
+    changer = ledger.new_simulator("t1")
+    for i in range(0, 400, 2):
+        changer.delete_state(NS, f"k{i:04d}")
+        changer.put_state(NS, f"k{i:04d}x", b"new")
+    assert ledger.commit("t1", changer.get_results()) is ValidationCode.VALID
+    commit_writes(ledger, "t2", {f"k{i:04d}": b"again" for i in range(0, 400, 4)})
+    rest = list(iterator)
+    assert [kv.key for kv in first + rest] == [f"k{i:04d}" for i in range(400)]
+    assert {kv.value for kv in first + rest} == {b"v0"}
+    # A second simulation started now sees the new state, while the first still lives.
+    now = ledger.new_simulator("now")
+    keys = scan(now, "", "")
+    assert len(keys) == 500 and "k0002" not in keys and "k0004" in keys and "k0002x" in keys
+    assert now.get_state(NS, "k0004") == b"again"
+    assert sim.get_state(NS, "k0004") == b"v0"
+
+
+def test_transfers_never_show_a_sum_that_never_existed(ledger: Ledger) -> None:
+    commit_writes(ledger, "init", {"A": b"1000", "B": b"1000"})
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def transfers() -> None:
+        n = 0
+        try:
+            while not stop.is_set():
+                transfer(ledger, f"x{n}", 1 if n % 3 else -2)
+                n += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=transfers)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread.start()
+    try:
+        # Read until many transfers have committed meanwhile (bounded, should it starve).
+        for i in range(100_000):
+            if ledger.height > 300:
+                break
+            sim = ledger.new_simulator(f"r{i}")
+            a = int(sim.get_state(NS, "A"))
+            b = int(sim.get_state(NS, "B"))
+            assert a + b == 2000, (a, b)
+            ranged = {kv.key: int(kv.value) for kv in sim.get_state_range_scan_iterator(NS, "", "")}
+            assert ranged == {"A": a, "B": b}  # the range agrees with GET_STATE
+            sim.done()
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert not errors
+    assert ledger.height > 300  # the transfers really ran alongside
+
+
+def test_old_values_are_kept_only_while_a_simulation_needs_them(ledger: Ledger) -> None:
+    commit_writes(ledger, "t0", {"a": b"0"})
+    state = ledger._state
+    live = ledger.new_simulator("live")
+    for n in range(1, 6):
+        commit_writes(ledger, f"t{n}", {"a": str(n).encode(), f"b{n}": b"x"})
+    assert live.get_state(NS, "a") == b"0"
+    assert len(state._old[(NS, "a")]) == 5
+    live.done()
+    commit_writes(ledger, "t6", {"a": b"6"})
+    assert state._old == {} and state._ghosts == {}
+    # A simulator dropped without done() does not pin old values either.
+    dropped = ledger.new_simulator("dropped")
+    dropped.get_state(NS, "a")
+    del dropped
+    commit_writes(ledger, "t7", {"a": b"7"})
+    commit_writes(ledger, "t8", {"a": b"8"})
+    assert state._old == {}
+    # Simulations that only query leave nothing behind, even while nothing commits.
+    for n in range(1000):
+        ledger.new_simulator(f"q{n}").done()
+    assert not state._snapshots
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("commit"),
+                st.lists(st.tuples(_keys, st.one_of(st.none(), st.binary(max_size=2))), max_size=4),
+            ),
+            st.tuples(st.just("open"), st.none()),
+            st.tuples(st.just("close"), st.integers(min_value=0, max_value=7)),
+        ),
+        max_size=25,
+    )
+)
+def test_every_snapshot_matches_the_state_at_its_height(steps) -> None:
+    ledger = Ledger("prop")
+    model: dict[str, bytes] = {}
+    live: list[tuple[TxSimulator, dict[str, bytes]]] = []
+    for number, (op, arg) in enumerate(steps):
+        if op == "commit":
+            sim = ledger.new_simulator(f"t{number}")
+            for key, value in arg:
+                sim.put_state(NS, key, value or b"")
+            sim.done()
+            assert ledger.commit(f"t{number}", sim.get_results()) is ValidationCode.VALID
+            for key, value in arg:
+                if value:
+                    model[key] = value
+                else:
+                    model.pop(key, None)
+        elif op == "open":
+            live.append((ledger.new_simulator(f"s{number}"), dict(model)))
+        elif live:
+            sim, _ = live.pop(arg % len(live))
+            sim.done()
+        for sim, seen in live:
+            got = {kv.key: kv.value for kv in sim.get_state_range_scan_iterator(NS, "", "")}
+            assert got == seen
+            assert all(sim.get_state(NS, key) == value for key, value in seen.items())
+
+
+# -- totalQueryLimit, page sizes, write set limit ------------------------------------------
+
+
+def test_range_stopped_by_total_query_limit_records_only_what_it_returned() -> None:
+    ledger = Ledger("limits", total_query_limit=3)
+    commit_writes(ledger, "t0", {f"k{i}": b"v" for i in range(6)})
+    sim = ledger.new_simulator("scanner")
+    assert scan(sim, "", "") == ["k0", "k1", "k2"]
+    sim.put_state(NS, "out", b"1")
+    (query,) = sim.get_results().range_queries(NS)
+    assert (query.end_key, query.itr_exhausted) == ("k2", False)
+    assert [read.key for read in query.reads] == ["k0", "k1", "k2"]
+    # A change to the key it stopped before is no phantom: the scan never read it.
+    commit_writes(ledger, "t1", {"k3": b"changed"})
+    assert ledger.commit("scanner", sim.get_results()) is ValidationCode.VALID
+    # A limit exactly at the end of the range: still not exhausted, so later keys are fine.
+    sim = ledger.new_simulator("scanner2")
+    assert scan(sim, "k3", "k6") == ["k3", "k4", "k5"]
+    commit_writes(ledger, "t2", {"k55": b"after"})
+    assert ledger.commit("scanner2", sim.get_results()) is ValidationCode.VALID
+
+
+@pytest.mark.parametrize("page_size", [0, -1, -100])
+def test_non_positive_page_size_means_no_page_limit(page_size: int) -> None:
+    ledger = Ledger("pages", total_query_limit=5)
+    commit_writes(ledger, "t0", {f"k{i}": b"v" for i in range(8)})
+    sim = ledger.new_simulator("q")
+    iterator = sim.get_state_range_scan_iterator_with_pagination(NS, "", "", page_size)
+    assert [kv.key for kv in iterator] == ["k0", "k1", "k2", "k3", "k4"]  # totalQueryLimit
+    assert iterator.bookmark == "k5"
+    unlimited = Ledger("pages2")
+    commit_writes(unlimited, "t0", {f"k{i}": b"v" for i in range(300)})
+    sim = unlimited.new_simulator("q")
+    iterator = sim.get_state_range_scan_iterator_with_pagination(NS, "", "", page_size)
+    assert len(list(iterator)) == 300 and iterator.bookmark == ""
+
+
+def test_write_set_over_the_limit_fails_the_transaction() -> None:
+    ledger = Ledger("big", max_write_set=1000)
+    sim = ledger.new_simulator("t1")
+    sim.put_state(NS, "a", b"x" * 500)
+    sim.put_state(NS, "a", b"x" * 900)  # replaces the first value: 901 bytes in all
+    with pytest.raises(WriteSetTooLarge, match="would exceed 1000 bytes"):
+        sim.put_state(NS, "b", b"x" * 100)
+    assert sim.get_state(NS, "a") is None  # reads still work ...
+    with pytest.raises(WriteSetTooLarge):  # ... but the transaction has failed for good
+        sim.put_state(NS, "c", b"")
+    with pytest.raises(WriteSetTooLarge):
+        sim.get_results()
+    assert ledger.height == 0
+    # Deletes and metadata count too; under the limit all is well.
+    sim = ledger.new_simulator("t2")
+    sim.delete_state(NS, "k" * 400)
+    sim.set_state_metadata(NS, "m", {"n": b"v" * 500})
+    with pytest.raises(WriteSetTooLarge):
+        sim.delete_state(NS, "z" * 100)
+    ok = ledger.new_simulator("t3")
+    ok.put_state(NS, "a", b"x" * 990)
+    assert ledger.commit("t3", ok.get_results()) is ValidationCode.VALID
+    with pytest.raises(LedgerError, match="non-negative"):
+        Ledger("bad", max_write_set=-1)
+
+
+def test_sqlite_durability_levels(tmp_path) -> None:
+    for level in ("off", "NORMAL", "full", "EXTRA"):
+        path = str(tmp_path / f"{level}.sqlite")
+        with Ledger("ch", path=path, synchronous=level) as ledger:
+            commit_writes(ledger, "t0", {"a": b"1"})
+            (mode,) = ledger._storage._db.execute("PRAGMA synchronous").fetchone()
+            assert mode == {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}[level.upper()]
+    with Ledger("ch", path=str(tmp_path / "default.sqlite")) as ledger:
+        assert ledger._storage._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    with pytest.raises(LedgerError, match="one of OFF, NORMAL, FULL, EXTRA"):
+        LedgerManager(str(tmp_path), synchronous="sometimes")
+    # The configuration offers exactly these levels (it cannot import the ledger: see there).
+    assert tuple(storage.SYNCHRONOUS_LEVELS) == config.SYNCHRONOUS_LEVELS
+
+
+def test_txid_exists_for_valid_and_invalid_transactions(tmp_path) -> None:
+    path = str(tmp_path / "ch.sqlite")
+    with Ledger("ch", path=path) as ledger:
+        commit_writes(ledger, "good", {"a": b"1"})
+        stale = ledger.new_simulator("bad")
+        stale.get_state(NS, "a")
+        commit_writes(ledger, "other", {"a": b"2"})
+        stale.put_state(NS, "a", b"3")
+        assert ledger.commit("bad", stale.get_results()) is ValidationCode.MVCC_READ_CONFLICT
+        assert ledger.txid_exists("good") and ledger.txid_exists("bad")
+        assert not ledger.txid_exists("never")
+    with Ledger("ch", path=path) as ledger:
+        assert ledger.txid_exists("bad") and not ledger.txid_exists("never")
+
+
+def test_one_ledger_directory_serves_one_manager(tmp_path) -> None:
+    first = LedgerManager(str(tmp_path))
+    with pytest.raises(LedgerError, match="is in use by another process"):
+        LedgerManager(str(tmp_path))
+    first.close()
+    LedgerManager(str(tmp_path)).close()
