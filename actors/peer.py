@@ -16,6 +16,7 @@ keyword of :class:`Peer` and one line in the "stores" block of ``__init__``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -320,7 +321,9 @@ class Peer:
             credentials = grpc.ssl_server_credentials(
                 [pair], root_certificates=roots, require_client_auth=config.tls_client_auth
             )
-        data_dir = None if config.ledger_path is None else f"{config.ledger_path}/blocks"
+        # Fabric keeps blocks in <peer.fileSystemPath>/ledgersData/chains, beside the state
+        ledgers = config.ledger_directory
+        data_dir = None if ledgers is None else os.path.join(ledgers, "chains")
         self.gateway = GatewayStack(
             runner=self._invoker,  # type: ignore[arg-type]
             ledgers=self.ledgers.get,

@@ -182,8 +182,7 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     limit = limits.total_query_limit
     meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
     if meta is not None and (meta.pageSize > 0 or meta.bookmark):
-        if meta.pageSize < 0:
-            raise RequestError(f"invalid page size {meta.pageSize}")
+        # a page size of 0 or less means no page limit (totalQueryLimit still applies)
         page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
         start = meta.bookmark or req.startKey
         iterator = sim.get_state_range_scan_iterator_with_pagination(

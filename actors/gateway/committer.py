@@ -56,24 +56,30 @@ class Committer(ThreadingActor):
         codes = [r.code for r in results]
         block.metadata.metadata[TRANSACTIONS_FILTER] = bytes(codes)
         target.store.begin(block)
-        valid = [(i, r.txid, r.rwset) for i, r in enumerate(results) if r.code == tx_pb.VALID]
+        valid = [
+            (i, r.txid, r.rwset, r.timestamp)
+            for i, r in enumerate(results)
+            if r.code == tx_pb.VALID
+        ]
         target.store.finish(bytes(_apply(target.ledger, valid, codes)))
 
 
-def _apply(ledger: Ledger, valid: list[tuple[int, str, Any]], codes: list[int]) -> list[int]:
+def _apply(
+    ledger: Ledger, valid: list[tuple[int, str, Any, float | None]], codes: list[int]
+) -> list[int]:
     """Commit the valid transactions' read/write sets to state (MVCC decides), and return the
-    block's final codes."""
+    block's final codes. Each carries its channel-header time, for the history database."""
     codes = list(codes)
-    to_ledger: list[tuple[int, str, SimulationResults]] = []
-    for i, txid, rwset in valid:
+    to_ledger: list[tuple[int, str, SimulationResults, float | None]] = []
+    for i, txid, rwset, stamp in valid:
         try:
-            to_ledger.append((i, txid, SimulationResults.from_proto(rwset)))
+            to_ledger.append((i, txid, SimulationResults.from_proto(rwset), stamp))
         except LedgerError as exc:
             log.info("tx %s: bad read/write set: %s", txid, exc)
             codes[i] = tx_pb.BAD_RWSET
     if to_ledger:
-        ledger_codes = ledger.commit_block([(txid, res) for _, txid, res in to_ledger])
-        for (i, _, _), code in zip(to_ledger, ledger_codes, strict=True):
+        ledger_codes = ledger.commit_block([(t, res, s) for _, t, res, s in to_ledger])
+        for (i, *_), code in zip(to_ledger, ledger_codes, strict=True):
             codes[i] = code.value
     return codes
 
@@ -89,11 +95,11 @@ def recover(target: ChannelCommit) -> None:
     valid = []
     for i, raw in enumerate(block.data.data):
         if i < len(codes) and codes[i] == tx_pb.VALID:
-            txid, rwset = rwset_of(raw)
-            valid.append((i, txid, rwset))
-    committed = [target.ledger.get_tx_validation_code(txid) for _, txid, _ in valid]
+            txid, rwset, stamp = rwset_of(raw)
+            valid.append((i, txid, rwset, stamp))
+    committed = [target.ledger.get_tx_validation_code(v[1]) for v in valid]
     if valid and committed[0] is not None:
-        for (i, _, _), code in zip(valid, committed, strict=True):
+        for (i, *_), code in zip(valid, committed, strict=True):
             codes[i] = code.value if code is not None else tx_pb.INVALID_OTHER_REASON
     else:
         codes = _apply(target.ledger, valid, codes)

@@ -82,6 +82,7 @@ class ValidatedTx:
 
     code: int
     txid: str = ""
+    timestamp: float | None = None  # the channel header's, for the history database
     chaincode: str = ""
     rwset: TxReadWriteSet | None = None
     event: ChaincodeEvent | None = None
@@ -260,7 +261,8 @@ def _validate_one(raw: bytes, view: ChannelView, block: _BlockState) -> Validate
     if name not in namespaces:
         _vscc(name, KVRWSet(), signed, view, block)
     block.metadata_written.update(written_metadata)
-    return ValidatedTx(tx_pb.VALID, txid, name, rwset, event)
+    stamp = ch.timestamp.seconds + ch.timestamp.nanos / 1e9 if ch.HasField("timestamp") else None
+    return ValidatedTx(tx_pb.VALID, txid, stamp, name, rwset, event)
 
 
 def _vscc(
@@ -297,14 +299,17 @@ def _vscc(
         ) from None
 
 
-def rwset_of(raw: bytes) -> tuple[str, TxReadWriteSet]:
-    """(txid, read/write set) of an envelope that validation already accepted."""
+def rwset_of(raw: bytes) -> tuple[str, TxReadWriteSet, float | None]:
+    """(txid, read/write set, channel-header time) of an envelope validation accepted."""
     payload = Payload.FromString(Envelope.FromString(raw).payload)
-    txid = ChannelHeader.FromString(payload.header.channel_header).tx_id
+    ch = ChannelHeader.FromString(payload.header.channel_header)
+    txid = ch.tx_id
+    stamp = ch.timestamp.seconds + ch.timestamp.nanos / 1e9 if ch.HasField("timestamp") else None
     action = Transaction.FromString(payload.data).actions[0]
     cap = ChaincodeActionPayload.FromString(action.payload)
     prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
-    return txid, TxReadWriteSet.FromString(ChaincodeAction.FromString(prp.extension).results)
+    action_results = ChaincodeAction.FromString(prp.extension).results
+    return txid, TxReadWriteSet.FromString(action_results), stamp
 
 
 def _txid_of(raw: bytes) -> str:

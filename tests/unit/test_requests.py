@@ -124,9 +124,12 @@ def test_a_paginated_range_returns_one_page_and_a_bookmark(ledgers: LedgerManage
     assert keys(response) == ["k00", "k01", "k02", "k03"] and not response.has_more
     assert shim.QueryResponseMetadata.FromString(response.metadata).bookmark == "k04"
     assert ctx.iterators == {}
-    bad = shim.QueryMetadata(pageSize=-1, bookmark="k").SerializeToString()
-    with pytest.raises(RequestError, match="invalid page size -1"):
-        serve(message(CM.GET_STATE_BY_RANGE, shim.GetStateByRange(metadata=bad)), ctx)
+    # a page size of 0 or less means no page limit: everything from the bookmark on
+    unbounded = shim.QueryMetadata(pageSize=-1, bookmark="k08").SerializeToString()
+    rest = shim.QueryResponse.FromString(
+        serve(message(CM.GET_STATE_BY_RANGE, shim.GetStateByRange(metadata=unbounded)), ctx)
+    )
+    assert keys(rest)[0] == "k08" and len(keys(rest)) == len(set(keys(rest))) > 1
 
 
 def test_metadata_round_trips_and_an_empty_key_is_refused(ledgers: LedgerManager) -> None:
