@@ -50,6 +50,7 @@ lint: $(STAMP)
 
 test: $(STAMP) fabric-venv lint
 	bash tools/ensure_node_interop.sh
+	bash tools/ensure_node_pouchdb.sh
 	PYTHON=$(PYTHON) bash tools/ensure_python_interop.sh
 	@# Docker engine + base image (installs/starts dockerd as root). In CI a failure fails the
 	@# build; elsewhere the Docker tests then skip and say why.
