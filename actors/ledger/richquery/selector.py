@@ -379,7 +379,9 @@ def _remaining(nodes: list[Node], required: list[str]) -> list[str]:
             return []
         if name == "$and":
             required = _remaining(arg, required)
-        elif name == "$or":
+        elif name == "$or" and arg:
+            # (CouchDB also takes an empty $or, which matches everything, as requiring every
+            # field, and so drops documents lacking an index column; we do not.)
             left: set[str] = set()
             for item in arg:
                 left.update(_remaining([item], required))
