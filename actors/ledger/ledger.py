@@ -23,6 +23,7 @@ from typing import IO
 from .checks import check_key, check_namespace, check_txid
 from .errors import LedgerError
 from .model import Height, KeyModification, ValidationCode
+from .richquery.engine import RichQueryEngine
 from .rwset import SimulationResults
 from .simulator import TxSimulator
 from .state import VersionedState
@@ -113,6 +114,12 @@ class Ledger:
         self._storage: Storage = (
             MemoryStorage() if path is None else SqliteStorage(path, channel_id, synchronous)
         )
+        # Rich queries read the sqlite state table when there is one (hook: richquery).
+        self.rich_queries = RichQueryEngine(
+            sqlite=self._storage.rich_query_connection
+            if isinstance(self._storage, SqliteStorage)
+            else None
+        )
         self._height = self._storage.height()
         self._state = VersionedState()
         self._state.load(self._storage.load_state(), self._height)
@@ -130,6 +137,7 @@ class Ledger:
             history,
             total_query_limit=self.total_query_limit,
             max_write_set=self.max_write_set,
+            rich=self.rich_queries,
         )
 
     def get_state(self, namespace: str, key: str) -> bytes | None:

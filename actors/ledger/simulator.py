@@ -36,16 +36,19 @@ from .checks import (
 )
 from .errors import LedgerError, ReadOnlyViolation, WriteSetTooLarge
 from .model import KV, KeyModification, Metadata, VersionedValue
+from .richquery import DEFAULT_TOTAL_QUERY_LIMIT
+from .richquery.engine import RichPage, RichQueryEngine
 from .rwset import MetadataWrite, NsResults, RangeQuery, Read, SimulationResults, Write
 from .state import Snapshot
 
-__all__ = ["RangeIterator", "TxSimulator"]
+__all__ = ["RangeIterator", "RichQueryIterator", "TxSimulator"]
 
 # Entries fetched per lock acquisition while iterating a range: the peer sends at most 100
 # results per QueryResponse, so one chunk usually serves one response.
 RANGE_CHUNK = 128
 
 _UNREAD: Any = object()
+_MEMORY_ENGINE = RichQueryEngine()  # for simulators made without a ledger's engine
 
 HistorySource = Callable[[str, str], list[KeyModification]]
 
@@ -70,6 +73,7 @@ class TxSimulator:
         "_metadata_writes",
         "_paginated",
         "_reads",
+        "_rich",
         "_snapshot",
         "_write_bytes",
         "_write_performed",
@@ -86,11 +90,13 @@ class TxSimulator:
         *,
         total_query_limit: int = 0,
         max_write_set: int = 0,
+        rich: RichQueryEngine | None = None,
     ) -> None:
         """``total_query_limit``: results one range query returns at most; ``max_write_set``:
         bytes of keys, values and metadata the transaction may write (0: no limit)."""
         self.txid = txid
         self._snapshot = snapshot
+        self._rich = rich
         # The snapshot's own fast path, inlined on the hottest read (see get_state).
         self._data = snapshot._data
         self._height = snapshot.height
@@ -179,6 +185,44 @@ class TxSimulator:
         iterator = self._new_iterator(ns, start_key, end_key, max(page_size, 0))
         self._paginated = True
         return iterator
+
+    # -- rich queries (hook for actors.ledger.richquery) -----------------------------------
+
+    def execute_query(
+        self,
+        ns: str,
+        query: str,
+        *,
+        page_size: int = 0,
+        bookmark: str = "",
+        total_limit: int = DEFAULT_TOTAL_QUERY_LIMIT,
+    ) -> RichQueryIterator:
+        """A Mango query (CouchDB semantics, Fabric's rules); paginated when ``page_size`` or
+        ``bookmark`` is given. Returned keys join the read set; no phantom protection, as in
+        Fabric. Raises :class:`~actors.ledger.richquery.RichQueryError` for a bad query."""
+        self._check_open()
+        check_namespace(ns)
+        paginated = bool(page_size or bookmark)
+        if paginated and self._write_performed:
+            raise ReadOnlyViolation(
+                f"txid [{self.txid}]: unsuppored transaction. Paginated queries are supported "
+                "only in a read-only transaction"
+            )
+        engine = self._rich if self._rich is not None else _MEMORY_ENGINE
+        page = engine.query(
+            self._snapshot,
+            ns,
+            query,
+            page_size=page_size,
+            bookmark=bookmark,
+            total_limit=total_limit,
+        )
+        if paginated:
+            self._paginated = True
+        reads = self._reads.get(ns)
+        if reads is None:
+            reads = self._ns_reads(ns)
+        return RichQueryIterator(ns, page, reads)
 
     def get_history_for_key(self, ns: str, key: str) -> Iterator[KeyModification]:
         """Committed modifications of ``key``, newest first; not part of the read set."""
@@ -472,3 +516,29 @@ class RangeIterator:
             f"RangeIterator({self.namespace!r}, [{self.start_key!r}, {self.end_key!r}), "
             f"returned={len(self._reads)}, exhausted={self._exhausted})"
         )
+
+
+class RichQueryIterator:
+    """Results of one rich query; each key returned joins the read set (Fabric's
+    ``queryResultsItr`` adds a ``KVRead`` per result), keeping a key's first-read version."""
+
+    __slots__ = ("_reads", "_rows", "bookmark", "namespace")
+
+    def __init__(
+        self, namespace: str, page: RichPage, reads: dict[str, VersionedValue | None]
+    ) -> None:
+        self.namespace = namespace
+        self.bookmark = page.bookmark
+        self._rows = iter(page.rows)
+        self._reads = reads
+
+    def __iter__(self) -> RichQueryIterator:
+        return self
+
+    def __next__(self) -> KV:
+        key, value, committed = next(self._rows)
+        self._reads.setdefault(key, committed)
+        return KV(self.namespace, key, value)
+
+    def close(self) -> None:
+        self._rows = iter(())

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple, Protocol
 
 from protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -316,6 +316,10 @@ class SqliteStorage:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def rich_query_connection(self, doing: str) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection under the lock, for rich queries and their indexes (richquery)."""
+        return self._connection(doing)
 
     def close(self) -> None:
         with self._lock, self._read_lock:
