@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ GREENLET_KV_TARGET = "examples.kv:GreenletKVChaincode"
 CHANNEL = "bench-channel"
 READ_KEYS = 256  # one per client at the largest default client count
 RANGE_KEYS = 100
+JSON_DOCS = 1000  # JSON documents for the rich-query workload
+OWNERS = 100  # ... owned by this many owners: a query by owner returns JSON_DOCS / OWNERS
 EXECUTE_TIMEOUT = 10.0
 
 
@@ -177,6 +180,12 @@ WORKLOADS: dict[str, Workload] = {
         2,
         lambda c, callee: ["range", "r000", f"r{RANGE_KEYS:03d}"],
     ),
+    "richquery": Workload(
+        "richquery",
+        f"GET_QUERY_RESULT (Mango, owner =) over {JSON_DOCS} JSON docs + QUERY_STATE_CLOSE",
+        2,
+        lambda c, callee: ["query", json.dumps({"selector": {"owner": f"o{c % OWNERS}"}})],
+    ),
     "cc2cc": Workload(
         "cc2cc",
         "INVOKE_CHAINCODE of a second chaincode that does 1 GET_STATE",
@@ -248,6 +257,9 @@ class Peer:
                 sim.put_state(ns, f"key{i:04d}", f"value-{i:04d}".encode())
             for i in range(RANGE_KEYS):
                 sim.put_state(ns, f"r{i:03d}", f"range-{i:03d}".encode())
+            for i in range(JSON_DOCS):
+                doc = f'{{"docType": "asset", "owner": "o{i % OWNERS}", "size": {i}}}'
+                sim.put_state(ns, f"asset{i:04d}", doc.encode())
         ledger.commit(txid, sim.get_results())
         sim.done()
 

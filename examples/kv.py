@@ -4,6 +4,7 @@ Functions (args after the function name):
   put KEY VALUE        write a key              get KEY        read a key (404 if missing)
   del KEY              delete a key             range START END  keys in [START, END) as JSON
   history KEY          the key's history as JSON
+  query MANGO          keys matching a rich (Mango) query, as JSON
   getput KEY VALUE     read then write (the benchmark's read-write transaction)
   incr KEY             read an integer, write it + 1 (conflicts under MVCC when concurrent)
   call CHAINCODE ARG.. invoke another chaincode and return its payload
@@ -49,6 +50,11 @@ class KVChaincode(Contract):
         with stub.get_state_by_range(start, end) as results:
             items = {kv.key: kv.value.decode() for kv in results}
         return success(json.dumps(items).encode())
+
+    def fn_query(self, stub: ChaincodeStub, query: str) -> Response:
+        with stub.get_query_result(query) as results:
+            keys = [kv.key for kv in results]
+        return success(json.dumps(keys).encode())
 
     def fn_history(self, stub: ChaincodeStub, key: str) -> Response:
         with stub.get_history_for_key(key) as results:
