@@ -192,15 +192,7 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
             results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
         finally:
             iterator.close()
-        metadata = shim.QueryResponseMetadata(
-            fetched_records_count=len(results), bookmark=iterator.bookmark
-        )
-        return shim.QueryResponse(
-            results=results,
-            has_more=False,
-            id=uuid.uuid4().hex,
-            metadata=metadata.SerializeToString(),
-        ).SerializeToString()
+        return _page(results, iterator.bookmark)
     iterator = sim.get_state_range_scan_iterator(ctx.chaincode, req.startKey, req.endKey)
     return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
 
@@ -212,10 +204,36 @@ def get_history_for_key(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
 
 
 def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    """A Mango query (actors.ledger.richquery), as Fabric's peer on CouchDB serves it."""
     req = shim.GetQueryResult.FromString(msg.payload)
     _no_private_data(req.collection)
-    # The embedded state DB, like Fabric's LevelDB, has no rich queries.
-    raise RequestError("ExecuteQuery not supported for leveldb")
+    sim = ctx.simulator
+    meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
+    if meta is not None and (meta.pageSize > 0 or meta.bookmark):
+        if meta.pageSize < 0:
+            raise RequestError(f"invalid page size {meta.pageSize}")
+        iterator = sim.execute_query(
+            ctx.chaincode,
+            req.query,
+            page_size=meta.pageSize,
+            bookmark=meta.bookmark,
+            total_limit=limits.total_query_limit,
+        )
+        results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
+        return _page(results, iterator.bookmark)
+    iterator = sim.execute_query(ctx.chaincode, req.query, total_limit=limits.total_query_limit)
+    return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
+
+
+def _page(results: list[shim.QueryResultBytes], bookmark: str) -> bytes:
+    """One RESPONSE holding a whole page (Fabric's paginated queries)."""
+    metadata = shim.QueryResponseMetadata(fetched_records_count=len(results), bookmark=bookmark)
+    return shim.QueryResponse(
+        results=results,
+        has_more=False,
+        id=uuid.uuid4().hex,
+        metadata=metadata.SerializeToString(),
+    ).SerializeToString()
 
 
 def _first_batch(ctx: TXContext, cursor: Cursor, limits: Limits) -> bytes:

@@ -5,6 +5,7 @@ Functions (args after the function name):
   del KEY              delete a key             range START END  keys in [START, END) as JSON
   history KEY          the key's history as JSON
   query MANGO          keys matching a rich (Mango) query, as JSON
+  querypage MANGO SIZE BOOKMARK   one page of it: {"keys", "count", "bookmark"}
   getput KEY VALUE     read then write (the benchmark's read-write transaction)
   incr KEY             read an integer, write it + 1 (conflicts under MVCC when concurrent)
   call CHAINCODE ARG.. invoke another chaincode and return its payload
@@ -55,6 +56,15 @@ class KVChaincode(Contract):
         with stub.get_query_result(query) as results:
             keys = [kv.key for kv in results]
         return success(json.dumps(keys).encode())
+
+    def fn_querypage(
+        self, stub: ChaincodeStub, query: str, page_size: str, bookmark: str = ""
+    ) -> Response:
+        results, meta = stub.get_query_result_with_pagination(query, int(page_size), bookmark)
+        with results:
+            keys = [kv.key for kv in results]
+        page = {"keys": keys, "count": meta.fetched_records_count, "bookmark": meta.bookmark}
+        return success(json.dumps(page).encode())
 
     def fn_history(self, stub: ChaincodeStub, key: str) -> Response:
         with stub.get_history_for_key(key) as results:

@@ -372,7 +372,7 @@ class ChaincodeStub:
         return self._range("", start, end, _query_metadata(page_size, bookmark))
 
     def get_query_result(self, query: str) -> StateQueryIterator:
-        """A rich (CouchDB) query; peers on LevelDB answer ERROR, raised here."""
+        """A rich query in CouchDB's Mango language (JSON values only; a bad query raises)."""
         return self._rich_query("", query)[0]
 
     def get_query_result_with_pagination(
