@@ -8,6 +8,7 @@ real shim, so every field the peer puts on the wire is asserted directly.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import threading
 import time
@@ -687,12 +688,33 @@ def test_state_metadata_round_trip_through_a_commit(peer: Peer) -> None:
     tx2.complete()
 
 
-def test_get_query_result_is_unsupported(peer: Peer) -> None:
+def test_get_query_result_batches_pages_and_errors(peer: Peer) -> None:
+    docs = {f"d{i:03d}": json.dumps({"n": i % 5}).encode() for i in range(150)}
+    peer.commit("fake", {**docs, "raw": b"\x00 not JSON"})
     cc = peer.connect()
     tx = peer.start(cc)
-    cause = tx.fail(CM.GET_QUERY_RESULT, shim.GetQueryResult(query='{"selector":{}}'))
-    assert "not supported" in cause
-    tx.complete()
+    selector = '{"selector": {"n": {"$gte": 1}}}'
+    first = query(tx.ok(CM.GET_QUERY_RESULT, shim.GetQueryResult(query=selector)))
+    assert len(first.results) == 100 and first.has_more
+    second = query(tx.ok(CM.QUERY_STATE_NEXT, shim.QueryStateNext(id=first.id)))
+    assert len(second.results) == 20 and not second.has_more
+    assert [kv.key for kv in kvs(first) + kvs(second)] == [k for k in docs if int(k[1:]) % 5]
+
+    paged = shim.QueryMetadata(pageSize=7).SerializeToString()
+    request = shim.GetQueryResult(query=selector, metadata=paged)
+    page = query(tx.ok(CM.GET_QUERY_RESULT, request))
+    meta = shim.QueryResponseMetadata.FromString(page.metadata)
+    assert (len(page.results), page.has_more, meta.fetched_records_count) == (7, False, 7)
+    again = shim.QueryMetadata(pageSize=7, bookmark=meta.bookmark).SerializeToString()
+    following = query(
+        tx.ok(CM.GET_QUERY_RESULT, shim.GetQueryResult(query=selector, metadata=again))
+    )
+    assert kvs(following)[0].key == "d009"  # d001..d008 without d005 were the first page
+
+    cause = tx.fail(CM.GET_QUERY_RESULT, shim.GetQueryResult(query='{"selector": {"$x": 1}}'))
+    assert "Error:invalid_operator,  Status Code:400,  Reason:Invalid operator: $x" in cause
+    results = tx.complete().results
+    assert results is not None and len(results.reads("fake")) == 127  # 120 + the 7 of a page
 
 
 PRIVATE_REQUESTS: list[tuple[int, Message]] = [
