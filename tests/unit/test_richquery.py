@@ -172,6 +172,8 @@ def test_fabric_replaces_limit_reapplies_skip_per_batch_and_caps_the_total() -> 
         ('{"selector": {}, "sort": ["a", {"b": "desc"}]}', "single direction for all fields"),
         ('{"selector": {}, "colour": 1}', "Invalid key colour for this request."),
         ('{"selector": {}, "bookmark": "???"}', "Invalid bookmark value"),
+        ('{"selector": {"a": ' + "[" * 500 + "]" * 500 + "}}", "nests deeper than 64 levels"),
+        ('{"selector": ' + '{"a": ' * 2000 + "1" + "}" * 2001, "invalid query JSON"),
     ],
 )
 def test_bad_queries_get_clear_errors(query: str, error: str) -> None:

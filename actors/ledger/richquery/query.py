@@ -66,6 +66,7 @@ DEFAULT_TOTAL_QUERY_LIMIT = 100000  # ledger.state.totalQueryLimit in Fabric's c
 DEFAULT_INTERNAL_QUERY_LIMIT = 1000  # ledger.state.couchDBConfig.internalQueryLimit
 COUCHDB_DEFAULT_LIMIT = 25  # mango.default_limit
 MAX_BOOKMARK = 1 << 20
+MAX_DEPTH = 64  # nesting of a query; deeper would only exhaust the matcher's recursion
 
 _KNOWN_KEYS = (
     "selector",
@@ -130,6 +131,8 @@ def parse_query(text: str | bytes, *, fabric: bool = True) -> Query:
         raise RichQueryError(
             "bad_request", f"the query must be a JSON object, not {type_word(request)}"
         )
+    if _too_deep(request):
+        raise RichQueryError("bad_request", f"the query nests deeper than {MAX_DEPTH} levels")
     if fabric and "fields" in request and type(request["fields"]) is not list:
         raise RichQueryError("bad_request", "fields definition must be an array")
     if "selector" not in request:
@@ -170,6 +173,20 @@ def parse_query(text: str | bytes, *, fabric: bool = True) -> Query:
         bookmark=bookmark or "",
         digest=digest,
     )
+
+
+def _too_deep(value: Any) -> bool:
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for item in level
+            if type(item) in (dict, list)
+            for child in (item.values() if type(item) is dict else item)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def type_word(value: Any) -> str:
@@ -375,9 +392,13 @@ def _matching_rows(query: Query, plan: Plan, docs: Iterable[tuple[str, bytes]]) 
                 continue
             if partial is not None and not partial(doc):
                 continue
-        if not predicate(doc):
-            continue
-        rows.append(_Row(_order(columns, key), key, value, doc, columns))
+        try:
+            if not predicate(doc):
+                continue
+            order = _order(columns, key)
+        except RecursionError:
+            continue  # a value nested too deeply to collate is treated as no match
+        rows.append(_Row(order, key, value, doc, columns))
     rows.sort(key=lambda row: row.order)
     return rows
 
@@ -405,7 +426,7 @@ def _decode_bookmark(query: Query, plan: Plan, bookmark: str) -> tuple | None:
         digest, columns, key = payload["q"], payload["c"], payload["id"]
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError, RecursionError):
         raise invalid from None
-    if digest != query.digest or type(key) is not str:
+    if digest != query.digest or type(key) is not str or _too_deep(columns):
         raise invalid
     if (plan.index is None) != (columns is None) or (
         columns is not None
