@@ -3,7 +3,7 @@ return exactly what the pure-Python engine returns, for any documents and querie
 
 Generation here is wider than against PouchDB: strings include ICU-equal variants (ignorable
 code points, KELVIN SIGN = "K", upper case), values include non-JSON bytes, JSON arrays and
-scalars (not documents), and paths with array positions.
+scalars (not documents), paths with array positions, explicit ``$and``, pagination.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from actors.ledger.richquery import RichQueryError, execute, parse_index_definition, parse_query
 from actors.ledger.richquery.sqlite import create_index, sqlite_execute
 
-from .strategies import documents, queries
+from .strategies import documents, field_conditions, queries
 
 INDEXES = [
     parse_index_definition(json.dumps({"index": {"fields": fields}, "ddoc": name, "name": name}))
@@ -71,6 +71,8 @@ def exotic_queries(draw: Any) -> dict[str, Any]:
         }
     if draw(st.booleans()):
         query["selector"]["t.0"] = {"$gte": 0}
+    if draw(st.integers(0, 3)) == 0:  # explicit $and (kept away from PouchDB, which merges it)
+        query["selector"] = {"$and": [query["selector"], draw(field_conditions())]}
     return query
 
 

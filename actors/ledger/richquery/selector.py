@@ -140,22 +140,20 @@ def _norm_ops(sel: Any) -> Node:
 # -- pass 2: field names ----------------------------------------------------------------------
 
 
-def _norm_fields(node: Node, path: str, in_element: bool) -> Node:
+def _norm_fields(node: Node, path: str) -> Node:
     name, arg = node
     if name in ("$and", "$or", "$nor"):
-        return (name, [_norm_fields(item, path, in_element) for item in arg])
+        return (name, [_norm_fields(item, path) for item in arg])
     if name == "$not":
-        return (name, _norm_fields(arg, path, in_element))
+        return (name, _norm_fields(arg, path))
     if name in ("$elemMatch", "$allMatch", "$keyMapMatch"):
-        return (_checked_path(path, in_element), (name, _norm_fields(arg, "", True)))
+        return (_checked_path(path), (name, _norm_fields(arg, "")))
     if name.startswith("$"):
-        return (_checked_path(path, in_element), node)
-    return _norm_fields(arg, f"{path}.{name}" if path else name, in_element)
+        return (_checked_path(path), node)
+    return _norm_fields(arg, f"{path}.{name}" if path else name)
 
 
-def _checked_path(path: str, in_element: bool) -> str:
-    if not path and not in_element:
-        raise RichQueryError("invalid_selector", "One or more conditions is missing a field name.")
+def _checked_path(path: str) -> str:
     split_path(path)
     return path
 
@@ -201,7 +199,12 @@ def normalize(selector: Any) -> Node | None:
         )
     if not selector:
         return None
-    return _norm_negations(_norm_fields(_norm_ops(selector), "", False))
+    node = _norm_negations(_norm_fields(_norm_ops(selector), ""))
+    # Like CouchDB, only a condition without a field at the top is refused; deeper down (as
+    # in {"$and": [{}, ...]}) an empty path is the document itself, which equals no literal.
+    if node[0] == "":
+        raise RichQueryError("invalid_selector", "One or more conditions is missing a field name.")
+    return node
 
 
 # -- field paths ------------------------------------------------------------------------------
