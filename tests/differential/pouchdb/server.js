@@ -1,7 +1,7 @@
 // A long-lived PouchDB (pouchdb-find over the in-memory adapter) speaking JSON lines on
 // stdin/stdout, for tests/differential/test_mango_pouchdb.py. One request per line:
 //   {"op": "load", "docs": [...], "indexes": [["field", ...], ...]}  -> {"ok": true}
-//   {"op": "find", "query": {...}}                                      -> {"ids": [...]} | {"error": "..."}
+//   {"op": "find", "query": {...}}                      -> {"ids": [...], "docs": [...]} | {"error": "..."}
 // "load" replaces the database, so each hypothesis example starts from nothing.
 "use strict";
 const PouchDB = require("pouchdb-core")
@@ -27,7 +27,7 @@ async function handle(request) {
   if (request.op === "find") {
     try {
       const result = await db.find(request.query);
-      return { ids: result.docs.map((doc) => doc._id) };
+      return { ids: result.docs.map((doc) => doc._id), docs: result.docs };
     } catch (err) {
       return { error: String((err && (err.message || err.reason)) || err) };
     }
