@@ -129,7 +129,7 @@ def parse_query(text: str | bytes, *, fabric: bool = True) -> Query:
         raise RichQueryError("bad_request", f"invalid query JSON: {exc}") from None
     if type(request) is not dict:
         raise RichQueryError(
-            "bad_request", f"the query must be a JSON object, not {type_word(request)}"
+            "bad_request", f"the query must be a JSON object, not {_type_word(request)}"
         )
     if _too_deep(request):
         raise RichQueryError("bad_request", f"the query nests deeper than {MAX_DEPTH} levels")
@@ -159,9 +159,9 @@ def parse_query(text: str | bytes, *, fabric: bool = True) -> Query:
     for key in request:
         if key not in _KNOWN_KEYS:
             raise RichQueryError("invalid_key", f"Invalid key {key} for this request.")
-    digest = hashlib.sha256(
-        _text([request["selector"], list(sort), descending]).encode("utf-8", "surrogatepass")
-    ).hexdigest()[:16]
+    # Key order does not matter: Fabric re-marshals the query (sorted keys) before CouchDB.
+    signature = json.dumps([request["selector"], list(sort), descending], sort_keys=True)
+    digest = hashlib.sha256(signature.encode()).hexdigest()[:16]
     return Query(
         selector=selector,
         sort=sort,
@@ -189,7 +189,7 @@ def _too_deep(value: Any) -> bool:
     return True
 
 
-def type_word(value: Any) -> str:
+def _type_word(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number"
     )
