@@ -258,17 +258,17 @@ def _go_number(text: str) -> int | float:
     return number
 
 
+_DOCUMENT_DECODER = json.JSONDecoder(
+    parse_int=_go_number, parse_float=_go_number, parse_constant=_reject_constant
+)
+
+
 def decode_document(value: bytes) -> dict[str, Any] | None:
     """The document a value is on a Fabric CouchDB peer, or None if it is not a JSON object."""
     if not value or value[:1] not in (b"{", b" ", b"\t", b"\n", b"\r"):
         return None
     try:
-        doc = json.loads(
-            value.decode("utf-8"),
-            parse_int=_go_number,
-            parse_float=_go_number,
-            parse_constant=_reject_constant,
-        )
+        doc = _DOCUMENT_DECODER.decode(value.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     return doc if type(doc) is dict else None

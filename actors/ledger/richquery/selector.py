@@ -259,6 +259,9 @@ def _compile(node: Node) -> Predicate:
     name, arg = node
     if name == "$and":
         parts = [_compile(item) for item in arg]
+        if len(parts) == 2:  # the common implicit $and of two fields, without a generator
+            first, second = parts
+            return lambda value: first(value) and second(value)
         return lambda value: all(part(value) for part in parts)
     if name == "$or":
         if not arg:
