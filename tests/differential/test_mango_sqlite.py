@@ -2,8 +2,9 @@
 return exactly what the pure-Python engine returns, for any documents and queries.
 
 Generation here is wider than against PouchDB: strings include ICU-equal variants (ignorable
-code points, KELVIN SIGN = "K", upper case), values include non-JSON bytes, JSON arrays and
-scalars (not documents), paths with array positions, explicit ``$and``, pagination.
+code points, KELVIN SIGN = "K", upper case), numbers beyond 2**53, values include non-JSON
+bytes, JSON arrays and scalars (not documents), paths with array positions, explicit ``$and``,
+pagination.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ INDEXES = [
     for name, fields in (("a", ["a"]), ("b", ["b"]), ("ob", ["o.x", "b"]))
 ]
 EXOTIC = st.sampled_from(["K", "\u212a", "k", "a\u200b", "a", "a\x00", "\u00e9", "e\u0301", "0"])
+BIG = st.sampled_from([2**53, 2**53 + 1, 2**63 + 5, 2.0**53])
 
 
 def _state(values: list[tuple[str, bytes]], indexed: bool) -> sqlite3.Connection:
@@ -51,7 +53,7 @@ def stored(draw: Any) -> list[tuple[str, bytes]]:
     for doc in docs:
         body = {k: v for k, v in doc.items() if k != "_id"}
         if draw(st.integers(0, 3)):
-            body["a"] = draw(EXOTIC)
+            body["a"] = draw(st.one_of(EXOTIC, BIG))
         out.append((doc["_id"], json.dumps(body).encode()))
     extras = st.sampled_from(
         [b"\xff\x00", b"[1, 2]", b"7", b'"a"', b"null", b'{"a": NaN}', b'{"a": 1e400}', b"{"]
@@ -67,7 +69,13 @@ def exotic_queries(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         # Alone, so that ICU-equal strings are found often enough to matter.
         query["selector"] = {
-            "a": draw(st.one_of(EXOTIC, st.builds(lambda v: {"$in": [v]}, EXOTIC)))
+            "a": draw(
+                st.one_of(
+                    EXOTIC,
+                    st.builds(lambda v: {"$in": [v]}, EXOTIC),
+                    st.builds(lambda op, v: {op: v}, st.sampled_from(["$eq", "$gt", "$lte"]), BIG),
+                )
+            )
         }
     if draw(st.booleans()):
         query["selector"]["t.0"] = {"$gte": 0}

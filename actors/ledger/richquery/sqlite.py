@@ -173,7 +173,9 @@ def _condition(cond: Node, value: str, kind: str, json_path: str, table: SqlTabl
 
 
 def _is_number(value: Any) -> bool:
-    return type(value) is float or (type(value) is int and abs(value) <= _SAFE_INT)
+    # Below 2**53 only: sqlite keeps a document's big integers exact while Fabric rounds them
+    # to a float64, and the two agree on any comparison with a smaller bound.
+    return type(value) in (int, float) and abs(value) < _SAFE_INT
 
 
 def _is_ascii(value: Any) -> bool:
