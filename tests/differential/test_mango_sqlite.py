@@ -56,7 +56,10 @@ def stored(draw: Any) -> list[tuple[str, bytes]]:
             body["a"] = draw(st.one_of(EXOTIC, BIG))
         out.append((doc["_id"], json.dumps(body).encode()))
     extras = st.sampled_from(
-        [b"\xff\x00", b"[1, 2]", b"7", b'"a"', b"null", b'{"a": NaN}', b'{"a": 1e400}', b"{"]
+        [
+            *(b"\xff\x00", b"[1, 2]", b"7", b'"a"', b"null", b'{"a": NaN}', b'{"a": 1e400}', b"{"),
+            *(b'{"a": 1, "a": "K"}', b'{"a": {"x": 1, "x": 2}}'),
+        ]
     )
     for number in range(draw(st.integers(0, 3))):
         out.append((f"x{number}", draw(extras)))

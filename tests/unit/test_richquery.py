@@ -100,7 +100,7 @@ def test_selectors_match_as_couchdb(selector: dict[str, Any], expected: list[str
 
 def test_only_json_objects_are_documents() -> None:
     docs = [("bin", b"\x00\xff"), ("arr", b"[1]"), ("num", b"5"), ("nan", b'{"n": NaN}')]
-    docs += [("big", b'{"n": 1e400}'), ("ok", b'{"n": 1}')]
+    docs += [("big", b'{"n": 1e400}'), ("twice", b'{"n": 1, "n": 2}'), ("ok", b'{"n": 1}')]
     assert keys({}, docs) == ["ok"]
 
 

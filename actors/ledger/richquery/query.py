@@ -11,6 +11,7 @@ What Fabric does and this does too:
 * Only values that are JSON objects are documents (CouchDB keeps the rest as attachments no
   selector can see); the key is the document's ``_id``. Numbers pass through a float64 as in
   Fabric's Go decoding, so ``5.0`` is the integer ``5`` and integers beyond 2**53 round.
+  (Unlike Fabric, an object repeating a member name is not a document; Fabric keeps the last.)
 * The user's ``limit`` is replaced by Fabric's batch size; the user's ``skip`` is applied again
   at every batch (every ``internalQueryLimit`` results), as CouchDB re-applies it per request.
 * A sort needs a usable index (``no_usable_index`` otherwise); documents lacking a column of
@@ -258,8 +259,20 @@ def _go_number(text: str) -> int | float:
     return number
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Go keeps the last of repeated member names, sqlite's json_extract the first: such a value
+    # is not a document here, so that the SQL and Python paths cannot disagree about it.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("repeated member name")
+    return members
+
+
 _DOCUMENT_DECODER = json.JSONDecoder(
-    parse_int=_go_number, parse_float=_go_number, parse_constant=_reject_constant
+    parse_int=_go_number,
+    parse_float=_go_number,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_unique_members,
 )
 
 
