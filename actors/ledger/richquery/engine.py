@@ -20,7 +20,7 @@ from ..model import VersionedValue
 from ..state import Snapshot
 from .indexes import INDEX_DIR, IndexDef, parse_index_definition
 from .query import DEFAULT_INTERNAL_QUERY_LIMIT, DEFAULT_TOTAL_QUERY_LIMIT, execute, parse_query
-from .sqlite import create_index, sqlite_execute
+from .sqlite import candidates, create_index
 
 __all__ = ["RichPage", "RichQueryEngine", "SqliteSource"]
 
@@ -92,8 +92,10 @@ class RichQueryEngine:
             "internal_limit": self._internal_limit,
         }
         if self._sqlite is not None:
+            # Only the SQL holds the connection's lock (and so commits); Python decides after.
             with self._sqlite("run a rich query") as db:
-                result = sqlite_execute(db, namespace, parsed, indexes, **options)
+                docs = candidates(db, namespace, parsed, indexes)
+            result = execute(parsed, docs, indexes, **options)
             # The read is recorded with the simulation's snapshot version; should sqlite be a
             # block ahead, MVCC at commit catches a value that changed meanwhile.
             rows = [(key, value, snapshot.get(namespace, key)) for key, value in result.rows]

@@ -40,6 +40,7 @@ from .selector import Node, split_path
 __all__ = [
     "STATE_TABLE",
     "SqlTable",
+    "candidates",
     "create_index",
     "drop_indexes",
     "sql_filter",
@@ -305,6 +306,19 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[b
         raise RichQueryError("internal_error", f"state database query failed: {exc}") from exc
 
 
+def candidates(
+    conn: sqlite3.Connection,
+    namespace: str,
+    query: Query,
+    indexes: Sequence[IndexDef] = (),
+    table: SqlTable = STATE_TABLE,
+) -> list[tuple[str, bytes]]:
+    """The (key, value) rows :func:`.query.execute` needs to see for ``query``."""
+    index = plan_query(query, indexes).index
+    rows = candidate_rows(conn, namespace, query, index, table)
+    return [(key.decode("utf-8", "surrogateescape"), value) for key, value in rows]
+
+
 def sqlite_execute(
     conn: sqlite3.Connection,
     namespace: str,
@@ -318,11 +332,7 @@ def sqlite_execute(
     table: SqlTable = STATE_TABLE,
 ) -> QueryResult:
     """:func:`.query.execute` over the namespace's rows that the SQL filter keeps."""
-    index = plan_query(query, indexes).index
-    rows = (
-        (key.decode("utf-8", "surrogateescape"), value)
-        for key, value in candidate_rows(conn, namespace, query, index, table)
-    )
+    rows = candidates(conn, namespace, query, indexes, table)
     return execute(
         query,
         rows,
