@@ -260,6 +260,13 @@ def test_ledger_rich_queries_record_reads_and_guard_pagination(
         "META-INF/other.json": b"not an index",
     }
     assert [i.name for i in ledger.rich_queries.install_indexes("cc", files)] == ["n"]
+    if on_disk:  # a redefined index replaces the sqlite index it had
+        changed = {next(iter(files)): files[next(iter(files))].replace(b'"n"]', b'"owner"]')}
+        ledger.rich_queries.install_indexes("cc", changed)
+        ledger.rich_queries.install_indexes("cc", files)
+        with ledger._storage.rich_query_connection("list indexes") as db:
+            names = db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'richquery%'")
+            assert len(names.fetchall()) == 2  # the index and its non-ASCII companion
 
     sim = ledger.new_simulator("t2")
     query = json.dumps({"selector": {"owner": "o1"}, "sort": [{"n": "desc"}]})

@@ -20,7 +20,7 @@ from ..model import VersionedValue
 from ..state import Snapshot
 from .indexes import INDEX_DIR, IndexDef, parse_index_definition
 from .query import DEFAULT_INTERNAL_QUERY_LIMIT, DEFAULT_TOTAL_QUERY_LIMIT, execute, parse_query
-from .sqlite import candidates, create_index
+from .sqlite import candidates, create_index, drop_indexes
 
 __all__ = ["RichPage", "RichQueryEngine", "SqliteSource"]
 
@@ -58,12 +58,18 @@ class RichQueryEngine:
             for path, data in sorted(files.items())
             if path.startswith(INDEX_DIR) and path.endswith(".json")
         ]
-        if self._sqlite is not None:
-            with self._sqlite("create rich-query indexes") as db:
-                for definition in definitions:
-                    create_index(db, namespace, definition)
         with self._lock:
             known = self._indexes.setdefault(namespace, {})
+            replaced = [
+                known[(d.ddoc, d.name)]
+                for d in definitions
+                if known.get((d.ddoc, d.name), d).fields != d.fields
+            ]
+            if self._sqlite is not None:
+                with self._sqlite("create rich-query indexes") as db:
+                    drop_indexes(db, namespace, replaced)
+                    for definition in definitions:
+                        create_index(db, namespace, definition)
             for definition in definitions:
                 known[(definition.ddoc, definition.name)] = definition
         return definitions

@@ -212,7 +212,10 @@ def _id_filter(cond: Node, table: SqlTable) -> Filter:
 
 
 def index_name(namespace: str, index: IndexDef) -> str:
-    digest = hashlib.sha256(f"{namespace}\0{index.ddoc}\0{index.name}".encode()).hexdigest()
+    columns = "\0".join(index.fields)
+    digest = hashlib.sha256(
+        f"{namespace}\0{index.ddoc}\0{index.name}\0{columns}".encode()
+    ).hexdigest()
     return f"richquery_{digest[:24]}"
 
 
