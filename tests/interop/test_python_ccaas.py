@@ -373,13 +373,15 @@ def test_deviation_error_replies_are_taken_as_values(peer: ChaincodeSupport, cha
     value = json.loads(result.response.payload)["value"]
     assert value.startswith("GET_STATE failed: transaction ID: ")
     assert value.endswith("private data is not supported by this peer (collection 'secrets')")
-    # A rich query: the peer answers ERROR (LevelDB-like state), the library tries to decode
-    # the text as a QueryResponse, raises, and never answers.
+    # A rich query the peer serves works; a bad one is answered ERROR, which the library
+    # tries to decode as a QueryResponse, raises on, and never answers.
+    found = run(peer, channel, "query", '{"selector": {"nosuchfield": 1}}').response
+    assert (found.status, json.loads(found.payload)) == (200, {})
     with pytest.raises(ExecuteTimeout):
-        run(peer, channel, "query", '{"selector": {}}', timeout=1.0)
+        run(peer, channel, "query", '{"selector": {"size": {"$bad": 1}}}', timeout=1.0)
     raw = json.loads(run(peer, channel, "raw", "query", "{}").response.payload)
     assert raw["type"] == 7  # ERROR
-    assert "ExecuteQuery not supported for leveldb" in raw["payload"]
+    assert "Missing required key: selector" in raw["payload"]
 
 
 def test_deviation_invoke_chaincode_is_broken(peer: ChaincodeSupport, channel: str) -> None:
