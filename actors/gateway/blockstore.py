@@ -16,6 +16,7 @@ committer finishes it (see :mod:`actors.gateway.committer`).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ from protos.common.common_pb2 import (
     Envelope,
     Payload,
 )
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[int, int], None]  # (validation code, block number)
 
@@ -146,7 +149,10 @@ class BlockStore:
             woken = [(cb, st) for txid, st in fresh for cb in self._waiters.pop(txid, [])]
             self._lock.notify_all()
         for callback, status in woken:
-            callback(status.code, status.block)
+            try:  # a waiter's failure is its own: the committer calls these
+                callback(status.code, status.block)
+            except Exception:
+                log.exception("a commit listener failed")
 
     def append(self, block: Block) -> None:
         """Store the next block, its TRANSACTIONS_FILTER already final."""

@@ -215,4 +215,4 @@ class Orderer(ThreadingActor):
         blocks.sign_block(block, self._signer)
         chain.number += 1
         chain.previous_hash = blocks.header_hash(block.header)
-        self._committer.tell(CommitBlock(channel, block))
+        tell_quietly(self._committer, CommitBlock(channel, block))

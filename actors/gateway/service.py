@@ -93,6 +93,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         msp_id: str,
         options: GatewayOptions,
         event_streams: threading.BoundedSemaphore,
+        commit_waits: threading.BoundedSemaphore | None = None,
     ) -> None:
         self._endorser = endorser
         self._orderer = orderer
@@ -102,6 +103,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self._msp_id = msp_id
         self._options = options
         self._event_streams = event_streams
+        # a CommitStatus waits on a worker thread: bounded, so waits cannot take every worker
+        self._commit_waits = commit_waits or threading.BoundedSemaphore(8)
 
     def _detail(self, message: str) -> gateway_pb2.ErrorDetail:
         return gateway_pb2.ErrorDetail(address=self._address, msp_id=self._msp_id, message=message)
@@ -278,25 +281,45 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             store = self._signed_by_reader(
                 inner.channel_id, request.request, inner.identity, request.signature
             )
-            done: Future = Future()
-            cancel = store.on_commit(
-                inner.transaction_id, lambda code, block: done.set_result((code, block))
-            )
-            context.add_callback(lambda: done.cancel())
-            try:
-                code, block = done.result(timeout=context.time_remaining())
-            except concurrent.futures.CancelledError:
-                cancel()
-                raise _Abort(grpc.StatusCode.CANCELLED, "context canceled") from None
-            except concurrent.futures.TimeoutError:
-                cancel()
+            if not self._commit_waits.acquire(blocking=False):
                 raise _Abort(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded"
-                ) from None
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, "too many commit status requests waiting"
+                )
+            try:
+                code, block = self._wait_commit(store, inner.transaction_id, context)
+            finally:
+                self._commit_waits.release()
         except _Abort as error:
             _abort(context, error)
             return None
         return gateway_pb2.CommitStatusResponse(result=code, block_number=block)
+
+    @staticmethod
+    def _wait_commit(
+        store: BlockStore, txid: str, context: grpc.ServicerContext
+    ) -> tuple[int, int]:
+        """Wait for ``txid``'s commit until the caller's deadline or cancellation (no
+        deadline: as long as the caller stays), in bounded slices; the listener always goes."""
+        done: Future = Future()
+
+        def committed(code: int, block: int) -> None:
+            if not done.done():  # the caller may have gone meanwhile
+                done.set_result((code, block))
+
+        cancel = store.on_commit(txid, committed)
+        try:
+            while True:
+                left = context.time_remaining()
+                if left is not None and left <= 0:
+                    raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+                if not context.is_active():
+                    raise _Abort(grpc.StatusCode.CANCELLED, "context canceled")
+                try:
+                    return done.result(timeout=1.0 if left is None else min(1.0, left))
+                except concurrent.futures.TimeoutError:
+                    continue
+        finally:
+            cancel()
 
     # --- ChaincodeEvents -----------------------------------------------------------------------
 

@@ -205,7 +205,8 @@ class GatewayStack:
                 address=bound,
                 msp_id=self.msp_id,
                 options=self._options,
-                event_streams=threading.BoundedSemaphore(MAX_WORKERS // 2),
+                event_streams=threading.BoundedSemaphore(MAX_WORKERS // 4),
+                commit_waits=threading.BoundedSemaphore(MAX_WORKERS // 4),
             ),
             server,
         )

@@ -19,6 +19,7 @@ transactions (this peer has no channel config updates).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -48,6 +49,8 @@ from protos.peer.transaction_pb2 import (
     ChaincodeActionPayload,
     Transaction,
 )
+
+log = logging.getLogger(__name__)
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"  # the metadata entry name of a key-level policy
 DEFAULT_ENDORSEMENT_REFERENCE = "/Channel/Application/Endorsement"
@@ -317,7 +320,7 @@ def _txid_of(raw: bytes) -> str:
     try:
         payload = Payload.FromString(Envelope.FromString(raw).payload)
         return ChannelHeader.FromString(payload.header.channel_header).tx_id
-    except DecodeError:
+    except (DecodeError, ValueError):
         return ""
 
 
@@ -337,6 +340,9 @@ def validate_block(
             state.txids.add(result.txid)
         except _Invalid as invalid:
             result = ValidatedTx(invalid.code, txid=_txid_of(raw), reason=invalid.reason)
+        except Exception as exc:  # no envelope may stop the committer: Fabric's catch-all code
+            log.warning("transaction %d of a block: validation failed: %r", i, exc)
+            result = ValidatedTx(tx_pb.INVALID_OTHER_REASON, txid=_txid_of(raw), reason=repr(exc))
             if on_invalid is not None:
                 on_invalid(i, result)
         out.append(result)

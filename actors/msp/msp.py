@@ -128,15 +128,19 @@ def parse_certificate(pem: bytes) -> x509.Certificate:
     if b"-----BEGIN" not in pem:
         raise MSPError("could not decode the PEM structure")
     try:
-        return x509.load_pem_x509_certificate(pem)
-    except ValueError as exc:
+        cert = x509.load_pem_x509_certificate(pem)
+        # cryptography parses extensions lazily: a malformed one must fail here, as Go's
+        # x509.ParseCertificate fails, and not later inside a thread that must not die
+        cert.extensions  # noqa: B018
+    except Exception as exc:  # ValueError, DuplicateExtension, ...: all from outside
         raise MSPError(f"parseCertificate failed: {exc}") from None
+    return cert
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
         return False
 
 
@@ -151,6 +155,8 @@ def _eku_allows_server_auth(cert: x509.Certificate) -> bool:
         ekus = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return True
+    except (ValueError, x509.DuplicateExtension):
+        return False
     return (
         ExtendedKeyUsageOID.SERVER_AUTH in ekus
         or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in ekus

@@ -297,7 +297,7 @@ def evaluate(
             try:
                 msp.satisfies_principal(identity, principals[p])
                 cache[(s, p)] = True
-            except MSPError:
+            except (MSPError, ValueError):
                 cache[(s, p)] = False
         return cache[(s, p)]
 

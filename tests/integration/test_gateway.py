@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -317,3 +318,97 @@ def test_the_cli_invokes_and_queries_through_the_gateway(peer: GatewayPeer, cryp
     )  # fmt: skip
     assert no_identity.returncode == 2
     assert "needs --msp-dir and --msp-id" in no_identity.stderr
+
+
+def _malformed_certificate() -> tuple[Any, bytes]:
+    """A certificate whose BasicConstraints extension is garbage (cryptography parses it
+    lazily, so reading its extensions raises ValueError)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evil")])
+    now = dt.datetime.now(dt.UTC)
+    garbage = x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x04\x00garbage")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(garbage, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_malformed_certificate_cannot_stop_the_committer(
+    peer: GatewayPeer, client: GatewayClient
+) -> None:
+    """Found in review: an endorsement with a malformed certificate killed the Committer and
+    then the Orderer; no block committed after it."""
+    from actors.msp.signatures import sign
+    from protos.common.common_pb2 import Payload
+    from protos.msp.identities_pb2 import SerializedIdentity
+    from protos.peer.proposal_response_pb2 import Endorsement
+    from protos.peer.transaction_pb2 import ChaincodeActionPayload, Transaction
+
+    stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(peer.address))
+    txid, proposal = signed_proposal(client.identity, CHANNEL, "kv", [b"put", b"evil", b"1"])
+    envelope = stub.Endorse(
+        gateway_pb2.EndorseRequest(channel_id=CHANNEL, proposed_transaction=proposal)
+    ).prepared_transaction
+    payload = Payload.FromString(envelope.payload)
+    tx = Transaction.FromString(payload.data)
+    cap = ChaincodeActionPayload.FromString(tx.actions[0].payload)
+    key, pem = _malformed_certificate()
+    endorser = SerializedIdentity(mspid="Org1MSP", id_bytes=pem).SerializeToString()
+    prp = cap.action.proposal_response_payload
+    honest = list(cap.action.endorsements)
+    del cap.action.endorsements[:]
+    cap.action.endorsements.extend(
+        [Endorsement(endorser=endorser, signature=sign(key, prp + endorser)), *honest]
+    )
+    tx.actions[0].payload = cap.SerializeToString()
+    payload.data = tx.SerializeToString()
+    envelope.payload = payload.SerializeToString()
+    envelope.signature = client.identity.sign(envelope.payload)
+    stub.Submit(gateway_pb2.SubmitRequest(channel_id=CHANNEL, prepared_transaction=envelope))
+    assert client.commit_status(CHANNEL, txid, timeout=10).result == 0  # the honest one counts
+    assert client.submit(CHANNEL, "kv", [b"put", b"after", b"1"]).code_name == "VALID"
+    # as a creator, the same certificate gets Fabric's refusal, not a traceback
+    from actors.msp.msp import MSPError, parse_certificate
+
+    with pytest.raises(MSPError, match="parseCertificate failed"):
+        parse_certificate(pem)
+
+
+def test_commit_status_without_a_deadline_waits_for_the_commit(
+    peer: GatewayPeer, client: GatewayClient
+) -> None:
+    """Found in review: with no deadline the wait overflowed and left its listener behind."""
+    import concurrent.futures
+
+    stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(peer.address))
+    txid, proposal = signed_proposal(client.identity, CHANNEL, "kv", [b"put", b"late", b"1"])
+    request = gateway_pb2.CommitStatusRequest(
+        transaction_id=txid, channel_id=CHANNEL, identity=client.identity.serialized
+    ).SerializeToString()
+    signed = gateway_pb2.SignedCommitStatusRequest(
+        request=request, signature=client.identity.sign(request)
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(stub.CommitStatus, signed)  # no timeout, as the clients default
+        envelope = stub.Endorse(
+            gateway_pb2.EndorseRequest(channel_id=CHANNEL, proposed_transaction=proposal)
+        ).prepared_transaction
+        envelope.signature = client.identity.sign(envelope.payload)
+        stub.Submit(gateway_pb2.SubmitRequest(channel_id=CHANNEL, prepared_transaction=envelope))
+        assert waiting.result(timeout=30).result == 0
+    assert peer.stack.store(CHANNEL)._waiters == {}  # no listener left behind

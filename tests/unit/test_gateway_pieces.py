@@ -348,3 +348,24 @@ def test_block_cutter_follows_fabrics_rules() -> None:
         BatchConfig(preferred_max_bytes=30, absolute_max_bytes=20)
     with pytest.raises(BatchConfigError):
         BatchConfig(batch_timeout=float("inf"))
+
+
+def test_a_failing_commit_listener_does_not_stop_the_others() -> None:
+    """Found in review: a listener raising inside finish (on the committer's thread) killed
+    the committer and left the other waiters of that txid waiting."""
+    from actors.gateway.blockstore import BlockStore
+
+    store = BlockStore("ch")
+    heard: list[tuple[int, int]] = []
+    txid = "ab" * 32
+    store.on_commit(txid, lambda code, block: (_ for _ in ()).throw(RuntimeError("gone")))
+    store.on_commit(txid, lambda code, block: heard.append((code, block)))
+    ch = ChannelHeader(type=ENDORSER_TRANSACTION, channel_id="ch", tx_id=txid)
+    header = Header(channel_header=ch.SerializeToString())
+    from protos.common.common_pb2 import Payload
+
+    envelope = Envelope(payload=Payload(header=header).SerializeToString()).SerializeToString()
+    block = blocks.new_block(0, b"", [envelope])
+    store.begin(block)
+    store.finish(bytes([0]))
+    assert heard == [(0, 0)]
