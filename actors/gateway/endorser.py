@@ -17,7 +17,9 @@ from typing import Protocol
 
 from actors.gateway.endorsement import proposal_response
 from actors.gateway.proposal import ProposalError, UnpackedProposal, unpack, validate
+from actors.gateway.validator import channel_policy
 from actors.msp.msp import Identity, MSPManager, SigningIdentity
+from actors.msp.policies import PolicyError, SignedData
 from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.proposal_pb2 import SignedProposal
 from protos.peer.proposal_response_pb2 import ProposalResponse, Response
@@ -78,6 +80,15 @@ class Endorser:
             creator = validate(unpacked, msps)
         except ProposalError as exc:
             raise EndorserError(str(exc)) from None
+        # the peer/Propose ACL: /Channel/Application/Writers on the signed proposal
+        signed_data = SignedData(signed.proposal_bytes, unpacked.creator, signed.signature)
+        try:
+            channel_policy("/Channel/Application/Writers", [signed_data], msps)
+        except PolicyError as exc:
+            raise EndorserError(
+                "access denied: failed evaluating policy on signed data during check policy "
+                f"[/Channel/Application/Writers]: [{exc}]"
+            ) from None
         if self._backend.txid_known(unpacked.channel_id, unpacked.txid):
             raise EndorserError(
                 f"duplicate transaction found [{unpacked.txid}]. Creator [{unpacked.creator.hex()}]"

@@ -112,18 +112,22 @@ def _parse(cls: type, data: bytes, code: int):  # type: ignore[no-untyped-def]
 def channel_policy(reference: str, signed: Sequence[SignedData], msps: MSPManager) -> None:
     """The channel policies a single-peer network has, as Fabric's sample configtx defines
     them: ``/Channel/Application/Endorsement`` (and ``LifecycleEndorsement``) = MAJORITY of the
-    organisations' ``OR('<mspid>.peer')``; ``Readers``/``Writers`` = ANY member."""
+    organisations' ``OR('<mspid>.peer')``; ``Readers`` = ANY of ``OR(admin, peer, client)`` and
+    ``Writers`` = ANY of ``OR(admin, client)``, each org's as in the sample configtx.yaml."""
     orgs = [m.msp_id for m in msps]
     if reference.endswith(("/Endorsement", "/LifecycleEndorsement")):
-        rule, role = "MAJORITY", "peer"
-    elif reference.endswith(("/Readers", "/Writers")):
-        rule, role = "ANY", "member"
+        rule, roles = "MAJORITY", ("peer",)
+    elif reference.endswith("/Readers"):
+        rule, roles = "ANY", ("admin", "peer", "client")
+    elif reference.endswith("/Writers"):
+        rule, roles = "ANY", ("admin", "client")
     else:
         raise PolicyError(f"unknown channel policy reference {reference!r}")
     satisfied = 0
     for org in orgs:
         try:
-            evaluate(from_string(f"OR('{org}.{role}')"), signed, msps)
+            principals = ", ".join(f"'{org}.{role}'" for role in roles)
+            evaluate(from_string(f"OR({principals})"), signed, msps)
             satisfied += 1
         except PolicyError:
             pass

@@ -412,3 +412,17 @@ def test_commit_status_without_a_deadline_waits_for_the_commit(
         stub.Submit(gateway_pb2.SubmitRequest(channel_id=CHANNEL, prepared_transaction=envelope))
         assert waiting.result(timeout=30).result == 0
     assert peer.stack.store(CHANNEL)._waiters == {}  # no listener left behind
+
+
+def test_only_clients_and_admins_may_propose_as_fabrics_writers_policy_says(
+    peer: GatewayPeer, crypto: Path
+) -> None:
+    with (
+        GatewayClient(peer.address, ident(crypto, 1, "peer0")) as as_peer,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        as_peer.evaluate(CHANNEL, "kv", [b"get", b"colour"])
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "check policy [/Channel/Application/Writers]" in refused.value.details()
+    with GatewayClient(peer.address, ident(crypto, 1, "Admin@")) as admin:
+        assert admin.submit(CHANNEL, "kv", [b"put", b"by-admin", b"1"]).code_name == "VALID"
