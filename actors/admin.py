@@ -8,20 +8,21 @@ type, with the peer's message as the details, and come back as the same typed er
 
 from __future__ import annotations
 
-import queue
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from actors import errors
+from actors.events import LifecycleEvent
+from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.admin import admin_pb2, admin_pb2_grpc
 
 if TYPE_CHECKING:
-    from actors.events import LifecycleEvent
     from actors.support import ChaincodeSupport
 
 # Typed errors <-> gRPC codes. The order matters: subclasses before their bases.
@@ -53,8 +54,14 @@ def _code_for(exc: errors.ChaincodeError) -> grpc.StatusCode:
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, support: ChaincodeSupport) -> None:
+    def __init__(
+        self, support: ChaincodeSupport, *, max_subscribers: int = 16, backlog: int = 1024
+    ) -> None:
         self.support = support
+        self.max_subscribers = max_subscribers  # Events streams open at once
+        self.backlog = backlog  # events one subscriber may leave unread
+        self._subscribers = 0
+        self._lock = threading.Lock()
 
     def _execute(self, request: admin_pb2.InvokeRequest, context: Any, commit: bool) -> Any:
         kwargs: dict[str, Any] = {"is_init": request.is_init}
@@ -131,44 +138,125 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.LogsReply(lines=lines)
 
     def Events(self, request: Any, context: Any) -> Iterator[admin_pb2.LifecycleEvent]:
-        events: queue.SimpleQueue[LifecycleEvent | None] = queue.SimpleQueue()
-        unsubscribe = self.support.subscribe(events.put)
-        context.add_callback(lambda: events.put(None))
+        # A dropped subscriber still reading hears why; one that reads nothing at all holds
+        # its call (and a thread) in a write that never completes: cancel it after a while.
+        subscription = _Subscription(
+            self.backlog, lambda: self.support.scheduler.call_later(5.0, context.cancel)
+        )
+        with self._lock:
+            full = self._subscribers >= self.max_subscribers
+            if not full:
+                self._subscribers += 1
+        if full:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"ChaincodeError: {self.max_subscribers} event streams are open already",
+            )
+        unsubscribe = self.support.subscribe(subscription.offer)
+        context.add_callback(subscription.close)
         try:
             while context.is_active():
-                event = events.get()
+                event = subscription.take()
                 if event is None:
-                    return
+                    break
                 if request.chaincode and event.chaincode != request.chaincode:
                     continue
-                yield admin_pb2.LifecycleEvent(
-                    chaincode=event.chaincode,
-                    kind=event.kind,
-                    detail=event.detail,
-                    timestamp=event.timestamp,
-                    instance=event.instance,
-                    exit_code=event.exit_code,
-                    signal=event.signal,
-                    delay=event.delay,
-                    last_lines=event.last_lines,
-                    actor=event.actor,
-                )
+                yield _event_message(event)
         finally:
             unsubscribe()
+            with self._lock:
+                self._subscribers -= 1
+        if subscription.dropped:
+            # A subscriber that falls this far behind would make the peer hold every event
+            # for it; it is dropped, and told why if it is still reading.
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"ChaincodeError: event stream dropped: more than {self.backlog} events "
+                "were waiting for this subscriber to read them",
+            )
+
+
+def _event_message(event: LifecycleEvent) -> admin_pb2.LifecycleEvent:
+    return admin_pb2.LifecycleEvent(
+        chaincode=event.chaincode,
+        kind=event.kind,
+        detail=event.detail,
+        timestamp=event.timestamp,
+        instance=event.instance,
+        exit_code=event.exit_code,
+        signal=event.signal,
+        delay=event.delay,
+        last_lines=event.last_lines,
+        actor=event.actor,
+    )
+
+
+class _Subscription:
+    """The events waiting for one Events stream: at most ``limit``, then it is dropped."""
+
+    def __init__(self, limit: int, on_drop: Callable[[], object]) -> None:
+        self._limit = limit
+        self._on_drop = on_drop
+        self._events: deque[LifecycleEvent] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.dropped = False
+
+    def offer(self, event: LifecycleEvent) -> None:
+        """Publisher's thread: queue ``event``, or drop the subscriber that is too far behind."""
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._events) >= self._limit:
+                self.dropped = self._closed = True
+                self._events.clear()
+                self._on_drop()
+            else:
+                self._events.append(event)
+            self._cond.notify()
+
+    def take(self) -> LifecycleEvent | None:
+        """The next event; None once closed or dropped."""
+        with self._cond:
+            while not self._events and not self._closed:
+                self._cond.wait()
+            return self._events.popleft() if self._events else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
 
 
 def serve_admin(
-    support: ChaincodeSupport, address: str, max_workers: int = 64
+    support: ChaincodeSupport, address: str, max_workers: int = 64, event_backlog: int = 1024
 ) -> tuple[grpc.Server, str]:
-    """Start the admin server; returns it and the bound address (port 0 picks one)."""
-    server = grpc.server(ThreadPoolExecutor(max_workers, thread_name_prefix="ccactors-admin"))
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(support), server)
-    try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    """Start the admin server; returns it and the bound address (port 0 picks one).
+
+    Raises :class:`~actors.transports.grpc.ListenError` when the address is taken or bad.
+    At most ``max_workers`` calls run at once, each on its own thread (gone when it returns);
+    gRPC refuses more with RESOURCE_EXHAUSTED instead of queueing them. Event streams may
+    take only ``max_event_subscribers`` of those, so that they never block list or query,
+    and one that leaves ``event_backlog`` events unread is dropped.
+    """
+    subscribers = min(support.config.max_event_subscribers, max(1, max_workers // 2))
+    server = grpc.server(
+        ThreadPerCall("ccactors-admin"),
+        options=exclusive(
+            [
+                # Notice a client that went away without closing its event stream.
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000),
+            ]
+        ),
+        maximum_concurrent_rpcs=max_workers,
+    )
+    admin_pb2_grpc.add_AdminServicer_to_server(
+        AdminServicer(support, max_subscribers=subscribers, backlog=event_backlog), server
+    )
+    bound = bind(server, address)
     server.start()
-    return server, f"{address.rsplit(':', 1)[0]}:{port}"
+    return server, bound
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import statistics
 import sys
 import threading
@@ -245,16 +245,16 @@ def run_serve(args: argparse.Namespace) -> int:
     """``ccactors serve``: a long-lived peer until SIGTERM/SIGINT."""
     import signal
 
-    from prometheus_client import start_http_server
-
     from actors.admin import serve_admin
     from actors.ledger import LedgerError
+    from actors.operations import OperationsServer, docker_check
     from actors.support import ChaincodeSupport
 
     problems: list[str] = []
     listen = _address("--listen", args.listen, problems)
     admin = _address("--peer", args.peer, problems)
-    metrics = _address("--metrics", args.metrics, problems)
+    operations_flag = "--operations" if args.operations else "--metrics"
+    metrics = _address(operations_flag, args.operations or args.metrics, problems)
     gateway_address = _address("--gateway", args.gateway, problems)
     overrides: dict[str, Any] = {}
     if gateway_address:
@@ -263,6 +263,8 @@ def run_serve(args: argparse.Namespace) -> int:
         overrides["mode"] = args.mode
     if listen:
         overrides["listen_address"] = listen
+    if args.insecure:
+        overrides["tls_enabled"] = False
     # A peer keeps its ledger: in --data-dir, else peer.fileSystemPath (or ledger.path) from
     # the config, else the user's data directory. --ephemeral keeps it in memory.
     if args.ephemeral:
@@ -277,6 +279,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(*problems)
     if not args.ephemeral and config.ledger_directory is None:
         config = config.replace(file_system_path=default_file_system_path())
+    if not metrics and config.operations_address:
+        metrics, operations_flag = config.operations_address, "operations.listenAddress"
     assert admin is not None  # it has a default
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -294,16 +298,15 @@ def run_serve(args: argparse.Namespace) -> int:
             admin_server, admin_address = serve_admin(support, admin)
         except OSError as exc:
             raise UsageError(f"--peer: {exc}") from None
-        metrics_server = None
+        operations = None
         if metrics:
-            host, _, port = metrics.rpartition(":")
             try:
-                metrics_server, _ = start_http_server(
-                    int(port), addr=host or "0.0.0.0", registry=support.metrics.registry
-                )
+                operations = OperationsServer(metrics, metrics=support.metrics)
             except OSError as exc:
-                reason = exc.strerror or exc
-                raise UsageError(f"--metrics: cannot listen on {metrics}: {reason}") from None
+                raise UsageError(f"{operations_flag}: {exc}") from None
+            if any(d.runtime == "docker" for d in config.chaincodes):
+                operations.register_checker("docker", docker_check(config.docker_endpoint))
+            operations.start()
         gateway = None
         if config.gateway_address:
             try:
@@ -316,19 +319,21 @@ def run_serve(args: argparse.Namespace) -> int:
             "mode": config.mode,
             "peer": admin_address,
             "ledger": config.ledger_directory,
-            "metrics": f"http://{metrics}/metrics" if metrics else None,
+            "metrics": f"http://{operations.address}/metrics" if operations else None,
+            "tls": support.peer.tls is not None,
             "chaincodes": [{"name": d.name, "runtime": d.runtime} for d in config.chaincodes],
         }
         if args.json:
             print(json.dumps({"ready": True, **ready}), flush=True)
         else:
             lines = [
-                f"chaincode listener {listener.address} (mode {config.mode})",
+                f"chaincode listener {listener.address} (mode {config.mode}, "
+                f"{'TLS' if support.peer.tls is not None else 'no TLS'})",
                 f"admin {admin_address}",
                 f"ledger {config.ledger_directory or 'in memory (--ephemeral)'}",
             ]
-            if metrics:
-                lines.append(f"metrics {ready['metrics']}")
+            if operations is not None:
+                lines.append(f"operations http://{operations.address} (/metrics /healthz /logspec)")
             if gateway:
                 lines.append(f"gateway {gateway}")
             defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes)
@@ -338,8 +343,8 @@ def run_serve(args: argparse.Namespace) -> int:
         if not args.json:
             print("ccactors serve: shutting down", flush=True)
         admin_server.stop(1).wait(5)
-        if metrics_server is not None:
-            metrics_server.shutdown()
+        if operations is not None:
+            operations.stop()
     return EXIT_OK
 
 
@@ -667,7 +672,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="chaincode listener (default: peer.chaincodeListenAddress, 0.0.0.0:7052)",
     )
     peer(serve, "where the admin service (the address clients use as --peer) listens")
-    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    serve.add_argument(
+        "--operations",
+        metavar="HOST:PORT",
+        help="operations server: /metrics, /healthz, /logspec (operations.listenAddress)",
+    )
+    serve.add_argument("--metrics", metavar="HOST:PORT", help="the same as --operations")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no TLS on the chaincode listener in net mode (TLS is on by default there)",
+    )
     serve.add_argument(
         "--gateway",
         metavar="HOST:PORT",
@@ -770,10 +785,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from actors.operations import LogSpecError, configure_logging
+
+    try:
+        # FABRIC_LOGGING_SPEC wins over -v; FABRIC_LOGGING_FORMAT picks the line format.
+        configure_logging(
+            os.environ.get("FABRIC_LOGGING_SPEC") or ("info" if args.verbose else "warning")
+        )
+    except LogSpecError as exc:
+        _error(f"FABRIC_LOGGING_SPEC/FABRIC_LOGGING_FORMAT: {exc}")
+        return EXIT_USAGE
     try:
         return args.run(args)
     except (UsageError, ConfigError) as exc:

@@ -327,6 +327,16 @@ class _Files:
         return ", ".join(value)
 
 
+class _OptionalBoolean(Boolean):
+    """true, false, or unset (None)."""
+
+    def __call__(self, raw: Any) -> bool | None:  # type: ignore[override]
+        return None if raw is None or raw == "" else super().__call__(raw)
+
+    def show(self, value: bool | None) -> str:  # type: ignore[override]
+        return "" if value is None else super().show(value)
+
+
 class _OptionalAddress(Address):
     """``HOST:PORT``, or unset."""
 
@@ -879,11 +889,44 @@ class Config:
     sign_proposals: bool = setting(
         "chaincode.signproposals", True, Boolean(), "sign the proposals the peer builds"
     )
-    tls_enabled: bool = setting(
+    tls_enabled: bool | None = setting(
         "peer.tls.enabled",
-        False,
-        Boolean(),
-        "mutual TLS on the chaincode listener, and TLS on the Gateway (peer.tls.cert.file)",
+        None,
+        _OptionalBoolean(),
+        "mutual TLS on the chaincode listener (unset: on in net mode, off in dev mode, as "
+        "Fabric; false is --insecure), and TLS on the Gateway (peer.tls.cert.file)",
+        shown="net mode: on",
+    )
+    registration_timeout: float = setting(
+        "peer.limits.registrationTimeout",
+        10.0,
+        Duration(positive=True),
+        "a chaincode stream must REGISTER within this",
+    )
+    unregistered_message_size: int = setting(
+        "peer.limits.unregisteredMessageSize",
+        64 * 1024,
+        Integer(1, 2**31 - 1),
+        "bytes: the largest message a stream may send before REGISTER",
+    )
+    max_unregistered_streams: int = setting(
+        "peer.limits.unregisteredStreams", 64, Integer(1, 100_000), "streams waiting to register"
+    )
+    max_unregistered_per_host: int = setting(
+        "peer.limits.unregisteredStreamsPerAddress",
+        16,
+        Integer(1, 100_000),
+        "of those, from one address",
+    )
+    max_event_subscribers: int = setting(
+        "peer.limits.eventSubscribers", 16, Integer(1, 10_000), "admin Events streams at once"
+    )
+    operations_address: str | None = setting(
+        "operations.listenAddress",
+        None,
+        _OptionalAddress(),
+        "the operations server: /metrics, /healthz, /logspec (`serve --operations`)",
+        shown="off",
     )
     max_inbound_backlog: int = setting(
         "chaincode.maxinboundbacklog",
@@ -1000,6 +1043,11 @@ class Config:
         Integer(1, 2**31 - 1),
         "a larger transaction is refused",
     )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the chaincode listener uses mutual TLS (see ``tls_enabled``)."""
+        return self.mode == "net" if self.tls_enabled is None else self.tls_enabled
 
     @property
     def ledger_directory(self) -> str | None:

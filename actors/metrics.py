@@ -1,72 +1,137 @@
-"""Prometheus metrics with Fabric's chaincode metric names (``core/chaincode/metrics.go``).
+"""Prometheus metrics with Fabric's chaincode metric names (``core/chaincode/metrics.go``,
+``core/container/dockercontroller/metrics.go``).
 
 Each :class:`~actors.support.ChaincodeSupport` gets its own registry, so several peers (or
-tests) in one process do not collide. prometheus_client appends ``_total`` to counters in the
-exposition format; the base names are Fabric's.
+tests) in one process do not collide. :meth:`Metrics.exposition` writes the text format as
+Fabric's peer (Go's Prometheus client) does: counters under their own names, without the
+``_total`` and ``_created`` series prometheus_client adds, and numbers as Go prints them.
+
+Label values come from outside (a chaincode picks the channel id of its requests, a client
+the chaincode name it asks for), so ``channel`` and ``chaincode`` are bounded: a value the
+peer does not know is counted under ``unknown``, and at most ``label_limit`` distinct values
+of each are ever kept. Otherwise made-up ids would grow the registry without end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import threading
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+UNKNOWN = "unknown"
+BOUNDED_LABELS = ("channel", "chaincode")
+
+
+class _Bounded:
+    """A labelled metric whose ``channel``/``chaincode`` values pass :meth:`Metrics.bound`."""
+
+    def __init__(self, metric: Any, names: tuple[str, ...], bound: Callable[[str, str], str]):
+        self.metric = metric
+        self._positions = [(i, n) for i, n in enumerate(names) if n in BOUNDED_LABELS]
+        self._bound = bound
+
+    def labels(self, *values: str) -> Any:
+        checked = list(values)
+        for i, name in self._positions:
+            checked[i] = self._bound(name, checked[i])
+        return self.metric.labels(*checked)
+
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        reg = self.registry
-        self.launch_duration = Histogram(
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        known: Mapping[str, Callable[[str], bool]] | None = None,
+        label_limit: int = 1000,
+    ) -> None:
+        """``known``: for ``channel`` and ``chaincode``, whether the peer knows a value."""
+        self.registry = reg = registry or CollectorRegistry()
+        self._known = dict(known or {})
+        self._label_limit = label_limit
+        self._admitted: dict[str, set[str]] = {name: set() for name in BOUNDED_LABELS}
+        self._lock = threading.Lock()
+
+        def metric(kind: Any, name: str, help_text: str, labels: tuple[str, ...]) -> _Bounded:
+            return _Bounded(kind(name, help_text, labels, registry=reg), labels, self.bound)
+
+        self.launch_duration = metric(
+            Histogram,
             "chaincode_launch_duration",
             "The time to launch a chaincode.",
-            ["chaincode", "success"],
-            registry=reg,
+            ("chaincode", "success"),
         )
-        self.launch_failures = Counter(
+        self.launch_failures = metric(
+            Counter,
             "chaincode_launch_failures",
             "The number of chaincode launches that have failed.",
-            ["chaincode"],
-            registry=reg,
+            ("chaincode",),
         )
-        self.launch_timeouts = Counter(
+        self.launch_timeouts = metric(
+            Counter,
             "chaincode_launch_timeouts",
             "The number of chaincode launches that have timed out.",
-            ["chaincode"],
-            registry=reg,
+            ("chaincode",),
         )
-        self.shim_requests_received = Counter(
+        self.shim_requests_received = metric(
+            Counter,
             "chaincode_shim_requests_received",
             "The number of chaincode shim requests received.",
-            ["type", "channel", "chaincode"],
-            registry=reg,
+            ("type", "channel", "chaincode"),
         )
-        self.shim_requests_completed = Counter(
+        self.shim_requests_completed = metric(
+            Counter,
             "chaincode_shim_requests_completed",
             "The number of chaincode shim requests completed.",
-            ["type", "channel", "chaincode", "success"],
-            registry=reg,
+            ("type", "channel", "chaincode", "success"),
         )
-        self.shim_request_duration = Histogram(
+        self.shim_request_duration = metric(
+            Histogram,
             "chaincode_shim_request_duration",
             "The time to complete chaincode shim requests.",
-            ["type", "channel", "chaincode", "success"],
-            registry=reg,
+            ("type", "channel", "chaincode", "success"),
         )
-        self.execute_timeouts = Counter(
+        self.execute_timeouts = metric(
+            Counter,
             "chaincode_execute_timeouts",
             "The number of chaincode executions (Init or Invoke) that have timed out.",
-            ["chaincode"],
-            registry=reg,
+            ("chaincode",),
+        )
+        self.container_build_duration = metric(
+            Histogram,
+            "dockercontroller_chaincode_container_build_duration",
+            "The time to build a chaincode image in seconds.",
+            ("chaincode", "success"),
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, cached: the lookup costs more than the increment."""
+    def bound(self, label: str, value: str) -> str:
+        """``value`` if the peer knows it (and the label has room), else ``unknown``."""
+        admitted = self._admitted[label]
+        if value in admitted:
+            return value
+        check = self._known.get(label)
+        if check is not None and not check(value):
+            return UNKNOWN
+        with self._lock:
+            if len(admitted) >= self._label_limit:
+                return UNKNOWN
+            admitted.add(value)
+        return value
+
+    def child(self, metric: _Bounded, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the lookup costs more than the increment.
+        Only admitted label values are cached, so made-up ones cannot grow the cache."""
         key = (id(metric), *labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*labels)
+            found = metric.labels(*labels)
+            if all(self._admitted[n].__contains__(labels[i]) for i, n in metric._positions):
+                self._children[key] = found
         return found
 
     def shim_request(
@@ -83,3 +148,58 @@ class Metrics:
             )
 
         return done
+
+    def observe_container_build(self, chaincode: str, success: bool, seconds: float) -> None:
+        """Fabric's ``dockercontroller_chaincode_container_build_duration``: one image build."""
+        self.container_build_duration.labels(chaincode, "true" if success else "false").observe(
+            seconds
+        )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format as Fabric's peer writes it (see the module doc)."""
+        lines: list[str] = []
+        for family in self.registry.collect():
+            samples = [s for s in family.samples if not s.name.endswith("_created")]
+            if not samples:  # Go's client leaves out a vector with no series yet
+                continue
+            name = family.name
+            help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {family.type}")
+            for sample in samples:
+                sample_name = name if sample.name == name + "_total" else sample.name
+                labels = sorted((k, v) for k, v in sample.labels.items() if k != "le")
+                if "le" in sample.labels:
+                    labels.append(("le", go_float(float(sample.labels["le"]))))
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                lines.append(f"{sample_name}{{{text}}} {go_float(sample.value)}")
+        return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+
+
+def go_float(value: float) -> str:
+    """``value`` as Go's ``strconv.FormatFloat(v, 'g', -1, 64)`` writes it (the Prometheus
+    client's format): shortest digits, an exponent below 1e-4 and from 1e6 up."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    point = len(digits) + exponent - 1  # decimal exponent of the first digit
+    text = "".join(map(str, digits))
+    if point < -4 or point >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        body = f"{mantissa}e{'-' if point < 0 else '+'}{abs(point):02d}"
+    elif exponent >= 0:
+        body = text + "0" * exponent
+    elif point >= 0:
+        body = text[: point + 1] + "." + text[point + 1 :]
+    else:
+        body = "0." + "0" * (-point - 1) + text
+    return ("-" if sign else "") + body

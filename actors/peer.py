@@ -123,11 +123,19 @@ class Peer:
     ) -> None:
         self.config = config = config or Config()
         # -- services ----------------------------------------------------------------------
-        self.metrics = Metrics()
+        # Metric labels only for channels and chaincodes the peer knows (see actors.metrics).
+        self.metrics = Metrics(
+            known={
+                "chaincode": lambda name: (
+                    name in self.definitions or self.directory.get(name) is not None
+                ),
+                "channel": lambda channel: channel in self.ledgers.channels(),
+            }
+        )
         self.scheduler = Scheduler()
         self.events = EventBus()
         self.identity = local_identity(config.msp_id)
-        self.tls = tls if tls is not None else ChaincodeTLS() if config.tls_enabled else None
+        self.tls = tls if tls is not None else ChaincodeTLS() if config.tls else None
         self.address = peer_address if peer_address is not None else PeerAddress()
         self.runtimes: dict[str, Runtime] = dict(
             runtimes or default_runtimes(config, self.address, self.client_tls)
@@ -306,7 +314,12 @@ class Peer:
         except MSPError as exc:
             raise ConfigError(f"peer.mspConfigPath: {exc}") from None
         credentials = None
-        if config.tls_enabled:  # Fabric's peer.tls.enabled: the peer's services speak TLS
+        # Fabric's peer.tls.enabled: the peer's services speak TLS. Left unset (on in net mode
+        # for the chaincode listener), the Gateway uses TLS when a certificate is configured.
+        gateway_tls = config.tls_enabled or (config.tls_enabled is None and config.tls_cert_file)
+        if not gateway_tls:
+            log.warning("the Gateway at %s speaks plaintext (peer.tls.cert.file not set)", address)
+        if gateway_tls:
             try:
                 pair = (_read(config.tls_key_file), _read(config.tls_cert_file))
                 roots = None

@@ -217,6 +217,9 @@ class Peer:
         peer_address = PeerAddress()
         config = Config(
             sign_proposals=sign_proposals,
+            # Plaintext, as the runtimes here are made without TLS material: the figures
+            # compare the peer's own cost with raw primitives, not TLS handshakes.
+            tls_enabled=False,
             execute_timeout=EXECUTE_TIMEOUT,
             chaincodes=tuple(RUNTIMES[rt].define(name) for name, rt in chaincodes),
         )

@@ -34,7 +34,15 @@ import grpc
 from actors.shim.handler import ShimHandler
 from actors.shim.loader import load_chaincode
 from actors.transports import ConnectionClosed
-from actors.transports.grpc import CONNECT, GrpcStream, dial, server_options, stream_handler
+from actors.transports.grpc import (
+    CONNECT,
+    GrpcStream,
+    ListenError,
+    bind,
+    dial,
+    server_options,
+    stream_handler,
+)
 
 log = logging.getLogger("actors.shim")
 
@@ -111,12 +119,12 @@ def run_server(address: str, name: str, chaincode: Any) -> int:
     servicer = _ChaincodeServicer(chaincode, name)
     server.add_generic_rpc_handlers((stream_handler(CONNECT, servicer.Connect),))
     try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        log.error("cannot listen on %s: %s", address, exc)
-        return 1
+        bound = bind(server, address)
+    except ListenError as exc:
+        print(f"error: --chaincode-address {address}: {exc.reason}", file=sys.stderr)
+        return 2
     server.start()
-    print(f"chaincode {name} serving on {address.rsplit(':', 1)[0]}:{port}", flush=True)
+    print(f"chaincode {name} serving on {bound}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

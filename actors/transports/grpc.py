@@ -14,8 +14,10 @@ blocks on the network, and writes stay serialised as gRPC requires.
 from __future__ import annotations
 
 import queue
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +55,116 @@ def decode(data: bytes) -> ChaincodeMessage | Undecodable:
 encode = ChaincodeMessage.SerializeToString
 
 
-def stream_handler(method: str, serve: Any) -> grpc.GenericRpcHandler:
+def stream_handler(method: str, serve: Any, *, raw: bool = False) -> grpc.GenericRpcHandler:
     """A server's handler for one bidi ChaincodeMessage method (``REGISTER`` or
-    ``CONNECT``), served by ``serve(request_iterator, context)`` with the lenient decoder."""
+    ``CONNECT``), served by ``serve(request_iterator, context)`` with the lenient decoder.
+    ``raw``: the iterator yields undecoded bytes, so that the server can look at a message's
+    size before paying for its decoding (see :func:`decoded`)."""
     service, _, name = method.strip("/").partition("/")
     handler = grpc.stream_stream_rpc_method_handler(
-        serve, request_deserializer=decode, response_serializer=encode
+        serve, request_deserializer=None if raw else decode, response_serializer=encode
     )
     return grpc.method_handlers_generic_handler(service, {name: handler})
+
+
+def decoded(raw: Iterator[bytes]) -> Iterator[ChaincodeMessage | Undecodable]:
+    """The messages of a ``raw`` request iterator, decoded as the reader pulls them (in the
+    reader's thread, where grpcio would have decoded them too)."""
+    return map(decode, raw)
+
+
+class ListenError(OSError):
+    """A server cannot listen on its address: taken by another process, or not a valid
+    ``host:port``. ``reason`` says which, for a one-line message naming the setting."""
+
+    def __init__(self, address: str, reason: str = "address already in use") -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+def bind(server: grpc.Server, address: str, credentials: Any = None) -> str:
+    """Bind ``server`` to ``address`` and return the bound address (``:0`` picks a port).
+
+    The server must have been made with :func:`exclusive` options: gRPC otherwise sets
+    SO_REUSEPORT, and a second server on a taken port starts silently and shares the traffic.
+    """
+    check_free(address)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise ListenError(address, _bind_reason(str(exc))) from exc
+    if not port:  # older grpcio reports a failed bind as port 0
+        raise ListenError(address)
+    return f"{address.rsplit(':', 1)[0]}:{port}"
+
+
+def check_free(address: str) -> None:
+    """Raise :class:`ListenError` if ``address`` (``host:port``) cannot be bound now.
+
+    A plain socket tries first so that the common mistake gets one clear line instead of
+    gRPC's core log; the server's own bind still decides (the port may go meanwhile)."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise ListenError(address, "expected HOST:PORT with a port from 0 to 65535")
+    port = int(port_text)
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ListenError(address, f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
+    if not port:
+        return
+    for family, kind, proto, _, sockaddr in infos[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            # As gRPC does: a port whose old connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                raise ListenError(address, exc.strerror or str(exc)) from exc
+
+
+def _bind_reason(text: str) -> str:
+    return "address already in use" if "Failed to bind" in text or "in use" in text else text
+
+
+def exclusive(options: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+    """Server ``options`` with SO_REUSEPORT off, so that a taken port is refused."""
+    return [("grpc.so_reuseport", 0), *(options or [])]
+
+
+class ThreadPerCall(Executor):
+    """The executor of a synchronous gRPC server: one thread per call, gone when it returns.
+
+    A ThreadPoolExecutor keeps every thread it ever made, so a burst of connections (say, a
+    thousand idle streams) leaves its threads and their memory behind for good. Servers using
+    this bound concurrent calls with ``maximum_concurrent_rpcs`` instead: gRPC refuses the
+    call beyond that with RESOURCE_EXHAUSTED rather than queue it behind the busy ones.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, name=self._name, daemon=True).start()
+        return future
 
 
 def server_options(max_message_size: int = DEFAULT_MAX_MESSAGE) -> list[tuple[str, Any]]:
@@ -70,15 +174,17 @@ def server_options(max_message_size: int = DEFAULT_MAX_MESSAGE) -> list[tuple[st
     defaults answer the fourth idle ping with GOAWAY, which makes the Node shim exit. Fabric
     enforces a 60 s minimum, and so do we.
     """
-    return [
-        ("grpc.max_send_message_length", max_message_size),
-        ("grpc.max_receive_message_length", max_message_size),
-        ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_ping_strikes", 0),
-        ("grpc.keepalive_time_ms", 7_200_000),  # Fabric's ServerInterval 2h
-        ("grpc.keepalive_timeout_ms", 20_000),
-    ]
+    return exclusive(
+        [
+            ("grpc.max_send_message_length", max_message_size),
+            ("grpc.max_receive_message_length", max_message_size),
+            ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.keepalive_time_ms", 7_200_000),  # Fabric's ServerInterval 2h
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ]
+    )
 
 
 def client_options(max_message_size: int = DEFAULT_MAX_MESSAGE) -> list[tuple[str, Any]]:

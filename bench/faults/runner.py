@@ -173,6 +173,7 @@ class FaultRunner:
             startup_timeout=c.startup_timeout,
             execute_timeout=c.execute_timeout,
             hung_after=c.hung_after,
+            tls_enabled=False,  # its runtimes are made without TLS material
             restart=self._policy(),
             chaincodes=self._definitions(),
         )

@@ -107,7 +107,7 @@ def peer(tmp_path: Path) -> Iterator[str]:
         assert ready["gateway"].startswith("127.0.0.1:")
         assert ready["chaincodes"] == [{"name": "kvp", "runtime": "process"}]
         warning = process.stderr.readline()
-        assert "WARNING" in warning and "ignoring" in warning and "peer.gossip.bootstrap" in warning
+        assert "WARN" in warning and "ignoring" in warning and "peer.gossip.bootstrap" in warning
         yield admin
     finally:
         process.terminate()

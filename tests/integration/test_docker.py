@@ -161,12 +161,16 @@ def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
         address = PeerAddress()
         runtime_args.setdefault("network_id", NETWORK_ID)
         runtime_args.setdefault("peer_id", PEER_ID)
+        # The listener uses TLS by default (net mode): the container gets its certificate.
+        tls = runtime_args.pop("chaincode_tls", None) or ChaincodeTLS()
+        runtime_args.setdefault("tls", tls.client_for)
         runtime = DockerRuntime(address, **runtime_args)
         definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
         support = ChaincodeSupport(
             Config(chaincodes=(definition,), startup_timeout=60),
             runtimes={"docker": runtime},
             peer_address=address,
+            tls=tls,
         )
         supports.append(support)
         events = EventLog(support)
@@ -234,7 +238,7 @@ def test_container_is_hardened_and_gets_fabric_env(make_peer: Callable[..., Peer
     address = peer.support.peer_address()
     assert env["CORE_CHAINCODE_ID_NAME"] == "kv"
     assert env["CORE_PEER_ADDRESS"] == address
-    assert env["CORE_PEER_TLS_ENABLED"] == "false"
+    assert env["CORE_PEER_TLS_ENABLED"] == "true"  # net mode: TLS by default
     assert env["CORE_CHAINCODE_TARGET"] == "examples.kv:KVChaincode"
     assert env["CORE_CHAINCODE_LOGGING_LEVEL"] == "info"
     assert attrs["Config"]["Cmd"] == ["python3", "-m", "actors.shim", "--peer.address", address]

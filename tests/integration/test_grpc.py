@@ -68,13 +68,15 @@ def net_peer() -> Iterator[ChaincodeSupport]:
     broken = ChaincodeDefinition(
         "broken", runtime="process", target="tests.integration.chaincodes:BrokenConstructor"
     )
+    # Plaintext (--insecure): these tests dial the listener as raw clients would.
     config = Config(
+        tls_enabled=False,
         chaincodes=(
             ChaincodeDefinition("kvp", runtime="process", target=KV),
             crashy,
             broken,
             *exits,
-        )
+        ),
     )
     with ChaincodeSupport(config) as support:
         support.listen("127.0.0.1:0")

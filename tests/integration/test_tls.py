@@ -102,3 +102,22 @@ def test_binding_is_per_issue_and_expires() -> None:
     assert tls.chaincode_for(ChaincodeTLS().client_for("a").pair.cert_pem) is None
     tls._bindings = {h: (ccid, 0.0) for h, (ccid, _) in tls._bindings.items()}
     assert tls.chaincode_for(first.pair.cert_pem) is None
+
+
+def test_tls_is_on_by_default_in_net_mode(caplog: pytest.LogCaptureFixture) -> None:
+    """As in Fabric, TLS is what stops another process registering as a chaincode being
+    launched: net mode has it unless turned off (--insecure), with a warning; dev mode,
+    like Fabric's, is plaintext."""
+    assert Config().tls and Config(mode="dev", tls_enabled=True).tls
+    assert not Config(mode="dev").tls and not Config(tls_enabled=False).tls
+    definition = ChaincodeDefinition("kvt", runtime="process", target="examples.kv:KVChaincode")
+    with ChaincodeSupport(Config(chaincodes=(definition,))) as peer:
+        address = peer.listen("127.0.0.1:0").dial_address()
+        assert peer.tls is not None
+        _refused(address, None)  # a plaintext client cannot even connect
+        assert peer.invoke("ch", None, "kvt", ["put", "k", "v"]).committed
+    assert "without TLS" not in caplog.text
+    with ChaincodeSupport(Config(tls_enabled=False)) as peer:
+        peer.listen("127.0.0.1:0")
+        assert peer.tls is None
+    assert "runs without TLS (insecure)" in caplog.text

@@ -40,6 +40,7 @@ from actors.runtimes import Connect, Runtime
 from actors.runtimes.process import ProcessInstance, ProcessRuntime
 from actors.runtimes.system import SystemRuntime
 from actors.support import ChaincodeSupport, InvokeResult
+from actors.tls import ChaincodeTLS
 from actors.txcontexts import ExecuteResult
 
 pytestmark = pytest.mark.timeout(120)
@@ -111,8 +112,8 @@ class RecordingProcessRuntime(ProcessRuntime):
     """Our real process runtime, remembering the instances it started (for their log tail and
     pids)."""
 
-    def __init__(self, peer_address: Callable[[], str | None]) -> None:
-        super().__init__(peer_address)
+    def __init__(self, peer_address: Callable[[], str | None], **kwargs: Any) -> None:
+        super().__init__(peer_address, **kwargs)
         self.started: list[ProcessInstance] = []
         self._lock = threading.Lock()
 
@@ -140,14 +141,17 @@ class Peer:
         values.update(changes)
         config = Config(**values)
         address = PeerAddress()
-        self.runtime = RecordingProcessRuntime(address)
+        # As the peer's own process runtime: the chaincode gets TLS files and environment
+        # when the listener uses TLS (the default in net mode).
+        tls = ChaincodeTLS() if config.tls else None
+        self.runtime = RecordingProcessRuntime(address, tls=tls.client_for if tls else None)
         runtimes: dict[str, Runtime] = {"process": self.runtime}
         if any(d.runtime == "system" for d in config.chaincodes):
             # Only where needed: SystemRuntime.close() stops multiprocessing's process-wide
             # fork server, and that blocks for ever while another peer of this process still
             # has system chaincode running (its children hold the fork server's alive pipe).
             runtimes["system"] = SystemRuntime(max_frame=config.max_message_size)
-        self.support = ChaincodeSupport(config, runtimes=runtimes, peer_address=address)
+        self.support = ChaincodeSupport(config, runtimes=runtimes, peer_address=address, tls=tls)
         self.support.listen("127.0.0.1:0")
 
     def invoke(
