@@ -190,6 +190,8 @@ class Handler(ThreadingActor):
         self._silent_timeouts = 0
         config = deps.config
         self._limits = Limits(config.query_batch_size, config.total_query_limit)
+        self._can_cork = hasattr(stream, "cork")  # pipes batch (actors.transports.pipe)
+        self._corked = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -270,6 +272,23 @@ class Handler(ThreadingActor):
     # -- mailbox -----------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._on_receive(message)
+        finally:
+            if self._corked and self.actor_inbox.empty():
+                self._uncork()
+
+    def _uncork(self) -> None:
+        """Send the TRANSACTIONs queued while more messages waited in the mailbox."""
+        self._corked = False
+        if self._closed:
+            return
+        try:
+            self.stream.uncork()  # type: ignore[attr-defined]
+        except ConnectionClosed as exc:
+            self._connection_lost(f"send failed: {exc}", probe_exit=True)
+
+    def _on_receive(self, message: Any) -> Any:
         kind = type(message)
         if kind is CM:
             if not self._closed:  # after a teardown, what is still queued is moot
@@ -452,6 +471,11 @@ class Handler(ThreadingActor):
             return
         self._txs[(ctx.channel_id, ctx.txid)] = ctx
         ctx.sent_at = time.monotonic()
+        if not self._corked and self._can_cork and not self.actor_inbox.empty():
+            # More is waiting (under load, more transactions): send them all as one frame
+            # when the mailbox is empty. A lone transaction goes out at once.
+            self.stream.cork()  # type: ignore[attr-defined]
+            self._corked = True
         self._send(msg)
 
     def _notify(self, msg: CM) -> None:
@@ -588,21 +612,30 @@ def _read_loop(
     """
     tell = ref.tell
     backlog = ref.actor_inbox.qsize
+    recv_batch = getattr(stream, "recv_batch", None)  # pipes: a frame may carry several
     tokens, last = rate_limit, time.monotonic()
     try:
         while True:
-            msg = stream.recv()
+            msgs = recv_batch() if recv_batch is not None else [stream.recv()]
+            batch = len(msgs) > 1
+            if batch:  # the replies to a batch go back as one (see actors.transports.pipe)
+                stream.cork()  # type: ignore[attr-defined]
             try:
-                handled = handle(msg)
-            except Exception as exc:
-                tell_quietly(ref, ServingFailed(exc))
-                return
-            if not handled:
-                tell(msg)
+                for msg in msgs:
+                    try:
+                        handled = handle(msg)
+                    except Exception as exc:
+                        tell_quietly(ref, ServingFailed(exc))
+                        return
+                    if not handled:
+                        tell(msg)
+            finally:
+                if batch:
+                    stream.uncork()  # type: ignore[attr-defined]
             flood = None
             if rate_limit:
                 now = time.monotonic()
-                tokens = min(rate_limit, tokens + (now - last) * rate_limit) - 1
+                tokens = min(rate_limit, tokens + (now - last) * rate_limit) - len(msgs)
                 last = now
                 if tokens < 0:
                     flood = f"more than {rate_limit:g} messages per second from the chaincode"
