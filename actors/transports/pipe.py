@@ -39,6 +39,7 @@ from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024  # Fabric's default gRPC message limit
+_POLL_READ = 256 * 1024  # bytes a PipePoller reads per wake and connection
 _MAX_FRAMES_PER_WAKE = 64  # frames one recv_batch takes from what is already waiting
 
 
@@ -128,6 +129,7 @@ class PipeStream:
         self._queued: list[bytes] = []
         self._received: deque[ChaincodeMessage] = deque()  # the rest of a batch, for recv()
         self._failed: ConnectionClosed | MalformedMessage | None = None  # for the next recv
+        self._inbuf = bytearray()  # part of a frame, when a PipePoller reads
 
     def send(self, msg: ChaincodeMessage) -> None:
         frame = encode(msg)
@@ -280,6 +282,72 @@ class PipeStream:
                 raise ConnectionClosed("pipe closed") from exc
             # recv_bytes raises OSError for a frame over maxlength; the pipe is then unusable.
             raise MalformedMessage(f"bad frame: {exc}") from exc
+
+    # -- read by a PipePoller (actors.transports.poller) instead of recv ----------------
+
+    def start_polling(self) -> socket.socket | None:
+        """The socket to watch; None if closed. The fd stays open until :meth:`stop_polling`
+        (as for a reader inside ``recv``), so its number cannot be reused under the poller."""
+        with self._state_lock:
+            if self._closed:
+                return None
+            self._receiving = True
+        return self._sock
+
+    def polled_socket(self) -> socket.socket:
+        return self._sock
+
+    def stop_polling(self) -> None:
+        with self._state_lock:
+            self._receiving = False
+            if self._closed:
+                self._release()
+
+    def poll_frames(
+        self,
+    ) -> tuple[list[ChaincodeMessage], ConnectionClosed | MalformedMessage | None]:
+        """Without blocking: the messages of the whole frames that have arrived, and what
+        ended the stream, if it ended (after those messages). Part of a frame is kept for
+        the next call."""
+        try:
+            data = self._sock.recv(_POLL_READ, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return [], None
+        except OSError as exc:
+            return [], ConnectionClosed(f"pipe closed: {exc}")
+        if not data:
+            return [], ConnectionClosed(
+                "pipe closed" if self._closed else "pipe closed by the other side"
+            )
+        buf = self._inbuf
+        buf += data
+        msgs: list[ChaincodeMessage] = []
+        end: MalformedMessage | None = None
+        pos, have = 0, len(buf)
+        while have - pos >= 4:
+            (size,) = struct.unpack_from("!i", buf, pos)
+            head = 4
+            if size == -1:
+                if have - pos < 12:
+                    break
+                (size,) = struct.unpack_from("!Q", buf, pos + 4)
+                head = 12
+            if size < 0 or size > self._max_frame:
+                end = MalformedMessage(
+                    f"bad frame: {size} bytes, over the limit of {self._max_frame}"
+                )
+                break
+            if have - pos < head + size:
+                break
+            frame = bytes(buf[pos + head : pos + head + size])
+            pos += head + size
+            try:
+                msgs.extend(decode_frame(frame))
+            except MalformedMessage as exc:
+                end = exc
+                break
+        del buf[:pos]
+        return msgs, end
 
     def close(self) -> None:
         with self._state_lock:
