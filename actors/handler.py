@@ -6,17 +6,19 @@ INIT/TRANSACTION for transactions started through the TXContext registry, forget
 timed out (declaring a chaincode that stays silent hung), and ends the connection (failing what
 is in flight) when it breaks.
 
-The Handler keeps the FSM and the connection; serving a request is a function of the request
-and the transaction's context (:mod:`actors.requests`). A reader thread per stream receives.
-Before READY everything it reads goes through the mailbox, in order. Once READY it handles
-what belongs to a transaction in flight itself, as Fabric's receive loop does (``Notify``
-inline, each request in a goroutine): it serves the shim's requests from the transaction's
-context and ends the context on COMPLETED/ERROR, so a request costs no thread hand-off.
-INVOKE_CHAINCODE does not wait there either: the callee's future sends the reply when it is
-done. Sends from these threads and the actor's share the stream's send lock, as Fabric's
-``serialSend`` does, and never block (a reader blocked on a full pipe while the chaincode
-blocks writing to it would deadlock); the simulator's lock keeps a transaction's
-requests and its cleanup (timeout, teardown) from running at once.
+The Handler keeps the FSM and the connection; serving a request is a function of the request and
+the transaction's context (:mod:`actors.requests`). The peer's one pipe poller
+(:mod:`actors.transports.poller`) receives for every pipe stream, a reader thread for any other
+stream (gRPC); either hands each wake's messages to the stream's :class:`_Reader`, which serves
+a batch's messages in one pass and sends the replies to them as one frame. Before READY
+everything it reads goes through the mailbox, in order. Once READY it handles what belongs to a
+transaction in flight itself, as Fabric's receive loop does (``Notify`` inline, each request in
+a goroutine): it serves the shim's requests from the transaction's context and ends the context
+on COMPLETED/ERROR, so a request costs no thread hand-off. INVOKE_CHAINCODE does not wait there
+either: the callee's future sends the reply when it is done. Sends from these threads and the
+actor's share the stream's send lock, as Fabric's ``serialSend`` does, and never block (a reader
+blocked on a full pipe while the chaincode blocks writing to it would deadlock); the simulator's
+lock keeps a transaction's requests and its cleanup (timeout, teardown) from running at once.
 """
 
 from __future__ import annotations
