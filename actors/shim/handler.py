@@ -37,12 +37,13 @@ Exactly one thread is in ``recv`` at a time, and a thread running user code neve
 token. Whoever reads the end of the stream (or a protocol error) shuts down: every waiting slot
 fails with "connection to peer lost".
 
-*greenlets* (:class:`_GreenletEngine`): the chaincode runs on one thread; every transaction is
-a greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and the loop
-switches into the transaction its reply is for. No thread hand-off, no GIL contention (at 64
-transactions in flight a third of the CPU per transaction that threads need), but, as in the
-Node shim's event loop, user code that blocks outside the stub (``time.sleep``, I/O) stalls
-every transaction of the chaincode.
+*greenlets* (:class:`_GreenletEngine`): the chaincode runs on one thread; every transaction is a
+greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and the loop switches
+into the transaction its reply is for. No thread hand-off, no GIL contention (at 64 transactions
+in flight a third of the CPU per transaction that threads need; over a pipe, what the
+transactions of one frame send goes back as one frame), but, as in the Node shim's event loop,
+user code that blocks outside the stub (``time.sleep``, I/O) stalls every transaction of the
+chaincode.
 """
 
 from __future__ import annotations
