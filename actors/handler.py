@@ -6,17 +6,19 @@ INIT/TRANSACTION for transactions started through the TXContext registry, forget
 timed out (declaring a chaincode that stays silent hung), and ends the connection (failing what
 is in flight) when it breaks.
 
-The Handler keeps the FSM and the connection; serving a request is a function of the request
-and the transaction's context (:mod:`actors.requests`). A reader thread per stream receives.
-Before READY everything it reads goes through the mailbox, in order. Once READY it handles
-what belongs to a transaction in flight itself, as Fabric's receive loop does (``Notify``
-inline, each request in a goroutine): it serves the shim's requests from the transaction's
-context and ends the context on COMPLETED/ERROR, so a request costs no thread hand-off.
-INVOKE_CHAINCODE does not wait there either: the callee's future sends the reply when it is
-done. Sends from these threads and the actor's share the stream's send lock, as Fabric's
-``serialSend`` does, and never block (a reader blocked on a full pipe while the chaincode
-blocks writing to it would deadlock); the simulator's lock keeps a transaction's
-requests and its cleanup (timeout, teardown) from running at once.
+The Handler keeps the FSM and the connection; serving a request is a function of the request and
+the transaction's context (:mod:`actors.requests`). The peer's one pipe poller
+(:mod:`actors.transports.poller`) receives for every pipe stream, a reader thread for any other
+stream (gRPC); either hands each wake's messages to the stream's :class:`_Reader`, which serves
+a batch's messages in one pass and sends the replies to them as one frame. Before READY
+everything it reads goes through the mailbox, in order. Once READY it handles what belongs to a
+transaction in flight itself, as Fabric's receive loop does (``Notify`` inline, each request in
+a goroutine): it serves the shim's requests from the transaction's context and ends the context
+on COMPLETED/ERROR, so a request costs no thread hand-off. INVOKE_CHAINCODE does not wait there
+either: the callee's future sends the reply when it is done. Sends from these threads and the
+actor's share the stream's send lock, as Fabric's ``serialSend`` does, and never block (a reader
+blocked on a full pipe while the chaincode blocks writing to it would deadlock); the simulator's
+lock keeps a transaction's requests and its cleanup (timeout, teardown) from running at once.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from actors.mailbox import SupervisedRef, ThreadingActor, drain_mailbox, tell_qu
 from actors.requests import Invoker, Limits, RequestError
 from actors.runtimes import describe_end
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
+from actors.transports.pipe import PipeStream
+from actors.transports.poller import PipePoller
 from actors.txcontexts import (
     AdoptContexts,
     ExecuteResult,
@@ -159,6 +163,7 @@ class HandlerDeps:
     ledgers: LedgerManager
     scheduler: Scheduler
     invoker: Invoker  # for INVOKE_CHAINCODE (ChaincodeSupport)
+    poller: PipePoller | None = None  # reads pipe connections; else a reader thread each
 
 
 class Handler(ThreadingActor):
@@ -190,20 +195,26 @@ class Handler(ThreadingActor):
         self._silent_timeouts = 0
         config = deps.config
         self._limits = Limits(config.query_batch_size, config.total_query_limit)
+        self._can_cork = hasattr(stream, "cork")  # pipes batch (actors.transports.pipe)
+        self._corked = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        ref = self.actor_ref
+        config, stream, poller = self.deps.config, self.stream, self.deps.poller
+        reader = _Reader(
+            stream,
+            self.actor_ref,
+            self._from_reader,
+            config.max_inbound_backlog,
+            config.max_inbound_rate,
+        )
+        if poller is not None and isinstance(stream, PipeStream):
+            poller.add(stream, reader.feed)
+            return
         threading.Thread(
             target=_read_loop,
-            args=(
-                self.stream,
-                ref,
-                self._from_reader,
-                self.deps.config.max_inbound_backlog,
-                self.deps.config.max_inbound_rate,
-            ),
+            args=(stream, reader),
             name=f"ccactors-reader-{id(self):x}",
             daemon=True,
         ).start()
@@ -270,6 +281,23 @@ class Handler(ThreadingActor):
     # -- mailbox -----------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._on_receive(message)
+        finally:
+            if self._corked and self.actor_inbox.empty():
+                self._uncork()
+
+    def _uncork(self) -> None:
+        """Send the TRANSACTIONs queued while more messages waited in the mailbox."""
+        self._corked = False
+        if self._closed:
+            return
+        try:
+            self.stream.uncork()  # type: ignore[attr-defined]
+        except ConnectionClosed as exc:
+            self._connection_lost(f"send failed: {exc}", probe_exit=True)
+
+    def _on_receive(self, message: Any) -> Any:
         kind = type(message)
         if kind is CM:
             if not self._closed:  # after a teardown, what is still queued is moot
@@ -452,6 +480,11 @@ class Handler(ThreadingActor):
             return
         self._txs[(ctx.channel_id, ctx.txid)] = ctx
         ctx.sent_at = time.monotonic()
+        if not self._corked and self._can_cork and not self.actor_inbox.empty():
+            # More is waiting (under load, more transactions): send them all as one frame
+            # when the mailbox is empty. A lone transaction goes out at once.
+            self.stream.cork()  # type: ignore[attr-defined]
+            self._corked = True
         self._send(msg)
 
     def _notify(self, msg: CM) -> None:
@@ -572,49 +605,90 @@ class Handler(ThreadingActor):
         metric_done(error is None, time.perf_counter() - started)
 
 
-def _read_loop(
-    stream: MessageStream,
-    ref: pykka.ActorRef[Any],
-    handle: Callable[[CM], bool],
-    backlog_limit: int,
-    rate_limit: float,
-) -> None:
-    """Reader thread: decode off the actor thread; ``handle`` what it can here (see the module
-    doc), tell the rest to the Handler in arrival order.
+class _Reader:
+    """Serves what the chaincode sends, off the actor thread: ``handle`` what it can here (see
+    the module doc), tell the rest to the Handler in arrival order. Fed by a reader thread
+    (:func:`_read_loop`) or by the peer's :class:`~actors.transports.poller.PipePoller`.
 
     Two guards against a flooding chaincode, each closing only its connection: more than
     ``backlog_limit`` messages waiting in the mailbox (memory), and more messages than a token
     bucket of ``rate_limit`` per second, one second deep, allows (0: off).
     """
-    tell = ref.tell
-    backlog = ref.actor_inbox.qsize
-    tokens, last = rate_limit, time.monotonic()
-    try:
-        while True:
-            msg = stream.recv()
+
+    def __init__(
+        self,
+        stream: MessageStream,
+        ref: pykka.ActorRef[Any],
+        handle: Callable[[CM], bool],
+        backlog_limit: int,
+        rate_limit: float,
+    ) -> None:
+        self._stream = stream
+        self._ref = ref
+        self._handle = handle
+        self._backlog_limit = backlog_limit
+        self._rate_limit = rate_limit
+        self._tokens, self._last = rate_limit, time.monotonic()
+
+    def feed(self, got: list[CM] | ConnectionClosed | MalformedMessage) -> bool:
+        """Serve the messages of one wake, or the end of the stream; False: stop reading."""
+        ref = self._ref
+        if isinstance(got, ConnectionClosed):
+            tell_quietly(ref, ConnectionLost(str(got), closed_by_peer=True))
+            return False
+        if isinstance(got, MalformedMessage):
+            tell_quietly(ref, ConnectionLost(f"malformed message: {got}"))
+            return False
+        stream, handle, tell = self._stream, self._handle, ref.tell
+        batch = len(got) > 1
+        try:
+            if batch:  # the replies to a batch go back as one (see actors.transports.pipe)
+                stream.cork()  # type: ignore[attr-defined]
             try:
-                handled = handle(msg)
-            except Exception as exc:
-                tell_quietly(ref, ServingFailed(exc))
-                return
-            if not handled:
-                tell(msg)
-            flood = None
-            if rate_limit:
-                now = time.monotonic()
-                tokens = min(rate_limit, tokens + (now - last) * rate_limit) - 1
-                last = now
-                if tokens < 0:
-                    flood = f"more than {rate_limit:g} messages per second from the chaincode"
-            if flood is None and backlog() > backlog_limit:
-                flood = f"more than {backlog_limit} messages from the chaincode waiting"
-            if flood is not None:
-                # Stop reading; the Handler serves what is queued (bounded), then closes.
-                tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
-                return
-    except ConnectionClosed as exc:
-        tell_quietly(ref, ConnectionLost(str(exc), closed_by_peer=True))
-    except MalformedMessage as exc:
-        tell_quietly(ref, ConnectionLost(f"malformed message: {exc}"))
-    except pykka.ActorDeadError:
-        stream.close()
+                for msg in got:
+                    try:
+                        handled = handle(msg)
+                    except Exception as exc:
+                        tell_quietly(ref, ServingFailed(exc))
+                        return False
+                    if not handled:
+                        tell(msg)
+            finally:
+                if batch:
+                    stream.uncork()  # type: ignore[attr-defined]
+        except ConnectionClosed as exc:
+            tell_quietly(ref, ConnectionLost(str(exc), closed_by_peer=True))
+            return False
+        except pykka.ActorDeadError:
+            stream.close()
+            return False
+        flood = None
+        rate_limit = self._rate_limit
+        if rate_limit:
+            now = time.monotonic()
+            self._tokens = min(rate_limit, self._tokens + (now - self._last) * rate_limit) - len(
+                got
+            )
+            self._last = now
+            if self._tokens < 0:
+                flood = f"more than {rate_limit:g} messages per second from the chaincode"
+        if flood is None and ref.actor_inbox.qsize() > self._backlog_limit:
+            flood = f"more than {self._backlog_limit} messages from the chaincode waiting"
+        if flood is not None:
+            # Stop reading; the Handler serves what is queued (bounded), then closes.
+            tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
+            return False
+        return True
+
+
+def _read_loop(stream: MessageStream, reader: _Reader) -> None:
+    """Reader thread (streams no poller reads, e.g. gRPC)."""
+    recv_batch = getattr(stream, "recv_batch", None)  # pipes: a frame may carry several
+    while True:
+        try:
+            msgs = recv_batch() if recv_batch is not None else [stream.recv()]
+        except (ConnectionClosed, MalformedMessage) as exc:
+            reader.feed(exc)
+            return
+        if not reader.feed(msgs):
+            return

@@ -46,6 +46,7 @@ from actors.supervisor import (
 )
 from actors.tls import ChaincodeTLS, ClientTLS
 from actors.transports import MessageStream
+from actors.transports.poller import PipePoller
 from actors.txcontexts import TXContextRegistry
 from actors.vmcontroller import Handover, StopAll, VMController
 
@@ -204,6 +205,7 @@ class Peer:
         )
         for name in self.definitions:
             self.supervise(name)
+        self.pipe_poller = PipePoller()
         self.handler_deps = HandlerDeps(
             config=config,
             metrics=self.metrics,
@@ -212,6 +214,7 @@ class Peer:
             ledgers=self.ledgers,
             scheduler=self.scheduler,
             invoker=invoker,
+            poller=self.pipe_poller,
         )
 
     def client_tls(self, ccid: str) -> ClientTLS | None:
@@ -395,6 +398,7 @@ class Peer:
             self.registry.stop(timeout=timeout)
             self.root.stop(timeout=timeout)
             self.scheduler.stop(run_pending=True)
+            self.pipe_poller.stop(timeout=timeout)
             for runtime in self.runtimes.values():
                 runtime.close()
             self.ledgers.close()

@@ -37,12 +37,13 @@ Exactly one thread is in ``recv`` at a time, and a thread running user code neve
 token. Whoever reads the end of the stream (or a protocol error) shuts down: every waiting slot
 fails with "connection to peer lost".
 
-*greenlets* (:class:`_GreenletEngine`): the chaincode runs on one thread; every transaction is
-a greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and the loop
-switches into the transaction its reply is for. No thread hand-off, no GIL contention (at 64
-transactions in flight a third of the CPU per transaction that threads need), but, as in the
-Node shim's event loop, user code that blocks outside the stub (``time.sleep``, I/O) stalls
-every transaction of the chaincode.
+*greenlets* (:class:`_GreenletEngine`): the chaincode runs on one thread; every transaction is a
+greenlet of :meth:`run`'s loop, a stub request switches back to the loop, and the loop switches
+into the transaction its reply is for. No thread hand-off, no GIL contention (at 64 transactions
+in flight a third of the CPU per transaction that threads need; over a pipe, what the
+transactions of one frame send goes back as one frame), but, as in the Node shim's event loop,
+user code that blocks outside the stub (``time.sleep``, I/O) stalls every transaction of the
+chaincode.
 """
 
 from __future__ import annotations
@@ -406,6 +407,8 @@ class _ThreadEngine:
         self._parks = 0  # times the token was parked; run()'s thread watches it change
         self._watcher_asleep = False
         self._wake_watcher = threading.Event()
+        # Messages of a batch frame are waiting: reading one more does not block.
+        self._buffered: Any = getattr(self._stream, "buffered", lambda: False)
 
     def run(self) -> None:
         handler = self._handler
@@ -463,7 +466,12 @@ class _ThreadEngine:
             self._handler._stream_ended(exc)
             self._shut_down()
             return None
-        if claim and msg.type in _TRANSACTIONS and self._handler.state == READY:
+        if (
+            claim
+            and msg.type in _TRANSACTIONS
+            and self._handler.state == READY
+            and not self._buffered()
+        ):
             return msg
         try:
             handled = self._handler._handle(msg)
@@ -482,7 +490,7 @@ class _ThreadEngine:
             got = self._read_one(claim)
             if isinstance(got, ChaincodeMessage):
                 return got
-            if got is None or got in _HANDS_OFF_WORK:
+            if got is None or (got in _HANDS_OFF_WORK and not self._buffered()):
                 return None
         return None
 
@@ -568,7 +576,8 @@ class _ThreadEngine:
             reading = not slot.done  # woken without a reply: promoted to reader
         if reading:
             try:
-                while not slot.done and self._read_one() is not None:
+                # The rest of a batch is read too: a parked token would leave it waiting.
+                while (not slot.done or self._buffered()) and self._read_one() is not None:
                     pass
             finally:
                 self._release_token()
@@ -595,8 +604,22 @@ class _GreenletEngine:
         self._hub = self._greenlet.getcurrent()
         try:
             stream.send(handler._register_message())
-            while handler._handle(stream.recv()):
-                pass
+            recv_batch = getattr(stream, "recv_batch", None)  # pipes: frames of several
+            running = True
+            while running:
+                msgs = recv_batch() if recv_batch is not None else [stream.recv()]
+                if len(msgs) == 1:
+                    running = handler._handle(msgs[0])
+                    continue
+                # What the transactions of a batch send goes back as one frame.
+                stream.cork()  # type: ignore[attr-defined]
+                try:
+                    for msg in msgs:
+                        if not handler._handle(msg):
+                            running = False
+                            break
+                finally:
+                    stream.uncork()  # type: ignore[attr-defined]
         except (ConnectionClosed, MalformedMessage) as exc:
             handler._stream_ended(exc)
         finally:

@@ -1,11 +1,19 @@
-"""ChaincodeMessages over a ``multiprocessing`` Pipe, one msgpack frame per message.
+"""ChaincodeMessages over a ``multiprocessing`` Pipe, in msgpack frames of one or more messages.
 
 This replaces Fabric 1.x's in-process channels (``inproccontroller``) and 2.x's in-memory
-stream for system chaincodes: the chaincode runs in its own OS process. A frame is the msgpack
+stream for system chaincodes: the chaincode runs in its own OS process. A message is the msgpack
 array ``[type, txid, channel_id, payload, proposal, event]`` where ``payload`` is the same
 protobuf-encoded bytes gRPC would carry and ``proposal``/``event`` are the serialized
 ``SignedProposal``/``ChaincodeEvent`` or nil. So the shim payloads are byte-for-byte Fabric's;
-only the outer envelope differs.
+only the outer envelope differs. A frame is one message, or an array of two or more (a batch).
+
+Batching, without timers: a side that knows more messages are coming at once (a reader handling
+the messages of one frame, a Handler with more transactions in its mailbox) *corks* the stream;
+sends then queue, and the last ``uncork`` sends them as one frame. Every wake of a sleeping
+process or thread costs tens of microseconds on a small VM; under load a batch makes one wake
+carry many messages, while a lone message (one client) goes out at once as before. A frame is
+decoded whole before any of its messages is handed on, so a torn or garbled frame delivers
+none of them.
 
 Sending never blocks. A frame goes out with one non-blocking ``sendmsg`` in
 ``multiprocessing.Connection``'s framing (the other end may read with ``recv_bytes``); when the
@@ -23,6 +31,7 @@ import struct
 import threading
 from collections import deque
 from multiprocessing.connection import Connection
+from typing import Any
 
 import msgpack
 
@@ -30,6 +39,8 @@ from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024  # Fabric's default gRPC message limit
+_POLL_READ = 256 * 1024  # bytes a PipePoller reads per wake and connection
+_MAX_FRAMES_PER_WAKE = 64  # frames one recv_batch takes from what is already waiting
 
 
 def _header(size: int) -> bytes:
@@ -54,19 +65,48 @@ def encode(msg: ChaincodeMessage) -> bytes:
     )
 
 
-def decode(frame: bytes) -> ChaincodeMessage:
-    """Decode one msgpack frame; raises :class:`MalformedMessage` on anything unexpected."""
+def _array_header(count: int) -> bytes:
+    """msgpack's array header: a batch frame is this followed by its encoded messages."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return struct.pack("!BH", 0xDC, count)
+    return struct.pack("!BI", 0xDD, count)
+
+
+def encode_batch(encoded: list[bytes]) -> bytes:
+    """One frame of already-encoded messages (two or more)."""
+    return _array_header(len(encoded)) + b"".join(encoded)
+
+
+def _message(fields: tuple[Any, ...]) -> ChaincodeMessage:
+    mtype, txid, channel_id, payload, proposal, event = fields
+    msg = ChaincodeMessage(type=mtype, txid=txid, channel_id=channel_id, payload=payload)
+    if proposal is not None:
+        msg.proposal.ParseFromString(proposal)
+    if event is not None:
+        msg.chaincode_event.ParseFromString(event)
+    return msg
+
+
+def decode_frame(frame: bytes) -> list[ChaincodeMessage]:
+    """Decode a frame of one message or a batch, whole; raises :class:`MalformedMessage` on
+    anything unexpected (then none of its messages counts)."""
     try:
         fields = msgpack.unpackb(frame, raw=False, use_list=False)
-        mtype, txid, channel_id, payload, proposal, event = fields
-        msg = ChaincodeMessage(type=mtype, txid=txid, channel_id=channel_id, payload=payload)
-        if proposal is not None:
-            msg.proposal.ParseFromString(proposal)
-        if event is not None:
-            msg.chaincode_event.ParseFromString(event)
+        if len(fields) > 1 and type(fields[0]) is tuple:  # a message starts with its type
+            return [_message(one) for one in fields]
+        return [_message(fields)]
     except Exception as exc:  # msgpack, unpacking, protobuf and type errors alike
         raise MalformedMessage(f"malformed frame ({len(frame)} bytes): {exc}") from exc
-    return msg
+
+
+def decode(frame: bytes) -> ChaincodeMessage:
+    """Decode a frame of exactly one message."""
+    msgs = decode_frame(frame)
+    if len(msgs) != 1:
+        raise MalformedMessage(f"expected one message, the frame holds {len(msgs)}")
+    return msgs[0]
 
 
 class PipeStream:
@@ -85,6 +125,11 @@ class PipeStream:
         self._state_lock = threading.Lock()
         self._receiving = False
         self._closed = False
+        self._corks = 0  # open cork() calls: while > 0, sends queue in _queued
+        self._queued: list[bytes] = []
+        self._received: deque[ChaincodeMessage] = deque()  # the rest of a batch, for recv()
+        self._failed: ConnectionClosed | MalformedMessage | None = None  # for the next recv
+        self._inbuf = bytearray()  # part of a frame, when a PipePoller reads
 
     def send(self, msg: ChaincodeMessage) -> None:
         frame = encode(msg)
@@ -92,33 +137,71 @@ class PipeStream:
             raise MalformedMessage(
                 f"message of {len(frame)} bytes exceeds the limit of {self._max_frame}"
             )
+        if self._corks:
+            with self._send_lock:
+                if self._corks:
+                    if self._closed:
+                        raise ConnectionClosed("pipe closed")
+                    self._queued.append(frame)
+                    return
         self.send_frame(frame)
+
+    def cork(self) -> None:
+        """Queue sends until the matching :meth:`uncork` (calls nest, from any thread)."""
+        with self._send_lock:
+            self._corks += 1
+
+    def uncork(self) -> None:
+        """End one :meth:`cork`; the last sends what was queued, in as few frames as the frame
+        limit allows. Raises :class:`ConnectionClosed` as :meth:`send` does."""
+        with self._send_lock:
+            self._corks -= 1
+            if self._corks or not self._queued:
+                return
+            queued, self._queued = self._queued, []
+            if self._closed:
+                raise ConnectionClosed("pipe closed")
+            limit = self._max_frame - 5  # room for the array header
+            start, size = 0, 0
+            for end, frame in enumerate(queued):
+                if size + len(frame) > limit and end > start:
+                    self._send_locked(self._batch(queued[start:end]))
+                    start, size = end, 0
+                size += len(frame)
+            self._send_locked(self._batch(queued[start:]))
+
+    @staticmethod
+    def _batch(frames: list[bytes]) -> bytes:
+        return frames[0] if len(frames) == 1 else encode_batch(frames)
 
     def send_frame(self, frame: bytes) -> None:
         """Send an already-encoded frame (tests and fault injection send garbage this way)."""
-        parts = [_header(len(frame)), frame]
         with self._send_lock:
-            if self._closed:
-                raise ConnectionClosed("pipe closed")
+            self._send_locked(frame)
+
+    def _send_locked(self, frame: bytes) -> None:
+        parts = [_header(len(frame)), frame]
+        if self._closed:
+            raise ConnectionClosed("pipe closed")
+        sent = 0
+        if not self._writer:
+            try:
+                sent = self._sock.sendmsg(parts, [], socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise ConnectionClosed(f"pipe closed: {exc}") from exc
+        for part in parts:
+            if sent >= len(part):
+                sent -= len(part)
+                continue
+            self._backlog.append(memoryview(part)[sent:])
             sent = 0
-            if not self._writer:
-                try:
-                    sent = self._sock.sendmsg(parts, [], socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    raise ConnectionClosed(f"pipe closed: {exc}") from exc
-            for part in parts:
-                if sent >= len(part):
-                    sent -= len(part)
-                    continue
-                self._backlog.append(memoryview(part)[sent:])
-                sent = 0
-            if self._backlog and not self._writer:
-                self._writer = True
-                writer = threading.Thread(target=self._write_backlog, name="pipe-writer")
-                writer.daemon = True
-                writer.start()
+        if self._backlog and not self._writer:
+            self._writer = True
+            writer = threading.Thread(target=self._write_backlog, name="pipe-writer")
+            writer.daemon = True
+            writer.start()
 
     def _write_backlog(self) -> None:
         """Writer thread: send the backlog, blocking, until it is empty or the pipe closes."""
@@ -137,12 +220,59 @@ class PipeStream:
                 self.close()  # the reader then sees the end of the stream
 
     def recv(self) -> ChaincodeMessage:
+        if not self._received:
+            self._received.extend(self.recv_batch())
+        return self._received.popleft()
+
+    def buffered(self) -> bool:
+        """Messages of a batch are waiting: :meth:`recv` returns at once."""
+        return bool(self._received)
+
+    def recv_batch(self) -> list[ChaincodeMessage]:
+        """Block for the next frame; the messages of it and of every frame already waiting
+        behind it, in order (what :meth:`recv` kept of an earlier frame comes first). A frame
+        that fails is reported by the next call, after the whole frames before it."""
+        if self._received:
+            msgs = list(self._received)
+            self._received.clear()
+            return msgs
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
         with self._state_lock:
             if self._closed:
                 raise ConnectionClosed("pipe closed")
             self._receiving = True
+        frames: list[bytes] = []
         try:
-            frame = self._conn.recv_bytes(self._max_frame)
+            frames.append(self._recv_frame())
+            # Frames already waiting come too: one wake serves them all, and what answers
+            # them can go back as one frame.
+            while len(frames) < _MAX_FRAMES_PER_WAKE and self._conn.poll(0):
+                frames.append(self._recv_frame())
+        except (ConnectionClosed, MalformedMessage) as exc:
+            if not frames:
+                raise
+            self._failed = exc
+        finally:
+            with self._state_lock:
+                self._receiving = False
+                if self._closed:
+                    self._release()
+        msgs = []
+        for frame in frames:
+            try:
+                msgs.extend(decode_frame(frame))
+            except MalformedMessage as exc:
+                if not msgs:
+                    raise
+                self._failed = exc
+                break
+        return msgs
+
+    def _recv_frame(self) -> bytes:
+        try:
+            return self._conn.recv_bytes(self._max_frame)
         except EOFError as exc:
             raise ConnectionClosed("pipe closed by the other side") from exc
         except ConnectionError as exc:  # reset: the other side closed with our data unread
@@ -152,12 +282,72 @@ class PipeStream:
                 raise ConnectionClosed("pipe closed") from exc
             # recv_bytes raises OSError for a frame over maxlength; the pipe is then unusable.
             raise MalformedMessage(f"bad frame: {exc}") from exc
-        finally:
-            with self._state_lock:
-                self._receiving = False
-                if self._closed:
-                    self._release()
-        return decode(frame)
+
+    # -- read by a PipePoller (actors.transports.poller) instead of recv ----------------
+
+    def start_polling(self) -> socket.socket | None:
+        """The socket to watch; None if closed. The fd stays open until :meth:`stop_polling`
+        (as for a reader inside ``recv``), so its number cannot be reused under the poller."""
+        with self._state_lock:
+            if self._closed:
+                return None
+            self._receiving = True
+        return self._sock
+
+    def polled_socket(self) -> socket.socket:
+        return self._sock
+
+    def stop_polling(self) -> None:
+        with self._state_lock:
+            self._receiving = False
+            if self._closed:
+                self._release()
+
+    def poll_frames(
+        self,
+    ) -> tuple[list[ChaincodeMessage], ConnectionClosed | MalformedMessage | None]:
+        """Without blocking: the messages of the whole frames that have arrived, and what
+        ended the stream, if it ended (after those messages). Part of a frame is kept for
+        the next call."""
+        try:
+            data = self._sock.recv(_POLL_READ, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return [], None
+        except OSError as exc:
+            return [], ConnectionClosed(f"pipe closed: {exc}")
+        if not data:
+            return [], ConnectionClosed(
+                "pipe closed" if self._closed else "pipe closed by the other side"
+            )
+        buf = self._inbuf
+        buf += data
+        msgs: list[ChaincodeMessage] = []
+        end: MalformedMessage | None = None
+        pos, have = 0, len(buf)
+        while have - pos >= 4:
+            (size,) = struct.unpack_from("!i", buf, pos)
+            head = 4
+            if size == -1:
+                if have - pos < 12:
+                    break
+                (size,) = struct.unpack_from("!Q", buf, pos + 4)
+                head = 12
+            if size < 0 or size > self._max_frame:
+                end = MalformedMessage(
+                    f"bad frame: {size} bytes, over the limit of {self._max_frame}"
+                )
+                break
+            if have - pos < head + size:
+                break
+            frame = bytes(buf[pos + head : pos + head + size])
+            pos += head + size
+            try:
+                msgs.extend(decode_frame(frame))
+            except MalformedMessage as exc:
+                end = exc
+                break
+        del buf[:pos]
+        return msgs, end
 
     def close(self) -> None:
         with self._state_lock:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+import msgpack
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -36,7 +37,7 @@ from actors.handler import Describe
 from actors.ledger import ValidationCode
 from actors.support import ChaincodeSupport
 from actors.transports.base import ConnectionClosed
-from actors.transports.pipe import PipeStream
+from actors.transports.pipe import PipeStream, encode, encode_batch
 from actors.txcontexts import SWEEP_AT_LEAST, CountContexts, ExecuteResult
 from protos.common import common_pb2
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
@@ -106,13 +107,17 @@ class FakeChaincode:
             msg.chaincode_event.CopyFrom(event)
         self.stream.send(msg)
 
+    def waiting(self, timeout: float) -> bool:
+        """A message is there to read (the rest of a batch frame, or a new frame)."""
+        return self.stream.buffered() or self.conn.poll(timeout)
+
     def recv(self, timeout: float = WAIT) -> CM:
-        if not self.conn.poll(timeout):
+        if not self.waiting(timeout):
             raise AssertionError(f"{self.name}: nothing received within {timeout}s")
         return self.stream.recv()
 
     def expect_nothing(self, timeout: float = 0.3) -> None:
-        if self.conn.poll(timeout):
+        if self.waiting(timeout):
             raise AssertionError(f"{self.name}: unexpected message {self.stream.recv()}")
 
     def expect_closed(self, timeout: float = WAIT) -> list[CM]:
@@ -120,7 +125,7 @@ class FakeChaincode:
         deadline = time.monotonic() + timeout
         received = []
         while True:
-            if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+            if not self.waiting(max(0.0, deadline - time.monotonic())):
                 raise AssertionError(f"{self.name}: stream still open; received {received}")
             try:
                 received.append(self.stream.recv())
@@ -1054,6 +1059,46 @@ def test_garbage_frame_closes_only_that_connection(peer: Peer) -> None:
     assert_works(peer, other)
 
 
+def test_a_frame_of_requests_is_served_in_one_pass_and_answered_in_one_frame(
+    peer: Peer,
+) -> None:
+    peer.commit("fake", {"k": b"v"})
+    cc = peer.connect()
+    txs = [peer.start(cc) for _ in range(3)]
+    cc.stream.cork()
+    for tx in txs:
+        tx.send(CM.GET_STATE, shim.GetState(key="k"))
+    cc.stream.uncork()
+    assert cc.waiting(WAIT)
+    replies = cc.stream.recv_batch()  # one frame
+    assert [(r.type, r.txid, r.payload) for r in replies] == [
+        (CM.RESPONSE, tx.txid, b"v") for tx in txs
+    ]
+    cc.stream.cork()
+    for tx in txs:
+        tx.send(CM.COMPLETED, Response(status=200, payload=tx.txid.encode()))
+    cc.stream.uncork()
+    for tx in txs:
+        assert tx.future.result(WAIT).response.payload == tx.txid.encode()
+
+
+def test_a_frame_with_one_bad_message_applies_none_of_it(peer: Peer) -> None:
+    cc = peer.connect()
+    tx = peer.start(cc)
+    completed = CM(
+        type=CM.COMPLETED,
+        payload=Response(status=200).SerializeToString(),
+        txid=tx.txid,
+        channel_id=tx.channel,
+    )
+    bad = msgpack.packb([CM.GET_STATE, 5, "c", b"", None, None])  # txid must be a str
+    cc.stream.send_frame(encode_batch([encode(completed), bad]))
+    exc = failure(tx.future)  # not completed: the frame counts as a whole or not at all
+    assert isinstance(exc, ChaincodeStreamTerminated)
+    assert "malformed" in str(exc)
+    assert cc.expect_closed() == []
+
+
 def test_frame_over_the_size_limit_closes_the_connection(make_peer: Callable[..., Peer]) -> None:
     peer = make_peer(max_message_size=4096)
     other = peer.connect("other")
@@ -1262,7 +1307,7 @@ def test_concurrent_callers_from_many_threads(peer: Peer) -> None:
 
     def answer() -> None:
         while not stop.is_set():
-            if cc.conn.poll(0.05):
+            if cc.waiting(0.05):
                 msg = cc.stream.recv()
                 cc.send(
                     CM.COMPLETED,

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from actors.transports import ConnectionClosed, MalformedMessage
-from actors.transports.pipe import PipeStream, decode, encode
+from actors.transports.pipe import PipeStream, decode, decode_frame, encode, encode_batch
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
 
 
@@ -127,3 +127,89 @@ def test_close_with_a_backlog_stops_the_writer() -> None:
     assert not left._writer
     with pytest.raises(ConnectionClosed):
         left.send(CM(type=CM.KEEPALIVE))
+
+
+def test_corked_sends_go_out_as_one_frame_in_order() -> None:
+    left, right = _pair()
+    sent = [CM(type=CM.GET_STATE, txid=f"tx{i}", channel_id="ch", payload=b"k") for i in range(20)]
+    left.cork()
+    left.cork()  # corks nest: only the last uncork sends
+    for msg in sent:
+        left.send(msg)
+    left.uncork()
+    assert not right._conn.poll(0.05), "sent before the last uncork"
+    left.uncork()
+    assert right._conn.poll(1)
+    frame = right._conn.recv_bytes()
+    assert len(msgpack.unpackb(frame)) == 20  # one frame, an array of the 20 messages
+    left.cork()
+    for msg in sent:
+        left.send(msg)
+    left.uncork()
+    assert right.recv_batch() == sent
+    left.cork()
+    for msg in sent[:3]:
+        left.send(msg)
+    left.uncork()
+    left.send(sent[3])  # not corked: its own frame
+    assert [right.recv() for _ in range(4)] == sent[:4]  # recv hands a batch out one by one
+    assert not right.buffered()
+
+
+def test_a_single_corked_message_is_a_plain_frame() -> None:
+    left, right = _pair()
+    msg = CM(type=CM.COMPLETED, txid="t", channel_id="c", payload=b"r")
+    left.cork()
+    left.send(msg)
+    left.uncork()
+    assert right._conn.recv_bytes() == encode(msg)
+
+
+def test_a_batch_is_split_at_the_frame_limit() -> None:
+    left, right = _pair(max_frame=1024)
+    sent = [CM(type=CM.PUT_STATE, txid=f"t{i}", payload=b"x" * 300) for i in range(7)]
+    left.cork()
+    for msg in sent:
+        left.send(msg)
+    left.uncork()
+    frames = []
+    while sum(map(len, frames)) < len(sent):
+        frame = right._conn.recv_bytes()
+        assert len(frame) <= 1024
+        frames.append(decode_frame(frame))
+    assert len(frames) > 1 and [m for f in frames for m in f] == sent
+
+
+def test_a_batch_with_one_bad_message_delivers_none() -> None:
+    good = encode(CM(type=CM.RESPONSE, txid="t1", payload=b"ok"))
+    bad = msgpack.packb([CM.RESPONSE, 5, "c", b"", None, None])  # txid must be a str
+    left, right = _pair()
+    left.send_frame(encode_batch([good, bad, good]))
+    with pytest.raises(MalformedMessage):
+        right.recv_batch()
+    assert not right.buffered()
+    with pytest.raises(MalformedMessage, match="expected one message"):
+        decode(encode_batch([good, good]))
+
+
+def test_a_send_queued_behind_a_cork_fails_once_closed() -> None:
+    left, _right = _pair()
+    left.cork()
+    left.send(CM(type=CM.KEEPALIVE))
+    left.close()
+    with pytest.raises(ConnectionClosed):
+        left.send(CM(type=CM.KEEPALIVE))
+    with pytest.raises(ConnectionClosed):
+        left.uncork()
+
+
+def test_frames_already_waiting_come_in_one_batch_and_a_bad_one_after_them() -> None:
+    left, right = _pair()
+    sent = [CM(type=CM.RESPONSE, txid=f"t{i}", payload=b"x") for i in range(5)]
+    for msg in sent:
+        left.send(msg)
+    left.send_frame(b"\xc1")
+    assert right._conn.poll(1)
+    assert right.recv_batch() == sent  # the whole frames before the bad one count
+    with pytest.raises(MalformedMessage):
+        right.recv_batch()

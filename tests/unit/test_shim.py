@@ -73,6 +73,7 @@ class FakePeer:
         self.history: dict[str, list[KeyModification]] = {}
         self.iterators: dict[str, list[bytes]] = {}
         self.received: list[ChaincodeMessage] = []
+        self.frames: list[int] = []  # messages per frame received
         self.results: dict[tuple[str, str], queue.Queue[ChaincodeMessage]] = {}
         self.unsolicited: queue.Queue[ChaincodeMessage] = queue.Queue()
         self.hold: dict[str, threading.Event] = {}  # GET_STATE of these keys waits for the event
@@ -96,10 +97,12 @@ class FakePeer:
     def _read(self) -> None:
         try:
             while True:
-                msg = self.stream.recv()
+                msgs = self.stream.recv_batch()
                 with self._lock:
-                    self.received.append(msg)
-                self._dispatch(msg)
+                    self.received.extend(msgs)
+                    self.frames.append(len(msgs))
+                for msg in msgs:
+                    self._dispatch(msg)
         except (ConnectionClosed, MalformedMessage):  # a reset pipe may surface as either
             pass
         finally:
@@ -140,11 +143,13 @@ class FakePeer:
                 self._pending_cv.wait_for(lambda: len(self._pending) >= 8, timeout=0.005)
                 batch, self._pending = self._pending, []
             rng.shuffle(batch)
-            for msg in batch:
-                try:
+            self.stream.cork()  # the replies go out as one frame, as the peer's reader sends
+            try:
+                for msg in batch:
                     self.send(self.answer(msg))
-                except ConnectionClosed:
-                    return
+                self.stream.uncork()
+            except ConnectionClosed:
+                return
 
     def _result_queue(self, channel_id: str, txid: str) -> queue.Queue[ChaincodeMessage]:
         with self._lock:
@@ -927,6 +932,27 @@ def test_many_concurrent_transactions_get_their_own_replies(make: Any) -> None:
     # Replies really were out of order relative to the requests.
     order = [r.txid for r in h.peer.requests()]
     assert order != sorted(order)
+
+
+def test_a_frame_of_transactions_is_served_and_its_replies_batched(make: Any) -> None:
+    def work(stub: ChaincodeStub, i: str) -> str:
+        value = stub.get_state(f"k{i}").decode()
+        stub.put_state(f"out{i}", value.encode())
+        return value
+
+    h = make(FnChaincode({"work": work}), shuffle=True)
+    h.peer.state = {f"k{i}": f"value{i}".encode() for i in range(30)}
+    h.peer_stream.cork()  # all 30 TRANSACTIONs in one frame
+    for i in range(30):
+        h.peer.start(["work", str(i)], txid=f"tx{i:02d}")
+    h.peer_stream.uncork()
+    for i in range(30):
+        assert payload_of(h.peer.result(f"tx{i:02d}")) == f"value{i}"
+        assert h.peer.state[f"out{i}"] == f"value{i}".encode()
+        assert [r.type for r in h.peer.requests(f"tx{i:02d}")] == [M.GET_STATE, M.PUT_STATE]
+    if h.handler._chaincode.concurrency == "greenlets":
+        # What the transactions of one frame send goes back as one frame.
+        assert max(h.peer.frames) > 1
 
 
 def test_same_txid_on_two_channels_is_two_transactions(make: Any) -> None:
