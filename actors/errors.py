@@ -54,3 +54,15 @@ class InvalidRequest(ChaincodeError, ValueError):
 
 class SupportShutdown(ChaincodeError):
     """Chaincode support has been shut down."""
+
+
+class UnknownChannel(ChaincodeError):
+    """The peer has no such channel (Fabric's endorser: ``channel '%s' not found``)."""
+
+
+class LifecycleError(InvalidRequest):
+    """An install or definition the lifecycle refuses (bad package, invalid definition)."""
+
+
+class InvalidInvocation(ChaincodeError):
+    """Fabric's ``CheckInvocation`` refused the call (initialisation rules)."""

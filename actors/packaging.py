@@ -27,7 +27,9 @@ import os
 import re
 import stat
 import tarfile
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$
@@ -54,6 +56,8 @@ class PackageInfo:
     id: str
     code: bytes
     path: str = ""  # metadata "path": where the source came from (informational)
+    # metadata.json's bytes as packaged: external builders get these, not a re-serialisation.
+    metadata: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -210,76 +214,168 @@ def create_package(
         id=package_id_from_bytes(label, data),
         code=code,
         path=source_name,
+        metadata=meta_bytes,
     )
 
 
 # -- reading -----------------------------------------------------------------------------------
+#
+# A package comes from outside (a file an admin names, bytes over the admin API), so reading it
+# streams and counts: every decompressed byte goes through a _Budget that refuses past the
+# limit, tar headers are checked before their data is read, and metadata.json has its own small
+# limit. A gzip bomb is refused after at most ``max_bytes`` of work, whatever its headers claim.
+
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024  # decompressed bytes of each archive (ours, not Fabric's)
+MAX_METADATA_BYTES = 1024 * 1024  # Fabric's CLI writes ~100 bytes
+MAX_ENTRIES = 100_000  # entries per archive (each costs a header and a TarInfo)
 
 
-def _check_code_archive(code: bytes, where: str) -> None:
+class _Budget(io.RawIOBase):
+    """A read-only stream over ``source`` that raises once more than ``limit`` bytes came out."""
+
+    def __init__(self, source: io.BufferedIOBase | gzip.GzipFile, limit: int, what: str) -> None:
+        self._source = source
+        self._left = limit
+        self._limit = limit
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        # tarfile's stream mode reads in record-sized chunks; never ask for more than the
+        # remaining budget plus one byte, so an over-size archive costs at most the budget.
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data = self._source.read(want)
+        self._left -= len(data)
+        if self._left < 0:
+            raise PackageError(
+                f"{self._what} decompresses to more than {self._limit} bytes "
+                "(the peer's package size limit)"
+            )
+        return data
+
+
+def _members(
+    data: bytes, what: str, max_bytes: int
+) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Stream the members of the gzipped tar ``data``, refusing what exceeds ``max_bytes``."""
+    stream = _Budget(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"), max_bytes, what)
     try:
-        with tarfile.open(fileobj=io.BytesIO(code), mode="r:gz") as tar:
-            for member in tar.getmembers():
-                name = PurePosixPath(member.name)
-                if name.is_absolute() or ".." in name.parts:
-                    raise PackageError(f"{where}: {CODE} has an unsafe entry {member.name!r}")
-                if not (member.isfile() or member.isdir()):
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for count, member in enumerate(tar, start=1):
+                if count > MAX_ENTRIES:
+                    raise PackageError(f"{what} has more than {MAX_ENTRIES} entries")
+                if member.size > max_bytes:  # refused from the header, before its data
                     raise PackageError(
-                        f"{where}: {CODE} entry {member.name!r} is not a regular file"
+                        f"{what}: entry {member.name!r} holds {member.size} bytes, more than "
+                        f"the peer's package size limit ({max_bytes} bytes)"
                     )
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise PackageError(f"{where}: {CODE} is not a valid tar.gz: {exc}") from exc
+                yield member, tar
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise PackageError(f"{what} is not a valid tar.gz: {exc}") from exc
 
 
-def read_package(path: str | os.PathLike[str]) -> PackageInfo:
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(member)
+    assert extracted is not None  # regular files only reach here
+    return extracted.read()
+
+
+def _check_code_archive(code: bytes, where: str, max_bytes: int) -> None:
+    """Fabric's extraction rules for code.tar.gz (``core/container/externalbuilder``): only
+    directories and regular files, no absolute or escaping names. Applied at install to every
+    package, whatever will build it, so nothing unsafe is ever stored."""
+    what = f"{where}: {CODE}"
+    for member, _ in _members(code, what, max_bytes):
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or ".." in name.parts:
+            raise PackageError(
+                f"{what}: tar contains the absolute or escaping path '{member.name}'"
+            )
+        if not (member.isreg() or member.isdir()):
+            raise PackageError(
+                f"{what}: invalid file type '{member.type.decode(errors='replace')}' contained "
+                f"in archive for file '{member.name}' (only regular files and directories)"
+            )
+
+
+def read_package(
+    path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> PackageInfo:
     """Read and check a package file; raise :class:`PackageError` saying what is wrong."""
     where = f"chaincode package {os.fspath(path)}"
     try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise PackageError(f"{where} is {size} bytes, more than the limit ({max_bytes})")
         data = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise PackageError(f"{where} not found") from exc
     except OSError as exc:
         raise PackageError(f"cannot read {where}: {exc}") from exc
-    return read_package_bytes(data, where)
+    return read_package_bytes(data, where, max_bytes=max_bytes)
 
 
-def read_package_bytes(data: bytes, where: str = "chaincode package") -> PackageInfo:
+def _field(metadata: Mapping[str, object], key: str) -> object:
+    """A metadata.json field matched as Go's encoding/json does: exact key, else any case."""
+    if key in metadata:
+        return metadata[key]
+    for name, value in metadata.items():
+        if name.lower() == key:
+            return value
+    return None
+
+
+def read_package_bytes(
+    data: bytes, where: str = "chaincode package", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> PackageInfo:
+    """Parse a package as Fabric's ``ChaincodePackageParser`` does, within ``max_bytes``."""
     entries: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            for member in tar.getmembers():
-                if member.isfile() and member.name in (METADATA, CODE):
-                    extracted = tar.extractfile(member)
-                    assert extracted is not None
-                    entries[member.name] = extracted.read()
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise PackageError(f"{where} is not a valid tar.gz package: {exc}") from exc
-    if METADATA not in entries:
-        raise PackageError(f"{where} has no {METADATA}")
+    for member, tar in _members(data, where, max_bytes):
+        if not member.isreg():  # Fabric: every top-level entry must be a regular file
+            raise PackageError(
+                f"{where}: tar entry {member.name} is not a regular file, "
+                f"type {member.type.decode(errors='replace')}"
+            )
+        if member.name == METADATA and member.size > MAX_METADATA_BYTES:
+            raise PackageError(
+                f"{where}: {METADATA} is {member.size} bytes, more than {MAX_METADATA_BYTES}"
+            )
+        if member.name in (METADATA, CODE):  # duplicates: the last one wins, as in Fabric
+            entries[member.name] = _read_member(tar, member)
+        # Anything else is ignored (Fabric logs it); the stream skips its data within budget.
     if CODE not in entries:
-        raise PackageError(f"{where} has no {CODE}")
+        raise PackageError(f"{where} has no {CODE}: did not find a code package inside the package")
+    if METADATA not in entries:
+        raise PackageError(f"{where} has no {METADATA}: did not find any package metadata")
+    raw_metadata = entries[METADATA]
     try:
-        metadata = json.loads(entries[METADATA])
+        metadata = json.loads(raw_metadata)
+    except RecursionError:
+        raise PackageError(f"{where}: {METADATA} is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise PackageError(f"{where}: {METADATA} is not valid JSON: {exc}") from exc
     if not isinstance(metadata, dict):
         raise PackageError(f"{where}: {METADATA} must be a JSON object")
-    label = metadata.get("label")
+    label = _field(metadata, "label")
     try:
         check_label(label)
     except PackageError as exc:
         raise PackageError(f"{where}: {exc}") from None
-    kind = metadata.get("type")
+    assert isinstance(label, str)
+    kind = _field(metadata, "type")
     if not isinstance(kind, str) or not kind:
         raise PackageError(f"{where}: {METADATA} has no chaincode type")
-    target = metadata.get("target", "")
+    target = _field(metadata, "target") or ""
     if kind.lower() == "python" or target:
         try:
             check_target(target)
         except PackageError as exc:
             raise PackageError(f"{where}: {exc}") from None
-    _check_code_archive(entries[CODE], where)
-    path = metadata.get("path", "")
+    assert isinstance(target, str)
+    _check_code_archive(entries[CODE], where, max_bytes)
+    path = _field(metadata, "path")
     return PackageInfo(
         label=label,
         type=kind,
@@ -287,4 +383,5 @@ def read_package_bytes(data: bytes, where: str = "chaincode package") -> Package
         id=package_id_from_bytes(label, data),
         code=entries[CODE],
         path=path if isinstance(path, str) else "",
+        metadata=raw_metadata,
     )

@@ -76,7 +76,7 @@ def test_a_docker_package_is_read_relative_to_the_config_file(tmp_path: Path) ->
     config = load(tmp_path, '[[chaincodes]]\nname = "kv"\nruntime = "docker"\npackage = "kv.tgz"\n')
     assert config.chaincodes[0].package == str(tmp_path.resolve() / "kv.tgz")
     (tmp_path / "bad.tgz").write_bytes(b"not a package")
-    with pytest.raises(ConfigError, match=r"not a valid tar\.gz package"):
+    with pytest.raises(ConfigError, match=r"not a valid tar\.gz"):
         load(tmp_path, '[[chaincodes]]\nname = "b"\nruntime = "docker"\npackage = "bad.tgz"\n')
 
 

@@ -247,7 +247,7 @@ def test_missing_package(tmp_path: Path) -> None:
                     "code.tar.gz": make_tar_gz({"../escape.py": b""}),
                 }
             ),
-            "unsafe entry",
+            "absolute or escaping path",
         ),
     ],
 )
