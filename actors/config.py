@@ -754,6 +754,40 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+class _Channels:
+    """The ``[[channels]]`` list: tables with a ``name`` (plain names are read too), each a
+    valid channel id (Fabric's ``configtx.ValidateChannelID``)."""
+
+    def __call__(self, raw: Any) -> tuple[str, ...]:
+        from actors.lifecycle.channels import check_channel_name
+
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(
+                f'expected a list of tables ([[channels]] name = "..."), got {_kind(raw)}'
+            )
+        if len(raw) > 1000:
+            raise ConfigError("more than 1000 channels")
+        names, problems = [], []
+        for index, entry in enumerate(raw):
+            name = entry.get("name") if isinstance(entry, Mapping) else entry
+            if not isinstance(name, str) or not name:
+                problems.append(f"[{index}]: each entry needs a name, got {_kind(entry)}")
+                continue
+            if isinstance(entry, Mapping) and set(entry) - {"name"}:
+                problems.append(f"[{index}]: unknown keys {sorted(set(entry) - {'name'})}")
+                continue
+            try:
+                names.append(check_channel_name(name))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigError(*problems)
+        return tuple(dict.fromkeys(names))
+
+    def show(self, value: tuple[str, ...]) -> str:
+        return "`mychannel`"
+
+
 @dataclass(frozen=True)
 class Organization:
     """A member organisation of the peer's channels: its MSP id and MSP folder."""
@@ -975,6 +1009,29 @@ class Config:
         Integer(0, 1000),
         "silent through this many timed-out transactions in a row: hung, replaced (0: never)",
     )
+    channels: tuple[str, ...] = setting(
+        "channels",
+        (),
+        _Channels(),
+        'list of tables `[[channels]] name = "..."`: the channels this peer has joined; any '
+        "other channel is unknown",
+    )
+    install_dir: str | None = setting(
+        "chaincode.installDir",
+        None,
+        Text(optional=True),
+        "where installed chaincode packages are kept (Fabric: "
+        "`peer.fileSystemPath`/lifecycle/chaincodes)",
+        shown="`peer.fileSystemPath`/lifecycle/chaincodes, else `ledger.path`/lifecycle, else "
+        "a temporary directory",
+    )
+    max_package_bytes: int = setting(
+        "chaincode.maxPackageSize",
+        128 * 1024 * 1024,
+        Integer(1, 2**40),
+        "decompressed bytes a chaincode package may hold, counted while it is read (not Fabric's)",
+        shown="128 MiB",
+    )
     # -- the client-facing peer: identity, the Gateway and Endorser services, ordering --------
     msp_config_path: str | None = setting(
         "peer.mspConfigPath",
@@ -1056,6 +1113,17 @@ class Config:
             return self.ledger_path
         if self.file_system_path is not None:
             return os.path.join(self.file_system_path, "ledgersData")
+        return None
+
+    @property
+    def install_directory(self) -> str | None:
+        """Where installed packages live (None: a temporary directory of the peer's own)."""
+        if self.install_dir is not None:
+            return self.install_dir
+        if self.file_system_path is not None:
+            return os.path.join(self.file_system_path, "lifecycle", "chaincodes")
+        if self.ledger_path is not None:
+            return os.path.join(self.ledger_path, "lifecycle")
         return None
 
     def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:

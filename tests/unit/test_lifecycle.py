@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.config import Config, ConfigError
 from actors.errors import InvalidInvocation, LifecycleError, UnknownChaincode, UnknownChannel
 from actors.ledger import LedgerManager
 from actors.lifecycle.channels import Channels
@@ -535,3 +536,23 @@ def test_a_definition_committed_during_an_invoke_fails_it_by_mvcc() -> None:
     inv.read_definition(inv.resolve("ch", "kv"), sim)
     assert sim.get_results().reads("_lifecycle") == {}
     sim.done()
+
+
+def test_config_channels_and_install_dir(tmp_path: Path) -> None:
+    file = tmp_path / "peer.toml"
+    file.write_text(
+        '[[channels]]\nname = "ch1"\n[[channels]]\nname = "ch2"\n'
+        '[chaincode]\ninstallDir = "/srv/cc"\nmaxPackageSize = 1024\n'
+    )
+    config = Config.load(file, env={})
+    assert (config.channels, config.install_dir, config.max_package_bytes) == (
+        ("ch1", "ch2"),
+        "/srv/cc",
+        1024,
+    )
+    file.write_text('[[channels]]\nnom = "x"\n')
+    with pytest.raises(ConfigError, match="each entry needs a name"):
+        Config.load(file, env={})
+    assert Config.load(None, env={"CORE_CHAINCODE_INSTALLDIR": "/x"}).install_dir == "/x"
+    with pytest.raises(ConfigError, match="channels: 'My_Channel' contains illegal characters"):
+        Config(channels=("My_Channel",))
