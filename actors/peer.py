@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.config import ChaincodeDefinition, Config
+from actors.errors import ChaincodeError
 from actors.events import EventBus
 from actors.handler import Handler, HandlerDeps, ReportContexts
 from actors.launcher import HandlerDirectory, LauncherDeps, RuntimeLauncher
 from actors.ledger import LedgerManager
+from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
+from actors.lifecycle.packages import InstalledPackage
 from actors.mailbox import SupervisedRef, tell_quietly
 from actors.metrics import Metrics
 from actors.proposals import local_identity
@@ -118,6 +121,7 @@ class Peer:
         *,
         invoker: Invoker,
         ledgers: LedgerManager | None = None,
+        lifecycle: Lifecycle | None = None,
         runtimes: Mapping[str, Runtime] | None = None,
         peer_address: PeerAddress | None = None,
         tls: ChaincodeTLS | None = None,
@@ -158,6 +162,20 @@ class Peer:
             max_write_set=config.max_write_set_size,
         )
         self.definitions: dict[str, ChaincodeDefinition] = {d.name: d for d in config.chaincodes}
+        # Installed packages, joined channels, per-channel definitions; configured chaincodes
+        # are implicitly installed and defined on every channel under their names.
+        self.lifecycle = lifecycle or Lifecycle(
+            ledgers=self.ledgers,
+            channels=config.channels,
+            install_dir=config.install_directory,
+            max_package_bytes=config.max_package_bytes,
+            dev_mode=config.mode == "dev",
+            registered=lambda: list(self.directory.ready()),
+        )
+        for name in self.definitions:
+            self.lifecycle.invocations.configure(name)
+        for installed in self.lifecycle.packages.list():
+            self.add_installed(installed)
         # -- actors: the supervision tree ----------------------------------------------------
         # The root, its three peer actors, one supervisor per defined chaincode. Everyone
         # holds SupervisedRefs, which follow an actor to its replacement.
@@ -279,17 +297,43 @@ class Peer:
     # -- the client-facing peer ------------------------------------------------------------
 
     def channel_names(self) -> tuple[str, ...]:
-        """The channels this peer serves."""
-        return ("mychannel",)
+        """The channels this peer has joined (the lifecycle's channel set)."""
+        return tuple(self.lifecycle.channels.names())
 
     def gateway_rules(self, channel: str, chaincode: str) -> ChaincodeRules | None:
-        """What the endorser and the committer know of a chaincode on a channel: its version
-        and endorsement policy (empty: the channel's default, a majority of its orgs)."""
+        """What the endorser and the committer know of a chaincode on a channel: its
+        definition's version and endorsement policy as ``ApplicationPolicy`` bytes (empty: the
+        channel's default, a majority of its orgs). A configured chaincode's implicit
+        definition has no version of its own: it is reported as "1.0"."""
         from actors.gateway.validator import ChaincodeRules
+        from actors.msp.policies import from_string
+        from protos.peer.policy_pb2 import ApplicationPolicy
 
-        if channel not in self.channel_names() or chaincode not in self.definitions:
+        try:
+            target = self.lifecycle.invocations.resolve(channel, chaincode)
+        except ChaincodeError:
             return None
-        return ChaincodeRules("1.0", b"")
+        definition = target.definition
+        if definition.signature_policy:
+            policy = ApplicationPolicy(signature_policy=from_string(definition.signature_policy))
+        elif definition.channel_config_policy:
+            policy = ApplicationPolicy(
+                channel_config_policy_reference=definition.channel_config_policy
+            )
+        else:
+            return ChaincodeRules(definition.version or "1.0", b"")
+        return ChaincodeRules(definition.version or "1.0", policy.SerializeToString())
+
+    def add_installed(self, installed: InstalledPackage) -> bool:
+        """Register how an installed package runs, under its package id (the ccid it is
+        launched and supervised as); False when no runtime here can run its type."""
+        definition = runtime_definition(
+            installed, self.lifecycle.packages.load(installed.package_id)
+        )
+        if definition is None or definition.runtime not in self.runtimes:
+            return False
+        self.definitions[definition.name] = definition
+        return True
 
     def start_gateway(self, address: str | None = None) -> str:
         """Start the Gateway and Endorser services (Fabric's ``peer.listenAddress``) with the
@@ -402,6 +446,7 @@ class Peer:
             for runtime in self.runtimes.values():
                 runtime.close()
             self.ledgers.close()
+            self.lifecycle.close()
 
 
 def _read(path: str | None) -> bytes:

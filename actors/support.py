@@ -29,12 +29,14 @@ from actors.errors import (
     ExecuteTimeout,
     InvalidRequest,
     LaunchError,
+    LifecycleError,
     SupportShutdown,
 )
 from actors.events import Subscriber
 from actors.handler import TransactionExpired
 from actors.launcher import Launch, Status, Stop
 from actors.ledger import TxSimulator, ValidationCode
+from actors.lifecycle.packages import InstalledPackage
 from actors.mailbox import tell_quietly
 from actors.peer import Peer
 from actors.proposals import build_signed_proposal, compute_txid, new_nonce
@@ -138,6 +140,7 @@ class ChaincodeSupport:
         self.scheduler = peer.scheduler
         self.identity = peer.identity
         self.definitions = peer.definitions
+        self.lifecycle = peer.lifecycle
         self.tls = peer.tls
         self.runtimes = peer.runtimes
         self.events = peer.events
@@ -168,7 +171,22 @@ class ChaincodeSupport:
                 f"(have {sorted(self.runtimes)})"
             )
         self.definitions[definition.name] = definition
+        self.peer.lifecycle.invocations.configure(definition.name)
         self.peer.supervise(definition.name)
+
+    def install(self, package: bytes) -> InstalledPackage:
+        """Install a Fabric 2.x chaincode package (Fabric's ``InstallChaincode``): stored
+        under its package id, which a definition then names to run it."""
+        self._check_open()
+        installed = self.peer.lifecycle.install(package)
+        try:
+            runnable = self.peer.add_installed(installed)
+        except ChaincodeError as exc:  # as Fabric: a package that cannot be built is not kept
+            self.peer.lifecycle.packages.discard(installed.package_id)
+            raise LifecycleError(f"could not build chaincode: {exc}") from None
+        if runnable:
+            self.peer.supervise(installed.package_id)
+        return installed
 
     def launch(self, chaincode: str, timeout: float | None = None) -> None:
         """Start ``chaincode`` if needed and wait until it is READY."""

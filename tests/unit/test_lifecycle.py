@@ -556,3 +556,46 @@ def test_config_channels_and_install_dir(tmp_path: Path) -> None:
     assert Config.load(None, env={"CORE_CHAINCODE_INSTALLDIR": "/x"}).install_dir == "/x"
     with pytest.raises(ConfigError, match="channels: 'My_Channel' contains illegal characters"):
         Config(channels=("My_Channel",))
+
+
+def test_a_package_that_cannot_be_built_is_not_kept(tmp_path: Path) -> None:
+    from actors.support import ChaincodeSupport
+
+    with ChaincodeSupport(Config(install_dir=str(tmp_path / "cc"))) as support:
+        no_connection = package(code=tar_gz([("src/readme.txt", b"no connection.json")]))
+        with pytest.raises(LifecycleError, match=r"could not build chaincode: .*connection.json"):
+            support.install(no_connection)
+        assert support.lifecycle.packages.list() == []
+        assert os.listdir(tmp_path / "cc") == []
+        installed = support.install(package())
+        assert support.definitions[installed.package_id].runtime == "external"
+
+
+def test_the_peer_reports_channels_and_gateway_rules_from_the_lifecycle(tmp_path: Path) -> None:
+    from actors.gateway.validator import ChaincodeRules
+    from actors.msp.policies import from_string
+    from actors.support import ChaincodeSupport
+    from protos.peer.policy_pb2 import ApplicationPolicy
+
+    config = Config(channels=("ch1", "ch2"), install_dir=str(tmp_path / "cc"))
+    with ChaincodeSupport(config) as support:
+        peer = support.peer
+        assert peer.channel_names() == ("ch1", "ch2")
+        installed = support.install(package())
+        assert peer.gateway_rules("ch1", "basic") is None
+        policy = "OR('Org1MSP.peer')"
+        support.lifecycle.define(
+            "ch1",
+            Definition("basic", "1.0", 1, package_id=installed.package_id, signature_policy=policy),
+        )
+        expected = ApplicationPolicy(signature_policy=from_string(policy)).SerializeToString()
+        assert peer.gateway_rules("ch1", "basic") == ChaincodeRules("1.0", expected)
+        assert peer.gateway_rules("ch2", "basic") is None
+        assert peer.gateway_rules("nochannel", "basic") is None
+        support.lifecycle.define(
+            "ch2", Definition("basic", "2.0", 1, package_id=installed.package_id)
+        )
+        assert peer.gateway_rules("ch2", "basic") == ChaincodeRules("2.0", b"")
+    # Installs survive a restart: the package is registered under its id again.
+    with ChaincodeSupport(config) as support:
+        assert support.definitions[installed.package_id].runtime == "external"
