@@ -179,13 +179,7 @@ class GatewayClient:
 
 def _result_of(payload: bytes) -> bytes:
     """The transaction result inside a prepared transaction, read as the clients read it."""
+    from actors.gateway.endorsement import chaincode_action
     from protos.common.common_pb2 import Payload
-    from protos.peer.proposal_pb2 import ChaincodeAction
-    from protos.peer.proposal_response_pb2 import ProposalResponsePayload
-    from protos.peer.transaction_pb2 import ChaincodeActionPayload, Transaction
 
-    for action in Transaction.FromString(Payload.FromString(payload).data).actions:
-        cap = ChaincodeActionPayload.FromString(action.payload)
-        prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
-        return ChaincodeAction.FromString(prp.extension).response.payload
-    return b""
+    return chaincode_action(Payload.FromString(payload)).response.payload

@@ -95,6 +95,16 @@ class AssemblyError(ValueError):
     """Endorsements that cannot make one transaction (Fabric: failed to assemble transaction)."""
 
 
+def chaincode_action(payload: Payload) -> ChaincodeAction:
+    """The ``ChaincodeAction`` inside a transaction's payload (its first action), the way the
+    committer, the events stream and the clients read a result; raises DecodeError or
+    IndexError for a payload that has none."""
+    action = Transaction.FromString(payload.data).actions[0]
+    cap = ChaincodeActionPayload.FromString(action.payload)
+    prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
+    return ChaincodeAction.FromString(prp.extension)
+
+
 def prepare_transaction(
     unpacked: UnpackedProposal, responses: Sequence[ProposalResponse]
 ) -> Envelope:

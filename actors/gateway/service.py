@@ -29,7 +29,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from actors.gateway.blockstore import BlockStore
-from actors.gateway.endorsement import AssemblyError, prepare_transaction
+from actors.gateway.endorsement import AssemblyError, chaincode_action, prepare_transaction
 from actors.gateway.endorser import Endorser, EndorserError, _ChannelNotFound
 from actors.gateway.orderer import Broadcast
 from actors.gateway.proposal import ProposalError, UnpackedProposal, unpack
@@ -51,7 +51,7 @@ from protos.peer import peer_pb2_grpc
 from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.proposal_pb2 import ChaincodeAction
 from protos.peer.proposal_response_pb2 import ProposalResponse, ProposalResponsePayload
-from protos.peer.transaction_pb2 import VALID, ChaincodeActionPayload, Transaction
+from protos.peer.transaction_pb2 import VALID
 
 log = logging.getLogger(__name__)
 
@@ -389,10 +389,7 @@ def _block_events(block: Any, chaincode: str) -> Iterator[ChaincodeEvent]:
             payload = Payload.FromString(Envelope.FromString(raw).payload)
             if ChannelHeader.FromString(payload.header.channel_header).type != ENDORSER_TRANSACTION:
                 continue
-            action = Transaction.FromString(payload.data).actions[0]
-            cap = ChaincodeActionPayload.FromString(action.payload)
-            prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
-            cc_action = ChaincodeAction.FromString(prp.extension)
+            cc_action = chaincode_action(payload)
             if not cc_action.events:
                 continue
             event = ChaincodeEvent.FromString(cc_action.events)

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
+from actors.gateway.endorsement import chaincode_action
 from actors.gateway.proposal import compute_txid
 from actors.msp.msp import MSPError, MSPManager
 from actors.msp.policies import PolicyError, SignedData, evaluate, from_string
@@ -312,11 +313,7 @@ def rwset_of(raw: bytes) -> tuple[str, TxReadWriteSet, float | None]:
     ch = ChannelHeader.FromString(payload.header.channel_header)
     txid = ch.tx_id
     stamp = ch.timestamp.seconds + ch.timestamp.nanos / 1e9 if ch.HasField("timestamp") else None
-    action = Transaction.FromString(payload.data).actions[0]
-    cap = ChaincodeActionPayload.FromString(action.payload)
-    prp = ProposalResponsePayload.FromString(cap.action.proposal_response_payload)
-    action_results = ChaincodeAction.FromString(prp.extension).results
-    return txid, TxReadWriteSet.FromString(action_results), stamp
+    return txid, TxReadWriteSet.FromString(chaincode_action(payload).results), stamp
 
 
 def _txid_of(raw: bytes) -> str:

@@ -15,8 +15,7 @@ from actors.gateway.cutter import BatchConfig, BatchConfigError, BlockCutter
 from actors.gateway.endorsement import AssemblyError, prepare_transaction, proposal_response
 from actors.gateway.proposal import ProposalError, compute_txid, unpack, validate
 from actors.gateway.validator import ChaincodeRules, validate_block
-from actors.msp import cryptogen
-from actors.msp.msp import MSP, MSPManager, SigningIdentity, load_signing_identity
+from actors.msp.msp import MSP, MSPManager, SigningIdentity
 from actors.msp.policies import from_string
 from protos.common.common_pb2 import (
     ENDORSER_TRANSACTION,
@@ -39,26 +38,14 @@ from protos.peer.proposal_pb2 import (
     SignedProposal,
 )
 from protos.peer.proposal_response_pb2 import Response
+from tests.gateway_peer import ident, make_crypto
 
 CHANNEL = "mychannel"
 
 
 @pytest.fixture(scope="module")
 def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("crypto")
-    assert cryptogen.main(["--orgs", "Org1MSP,Org2MSP", "--out", str(out)]) == 0
-    return out
-
-
-def ident(crypto: Path, org: int, name: str) -> SigningIdentity:
-    domain = f"org{org}.example.com"
-    base = crypto / "peerOrganizations" / domain
-    path = (
-        base / "peers" / f"{name}.{domain}"
-        if "@" not in name
-        else base / "users" / f"{name}{domain}"
-    )
-    return load_signing_identity(path / "msp", f"Org{org}MSP")
+    return make_crypto(tmp_path_factory.mktemp("crypto"))
 
 
 def msps(crypto: Path) -> MSPManager:
