@@ -75,7 +75,7 @@ class Endorser:
             raise EndorserError(str(exc)) from None
         msps = self._backend.channel_msps(unpacked.channel_id)
         if msps is None:
-            raise _ChannelNotFound(unpacked.channel_id)
+            raise ChannelNotFound(unpacked.channel_id)
         try:
             creator = validate(unpacked, msps)
         except ProposalError as exc:
@@ -99,7 +99,7 @@ class Endorser:
         """Fabric's ``ProcessProposal``, minus the gRPC auth filters (the service adds them)."""
         try:
             unpacked, creator, _ = self.preprocess(signed)
-        except _ChannelNotFound as missing:
+        except ChannelNotFound as missing:
             return ProposalResponse(
                 response=Response(status=500, message=f"channel '{missing.channel}' not found")
             )
@@ -127,7 +127,10 @@ class Endorser:
         )
 
 
-class _ChannelNotFound(EndorserError):
+class ChannelNotFound(EndorserError):
+    """The proposal names a channel this peer has not joined: the Endorser service answers
+    with a status 500 response, the Gateway with UNAVAILABLE (as Fabric's do)."""
+
     def __init__(self, channel: str) -> None:
         super().__init__(f"channel '{channel}' not found")
         self.channel = channel

@@ -30,7 +30,7 @@ from grpc_status import rpc_status
 
 from actors.gateway.blockstore import BlockStore
 from actors.gateway.endorsement import AssemblyError, chaincode_action, prepare_transaction
-from actors.gateway.endorser import Endorser, EndorserError, _ChannelNotFound
+from actors.gateway.endorser import ChannelNotFound, Endorser, EndorserError
 from actors.gateway.orderer import Broadcast
 from actors.gateway.proposal import ProposalError, UnpackedProposal, unpack
 from actors.gateway.validator import channel_policy
@@ -120,7 +120,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             )
         try:
             unpacked, creator, _ = self._endorser.preprocess(signed)
-        except _ChannelNotFound as missing:
+        except ChannelNotFound as missing:
             raise _Abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"failed to get config for channel [{missing.channel}]: channel not found",

@@ -18,6 +18,7 @@ transactions (this peer has no channel config updates).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -125,10 +126,9 @@ def channel_policy(reference: str, signed: Sequence[SignedData], msps: MSPManage
     else:
         raise PolicyError(f"unknown channel policy reference {reference!r}")
     satisfied = 0
-    for org in orgs:
+    for policy in _org_policies(tuple(orgs), roles):
         try:
-            principals = ", ".join(f"'{org}.{role}'" for role in roles)
-            evaluate(from_string(f"OR({principals})"), signed, msps)
+            evaluate(policy, signed, msps)
             satisfied += 1
         except PolicyError:
             pass
@@ -139,6 +139,18 @@ def channel_policy(reference: str, signed: Sequence[SignedData], msps: MSPManage
             f"implicit policy evaluation failed - {satisfied} sub-policies were satisfied, but "
             f"this policy requires {needed} of the '{name}' sub-policies to be satisfied"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _org_policies(
+    orgs: tuple[str, ...], roles: tuple[str, ...]
+) -> tuple[SignaturePolicyEnvelope, ...]:
+    """Each org's ``OR('<org>.<role>', ...)``, parsed once per (org set, roles): the channel
+    policies are checked on every proposal, envelope and CommitStatus. Callers only read the
+    envelopes."""
+    return tuple(
+        from_string("OR(" + ", ".join(f"'{org}.{role}'" for role in roles) + ")") for org in orgs
+    )
 
 
 def evaluate_application_policy(

@@ -356,3 +356,36 @@ def test_a_failing_commit_listener_does_not_stop_the_others() -> None:
     store.begin(block)
     store.finish(bytes([0]))
     assert heard == [(0, 0)]
+
+
+def test_channel_policies_are_parsed_once_per_org_set(
+    crypto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.gateway import validator
+
+    parsed: list[str] = []
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        parsed.append(text)
+        return from_string(text)
+
+    validator._org_policies.cache_clear()
+    monkeypatch.setattr(validator, "from_string", counting)
+    user, p1 = ident(crypto, 1, "User1@"), ident(crypto, 1, "peer0")
+    members = msps(crypto)
+
+    def signed(who: SigningIdentity) -> list[validator.SignedData]:
+        return [validator.SignedData(b"m", who.serialized, who.sign(b"m"))]
+
+    for _ in range(3):
+        validator.channel_policy("/Channel/Application/Writers", signed(user), members)
+    assert parsed == [
+        "OR('Org1MSP.admin', 'Org1MSP.client')",
+        "OR('Org2MSP.admin', 'Org2MSP.client')",
+    ]
+    with pytest.raises(validator.PolicyError, match="requires 2 of the 'Endorsement'"):
+        validator.channel_policy("/Channel/Application/Endorsement", signed(p1), members)
+    assert len(parsed) == 4  # a new (org set, roles): parsed once more, then cached
+    validator.channel_policy("/Channel/Application/Readers", signed(p1), members)
+    validator.channel_policy("/Channel/Application/Readers", signed(p1), members)
+    assert len(parsed) == 6
