@@ -17,7 +17,7 @@ import concurrent.futures
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,7 @@ from protos.common.common_pb2 import (
     ENDORSER_TRANSACTION,
     SUCCESS,
     TRANSACTIONS_FILTER,
+    Block,
     ChannelHeader,
     Envelope,
     Payload,
@@ -364,21 +365,35 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             )
         stop = threading.Event()
         context.add_callback(stop.set)
-        seen_after = not after
-        for block in store.blocks_from(start, stop=stop):
-            events = []
-            for event in _block_events(block, inner.chaincode_id):
-                if not seen_after:
-                    seen_after = event.tx_id == after
-                    continue
+        yield from chaincode_events(
+            store.blocks_from(start, stop=stop), inner.chaincode_id, inner.after_transaction_id
+        )
+
+
+def chaincode_events(
+    blocks: Iterable[Block], chaincode: str, after: str = ""
+) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+    """One response per block that holds events of ``chaincode`` (Fabric's
+    ``ChaincodeEvents``). With ``after``, events are skipped up to and including the first
+    event whose transaction id is ``after`` -- among the events of every chaincode, as Fabric's
+    matcher sees them, so a client may resume after a transaction of another chaincode."""
+    passed = not after
+    for block in blocks:
+        events = []
+        for event in _block_events(block):
+            if not passed:
+                passed = event.tx_id == after
+            elif event.chaincode_id == chaincode:
                 events.append(event)
-            if events:
-                yield gateway_pb2.ChaincodeEventsResponse(
-                    events=events, block_number=block.header.number
-                )
+        if events:
+            yield gateway_pb2.ChaincodeEventsResponse(
+                events=events, block_number=block.header.number
+            )
 
 
-def _block_events(block: Any, chaincode: str) -> Iterator[ChaincodeEvent]:
+def _block_events(block: Block) -> Iterator[ChaincodeEvent]:
+    """The well-formed events (chaincode id, name and tx id set) of the block's valid
+    transactions, in block order."""
     codes = (
         block.metadata.metadata[TRANSACTIONS_FILTER] if len(block.metadata.metadata) > 2 else b""
     )
@@ -395,12 +410,7 @@ def _block_events(block: Any, chaincode: str) -> Iterator[ChaincodeEvent]:
             event = ChaincodeEvent.FromString(cc_action.events)
         except (DecodeError, IndexError):
             continue
-        if (
-            event.chaincode_id
-            and event.event_name
-            and event.tx_id
-            and event.chaincode_id == chaincode
-        ):
+        if event.chaincode_id and event.event_name and event.tx_id:
             yield event
 
 

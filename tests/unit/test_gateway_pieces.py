@@ -389,3 +389,47 @@ def test_channel_policies_are_parsed_once_per_org_set(
     validator.channel_policy("/Channel/Application/Readers", signed(p1), members)
     validator.channel_policy("/Channel/Application/Readers", signed(p1), members)
     assert len(parsed) == 6
+
+
+def test_chaincode_events_resume_after_a_transaction_of_any_chaincode(crypto: Path) -> None:
+    """Fabric's ChaincodeEvents skips up to the after_transaction_id among the events of every
+    chaincode in the block, not only those of the requested one."""
+    from actors.gateway.service import chaincode_events
+
+    user, p1 = ident(crypto, 1, "User1@"), ident(crypto, 1, "peer0")
+    txids: list[str] = []
+
+    def tx(chaincode: str) -> bytes:
+        unpacked = unpack(make_proposal(user, [b"x"], chaincode=chaincode))
+        txids.append(unpacked.txid)
+        response = proposal_response(
+            unpacked,
+            response=Response(status=200),
+            results=_rwset(chaincode, {"k": b"v"}),
+            event=ChaincodeEvent(event_name="e", payload=b"p"),
+            version="1.0",
+            signer=p1,
+        )
+        envelope = prepare_transaction(unpacked, [response])
+        envelope.signature = user.sign(envelope.payload)
+        return envelope.SerializeToString()
+
+    block = blocks.new_block(5, b"", [tx("basic"), tx("other"), tx("basic")])
+    block.metadata.metadata[2] = bytes([tx_pb.VALID] * 3)
+    t1, t2, t3 = txids
+
+    def seen(chaincode: str, after: str = "") -> list[tuple[int, list[str]]]:
+        return [
+            (r.block_number, [e.tx_id for e in r.events])
+            for r in chaincode_events([block], chaincode, after)
+        ]
+
+    assert seen("basic") == [(5, [t1, t3])]
+    assert seen("other") == [(5, [t2])]
+    assert seen("basic", after=t1) == [(5, [t3])]
+    assert seen("basic", after=t2) == [(5, [t3])]  # t2 is another chaincode's
+    assert seen("other", after=t2) == []
+    assert seen("basic", after=t3) == []
+    # an invalid transaction's event is not streamed
+    block.metadata.metadata[2] = bytes([tx_pb.VALID, tx_pb.VALID, tx_pb.MVCC_READ_CONFLICT])
+    assert seen("basic", after=t2) == []
