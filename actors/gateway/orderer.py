@@ -13,6 +13,7 @@ orderer organisation, and a client never checks block signatures.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,17 +27,21 @@ from actors.gateway import blocks
 from actors.gateway.cutter import BatchConfig, BlockCutter
 from actors.gateway.validator import channel_policy
 from actors.mailbox import ThreadingActor, tell_quietly
-from actors.msp.msp import MSPError, MSPManager, SigningIdentity
+from actors.msp.msp import MSPError, MSPManager, SigningIdentity, parse_certificate
 from actors.msp.policies import PolicyError, SignedData
 from protos.common.common_pb2 import (
     BAD_REQUEST,
+    CONFIG,
+    CONFIG_UPDATE,
     FORBIDDEN,
+    ORDERER_TRANSACTION,
     SUCCESS,
     ChannelHeader,
     Envelope,
     Payload,
     SignatureHeader,
 )
+from protos.msp.identities_pb2 import SerializedIdentity
 
 log = logging.getLogger(__name__)
 
@@ -155,26 +160,23 @@ class Orderer(ThreadingActor):
             )
 
     def _check(self, raw: bytes) -> tuple[str, int, str]:
-        """Fabric's broadcast checks, in Fabric's order, with its statuses and texts."""
+        """Fabric's broadcast checks, in Fabric's order, with its statuses and texts: the
+        broadcast handler finds the channel from the channel header (``BroadcastChannelSupport``)
+        and refuses config messages, then the standard channel's filters run (``ProcessNormalMsg``:
+        empty, size, creator expiry, the channel's Writers policy)."""
         try:
             envelope = Envelope.FromString(raw)
             payload = Payload.FromString(envelope.payload)
-            header = ChannelHeader.FromString(payload.header.channel_header)
-            signature_header = SignatureHeader.FromString(payload.header.signature_header)
         except DecodeError as exc:
             return "", BAD_REQUEST, f"could not determine channel ID: {exc}"
-        if not envelope.payload:
-            return "", BAD_REQUEST, "Message was empty"
-        size = len(envelope.payload) + len(envelope.signature)
-        if size > self._batch.absolute_max_bytes:
-            return (
-                "",
-                BAD_REQUEST,
-                (
-                    f"message payload is {size} bytes and exceeds maximum allowed "
-                    f"{self._batch.absolute_max_bytes} bytes"
-                ),
-            )
+        if not payload.HasField("header"):
+            return "", BAD_REQUEST, "could not determine channel ID: header not set"
+        if not payload.header.channel_header:
+            return "", BAD_REQUEST, "could not determine channel ID: channel header not set"
+        try:
+            header = ChannelHeader.FromString(payload.header.channel_header)
+        except DecodeError as exc:
+            return "", BAD_REQUEST, f"could not determine channel ID: {exc}"
         channel = header.channel_id
         ordering = self._channels(channel)
         if ordering is None:
@@ -186,17 +188,39 @@ class Orderer(ThreadingActor):
                     "not defined"
                 ),
             )
+        if header.type in (CONFIG, ORDERER_TRANSACTION):
+            return channel, BAD_REQUEST, "message is of type that cannot be processed directly"
+        # ProcessNormalMsg's filters (CONFIG_UPDATE passes the same ones first)
+        if not envelope.payload:
+            return channel, BAD_REQUEST, "Message was empty"
+        size = len(envelope.payload) + len(envelope.signature)
+        if size > self._batch.absolute_max_bytes:
+            return (
+                channel,
+                BAD_REQUEST,
+                (
+                    f"message payload is {size} bytes and exceeds maximum allowed "
+                    f"{self._batch.absolute_max_bytes} bytes"
+                ),
+            )
         try:
-            identity, _ = ordering.msps.deserialize(signature_header.creator)
-            if identity.expired():
-                return channel, BAD_REQUEST, "broadcast client identity expired"
-        except MSPError:
-            pass  # the Writers policy below refuses it with the policy's own words
+            signature_header = SignatureHeader.FromString(payload.header.signature_header)
+        except DecodeError as exc:
+            return channel, BAD_REQUEST, f"could not convert message to signedData: {exc}"
+        if _expired(signature_header.creator):
+            return channel, BAD_REQUEST, "broadcast client identity expired"
         signed = [SignedData(envelope.payload, signature_header.creator, envelope.signature)]
         try:
             channel_policy("/Channel/Writers", signed, ordering.msps)
         except PolicyError as exc:
             return channel, FORBIDDEN, f"{exc}: permission denied"
+        if header.type == CONFIG_UPDATE:
+            return (
+                channel,
+                BAD_REQUEST,
+                f"error applying config update to existing channel '{channel}': this peer's "
+                "embedded orderer has no channel configuration to update",
+            )
         return channel, SUCCESS, ""
 
     # --- blocks ------------------------------------------------------------------------------
@@ -216,3 +240,14 @@ class Orderer(ThreadingActor):
         chain.number += 1
         chain.previous_hash = blocks.header_hash(block.header)
         tell_quietly(self._committer, CommitBlock(channel, block))
+
+
+def _expired(creator: bytes) -> bool:
+    """Whether the creator's certificate has expired, read from the serialized identity alone
+    as Fabric's ``crypto.ExpiresAt`` reads it: what cannot be read does not expire here (the
+    Writers policy refuses it)."""
+    try:
+        cert = parse_certificate(SerializedIdentity.FromString(creator).id_bytes)
+    except (DecodeError, MSPError):
+        return False
+    return cert.not_valid_after_utc <= dt.datetime.now(dt.UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -10,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from actors.gateway import blocks
 from actors.gateway.cutter import BatchConfig
@@ -19,6 +24,8 @@ from actors.msp import cryptogen
 from actors.msp.msp import MSP, MSPManager, SigningIdentity, load_signing_identity
 from protos.common.common_pb2 import (
     BAD_REQUEST,
+    CONFIG,
+    CONFIG_UPDATE,
     ENDORSER_TRANSACTION,
     FORBIDDEN,
     SUCCESS,
@@ -77,10 +84,15 @@ def org(
     return msps, user, peer
 
 
-def envelope(client: SigningIdentity, channel: str = "ch", size: int = 0) -> bytes:
+def envelope(
+    client: SigningIdentity,
+    channel: str = "ch",
+    size: int = 0,
+    header_type: int = ENDORSER_TRANSACTION,
+) -> bytes:
     nonce = os.urandom(24)
     ch = ChannelHeader(
-        type=ENDORSER_TRANSACTION, channel_id=channel, tx_id=compute_txid(nonce, client.serialized)
+        type=header_type, channel_id=channel, tx_id=compute_txid(nonce, client.serialized)
     )
     header = Header(
         channel_header=ch.SerializeToString(),
@@ -90,6 +102,24 @@ def envelope(client: SigningIdentity, channel: str = "ch", size: int = 0) -> byt
     )
     payload = Payload(header=header, data=b"x" * size).SerializeToString()
     return Envelope(payload=payload, signature=client.sign(payload)).SerializeToString()
+
+
+def _expired_identity() -> SigningIdentity:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=2))
+        .not_valid_after(now - dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    return SigningIdentity("Org9MSP", cert, pem, key)
 
 
 @pytest.fixture
@@ -143,11 +173,30 @@ def test_intake_refuses_what_fabrics_orderer_refuses(org: Any, stage: Any, tmp_p
     _, user, _ = org
     ref, _, committer = stage
     assert broadcast(ref, b"\xff\xff")[0] == BAD_REQUEST
-    assert broadcast(ref, Envelope().SerializeToString()) == (BAD_REQUEST, "Message was empty")
+    # Fabric's handler reads the channel header before its filters see an empty message
+    assert broadcast(ref, Envelope().SerializeToString()) == (
+        BAD_REQUEST,
+        "could not determine channel ID: header not set",
+    )
     status, info = broadcast(ref, envelope(user, size=9000))
     assert status == BAD_REQUEST and "exceeds maximum allowed 8192 bytes" in info
     status, info = broadcast(ref, envelope(user, channel="nochannel"))
     assert status == BAD_REQUEST and "orderer system channel is not defined" in info
+    # the channel is looked up before the size filter runs
+    status, info = broadcast(ref, envelope(user, channel="nochannel", size=9000))
+    assert status == BAD_REQUEST and "orderer system channel is not defined" in info
+    assert broadcast(ref, envelope(user, header_type=CONFIG)) == (
+        BAD_REQUEST,
+        "message is of type that cannot be processed directly",
+    )
+    status, info = broadcast(ref, envelope(user, header_type=CONFIG_UPDATE))
+    assert status == BAD_REQUEST and info.startswith("error applying config update")
+    # expiry is read from the certificate alone and checked before the Writers policy, so an
+    # expired identity of an unknown MSP hears that it expired
+    assert broadcast(ref, envelope(_expired_identity())) == (
+        BAD_REQUEST,
+        "broadcast client identity expired",
+    )
     forged = Envelope.FromString(envelope(user))
     forged.signature = user.sign(b"other")
     status, info = broadcast(ref, forged.SerializeToString())
