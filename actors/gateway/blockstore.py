@@ -59,7 +59,11 @@ class BlockStore:
 
     def __init__(self, channel_id: str, *, path: str | Path | None = None) -> None:
         self.channel_id = channel_id
+        # Readers (CommitStatus, ChaincodeEvents, the endorser's duplicate check) take _lock;
+        # the writer and close also take _write_lock, held across the sqlite write, so a
+        # synchronous=FULL fsync never keeps a reader waiting. Order: _write_lock, then _lock.
         self._lock = threading.Condition()
+        self._write_lock = threading.Lock()
         self._blocks: list[bytes] = []
         self._index: dict[str, TxStatus] = {}
         self._waiters: dict[str, list[Listener]] = {}
@@ -117,24 +121,29 @@ class BlockStore:
     def begin(self, block: Block) -> None:
         """Store the next block, pending: its TRANSACTIONS_FILTER holds the codes validation
         gave before the state commit."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"block store of {self.channel_id} is closed")
-            if self._pending is not None:
-                raise RuntimeError(f"block {self._pending.header.number} is still pending")
-            if block.header.number != len(self._blocks):
-                raise ValueError(f"expected block {len(self._blocks)}, got {block.header.number}")
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError(f"block store of {self.channel_id} is closed")
+                if self._pending is not None:
+                    raise RuntimeError(f"block {self._pending.header.number} is still pending")
+                if block.header.number != len(self._blocks):
+                    raise ValueError(
+                        f"expected block {len(self._blocks)}, got {block.header.number}"
+                    )
             if self._db is not None:
                 self._db.execute(
                     "INSERT INTO blocks (number, data, pending) VALUES (?, ?, 1)",
                     (block.header.number, block.SerializeToString()),
                 )
-            self._pending = block
+            with self._lock:
+                self._pending = block
 
     def finish(self, codes: bytes) -> None:
         """The pending block's final codes: store them, index its txids, wake the waiters."""
-        with self._lock:
-            block = self._pending
+        with self._write_lock:
+            with self._lock:
+                block = self._pending
             if block is None:
                 raise RuntimeError("no pending block")
             block.metadata.metadata[TRANSACTIONS_FILTER] = codes
@@ -144,10 +153,11 @@ class BlockStore:
                     "UPDATE blocks SET data = ?, pending = 0 WHERE number = ?",
                     (data, block.header.number),
                 )
-            self._pending = None
-            fresh = self._index_block(block, data)
-            woken = [(cb, st) for txid, st in fresh for cb in self._waiters.pop(txid, [])]
-            self._lock.notify_all()
+            with self._lock:
+                self._pending = None
+                fresh = self._index_block(block, data)
+                woken = [(cb, st) for txid, st in fresh for cb in self._waiters.pop(txid, [])]
+                self._lock.notify_all()
         for callback, status in woken:
             try:  # a waiter's failure is its own: the committer calls these
                 callback(status.code, status.block)
@@ -209,9 +219,10 @@ class BlockStore:
             number += 1
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._lock.notify_all()
+        with self._write_lock:
+            with self._lock:
+                self._closed = True
+                self._lock.notify_all()
             if self._db is not None:
                 self._db.close()
                 self._db = None

@@ -23,6 +23,7 @@ from protos.common.common_pb2 import (
     ChannelHeader,
     Envelope,
     Header,
+    Payload,
     SignatureHeader,
 )
 from protos.ledger.rwset.kvrwset.kv_rwset_pb2 import KVRWSet
@@ -349,8 +350,6 @@ def test_a_failing_commit_listener_does_not_stop_the_others() -> None:
     store.on_commit(txid, lambda code, block: heard.append((code, block)))
     ch = ChannelHeader(type=ENDORSER_TRANSACTION, channel_id="ch", tx_id=txid)
     header = Header(channel_header=ch.SerializeToString())
-    from protos.common.common_pb2 import Payload
-
     envelope = Envelope(payload=Payload(header=header).SerializeToString()).SerializeToString()
     block = blocks.new_block(0, b"", [envelope])
     store.begin(block)
@@ -433,3 +432,58 @@ def test_chaincode_events_resume_after_a_transaction_of_any_chaincode(crypto: Pa
     # an invalid transaction's event is not streamed
     block.metadata.metadata[2] = bytes([tx_pb.VALID, tx_pb.VALID, tx_pb.MVCC_READ_CONFLICT])
     assert seen("basic", after=t2) == []
+
+
+def test_readers_do_not_wait_for_the_block_stores_disk_write(tmp_path: Path) -> None:
+    """begin/finish write to sqlite (synchronous=FULL: an fsync) outside the lock readers
+    take: a CommitStatus or duplicate check is answered while a block is being written."""
+    import threading
+
+    from actors.gateway.blockstore import BlockStore
+
+    store = BlockStore("ch", path=tmp_path / "ch.sqlite")
+    real = store._db
+    assert real is not None
+    in_write, release = threading.Event(), threading.Event()
+
+    class SlowDisk:
+        def execute(self, *args: object) -> object:
+            in_write.set()
+            release.wait(30)
+            return real.execute(*args)
+
+        def close(self) -> None:
+            real.close()
+
+    store._db = SlowDisk()  # type: ignore[assignment]
+    txid = "cd" * 32
+    ch = ChannelHeader(type=ENDORSER_TRANSACTION, channel_id="ch", tx_id=txid)
+    payload = Payload(header=Header(channel_header=ch.SerializeToString()))
+    block = blocks.new_block(
+        0, b"", [Envelope(payload=payload.SerializeToString()).SerializeToString()]
+    )
+
+    def read(out: list[object]) -> None:
+        out.extend([store.height, store.has_txid(txid), store.status(txid)])
+
+    for step in (lambda: store.begin(block), lambda: store.finish(bytes([0]))):
+        in_write.clear()
+        release.clear()
+        writer = threading.Thread(target=step)
+        writer.start()
+        assert in_write.wait(30)
+        answers: list[object] = []
+        reader = threading.Thread(target=read, args=(answers,))
+        reader.start()
+        reader.join(10)
+        stuck = reader.is_alive()
+        release.set()
+        writer.join(30)
+        reader.join(30)
+        assert not stuck, "a reader waited for the disk write"
+        assert answers == [0, False, None]  # the block is not visible until finish is done
+    assert store.status(txid) is not None and store.height == 1
+    store.close()
+    again = BlockStore("ch", path=tmp_path / "ch.sqlite")  # what was written survives
+    assert again.height == 1 and again.pending() is None
+    again.close()
