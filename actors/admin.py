@@ -13,16 +13,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from cryptography.hazmat.primitives import serialization
 
 from actors import errors
 from actors.events import LifecycleEvent
+from actors.msp.msp import MSP, MSPError
 from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.admin import admin_pb2, admin_pb2_grpc
 
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.support import ChaincodeSupport
 
 # Typed errors <-> gRPC codes. The order matters: subclasses before their bases.
@@ -38,6 +42,7 @@ _CODES: list[tuple[type[errors.ChaincodeError], grpc.StatusCode]] = [
     (errors.ChaincodeRestarting, grpc.StatusCode.UNAVAILABLE),
     (errors.LaunchError, grpc.StatusCode.UNAVAILABLE),
     (errors.SupportShutdown, grpc.StatusCode.UNAVAILABLE),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
 # Details carry "<ErrorType>: <message>" so the client can rebuild the exact type.
 _BY_NAME = {cls.__name__: cls for cls, _ in _CODES} | {"ChaincodeError": errors.ChaincodeError}
@@ -115,7 +120,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             )
         return reply
 
+    def _require_known(self, name: str, context: Any) -> None:
+        # Launch and Stop act only on what the peer was told to run: a chaincode of its
+        # configuration, an installed package, or one that registered itself (dev mode). The
+        # name is a key, never a command: what runs is what that definition names.
+        if name not in self.support.definitions and name not in self.support.status():
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"UnknownChaincode: chaincode definition for '{name}' not found",
+            )
+
     def Launch(self, request: Any, context: Any) -> Any:
+        self._require_known(request.name, context)
         started = time.perf_counter()
         try:
             self.support.launch(request.name)
@@ -124,6 +140,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.LaunchReply(seconds=time.perf_counter() - started)
 
     def Stop(self, request: Any, context: Any) -> Any:
+        self._require_known(request.name, context)
         self.support.stop(request.name)
         return admin_pb2.StopReply()
 
@@ -228,10 +245,124 @@ class _Subscription:
             self._cond.notify()
 
 
+@dataclass(frozen=True)
+class AdminTLS:
+    """TLS of the admin API: the peer's TLS key pair, and the MSP of the peer's organisation
+    whose admins alone may call it. ``client_roots`` (PEM) are the CAs the TLS handshake
+    accepts client certificates from; the MSP then decides."""
+
+    key_pem: bytes
+    cert_pem: bytes
+    msp: MSP
+    client_roots: bytes
+
+    @classmethod
+    def from_config(cls, config: Config) -> AdminTLS | None:
+        """The admin API's TLS under ``config``: on with the Gateway's (see
+        :func:`actors.tls.service_tls_enabled`) once ``peer.tls.cert.file`` is set; None for
+        plaintext (``peer.tls.enabled = true`` alone is the chaincode listener's TLS, which
+        needs no files). Raises ConfigError for an unusable file or MSP folder."""
+        from actors.config import ConfigError
+        from actors.tls import service_key_pair, service_tls_enabled
+
+        if not service_tls_enabled(config) or config.tls_cert_file is None:
+            return None
+        if config.msp_config_path is None:
+            raise ConfigError(
+                "peer.mspConfigPath: the admin API over TLS takes only admins of the peer's "
+                "organisation, and needs its MSP folder to know them"
+            )
+        try:
+            key_pem, cert_pem = service_key_pair(config)
+            msp = MSP.from_dir(config.msp_config_path, config.msp_id)
+            # Every member organisation's CAs pass the handshake, so that their identities are
+            # refused by the MSP check with a clear PERMISSION_DENIED, not a TLS alert.
+            members = [msp] + [MSP.from_dir(o.msp_dir, o.mspid) for o in config.organizations]
+            extra = [Path(f).read_bytes() for f in config.tls_client_root_files]
+        except OSError as exc:
+            raise ConfigError(f"peer.tls: {exc}") from None
+        except MSPError as exc:
+            raise ConfigError(f"peer.mspConfigPath: {exc}") from None
+        roots = b"".join(
+            cert.public_bytes(serialization.Encoding.PEM)
+            for member in members
+            for cert in member.roots + member.intermediates
+        )
+        return cls(key_pem, cert_pem, msp, roots + b"".join(extra))
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key_pem, self.cert_pem)],
+            root_certificates=self.client_roots,
+            require_client_auth=True,
+        )
+
+
+class AdminGuard(grpc.ServerInterceptor):
+    """Every admin call, whatever its method, runs only for a client certificate that is a
+    valid admin identity of the peer's organisation (NodeOU admin, or listed in admincerts);
+    others get PERMISSION_DENIED saying why. Fabric counterpart: the peer's admin ACL
+    (``peer/Admin*``: admins of the local MSP)."""
+
+    def __init__(self, msp: MSP) -> None:
+        self._msp = msp
+
+    def refusal(self, pem: bytes | None) -> str | None:
+        """Why the client with certificate ``pem`` may not call the admin API (None: it may)."""
+        if not pem:
+            return (
+                "admin API: no client certificate: an admin of the peer's organisation must call it"
+            )
+        try:
+            identity = self._msp.identity(pem)
+            self._msp.validate(identity)
+        except MSPError as exc:
+            return (
+                f"admin API: the client certificate is not an identity of {self._msp.msp_id}: {exc}"
+            )
+        who = identity.cert.subject.rfc4514_string()
+        if identity.expired():
+            return f"admin API: the client certificate of {who} has expired"
+        if not self._msp.is_admin(identity):
+            return (
+                f"admin API: {who} is not an admin of {self._msp.msp_id} (the client certificate "
+                "must carry the admin NodeOU or be listed in admincerts)"
+            )
+        return None
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        kind = (
+            ("stream" if handler.request_streaming else "unary")
+            + "_"
+            + ("stream" if handler.response_streaming else "unary")
+        )
+        behavior = getattr(handler, kind)
+
+        def guarded(request: Any, context: Any) -> Any:
+            certs = context.auth_context().get("x509_pem_cert") or [None]
+            problem = self.refusal(certs[0])
+            if problem is not None:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"PermissionDenied: {problem}")
+            return behavior(request, context)
+
+        return handler._replace(**{kind: guarded})
+
+
 def serve_admin(
-    support: ChaincodeSupport, address: str, max_workers: int = 64, event_backlog: int = 1024
+    support: ChaincodeSupport,
+    address: str,
+    max_workers: int = 64,
+    event_backlog: int = 1024,
+    *,
+    tls: AdminTLS | None = None,
 ) -> tuple[grpc.Server, str]:
     """Start the admin server; returns it and the bound address (port 0 picks one).
+
+    With ``tls``, it speaks TLS and takes only calls from admin identities of the peer's
+    organisation (see :class:`AdminGuard`).
 
     Raises :class:`~actors.transports.grpc.ListenError` when the address is taken or bad.
     At most ``max_workers`` calls run at once, each on its own thread (gone when it returns);
@@ -250,11 +381,12 @@ def serve_admin(
             ]
         ),
         maximum_concurrent_rpcs=max_workers,
+        interceptors=[AdminGuard(tls.msp)] if tls is not None else None,
     )
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(support, max_subscribers=subscribers, backlog=event_backlog), server
     )
-    bound = bind(server, address)
+    bound = bind(server, address, credentials=tls.credentials() if tls is not None else None)
     server.start()
     return server, bound
 
@@ -265,9 +397,16 @@ class AdminClient:
 
     address: str
     timeout: float = 60.0
+    # TLS (see actors.tls.client_credentials): the peer's root CA, and for a peer whose admin
+    # API speaks TLS, an admin's certificate and key
+    credentials: grpc.ChannelCredentials | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
     def _stub(self) -> tuple[grpc.Channel, admin_pb2_grpc.AdminStub]:
-        channel = grpc.insecure_channel(self.address)
+        if self.credentials is not None:
+            channel = grpc.secure_channel(self.address, self.credentials, list(self.options))
+        else:
+            channel = grpc.insecure_channel(self.address, list(self.options))
         return channel, admin_pb2_grpc.AdminStub(channel)
 
     def _call(self, method: str, request: Any) -> Any:

@@ -198,6 +198,24 @@ def _error(message: str) -> None:
     print(f"ccactors: error: {message}", file=sys.stderr, flush=True)
 
 
+def _warn(message: str) -> None:
+    print(f"ccactors: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _loopback(address: str) -> bool:
+    """Whether ``address`` (HOST:PORT) listens on the loopback interface only: ``localhost``
+    or a loopback IP. Any other name may resolve to a reachable address, so is not."""
+    import ipaddress
+
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _failed(exc: ChaincodeError, *, as_json: bool = False) -> int:
     """An operation the peer refused or that failed: one line (or one JSON object), exit 1."""
     if as_json:
@@ -282,6 +300,20 @@ def run_serve(args: argparse.Namespace) -> int:
     if not metrics and config.operations_address:
         metrics, operations_flag = config.operations_address, "operations.listenAddress"
     assert admin is not None  # it has a default
+    from actors.admin import AdminTLS
+
+    admin_tls = AdminTLS.from_config(config)
+    if admin_tls is None and not _loopback(admin):
+        if not args.insecure_admin:
+            raise UsageError(
+                f"--peer: the admin API on {admin} would take anyone's commands in plaintext: "
+                "off the loopback address it needs TLS (peer.tls.cert.file, peer.tls.key.file, "
+                "peer.mspConfigPath), or --insecure-admin"
+            )
+        _warn(
+            f"the admin API on {admin} speaks plaintext and checks no identity "
+            "(--insecure-admin): anyone who reaches it can invoke, launch and stop chaincode"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -295,7 +327,7 @@ def run_serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--listen: {exc}") from None
         try:
-            admin_server, admin_address = serve_admin(support, admin)
+            admin_server, admin_address = serve_admin(support, admin, tls=admin_tls)
         except OSError as exc:
             raise UsageError(f"--peer: {exc}") from None
         operations = None
@@ -318,6 +350,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "gateway": gateway,
             "mode": config.mode,
             "peer": admin_address,
+            "admin_tls": admin_tls is not None,
             "ledger": config.ledger_directory,
             "metrics": f"http://{operations.address}/metrics" if operations else None,
             "tls": support.peer.tls is not None,
@@ -329,7 +362,7 @@ def run_serve(args: argparse.Namespace) -> int:
             lines = [
                 f"chaincode listener {listener.address} (mode {config.mode}, "
                 f"{'TLS' if support.peer.tls is not None else 'no TLS'})",
-                f"admin {admin_address}",
+                f"admin {admin_address} ({'TLS, admins only' if admin_tls else 'no TLS'})",
                 f"ledger {config.ledger_directory or 'in memory (--ephemeral)'}",
             ]
             if operations is not None:
@@ -362,12 +395,19 @@ def _render_payload(payload: bytes) -> dict[str, str]:
 
 def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
     from actors.admin import AdminClient
+    from actors.tls import client_credentials
 
     problems: list[str] = []
     address = _address("--peer", args.peer, problems)
+    try:
+        credentials, options = client_credentials(
+            args.tls_root_cert, args.tls_cert, args.tls_key, args.tls_host
+        )
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise UsageError(*problems)
-    return AdminClient(address, timeout=timeout)
+    return AdminClient(address, timeout=timeout, credentials=credentials, options=tuple(options))
 
 
 def run_invoke(args: argparse.Namespace) -> int:
@@ -653,6 +693,17 @@ def build_parser() -> argparse.ArgumentParser:
         # Older spelling (serve's) kept working, not shown.
         sub.add_argument("--admin", dest="peer", help=argparse.SUPPRESS)
 
+    def client_tls(sub: argparse.ArgumentParser) -> None:
+        group = sub.add_argument_group("TLS to the peer (its admin API or Gateway)")
+        group.add_argument("--tls-root-cert", metavar="PEM", help="the peer's TLS root CA: use TLS")
+        group.add_argument(
+            "--tls-cert",
+            metavar="PEM",
+            help="client certificate for mutual TLS (the admin API takes an admin's signcert)",
+        )
+        group.add_argument("--tls-key", metavar="PEM", help="its private key")
+        group.add_argument("--tls-host", help="the host name in the peer's TLS certificate")
+
     def json_flag(sub: argparse.ArgumentParser, what: str = "print one JSON object") -> None:
         sub.add_argument("--json", action="store_true", help=what)
 
@@ -684,6 +735,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="no TLS on the chaincode listener in net mode (TLS is on by default there)",
     )
     serve.add_argument(
+        "--insecure-admin",
+        action="store_true",
+        help="allow the admin API on a non-loopback --peer address without TLS (a warning)",
+    )
+    serve.add_argument(
         "--gateway",
         metavar="HOST:PORT",
         help="serve Fabric's Gateway and Endorser services here (peer.listenAddress; needs "
@@ -709,6 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, run_invoke, help_text)
         peer(sub)
+        client_tls(sub)
         sub.add_argument("--channel", "-C", default="mychannel", help="channel")
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
         sub.add_argument(
@@ -723,10 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = command("list", run_list, "list the peer's chaincodes")
     peer(listing)
+    client_tls(listing)
     json_flag(listing, "print one JSON array")
 
     launch = command("launch", run_launch, "launch a chaincode now (otherwise: on first use)")
     peer(launch)
+    client_tls(launch)
     launch.add_argument(
         "--timeout", type=_seconds, default=600.0, help="how long to wait for the peer"
     )
@@ -735,17 +794,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop_cmd = command("stop", run_stop, "stop a chaincode's running instance")
     peer(stop_cmd)
+    client_tls(stop_cmd)
     json_flag(stop_cmd)
     stop_cmd.add_argument("name", help="chaincode")
 
     logs = command("logs", run_logs, "print the last lines a chaincode's instance printed")
     peer(logs)
+    client_tls(logs)
     logs.add_argument("--tail", type=_count(1000), default=20, help="lines (1 to 1000)")
     json_flag(logs)
     logs.add_argument("name", help="chaincode")
 
     events = command("events", run_events, "follow chaincode lifecycle events")
     peer(events)
+    client_tls(events)
     events.add_argument("--chaincode", help="only this chaincode")
     json_flag(events, "print one JSON object per event")
 

@@ -1049,7 +1049,11 @@ class Config:
         shown="off",
     )
     tls_cert_file: str | None = setting(
-        "peer.tls.cert.file", None, Text(optional=True), "the Gateway's TLS certificate (PEM)"
+        "peer.tls.cert.file",
+        None,
+        Text(optional=True),
+        "the TLS certificate (PEM) of the Gateway and the admin API (which then takes only "
+        "admins of peer.localMspId)",
     )
     tls_key_file: str | None = setting(
         "peer.tls.key.file",

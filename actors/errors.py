@@ -66,3 +66,8 @@ class LifecycleError(InvalidRequest):
 
 class InvalidInvocation(ChaincodeError):
     """Fabric's ``CheckInvocation`` refused the call (initialisation rules)."""
+
+
+class PermissionDenied(ChaincodeError):
+    """The caller may not do this: the admin API over TLS takes only admin identities of the
+    peer's organisation."""

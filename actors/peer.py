@@ -47,7 +47,7 @@ from actors.supervisor import (
     SupervisorStates,
     Watcher,
 )
-from actors.tls import ChaincodeTLS, ClientTLS
+from actors.tls import ChaincodeTLS, ClientTLS, service_key_pair, service_tls_enabled
 from actors.transports import MessageStream
 from actors.transports.poller import PipePoller
 from actors.txcontexts import TXContextRegistry
@@ -361,14 +361,12 @@ class Peer:
         except MSPError as exc:
             raise ConfigError(f"peer.mspConfigPath: {exc}") from None
         credentials = None
-        # Fabric's peer.tls.enabled: the peer's services speak TLS. Left unset (on in net mode
-        # for the chaincode listener), the Gateway uses TLS when a certificate is configured.
-        gateway_tls = config.tls_enabled or (config.tls_enabled is None and config.tls_cert_file)
+        gateway_tls = service_tls_enabled(config)
         if not gateway_tls:
             log.warning("the Gateway at %s speaks plaintext (peer.tls.cert.file not set)", address)
         if gateway_tls:
             try:
-                pair = (_read(config.tls_key_file), _read(config.tls_cert_file))
+                pair = service_key_pair(config)
                 roots = None
                 if config.tls_client_auth:
                     roots = b"".join(_read(f) for f in config.tls_client_root_files) or None

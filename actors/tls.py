@@ -1,5 +1,6 @@
 """TLS for the chaincode listener: a peer CA, per-chaincode client certificates, and the
-binding of a certificate to the one chaincode id it was issued for.
+binding of a certificate to the one chaincode id it was issued for; and the TLS settings the
+peer's client-facing services (Gateway, admin API) and the CLI's clients share.
 
 Fabric counterpart: ``core/chaincode/accesscontrol`` (``Authenticator``, ``CertAndPrivKeyPair``,
 the 10-minute mapping from certificate hash to chaincode name) and the TLS files the container
@@ -19,12 +20,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from actors.config import Config
 
 BINDING_TTL = 600.0  # Fabric keeps a certificate -> chaincode mapping for 10 minutes
 
@@ -163,3 +168,52 @@ class ChaincodeTLS:
         if found is None or found[1] < time.monotonic():
             return None
         return found[0]
+
+
+# -- TLS of the peer's client-facing services (Gateway, admin API) ----------------------------
+
+
+def service_tls_enabled(config: Config) -> bool:
+    """Whether the Gateway and the admin API speak TLS: Fabric's ``peer.tls.enabled``; left
+    unset (on in net mode for the chaincode listener), when ``peer.tls.cert.file`` is set."""
+    return bool(
+        config.tls_enabled or (config.tls_enabled is None and config.tls_cert_file is not None)
+    )
+
+
+def service_key_pair(config: Config) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of ``peer.tls.key.file`` and ``peer.tls.cert.file``; raises
+    OSError naming what is missing or unreadable."""
+    if not config.tls_key_file or not config.tls_cert_file:
+        raise OSError("a TLS file is not set (peer.tls.cert.file, peer.tls.key.file)")
+    return Path(config.tls_key_file).read_bytes(), Path(config.tls_cert_file).read_bytes()
+
+
+def client_credentials(
+    root: str | None, cert: str | None = None, key: str | None = None, host: str | None = None
+) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, object]]]:
+    """A CLI client's TLS from its flags: the peer's TLS root CA (``--tls-root-cert``), and a
+    client certificate and key (``--tls-cert``, ``--tls-key``) for mutual TLS; None without a
+    root. Raises ValueError naming the flag at fault."""
+    if (cert is None) != (key is None):
+        raise ValueError("--tls-cert and --tls-key go together (the client's certificate and key)")
+    if root is None:
+        if cert is not None:
+            raise ValueError("--tls-cert needs --tls-root-cert (the peer's TLS root CA)")
+        return None, []
+
+    def read(flag: str, path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
+
+    credentials = grpc.ssl_channel_credentials(
+        read("--tls-root-cert", root), read("--tls-key", key), read("--tls-cert", cert)
+    )
+    options: list[tuple[str, object]] = []
+    if host:
+        options.append(("grpc.ssl_target_name_override", host))
+    return credentials, options

@@ -3,7 +3,8 @@ MSP identity (ours or any Fabric 2.4+ peer's), as Fabric's clients send it.
 
 ``invoke`` is the client's submit (endorse, sign, submit, wait for the commit status);
 ``query`` its evaluate. The identity is an MSP folder (``signcerts/`` and ``keystore/``) and
-its MSP id; with ``--tls-root-cert`` the connection is TLS, as a Fabric peer requires.
+its MSP id; with ``--tls-root-cert`` the connection is TLS, as a Fabric peer requires (and with
+``--tls-cert``/``--tls-key`` mutual TLS, for ``peer.tls.clientAuthRequired``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     group.add_argument("--gateway", metavar="HOST:PORT", help="the peer's Gateway address")
     group.add_argument("--msp-dir", help="the client's MSP folder (signcerts/, keystore/)")
     group.add_argument("--msp-id", help="its MSP id, e.g. Org1MSP")
-    group.add_argument("--tls-root-cert", help="the peer's TLS root CA (PEM): connect with TLS")
-    group.add_argument("--tls-host", help="the host name in the peer's TLS certificate")
 
 
 def _details(error: grpc.RpcError) -> list[dict[str, str]]:
@@ -46,6 +45,7 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
     """(exit status, what to print); raises ValueError for bad usage."""
     from actors.gateway.client import GatewayClient
     from actors.msp.msp import MSPError, load_signing_identity
+    from actors.tls import client_credentials
 
     if not args.msp_dir or not args.msp_id:
         raise ValueError("--gateway needs --msp-dir and --msp-id (the client's identity)")
@@ -53,16 +53,9 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
         identity = load_signing_identity(Path(args.msp_dir), args.msp_id)
     except MSPError as exc:
         raise ValueError(f"--msp-dir: {exc}") from None
-    credentials = None
-    options: list[tuple[str, object]] = []
-    if args.tls_root_cert:
-        try:
-            root = Path(args.tls_root_cert).read_bytes()
-        except OSError as exc:
-            raise ValueError(f"--tls-root-cert: {exc}") from None
-        credentials = grpc.ssl_channel_credentials(root)
-        if args.tls_host:
-            options.append(("grpc.ssl_target_name_override", args.tls_host))
+    credentials, options = client_credentials(
+        args.tls_root_cert, args.tls_cert, args.tls_key, args.tls_host
+    )
     timeout = args.timeout or 60.0
     argv = [a.encode() for a in args.args]
     with GatewayClient(args.gateway, identity, credentials=credentials, options=options) as client:

@@ -134,3 +134,54 @@ def test_serve_refuses_a_gateway_without_an_identity(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "peer.mspConfigPath" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_admin_verbs_present_an_admins_certificate(serve: tuple[dict, Path]) -> None:
+    """With the peer's TLS configured the admin API takes only its org's admins: the client
+    verbs present one with --tls-cert/--tls-key (an MSP signcert and its key)."""
+    ready, crypto = serve
+    assert ready["admin_tls"] is True
+
+    def as_(user: str) -> list[str]:
+        msp = crypto / ORG1 / f"users/{user}@org1.example.com/msp"
+        return [
+            "--peer", ready["peer"],
+            "--tls-root-cert", str(crypto / ORG1 / "peers/peer0.org1.example.com/tls/ca.crt"),
+            "--tls-cert", str(next((msp / "signcerts").iterdir())),
+            "--tls-key", str(msp / "keystore/priv_sk"),
+        ]  # fmt: skip
+
+    listed = cli("list", "--json", *as_("Admin"))
+    assert listed.returncode == 0, listed.stderr
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["kv"]
+    refused = cli("list", *as_("User1"))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("ccactors: error: PermissionDenied: admin API: ")
+    assert "is not an admin of Org1MSP" in refused.stderr
+    plain = cli("list", "--peer", ready["peer"])  # no TLS at all: the peer does not answer
+    assert plain.returncode == 1 and "peer unavailable" in plain.stderr
+    half = cli("list", *as_("Admin")[:4], "--tls-cert", "x.pem")  # a certificate without key
+    assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
+
+
+def test_serve_refuses_a_plaintext_admin_api_off_loopback(tmp_path: Path) -> None:
+    args = ["serve", "--ephemeral", "--listen", "127.0.0.1:0", "--peer", f"0.0.0.0:{free_port()}"]
+    done = cli(*args)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("ccactors: error: --peer: ") and "--insecure-admin" in line
+    # the explicit opt-out starts, with a warning
+    process = subprocess.Popen(
+        [sys.executable, "-m", "actors.cli", *args, "--insecure-admin", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        ready = json.loads(process.stdout.readline())
+        assert ready["ready"] and ready["admin_tls"] is False
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "ccactors: warning: the admin API on 0.0.0.0:" in process.stderr.read()

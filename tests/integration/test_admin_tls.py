@@ -1,0 +1,157 @@
+"""The admin API guarded (issue 12, item 4): with the peer's TLS configured it speaks TLS and
+takes only admin identities of the peer's organisation, presented as the client certificate;
+launch and stop act only on chaincodes the configuration names. Identities come from
+``ccactors crypto`` (tests/gateway_peer)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.admin import AdminClient, AdminTLS, serve_admin
+from actors.config import ChaincodeDefinition, Config, Organization
+from actors.errors import ChaincodeError, PermissionDenied, UnknownChaincode
+from actors.support import ChaincodeSupport
+from actors.tls import client_credentials
+from tests.gateway_peer import make_crypto, member_dir
+
+KV = ChaincodeDefinition("kv", target="examples.kv:KVChaincode")
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_crypto(tmp_path_factory.mktemp("crypto"))
+
+
+def peer_config(crypto: Path, **extra: object) -> Config:
+    peer0 = member_dir(crypto, 1, "peer0")
+    return Config(
+        chaincodes=(KV,),
+        msp_id="Org1MSP",
+        msp_config_path=str(peer0 / "msp"),
+        tls_cert_file=str(peer0 / "tls/server.crt"),
+        tls_key_file=str(peer0 / "tls/server.key"),
+        organizations=(
+            Organization("Org2MSP", str(crypto / "peerOrganizations/org2.example.com/msp")),
+        ),
+    ).replace(**extra)
+
+
+@pytest.fixture(scope="module")
+def admin_api(crypto: Path) -> Iterator[str]:
+    config = peer_config(crypto)
+    tls = AdminTLS.from_config(config)
+    assert tls is not None
+    with ChaincodeSupport(config) as support:
+        server, address = serve_admin(support, "127.0.0.1:0", tls=tls)
+        yield address
+        server.stop(None)
+
+
+def client(crypto: Path, address: str, org: int, name: str | None) -> AdminClient:
+    """A client presenting ``name``'s MSP signing certificate (None: no certificate)."""
+    cert = key = None
+    if name is not None:
+        msp = member_dir(crypto, org, name) / "msp"
+        [cert] = [str(p) for p in (msp / "signcerts").iterdir()]
+        key = str(msp / "keystore/priv_sk")
+    root = str(member_dir(crypto, 1, "peer0") / "tls/ca.crt")
+    credentials, options = client_credentials(root, cert, key)
+    return AdminClient(address, timeout=20, credentials=credentials, options=tuple(options))
+
+
+def test_an_admin_of_the_peers_org_may_call_it(crypto: Path, admin_api: str) -> None:
+    admin = client(crypto, admin_api, 1, "Admin@")
+    assert [c.name for c in admin.list().chaincodes] == ["kv"]
+    reply = admin.invoke("mychannel", "kv", [b"put", b"k", b"v"])
+    assert reply.validation == "VALID"
+    assert admin.invoke("mychannel", "kv", [b"get", b"k"], commit=False).response.payload == b"v"
+
+
+@pytest.mark.parametrize(
+    ("org", "name", "why"),
+    [
+        (1, "User1@", "is not an admin of Org1MSP"),  # a client of the org
+        (1, "peer0", "is not an admin of Org1MSP"),  # the org's own peer
+        (2, "Admin@", "is not an identity of Org1MSP"),  # another member org's admin
+    ],
+)
+def test_other_identities_are_refused_with_the_reason(
+    crypto: Path, admin_api: str, org: int, name: str, why: str
+) -> None:
+    other = client(crypto, admin_api, org, name)
+    with pytest.raises(PermissionDenied, match=why):
+        other.list()
+    with pytest.raises(PermissionDenied, match=why):
+        other.invoke("mychannel", "kv", [b"put", b"k", b"stolen"])
+    with pytest.raises(PermissionDenied, match=why):
+        next(iter(other.events()))  # streaming calls are guarded the same way
+    assert (
+        client(crypto, admin_api, 1, "Admin@")
+        .invoke("mychannel", "kv", [b"get", b"k"], commit=False)
+        .response.payload
+        != b"stolen"
+    )
+
+
+def test_no_client_certificate_no_plaintext(crypto: Path, admin_api: str) -> None:
+    with pytest.raises(ChaincodeError, match="peer unavailable"):
+        client(crypto, admin_api, 1, None).list()
+    with pytest.raises(ChaincodeError, match="peer unavailable"):
+        AdminClient(admin_api, timeout=5).list()
+
+
+def test_admin_event_streams_pass_the_guard(crypto: Path, admin_api: str) -> None:
+    admin = client(crypto, admin_api, 1, "Admin@")
+    done = threading.Event()
+
+    def churn() -> None:  # events until the stream has heard one
+        while not done.is_set():
+            admin.launch("kv")
+            admin.stop("kv")
+
+    events = admin.events("kv")
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        assert next(iter(events)).chaincode == "kv"
+    finally:
+        done.set()
+        worker.join(30)
+        events.close()
+
+
+def test_launch_and_stop_take_only_configured_chaincodes(crypto: Path, admin_api: str) -> None:
+    admin = client(crypto, admin_api, 1, "Admin@")
+    for name in ("/bin/sh", "sh -c id", "python", "kv2"):
+        with pytest.raises(UnknownChaincode, match=r"definition for .* not found"):
+            admin.launch(name)
+        with pytest.raises(UnknownChaincode, match=r"definition for .* not found"):
+            admin.stop(name)
+    assert admin.launch("kv") >= 0
+
+
+def test_the_admin_tls_comes_from_the_peers_tls_settings(crypto: Path) -> None:
+    assert AdminTLS.from_config(Config()) is None  # no certificate: plaintext
+    assert AdminTLS.from_config(peer_config(crypto, tls_enabled=False)) is None
+    # peer.tls.enabled alone is the chaincode listener's TLS (its own CA): no admin TLS
+    assert AdminTLS.from_config(Config(tls_enabled=True)) is None
+    from actors.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"peer\.mspConfigPath"):
+        AdminTLS.from_config(peer_config(crypto, msp_config_path=None))
+    with pytest.raises(ConfigError, match=r"peer\.tls"):
+        AdminTLS.from_config(peer_config(crypto, tls_key_file=str(crypto / "missing.key")))
+
+
+def test_a_client_certificate_needs_its_key_and_a_root() -> None:
+    with pytest.raises(ValueError, match="--tls-cert and --tls-key go together"):
+        client_credentials("root.pem", "cert.pem", None)
+    with pytest.raises(ValueError, match="needs --tls-root-cert"):
+        client_credentials(None, "cert.pem", "key.pem")
+    with pytest.raises(ValueError, match="--tls-root-cert: "):
+        client_credentials("/nonexistent/root.pem")
+    assert client_credentials(None) == (None, [])
