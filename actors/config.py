@@ -773,8 +773,10 @@ class _Channels:
             if not isinstance(name, str) or not name:
                 problems.append(f"[{index}]: each entry needs a name, got {_kind(entry)}")
                 continue
-            if isinstance(entry, Mapping) and set(entry) - {"name"}:
-                problems.append(f"[{index}]: unknown keys {sorted(set(entry) - {'name'})}")
+            # `organizations` is the channel's members: read by _ChannelOrganizations
+            if isinstance(entry, Mapping) and set(entry) - {"name", "organizations"}:
+                unknown = sorted(set(entry) - {"name", "organizations"})
+                problems.append(f"[{index}]: unknown keys {unknown}")
                 continue
             try:
                 names.append(check_channel_name(name))
@@ -825,6 +827,57 @@ class _Organizations:
 
     def show(self, value: tuple[Organization, ...]) -> str:
         return "the peer's own"
+
+
+ChannelOrganizations = tuple[tuple[str, tuple[Organization, ...]], ...]
+
+
+class _ChannelOrganizations:
+    """``[[channels.organizations]]`` under a ``[[channels]]`` table (read from the channels
+    list by :meth:`Config.load`), or a mapping channel -> organisations: each channel's member
+    organisations as ``((channel, (Organization, ...)), ...)``."""
+
+    def __call__(self, raw: Any) -> ChannelOrganizations:
+        if isinstance(raw, Mapping):
+            raw = tuple(raw.items())
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"expected channel names with their organizations, got {_kind(raw)}")
+        from actors.lifecycle.channels import check_channel_name
+
+        out, problems = [], []
+        for entry in raw:
+            if not isinstance(entry, list | tuple) or len(entry) != 2:
+                problems.append(f"expected (channel, organizations), got {_kind(entry)}")
+                continue
+            name, organizations = entry
+            try:
+                check_channel_name(name)
+                out.append((name, _Organizations()(organizations)))
+            except (ConfigError, ValueError, TypeError) as exc:
+                details = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
+                problems.extend(f"channel {name}: {p}" for p in details)
+        if len({name for name, _ in out}) != len(out):
+            problems.append("a channel is listed twice")
+        if problems:
+            raise ConfigError(*problems)
+        return tuple(out)
+
+    def show(self, value: ChannelOrganizations) -> str:
+        return "`organizations`"
+
+
+def _channel_organizations(raw: Any) -> dict[str, Any]:
+    """The ``organizations`` of each ``[[channels]]`` table of a file (what
+    :class:`_ChannelOrganizations` reads); malformed entries are _Channels' to report."""
+    if not isinstance(raw, list | tuple):
+        return {}
+    return {
+        entry["name"]: entry["organizations"]
+        for entry in raw
+        if isinstance(entry, Mapping)
+        and isinstance(entry.get("name"), str)
+        and entry.get("organizations") is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -1077,6 +1130,13 @@ class Config:
         _Organizations(),
         "list of tables: mspid, msp_dir — the other member orgs of the peer's channels",
     )
+    channel_members: ChannelOrganizations = setting(
+        "channels.organizations",
+        (),
+        _ChannelOrganizations(),
+        "under a `[[channels]]` table, tables of mspid, msp_dir: that channel's member orgs "
+        "beside the peer's own, instead of `organizations`",
+    )
     endorsement_timeout: float = setting(
         "peer.gateway.endorsementTimeout", 30.0, Duration(positive=True), "per endorsement"
     )
@@ -1104,6 +1164,14 @@ class Config:
         Integer(1, 2**31 - 1),
         "a larger transaction is refused",
     )
+
+    def channel_organizations(self, channel: str) -> tuple[Organization, ...]:
+        """The member organisations of ``channel`` beside the peer's own: its
+        ``[[channels.organizations]]``, else the ``[[organizations]]`` of every channel."""
+        for name, organizations in self.channel_members:
+            if name == channel:
+                return organizations
+        return self.organizations
 
     @property
     def tls(self) -> bool:
@@ -1171,6 +1239,9 @@ class Config:
                 values, problems, ignored = _walk(_read_file(Path(path)))
             except ConfigError as exc:
                 problems.extend(exc.problems)
+        members = _channel_organizations(values.get("channels"))
+        if members:
+            values["channel_members"] = members
         values.update(_from_env(os.environ if env is None else env))
         values.update(overrides or {})
         try:

@@ -355,11 +355,28 @@ class Peer:
             raise ConfigError("peer.mspConfigPath: the Gateway needs the peer's MSP folder")
         try:
             signer = load_signing_identity(config.msp_config_path, config.msp_id)
-            members = [MSP.from_dir(config.msp_config_path, config.msp_id)]
-            members += [MSP.from_dir(o.msp_dir, o.mspid) for o in config.organizations]
-            members[0].validate(signer)
+            own = MSP.from_dir(config.msp_config_path, config.msp_id)
+            own.validate(signer)
         except MSPError as exc:
             raise ConfigError(f"peer.mspConfigPath: {exc}") from None
+        # Each channel's members: the peer's org and the channel's [[channels.organizations]]
+        # (else [[organizations]]); one MSP per folder, shared by the channels that list it.
+        loaded: dict[tuple[str, str], MSP] = {}
+        channels: dict[str, MSPManager] = {}
+        for name in self.channel_names():
+            members = [own]
+            for org in config.channel_organizations(name):
+                if org.mspid == config.msp_id:
+                    continue  # the peer's own org, from peer.mspConfigPath
+                if (org.mspid, org.msp_dir) not in loaded:
+                    try:
+                        loaded[org.mspid, org.msp_dir] = MSP.from_dir(org.msp_dir, org.mspid)
+                    except MSPError as exc:
+                        raise ConfigError(
+                            f"channel {name}: organization {org.mspid}: {exc}"
+                        ) from None
+                members.append(loaded[org.mspid, org.msp_dir])
+            channels[name] = MSPManager(members)
         credentials = None
         gateway_tls = service_tls_enabled(config)
         if not gateway_tls:
@@ -385,7 +402,7 @@ class Peer:
         self.gateway = GatewayStack(
             runner=self._invoker,  # type: ignore[arg-type]
             ledgers=self.ledgers.get,
-            channels={name: MSPManager(members) for name in self.channel_names()},
+            channels=channels,
             definitions=self.gateway_rules,
             signer=signer,
             call_later=self.scheduler.call_later,

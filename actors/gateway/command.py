@@ -27,7 +27,8 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     group.add_argument("--msp-id", help="its MSP id, e.g. Org1MSP")
 
 
-def _details(error: grpc.RpcError) -> list[dict[str, str]]:
+def error_details(error: grpc.RpcError) -> list[dict[str, str]]:
+    """The gateway.ErrorDetail entries of a Gateway error (address, MSP id, message each)."""
     out = []
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
             return 1, {
                 "error": error.code().name,
                 "message": error.details(),
-                "details": _details(error),
+                "details": error_details(error),
             }
     try:
         out["payload"] = payload.decode("utf-8")

@@ -58,6 +58,10 @@ def _settle_peer_paths(config: Config, root: Path) -> dict[str, object]:
         "organizations": tuple(
             dataclasses.replace(o, msp_dir=str(root / o.msp_dir)) for o in config.organizations
         ),
+        "channel_members": tuple(
+            (name, tuple(dataclasses.replace(o, msp_dir=str(root / o.msp_dir)) for o in orgs))
+            for name, orgs in config.channel_members
+        ),
     }
 
 
