@@ -4,7 +4,10 @@ that submits and queries with ``ccactors invoke|query --gateway`` and its own id
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,6 +57,7 @@ chaincodes:
             sys.executable, "-m", "actors.cli", "serve", "--json",
             "--listen", "127.0.0.1:0", "--peer", f"127.0.0.1:{free_port()}",
             "--gateway", "127.0.0.1:0", "--config", str(tmp_path / "core.yaml"),
+            "--data-dir", str(tmp_path / "data"),  # not the user's: another peer may hold it
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -101,26 +105,37 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     )
     start = readme.index("```sh\n", anchor) + len("```sh\n")
     script = readme[start : readme.index("```\n", start)]
-    # `ccactors` is this checkout's; the gateway port is a free one (the admin API keeps its
-    # default, 127.0.0.1:7051, and the chaincode listener takes any free port)
+    # `ccactors` is this checkout's; the gateway and admin ports are free ones (and the
+    # chaincode listener takes any free port)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "ccactors").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m actors.cli "$@"\n')
     (bin_dir / "ccactors").chmod(0o755)
-    script = script.replace("7050", str(free_port()))
+    script = script.replace("7050", str(free_port())).replace("7051", str(free_port()))
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "CORE_PEER_CHAINCODELISTENADDRESS": "127.0.0.1:0",
+        # the default data directory, but this test's: another peer may hold the user's
+        "XDG_DATA_HOME": str(tmp_path / "data"),
     }
-    done = subprocess.run(
+    # its own session, so that a serve the script leaves behind when a step fails is stopped
+    script_run = subprocess.Popen(
         ["bash", "-e", "-c", script],
         cwd=tmp_path,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         env=env,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = script_run.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script_run.pid, signal.SIGTERM)
+        script_run.wait(30)
+    done = subprocess.CompletedProcess(script_run.args, script_run.returncode, stdout, stderr)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "validation: VALID" in done.stdout
     assert "payload: blue" in done.stdout
@@ -129,7 +144,7 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
 def test_serve_refuses_a_gateway_without_an_identity(tmp_path: Path) -> None:
     done = cli(
         "serve", "--listen", "127.0.0.1:0", "--peer", f"127.0.0.1:{free_port()}",
-        "--gateway", "127.0.0.1:0",
+        "--gateway", "127.0.0.1:0", "--ephemeral",
     )  # fmt: skip
     assert done.returncode == 2
     assert "peer.mspConfigPath" in done.stderr
