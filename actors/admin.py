@@ -277,7 +277,12 @@ class AdminTLS:
             msp = MSP.from_dir(config.msp_config_path, config.msp_id)
             # Every member organisation's CAs pass the handshake, so that their identities are
             # refused by the MSP check with a clear PERMISSION_DENIED, not a TLS alert.
-            members = [msp] + [MSP.from_dir(o.msp_dir, o.mspid) for o in config.organizations]
+            others = {
+                (o.mspid, o.msp_dir)
+                for o in config.organizations
+                + tuple(o for _, orgs in config.channel_members for o in orgs)
+            }
+            members = [msp] + [MSP.from_dir(d, mspid) for mspid, d in sorted(others)]
             extra = [Path(f).read_bytes() for f in config.tls_client_root_files]
         except OSError as exc:
             raise ConfigError(f"peer.tls: {exc}") from None
