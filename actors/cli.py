@@ -702,7 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="client certificate for mutual TLS (the admin API takes an admin's signcert)",
         )
         group.add_argument("--tls-key", metavar="PEM", help="its private key")
-        group.add_argument("--tls-host", help="the host name in the peer's TLS certificate")
+        group.add_argument(
+            "--tls-host", metavar="NAME", help="the host name in the peer's TLS certificate"
+        )
 
     def json_flag(sub: argparse.ArgumentParser, what: str = "print one JSON object") -> None:
         sub.add_argument("--json", action="store_true", help=what)

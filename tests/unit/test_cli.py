@@ -146,3 +146,23 @@ def test_images_build_json_keeps_progress_off_stdout(
     assert "step 1/2" in captured.err
     assert main(["images", "build", "--tag", "x/y:1"]) == 0
     assert capsys.readouterr().out == "step 1/2: debian\nbase images ready in 1.2 s\n"
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:7051", True),
+        ("127.0.0.2:7051", True),
+        ("localhost:7051", True),
+        ("[::1]:7051", True),
+        ("0.0.0.0:7051", False),
+        (":7051", False),  # every interface
+        ("[::]:7051", False),
+        ("10.0.0.5:7051", False),
+        ("peer0.example.com:7051", False),  # a name may resolve anywhere
+    ],
+)
+def test_only_loopback_addresses_take_a_plaintext_admin_api(address: str, loopback: bool) -> None:
+    from actors.cli import _loopback
+
+    assert _loopback(address) is loopback
