@@ -419,7 +419,7 @@ class AdminClient:
         try:
             return getattr(stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise _to_error(exc) from None
+            raise _to_error(exc, tls=self.credentials is not None) from None
         finally:
             channel.close()
 
@@ -462,17 +462,24 @@ class AdminClient:
             yield from stub.Events(admin_pb2.EventsRequest(chaincode=chaincode))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                raise _to_error(exc) from None
+                raise _to_error(exc, tls=self.credentials is not None) from None
         finally:
             channel.close()
 
 
-def _to_error(exc: grpc.RpcError) -> errors.ChaincodeError:
+def _to_error(exc: grpc.RpcError, *, tls: bool = False) -> errors.ChaincodeError:
     details = exc.details() or ""
     name, _, message = details.partition(": ")
     cls = _BY_NAME.get(name)
     if cls is None:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            return errors.ChaincodeError(f"peer unavailable: {details}")
+            # a TLS handshake the peer refused looks like any connection failure here
+            hint = (
+                " (over TLS: is --tls-root-cert the peer's TLS CA, and --tls-cert a certificate "
+                "of one of its member organisations?)"
+                if tls
+                else ""
+            )
+            return errors.ChaincodeError(f"peer unavailable: {details}{hint}")
         return errors.ChaincodeError(f"{exc.code().name}: {details}")
     return cls(message)
