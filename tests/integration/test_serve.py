@@ -166,35 +166,71 @@ def test_typed_errors_cross_the_admin_service(peer: Peer) -> None:
 
 def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
     client = AdminClient(peer.admin)
-    seen: list[Any] = []
-    ready = [threading.Event(), threading.Event()]
+    seen: list[Any] = []  # kvp's events, as the follower got them
+    printed: list[dict[str, Any]] = []  # every event `ccactors events --json` printed
+    changed = threading.Condition()
+
+    def wait_for(condition: Any, what: str) -> None:
+        with changed:
+            assert changed.wait_for(condition, 20), (what, [(e.kind, e.detail) for e in seen])
+
+    def printed_count(chaincode: str, kind: str) -> int:
+        return sum((e["chaincode"], e["kind"]) == (chaincode, kind) for e in printed)
+
+    def readies() -> int:
+        return sum(e.kind == "ready" for e in seen)
+
+    follower_saw_kv = threading.Event()  # proof that the follower's subscription is in place
 
     def follow() -> None:
-        for event in client.events("kvp"):
-            seen.append(event)
-            if event.kind == "ready":
-                ready[sum(e.kind == "ready" for e in seen) - 1].set()
-                if ready[1].is_set():
-                    return
+        for event in client.events():
+            with changed:
+                if event.chaincode == "kvp":
+                    seen.append(event)
+                else:
+                    follower_saw_kv.set()
+                changed.notify_all()
+            if readies() == 2:
+                return
 
-    follower = threading.Thread(target=follow, daemon=True)
-    follower.start()
+    threading.Thread(target=follow, daemon=True).start()
     cli = subprocess.Popen(
         [sys.executable, "-m", "actors.cli", "events", "--peer", peer.admin, "--json"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)  # let the subscriptions reach the peer before the launch
+
+    def read_cli() -> None:
+        assert cli.stdout is not None
+        for line in cli.stdout:
+            with changed:
+                printed.append(json.loads(line))
+                changed.notify_all()
+
+    threading.Thread(target=read_cli, daemon=True).start()
+
+    # Both subscriptions must reach the peer before kvp launches: relaunch kv until both
+    # streams have shown one of its events (no fixed sleep: how long it takes varies).
+    def both_saw_kv() -> bool:
+        return follower_saw_kv.is_set() and printed_count("kv", "ready") > 0
+
+    deadline = time.monotonic() + 20
+    while not both_saw_kv():
+        assert time.monotonic() < deadline, "the event streams never saw kv relaunched"
+        client.stop("kv")
+        client.launch("kv")
+        with changed:
+            changed.wait_for(both_saw_kv, 0.5)
+
     assert client.launch("kvp") > 0
-    assert ready[0].wait(20), seen
+    wait_for(lambda: readies() == 1, "kvp ready")
     assert [e.kind for e in seen][:1] == ["launching"]
-    assert all(e.chaincode == "kvp" for e in seen)
     (launched,) = [e for e in seen if e.kind == "launched"]
     pid = int(re.search(r"pid (\d+)", launched.instance).group(1))
 
     # Killed: the stream says how it ended, what the supervisor decided, and that it is back.
     os.kill(pid, signal.SIGKILL)
-    assert ready[1].wait(20), [(e.kind, e.detail) for e in seen]
+    wait_for(lambda: readies() == 2, "kvp ready again")
     (exited,) = [e for e in seen if e.kind == "exited"]
     assert (exited.exit_code, exited.signal) == (137, signal.SIGKILL)
     assert exited.instance == launched.instance and exited.timestamp > launched.timestamp
@@ -202,12 +238,14 @@ def test_events_stream_restart_and_clean_shutdown(peer: Peer) -> None:
     assert scheduled.HasField("delay") and 0 <= scheduled.delay < 1
     assert "SIGKILL" in scheduled.detail
     # `ccactors events --json` printed the same, one JSON object per line.
-    time.sleep(0.5)
+    wait_for(lambda: printed_count("kvp", "ready") == 2, "the CLI printing kvp ready again")
     cli.terminate()
-    printed = [json.loads(line) for line in cli.communicate(timeout=10)[0].splitlines()]
-    kinds = [e["kind"] for e in printed if e["chaincode"] == "kvp"]
+    cli.wait(10)
+    with changed:
+        ours = [e for e in printed if e["chaincode"] == "kvp"]
+    kinds = [e["kind"] for e in ours]
     assert kinds.count("ready") == 2 and "restart_scheduled" in kinds, kinds
-    (killed,) = [e for e in printed if e["kind"] == "exited"]
+    (killed,) = [e for e in ours if e["kind"] == "exited"]
     assert (killed["exit_code"], killed["signal"]) == (137, 9) and killed["instance"]
     reply = client.invoke("mychannel", "kvp", [b"get", b"nothing"], commit=False)
     assert reply.response.message == "key 'nothing' not found"  # the new instance answers
