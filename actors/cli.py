@@ -265,7 +265,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from actors.admin import serve_admin
     from actors.ledger import LedgerError
-    from actors.operations import OperationsServer, docker_check
+    from actors.operations import OperationsServer, OperationsTLS, docker_check
     from actors.support import ChaincodeSupport
 
     problems: list[str] = []
@@ -333,7 +333,9 @@ def run_serve(args: argparse.Namespace) -> int:
         operations = None
         if metrics:
             try:
-                operations = OperationsServer(metrics, metrics=support.metrics)
+                operations = OperationsServer(
+                    metrics, metrics=support.metrics, tls=OperationsTLS.from_config(config)
+                )
             except OSError as exc:
                 raise UsageError(f"{operations_flag}: {exc}") from None
             if any(d.runtime == "docker" for d in config.chaincodes):
@@ -352,7 +354,9 @@ def run_serve(args: argparse.Namespace) -> int:
             "peer": admin_address,
             "admin_tls": admin_tls is not None,
             "ledger": config.ledger_directory,
-            "metrics": f"http://{operations.address}/metrics" if operations else None,
+            "metrics": f"{operations.scheme}://{operations.address}/metrics"
+            if operations
+            else None,
             "tls": support.peer.tls is not None,
             "chaincodes": [{"name": d.name, "runtime": d.runtime} for d in config.chaincodes],
         }
@@ -366,7 +370,10 @@ def run_serve(args: argparse.Namespace) -> int:
                 f"ledger {config.ledger_directory or 'in memory (--ephemeral)'}",
             ]
             if operations is not None:
-                lines.append(f"operations http://{operations.address} (/metrics /healthz /logspec)")
+                lines.append(
+                    f"operations {operations.scheme}://{operations.address} "
+                    "(/metrics /healthz /logspec)"
+                )
             if gateway:
                 lines.append(f"gateway {gateway}")
             defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes)

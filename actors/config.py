@@ -1015,6 +1015,32 @@ class Config:
         "the operations server: /metrics, /healthz, /logspec (`serve --operations`)",
         shown="off",
     )
+    operations_tls_enabled: bool = setting(
+        "operations.tls.enabled",
+        False,
+        Boolean(),
+        "HTTPS on the operations server; then /metrics and /logspec need a verified client "
+        "certificate (Fabric's rule), /healthz and /version do not",
+    )
+    operations_tls_cert_file: str | None = setting(
+        "operations.tls.cert.file", None, Text(optional=True), "its certificate (PEM)"
+    )
+    operations_tls_key_file: str | None = setting(
+        "operations.tls.key.file", None, Text(optional=True), "its private key (PEM)"
+    )
+    operations_tls_client_auth: bool = setting(
+        "operations.tls.clientAuthRequired",
+        False,
+        Boolean(),
+        "refuse a TLS handshake without a client certificate (else one is verified if given)",
+    )
+    operations_tls_client_root_files: tuple[str, ...] = setting(
+        "operations.tls.clientRootCAs.files",
+        (),
+        _Files(),
+        "the CAs operations client certificates must chain to",
+        shown="none",
+    )
     max_inbound_backlog: int = setting(
         "chaincode.maxinboundbacklog",
         10000,

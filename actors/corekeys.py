@@ -53,7 +53,6 @@ ledger.pvtdataStore: collElgProcMaxDbBatchSize collElgProcDbBatchesInterval
     deprioritizedDataReconcilerInterval purgeInterval purgedKeyAuditLogging
 ledger.snapshots: rootDir
 operations: listenAddress
-operations.tls: enabled cert.file key.file clientAuthRequired clientRootCAs.files
 metrics: provider
 metrics.statsd: network address writeInterval prefix
 """

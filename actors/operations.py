@@ -6,10 +6,14 @@ Fabric counterparts: ``core/operations`` (``operations.listenAddress``), fabric-
 ``flogging`` (``FABRIC_LOGGING_SPEC`` such as ``info:actors.launcher=debug``,
 ``FABRIC_LOGGING_FORMAT``, and ``/logspec`` to read or change the spec while running).
 
-Anyone who can reach the port can use it (Fabric guards ``/logspec`` with client TLS; we do
-not serve TLS here, so bind it to a trusted interface). What such a client can make the
-server hold is bounded: ``max_workers`` requests at a time (more are closed at once), each
-with a socket timeout, and request bodies of at most ``MAX_BODY`` bytes.
+Without TLS anyone who can reach the port can use it, so bind it to a trusted interface. With
+``operations.tls`` (Fabric's ``core/operations/tls.go``) it speaks HTTPS, verifies a client
+certificate when one is given (requires one with ``clientAuthRequired``), and, as Fabric's
+``middleware.RequireCert``, answers ``/metrics`` and ``/logspec`` with 401 unless the client
+presented a certificate that chains to ``clientRootCAs``; ``/healthz`` and ``/version`` stay
+open. What any client can make the server hold is bounded: ``max_workers`` requests at a
+time (more are closed at once), each with a socket timeout (the TLS handshake included, done
+on the request's thread), and request bodies of at most ``MAX_BODY`` bytes.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ import logging
 import os
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors import __version__
+from actors.config import ConfigError
 from actors.transports.grpc import ListenError
 
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -320,6 +328,76 @@ def _run_check(check: HealthCheck) -> str | None:
     return box[0] if box else f"health check timed out after {CHECK_TIMEOUT:g}s"
 
 
+# -- TLS (Fabric's operations.tls) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationsTLS:
+    """``operations.tls``: the server's certificate and key, and how clients are verified."""
+
+    cert_file: str
+    key_file: str
+    client_auth_required: bool = False
+    client_root_files: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> OperationsTLS | None:
+        """None unless ``operations.tls.enabled``; a missing file setting is a ConfigError."""
+        if not config.operations_tls_enabled:
+            return None
+        cert, key = config.operations_tls_cert_file, config.operations_tls_key_file
+        missing = [
+            f"{name}: required when operations.tls.enabled is true"
+            for name, value in (
+                ("operations.tls.cert.file", cert),
+                ("operations.tls.key.file", key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(*missing)
+        assert cert is not None and key is not None
+        return cls(
+            cert, key, config.operations_tls_client_auth, config.operations_tls_client_root_files
+        )
+
+    def context(self) -> ssl.SSLContext:
+        """The server's SSL context; a file that cannot be loaded is a ConfigError."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # as Fabric's comm package
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"operations.tls.cert.file, operations.tls.key.file: cannot load "
+                f"{self.cert_file} with {self.key_file}: {_reason(exc)}"
+            ) from None
+        for path in self.client_root_files:
+            try:
+                context.load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"operations.tls.clientRootCAs.files: cannot load {path}: {_reason(exc)}"
+                ) from None
+        if self.client_auth_required and not self.client_root_files:
+            # Fabric would start and then refuse every client; say so now instead.
+            raise ConfigError(
+                "operations.tls.clientRootCAs.files: operations.tls.clientAuthRequired needs "
+                "the CAs that client certificates chain to"
+            )
+        # Fabric: RequireAndVerifyClientCert, else VerifyClientCertIfGiven. Without roots no
+        # certificate can be verified, so none is asked for (and /metrics, /logspec are 401).
+        if self.client_auth_required:
+            context.verify_mode = ssl.CERT_REQUIRED
+        elif self.client_root_files:
+            context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+
+
 # -- the server --------------------------------------------------------------------------------
 
 
@@ -349,6 +427,12 @@ class _HTTPServer(http.server.HTTPServer):
 
     def _serve(self, request: Any, client_address: Any) -> None:
         try:
+            tls = self.operations.tls_context
+            if tls is not None:
+                # The handshake runs here, on the request's thread and under its timeout, so
+                # a client that stalls in it holds one slot, never the accepting loop.
+                request.settimeout(self.operations.request_timeout)
+                request = tls.wrap_socket(request, server_side=True)
             self.finish_request(request, client_address)
         except Exception as exc:
             log.debug("operations request from %s failed: %r", client_address, exc)
@@ -384,9 +468,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _json(self, status: int, value: Any) -> None:
         self._reply(status, json.dumps(value).encode())
 
+    def _verified_client(self) -> bool:
+        """A client certificate was presented and verified (getpeercert() is empty if not)."""
+        return isinstance(self.connection, ssl.SSLSocket) and bool(self.connection.getpeercert())
+
     def _route(self) -> None:
         path = self.path.split("?", 1)[0]
         ops = self.server.operations
+        secure = path in ("/metrics", "/logspec")
+        if secure and ops.tls_context is not None and not self._verified_client():
+            return self._reply(401)  # Fabric's middleware.RequireCert
         if path == "/metrics" and ops.metrics is not None:
             if self.command != "GET":
                 return self._reply(405)
@@ -438,9 +529,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class OperationsServer:
-    """The operations HTTP server. ``address`` may end in ``:0`` to pick a free port.
+    """The operations HTTP(S) server. ``address`` may end in ``:0`` to pick a free port.
 
-    Raises :class:`~actors.transports.grpc.ListenError` when the address is taken or bad.
+    Raises :class:`~actors.transports.grpc.ListenError` when the address is taken or bad, and
+    :class:`~actors.config.ConfigError` when a TLS file cannot be loaded.
     """
 
     def __init__(
@@ -451,8 +543,11 @@ class OperationsServer:
         levels: LogLevels | None = None,
         max_workers: int = 8,
         request_timeout: float = REQUEST_TIMEOUT,
+        tls: OperationsTLS | None = None,
     ) -> None:
         self.metrics = metrics
+        self.tls_context = tls.context() if tls is not None else None
+        self.scheme = "https" if tls is not None else "http"
         self.request_timeout = request_timeout
         self.levels = levels or (_configured[0] if _configured else LogLevels())
         self.max_workers = max_workers
@@ -502,7 +597,7 @@ class OperationsServer:
             target=self._server.serve_forever, name="ccactors-operations", daemon=True
         )
         self._thread.start()
-        log.info("operations server on http://%s", self.address)
+        log.info("operations server on %s://%s", self.scheme, self.address)
         return self
 
     def stop(self) -> None:

@@ -55,6 +55,11 @@ def _settle_peer_paths(config: Config, root: Path) -> dict[str, object]:
         "tls_cert_file": absolute(config.tls_cert_file),
         "tls_key_file": absolute(config.tls_key_file),
         "tls_client_root_files": tuple(str(root / f) for f in config.tls_client_root_files),
+        "operations_tls_cert_file": absolute(config.operations_tls_cert_file),
+        "operations_tls_key_file": absolute(config.operations_tls_key_file),
+        "operations_tls_client_root_files": tuple(
+            str(root / f) for f in config.operations_tls_client_root_files
+        ),
         "organizations": tuple(
             dataclasses.replace(o, msp_dir=str(root / o.msp_dir)) for o in config.organizations
         ),

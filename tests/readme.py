@@ -1,0 +1,59 @@
+"""The README's examples, run as written: a fenced block found by the sentence before it, run
+with this checkout's ``ccactors`` and its fixed ports replaced by free ones."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def block(anchor: str, language: str = "sh", nth: int = 0) -> str:
+    """The ``nth`` fenced ``language`` block after ``anchor`` in README.md."""
+    text = (ROOT / "README.md").read_text()
+    at = text.index(anchor)
+    for _ in range(nth + 1):
+        at = text.index(f"```{language}\n", at) + len(f"```{language}\n")
+    return text[at : text.index("```\n", at)]
+
+
+def run(
+    script: str,
+    cwd: Path,
+    *,
+    ports: tuple[int, ...] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with ``bash -e`` in ``cwd``. Each of ``ports`` is replaced by a free port
+    (so parallel runs do not collide); the peer's data directory is under ``cwd``."""
+    assert shutil.which("curl") or "curl" not in script, "the README's examples need curl"
+    bin_dir = cwd / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ccactors").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m actors.cli "$@"\n')
+    (bin_dir / "ccactors").chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    for port in ports:
+        assert str(port) in script, f"port {port} is not in the example any more"
+        script = script.replace(str(port), str(free_port()))
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "XDG_DATA_HOME": str(cwd / "data"),
+            # the chaincode listener takes any free port (its default is 0.0.0.0:7052)
+            "CORE_PEER_CHAINCODELISTENADDRESS": "127.0.0.1:0",
+            **(env or {}),
+        },
+    )
