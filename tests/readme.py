@@ -13,6 +13,9 @@ from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The commands that reach the admin service, so take --peer.
+PEER_COMMANDS = "serve|invoke|query|list|launch|stop|logs|events"
+
 
 def block(anchor: str, language: str = "sh", nth: int = 0) -> str:
     """The ``nth`` fenced ``language`` block after ``anchor`` in README.md."""
@@ -28,20 +31,35 @@ def run(
     cwd: Path,
     *,
     ports: tuple[int, ...] = (),
+    default_peer: bool = False,
     env: Mapping[str, str] | None = None,
     timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` with ``bash -e`` in ``cwd``. Each of ``ports`` is replaced by a free port
-    (so parallel runs do not collide); the peer's data directory is under ``cwd``."""
+    """Run ``script`` with ``bash -e`` in ``cwd``, with ``ccactors`` and ``python`` this
+    checkout's. Each of ``ports`` is replaced by a free port, so that runs in parallel do not
+    collide; with ``default_peer``, an example that relies on ``--peer``'s default
+    (127.0.0.1:7051) gets a free port instead, passed by the ``ccactors`` on the PATH."""
     assert shutil.which("curl") or "curl" not in script, "the README's examples need curl"
     bin_dir = cwd / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "ccactors").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m actors.cli "$@"\n')
+    peer = f"127.0.0.1:{free_port()}"
+    wrapper = f'#!/bin/sh\nPY="{sys.executable}"\n'
+    if default_peer:
+        wrapper += (
+            f'case "$1" in {PEER_COMMANDS}) command="$1"; shift; '
+            f'exec "$PY" -m actors.cli "$command" --peer {peer} "$@";; esac\n'
+        )
+    wrapper += 'exec "$PY" -m actors.cli "$@"\n'
+    (bin_dir / "ccactors").write_text(wrapper)
     (bin_dir / "ccactors").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
     for port in ports:
         assert str(port) in script, f"port {port} is not in the example any more"
         script = script.replace(str(port), str(free_port()))
+    # If a step fails, what the example started in the background must not outlive it (it
+    # would hold the output pipe open until the timeout).
+    script = "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + script
     return subprocess.run(
         ["bash", "-e", "-c", script],
         cwd=cwd,
@@ -52,8 +70,8 @@ def run(
             "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "PYTHONPATH": str(ROOT),
             "XDG_DATA_HOME": str(cwd / "data"),
-            # the chaincode listener takes any free port (its default is 0.0.0.0:7052)
-            "CORE_PEER_CHAINCODELISTENADDRESS": "127.0.0.1:0",
+            # the chaincode listener on any free port (its default is 0.0.0.0:7052)
+            "CORE_PEER_CHAINCODELISTENADDRESS": "0.0.0.0:0",
             **(env or {}),
         },
     )

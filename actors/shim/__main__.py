@@ -140,7 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = argv[1:]
     parser = argparse.ArgumentParser(
         prog="python -m actors.shim" + (" server" if serve else ""),
-        description="Run a Python chaincode (module:Class) against a Fabric-compatible peer.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Serve a Python chaincode (module:Class) as a chaincode service (Fabric 2.x):\n"
+            "listen on --chaincode-address; the peer dials it (an `external` chaincode)."
+            if serve
+            else "Run a Python chaincode (module:Class) against a Fabric-compatible peer: dial\n"
+            "it at --peer.address and register as --chaincode-id-name (a chaincode binary)."
+        ),
+        epilog=None
+        if serve
+        else "chaincode as a service instead (the peer dials it):\n"
+        "  python -m actors.shim server --chaincode-address HOST:PORT --chaincode-id ID "
+        "module:Class\n  (see python -m actors.shim server --help)",
     )
     parser.add_argument("target", nargs="?", default=os.environ.get("CORE_CHAINCODE_TARGET"))
     if serve:
