@@ -4,13 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint protos fabric-venv clean bench caliper
+.PHONY: help venv demo test lint protos fabric-venv clean bench bench-report caliper
 
 help:
 	@echo "make demo    - create $(VENV), install, run the in-process demo"
 	@echo "make test    - install everything the tests need, lint, run the whole suite"
 	@echo "make protos  - regenerate the Python modules from protos/**/*.proto"
 	@echo "make bench   - benchmark vs raw primitives (~9 min); writes bench/results/"
+	@echo "make bench-report - render bench/results/README.md and bench.png again from results.json"
 	@echo "make caliper - a Hyperledger Caliper round against the Gateway service"
 
 $(STAMP): setup.cfg pyproject.toml
@@ -29,6 +30,10 @@ $(VENV)/.bench-installed: $(STAMP)
 # BENCH_ARGS adds options, e.g. make bench BENCH_ARGS="--pin --repeats 5".
 bench: $(VENV)/.bench-installed
 	$(VENV)/bin/ccactors bench --results bench/results $(BENCH_ARGS)
+
+# The report and plot again from the saved figures (after a change to bench/report.py).
+bench-report: $(VENV)/.bench-installed
+	$(VENV)/bin/ccactors bench --render bench/results/results.json --results bench/results --quiet
 
 # A real Caliper round (npm, unmodified) against a gateway started for it; results and
 # Caliper's report.html in bench/results/caliper/. CALIPER_ARGS adds options, e.g.

@@ -2,7 +2,7 @@
 
 Modules:
 
-* :mod:`bench.procinfo` - /proc readers: CPU seconds, RSS/PSS, CPU placement, the machine;
+* :mod:`bench.procinfo` - CPU seconds, RSS/PSS, CPU placement and the machine (psutil);
 * :mod:`bench.driver` - closed-loop load generation and latency statistics;
 * :mod:`bench.ceilings` - the raw primitives and bare "invokes" our figures are divided by;
 * :mod:`bench.workloads` - the runtimes (one entry each) and the transaction workloads;

@@ -4,6 +4,7 @@ through the ``ccactors.commands`` entry point (setup.cfg), so the peer never imp
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -59,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"write README.md, results.json and bench.png to DIR (make bench: {DEFAULT_RESULTS})",
     )
+    parser.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="run nothing: print the report of a saved results.json again (with --results DIR "
+        "or --plot PATH, write README.md and bench.png again; make bench-report)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS or any error")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -94,26 +101,47 @@ def options_from(args: argparse.Namespace) -> Any:
     return options
 
 
+def _load(path: str) -> dict[str, Any]:
+    """A results.json written by ``ccactors bench``; anything else is a clear error."""
+    from bench import SCHEMA
+
+    try:
+        results = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SystemExit(f"ccactors bench: --render: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SystemExit(f"ccactors bench: --render: {path} is not JSON: {exc}") from None
+    if not isinstance(results, dict) or results.get("schema") != SCHEMA:
+        raise SystemExit(f"ccactors bench: --render: {path} is not a {SCHEMA} results file")
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     from bench import report
-    from bench.runner import Bench, Progress
 
-    options = options_from(args)
-    bench = Bench(options, Progress(enabled=not args.quiet))
-    results = bench.run()
-    results["command"] = "ccactors " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "ccactors"
+    if args.render:
+        results = _load(args.render)
+    else:
+        from bench.runner import Bench, Progress
+
+        bench = Bench(options_from(args), Progress(enabled=not args.quiet))
+        results = bench.run()
+        results["command"] = "ccactors " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "ccactors"
+        # The report shows the figures as results.json keeps them, so --render makes it again.
+        results = json.loads(report.to_json(results))
     plot_path = args.plot
     if args.results and not plot_path:
         plot_path = str(Path(args.results) / "bench.png")
     if plot_path:
-        written = report.plot(results, bench.samples, plot_path)
+        written = report.plot(results, plot_path)
         results["plot"] = written
         if written is None:
             print("ccactors bench: no plot (pip install matplotlib)", file=sys.stderr)
     if args.results:
         out = Path(args.results)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(report.to_json(results) + "\n")
+        if not args.render:
+            (out / "results.json").write_text(report.to_json(results) + "\n")
         plot_name = None
         if results.get("plot"):
             plot_file = Path(results["plot"]).resolve()

@@ -1,9 +1,11 @@
 """What the operating system says about our processes: CPU time, memory, CPU placement.
 
-Everything comes from ``/proc`` (Linux), so no extra dependency is needed. CPU time of another
-process is ``utime + stime`` from ``/proc/<pid>/stat`` (clock ticks, usually 10 ms; a
-measurement window of a second or more keeps that below 1 %); our own is ``getrusage``
-(microseconds). Both include threads that have already ended.
+psutil reads them (CPU times, RSS and PSS, the process tree, threads, the machine). Two things
+stay our own: CPU time of this process comes from ``getrusage`` (microseconds, where psutil
+reads clock ticks of usually 10 ms from /proc), and CPU placement is per *thread*
+(``sched_{get,set}affinity`` on each thread id psutil lists), because a pinned process's
+threads can differ and threads created later inherit their creator's mask. All figures
+include threads that have already ended.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+import psutil
+
+MIB = 1024 * 1024
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 
 
 def self_cpu_seconds() -> float:
@@ -32,12 +37,10 @@ def self_cpu_seconds() -> float:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` (0.0 if it is gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except _GONE:
         return 0.0
-    # The command name (field 2) may contain spaces; the fields after it are fixed.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times.user + times.system
 
 
 def total_cpu_seconds(pids: Iterable[int]) -> float:
@@ -46,38 +49,25 @@ def total_cpu_seconds(pids: Iterable[int]) -> float:
 
 def descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (a container's init and the shim it runs)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, ()))
-    return tree
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except _GONE:
+        return [pid]
+    return [pid, *(child.pid for child in children)]
 
 
 def memory_mb(pid: int) -> dict[str, float | None]:
     """RSS and PSS of ``pid`` in MiB. PSS divides shared pages among their sharers, so for
     fork-server children (which share the interpreter copy-on-write) it is the fairer cost."""
-    rss = pss = None
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-                break
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                pss = int(line.split()[1]) / 1024
-                break
+    try:
+        process = psutil.Process(pid)
+        rss = process.memory_info().rss / MIB
+    except _GONE:
+        return {"rss_mb": None, "pss_mb": None}
+    try:
+        pss: float | None = process.memory_full_info().pss / MIB
+    except (*_GONE, AttributeError):  # PSS: Linux only, and our own processes only
+        pss = None
     return {"rss_mb": rss, "pss_mb": pss}
 
 
@@ -89,17 +79,17 @@ def tree_memory_mb(pids: Iterable[int]) -> dict[str, float | None]:
     return {"rss_mb": sum(rss) if rss else None, "pss_mb": sum(pss) if pss else None}
 
 
-def _tasks(pid: int) -> list[int]:
+def _threads(pid: int) -> list[int]:
     try:
-        return [int(name) for name in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
+        return [thread.id for thread in psutil.Process(pid or os.getpid()).threads()]
+    except _GONE:
         return []
 
 
 def affinity(pid: int = 0) -> list[int]:
     """The CPUs the process may run on: the union over its threads (they can differ)."""
     cpus: set[int] = set()
-    for tid in _tasks(pid or os.getpid()) or [pid]:
+    for tid in _threads(pid) or [pid]:
         with contextlib.suppress(OSError):
             cpus |= os.sched_getaffinity(tid)
     return sorted(cpus)
@@ -110,7 +100,7 @@ def pin(pid: int, cpus: Iterable[int]) -> None:
     threads created later inherit their creator's mask, so pin before they are made or again
     afterwards.)"""
     mask = set(cpus)
-    for tid in _tasks(pid or os.getpid()):
+    for tid in _threads(pid):
         with contextlib.suppress(OSError):
             os.sched_setaffinity(tid, mask)
 
@@ -147,33 +137,31 @@ def placement(pinned: bool, chaincode_pids: Iterable[int] = ()) -> dict[str, Any
 
 
 def short_placement(where: dict[str, Any]) -> str:
-    flag = "pinned" if where.get("pinned") else "free"
-    peer = describe_cpus(where.get("peer_cpus", []))
-    cc = describe_cpus(where.get("chaincode_cpus", []))
-    return f"{flag} p{peer} c{cc}"
+    """Where a figure was measured, in words: ``not pinned: peer on CPUs 0-1, chaincode on
+    CPUs 0-1``."""
+
+    def cpus(which: str) -> str:
+        listed = sorted(where.get(which) or [])
+        if not listed:
+            return ""
+        return f"CPU{'s' if len(listed) > 1 else ''} {describe_cpus(listed)}"
+
+    peer, chaincode = cpus("peer_cpus"), cpus("chaincode_cpus")
+    words = f"peer on {peer or 'any CPU'}" + (f", chaincode on {chaincode}" if chaincode else "")
+    return f"{'pinned' if where.get('pinned') else 'not pinned'}: {words}"
 
 
 def loadavg() -> list[float]:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return []
+    return [round(x, 2) for x in psutil.getloadavg()]
 
 
 def _cpu_model() -> str:
+    # psutil does not name the CPU; /proc/cpuinfo does (Linux), platform may elsewhere.
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
-
-
-def _mem_total_mb() -> float | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024)
-    return None
 
 
 def _git_revision() -> str | None:
@@ -212,16 +200,24 @@ def machine() -> dict[str, Any]:
     return {
         "hostname": platform.node(),
         "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": sorted(os.sched_getaffinity(0)),
-        "memory_mb": _mem_total_mb(),
+        "cpu_count": psutil.cpu_count(),
+        "usable_cpus": sorted(psutil.Process().cpu_affinity()),
+        "memory_mb": round(psutil.virtual_memory().total / MIB),
         "kernel": platform.release(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "packages": {
             name: _version(name)
-            for name in ("ccactors", "pykka", "grpcio", "protobuf", "msgpack", "matplotlib")
+            for name in (
+                "ccactors",
+                "pykka",
+                "grpcio",
+                "protobuf",
+                "msgpack",
+                "psutil",
+                "matplotlib",
+            )
         },
         "git": _git_revision(),
         "loadavg_start": loadavg(),

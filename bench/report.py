@@ -1,4 +1,12 @@
-"""Presenting a run: the text table, the markdown results file, JSON and the PNG plot."""
+"""Presenting a run: the text table, the markdown results file, JSON and the PNG plot.
+
+Everything here reads only the results dictionary (what ``results.json`` holds), so a report
+and its plot can be rendered again from a saved file (``ccactors bench --render FILE``).
+
+Column names keep one meaning each: ``tx/s % of bare`` is a throughput ratio (ours / the bare
+invoke, higher is better), ``p50 x bare`` a latency multiple and ``CPU x bare`` a CPU multiple
+(lower is better); ``us/tx`` is always CPU microseconds per transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from bench.procinfo import describe_cpus, short_placement
 
 Row = Sequence[str]
+PLACEMENT = "placement"
 
 
 def _fmt(value: Any, spec: str = ".1f", suffix: str = "") -> str:
@@ -32,20 +43,35 @@ def _numeric(cell: str) -> bool:
 
 
 def _table(headers: Row, rows: Sequence[Row], markdown: bool = False) -> list[str]:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        return lines + ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    numeric = [all(_numeric(r[i]) for r in rows) for i in range(len(headers))]
+    align = [
+        "right" if rows and all(_numeric(r[i]) for r in rows) else "left"
+        for i in range(len(headers))
+    ]
+    text = tabulate(
+        rows,
+        headers,
+        tablefmt="github" if markdown else "simple",
+        colalign=align,
+        disable_numparse=True,
+    )
+    lines = text.splitlines()
+    return lines if markdown else ["  " + line.rstrip() for line in lines]
 
-    def line(cells: Row) -> str:
-        out = [
-            cell.rjust(width) if is_number else cell.ljust(width)
-            for cell, width, is_number in zip(cells, widths, numeric, strict=True)
-        ]
-        return "  " + "  ".join(out).rstrip()
 
-    return [line(headers)] + [line(r) for r in rows]
+def _section(
+    title: str, headers: Row, rows: Sequence[Row], markdown: bool
+) -> tuple[str, list[str]]:
+    """A titled table. Its last column is the placement, in words: when every row shares
+    one, it is said once under the title instead of on every row."""
+    lines: list[str] = []
+    if headers and headers[-1] == PLACEMENT and rows:
+        places = {r[-1] for r in rows}
+        if len(places) == 1:
+            lines.append(f"Placement of every row: {places.pop()}.")
+            if markdown:
+                lines.append("")
+            headers, rows = headers[:-1], [r[:-1] for r in rows]
+    return title, lines + _table(headers, rows, markdown)
 
 
 def _errors(row: dict[str, Any]) -> str:
@@ -67,7 +93,7 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
             f"(P-256 sign {costs.get('sign_us', '-')} us, verify {costs.get('verify_us', '-')} "
             f"us, MSP chain check {costs.get('validate_us', '-')} us)"
         )
-        out.append((title, _table(headers, rows, markdown)))
+        out.append(_section(title, headers, rows, markdown))
     prims = results.get("primitives", [])
     if prims:
         rows = [
@@ -84,9 +110,12 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
         ]
         headers = ["primitive", "p50 us", "p99 us", "ops/s", "this us/op", "child us/op"]
         out.append(
-            (
-                "Raw primitives (one round trip at a time)",
-                _table([*headers, "placement"], rows, markdown),
+            _section(
+                "Raw primitives (one round trip at a time; us/op = CPU microseconds per round "
+                "trip in this process and in the child)",
+                [*headers, PLACEMENT],
+                rows,
+                markdown,
             )
         )
     ceilings = results.get("ceilings", [])
@@ -108,8 +137,15 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
             for c in sorted(ceilings, key=lambda c: (c["transport"], c["rounds"], c["clients"]))
         ]
         headers = ["bare invoke", "round trips", "clients", "tx/s", "spread", "p50 ms"]
-        headers += ["p99 ms", "this us/tx", "child us/tx", "errors", "placement"]
-        out.append(("Ceilings: bare invokes, minimal code", _table(headers, rows, markdown)))
+        headers += ["p99 ms", "this us/tx", "child us/tx", "errors", PLACEMENT]
+        out.append(
+            _section(
+                "Ceilings: bare invokes, minimal code (spread: max-min of the repeats / median)",
+                headers,
+                rows,
+                markdown,
+            )
+        )
     tx = results.get("transactions", [])
     if tx:
         rows = []
@@ -138,14 +174,18 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
                     short_placement(t["placement"]),
                 ]
             )
-        headers = ["runtime", "workload", "clients", "tx/s", "spread", "bare tx/s", "ratio"]
-        headers += ["p50 ms", "bare p50", "ratio", "p95 ms", "p99 ms", "peer us/tx"]
-        headers += ["cc us/tx", "bare us/tx", "ratio", "errors", "placement"]
+        headers = ["runtime", "workload", "clients", "tx/s", "spread", "bare tx/s"]
+        headers += ["tx/s % of bare", "p50 ms", "bare p50 ms", "p50 x bare", "p95 ms"]
+        headers += ["p99 ms", "peer us/tx", "cc us/tx", "bare us/tx", "CPU x bare", "errors"]
         out.append(
-            (
+            _section(
                 "Transactions: ours next to the bare invoke of the same transport, round trips "
-                "and clients (us/tx = CPU per transaction; bare = this + child)",
-                _table(headers, rows, markdown),
+                "and clients (tx/s % of bare: throughput, higher is better; p50 x bare and "
+                "CPU x bare: multiples, lower is better; us/tx: CPU microseconds per "
+                "transaction, bare = this + child)",
+                [*headers, PLACEMENT],
+                rows,
+                markdown,
             )
         )
     memory = results.get("memory_after_load", [])
@@ -154,9 +194,11 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
             [m["chaincode"], str(m["pid"]), _fmt(m["rss_mb"]), _fmt(m["pss_mb"])] for m in memory
         ]
         out.append(
-            (
+            _section(
                 "Memory after the transaction load",
-                _table(["process", "pid", "RSS MB", "PSS MB"], rows, markdown),
+                ["process", "pid", "RSS MB", "PSS MB"],
+                rows,
+                markdown,
             )
         )
     launch = results.get("launch", [])
@@ -177,12 +219,14 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
             for row in launch
         ]
         headers = ["runtime", "kind", "n", "p50 ms", "min ms", "max ms", "failures"]
-        headers += ["RSS MB", "PSS MB", "placement"]
+        headers += ["RSS MB", "PSS MB", PLACEMENT]
         out.append(
-            (
+            _section(
                 "Launch -> READY (cold: new peer; warm: running peer) and memory per chaincode "
                 "process right after READY",
-                _table(headers, rows, markdown),
+                headers,
+                rows,
+                markdown,
             )
         )
     scaling = results.get("scaling", [])
@@ -217,33 +261,66 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
                 ]
             )
         headers = ["runtime", "live", "launch s", "failed", "tx/s", "p50 ms", "p99 ms"]
-        headers += ["peer us/tx", "cc us/tx", "total us/tx", "vs fewest", "RSS MB/proc"]
-        headers += ["PSS MB/proc", "PSS MB all", "errors", "placement"]
+        headers += ["peer us/tx", "cc us/tx", "total us/tx", "CPU x fewest", "RSS MB/proc"]
+        headers += ["PSS MB/proc", "PSS MB all", "errors", PLACEMENT]
         clients = scaling[0].get("clients")
         out.append(
-            (
-                f"Scaling with live chaincodes (read-write, {clients} clients spread over all)",
-                _table(headers, rows, markdown),
+            _section(
+                f"Scaling with live chaincodes (read-write, {clients} clients spread over all; "
+                "CPU x fewest: total us/tx over that of the fewest live chaincodes)",
+                headers,
+                rows,
+                markdown,
             )
         )
     goals = results.get("targets", [])
     if goals:
         rows = [[t["status"], t["name"], t["goal"], t["measured"]] for t in goals]
-        out.append(("Targets", _table(["status", "target", "goal", "measured"], rows, markdown)))
+        out.append(_section("Targets", ["status", "target", "goal", "measured"], rows, markdown))
     return out
+
+
+def verdict(results: dict[str, Any]) -> str:
+    """One line: how many targets were met and missed, which were missed, what failed."""
+    goals = results.get("targets", [])
+    met = [t for t in goals if t["status"] == "PASS"]
+    missed = [t for t in goals if t["status"] == "MISS"]
+    skipped = [t for t in goals if t["status"] not in ("PASS", "MISS")]
+    if not goals:
+        line = "no targets measured"
+    elif not missed:
+        line = f"all {len(met)} measured targets met"
+    else:
+        line = f"{len(met)} of {len(met) + len(missed)} measured targets met, {len(missed)} missed"
+        line += " (" + "; ".join(t["name"] for t in missed) + ")"
+    if skipped:
+        line += f"; {len(skipped)} not measured"
+    failures = results.get("failures", [])
+    if failures:
+        line += f"; {len(failures)} section(s) FAILED: " + ", ".join(f["section"] for f in failures)
+    return "Verdict: " + line
+
+
+def _placement_plan(m: dict[str, Any]) -> str:
+    plan = m.get("placement_plan", {})
+    return short_placement(
+        {
+            "pinned": plan.get("pinned"),
+            "peer_cpus": plan.get("peer_cpus", []),
+            "chaincode_cpus": plan.get("chaincode_cpus", []),
+        }
+    )
 
 
 def header_lines(results: dict[str, Any]) -> list[str]:
     m = results["machine"]
-    plan = m.get("placement_plan", {})
     end = m.get("loadavg_end")
     lines = [
+        verdict(results),
         f"ccactors bench, {m['date']} on {m['hostname']}: {m['cpu_model']}, "
         f"{m['cpu_count']} CPUs (usable {describe_cpus(m['usable_cpus'])}), "
         f"{m['memory_mb']} MB, Linux {m['kernel']}, Python {m['python']}, git {m['git']}",
-        f"placement: {'pinned' if plan.get('pinned') else 'not pinned'} "
-        f"(peer CPUs {describe_cpus(plan.get('peer_cpus', []))}, chaincode CPUs "
-        f"{describe_cpus(plan.get('chaincode_cpus', []))}); load average at start "
+        f"placement: {_placement_plan(m)}; load average at start "
         f"{' '.join(str(x) for x in m['loadavg_start'])}"
         + (f", at end {' '.join(str(x) for x in end)}" if end else ""),
     ]
@@ -272,8 +349,11 @@ def markdown(results: dict[str, Any], plot: str | None = None, notes: Sequence[s
     lines = [
         "# ccactors benchmark results",
         "",
+        f"**{verdict(results)}.**",
+        "",
         f"Generated by `{results.get('command', 'ccactors bench')}` in {results['seconds']:.0f} s"
-        f" on {m['date']}. Regenerate with `make bench`.",
+        f" on {m['date']}. Regenerate with `make bench`; render this page and the plot again "
+        "from results.json with `make bench-report`.",
         "",
         "The machine is shared and noisy: read the ratios (ours / bare primitive measured in the "
         "same run, a moment apart) rather than the absolute figures, and compare CPU per "
@@ -285,7 +365,6 @@ def markdown(results: dict[str, Any], plot: str | None = None, notes: Sequence[s
         "| | |",
         "|---|---|",
     ]
-    plan = m.get("placement_plan", {})
     for key, value in (
         ("host", m["hostname"]),
         ("CPU", f"{m['cpu_model']}, {m['cpu_count']} CPUs"),
@@ -294,12 +373,7 @@ def markdown(results: dict[str, Any], plot: str | None = None, notes: Sequence[s
         ("Python", f"{m['implementation']} {m['python']}"),
         ("packages", ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)),
         ("git", m["git"]),
-        (
-            "placement",
-            f"{'pinned' if plan.get('pinned') else 'not pinned'}: peer CPUs "
-            f"{describe_cpus(plan.get('peer_cpus', []))}, chaincode CPUs "
-            f"{describe_cpus(plan.get('chaincode_cpus', []))}",
-        ),
+        ("placement", _placement_plan(m)),
         (
             "load average",
             f"start {m['loadavg_start']}, end {m.get('loadavg_end')}",
@@ -309,7 +383,11 @@ def markdown(results: dict[str, Any], plot: str | None = None, notes: Sequence[s
     lines += ["", "## Method", ""]
     lines += [f"- **{key}**: {value}" for key, value in results["method"].items()]
     if plot:
-        lines += ["", f"![throughput and latency]({plot})"]
+        lines += [
+            "",
+            f"![throughput, throughput as a share of the bare invoke, and p50 latency as a "
+            f"multiple of the bare invoke's, per workload]({plot})",
+        ]
     for title, table in sections(results, markdown=True):
         lines += ["", f"## {title}", "", *table]
     for skipped in results.get("skipped", []):
@@ -332,75 +410,113 @@ def to_json(results: dict[str, Any]) -> str:
     return json.dumps(clean(results), indent=2)
 
 
-def plot(
-    results: dict[str, Any], samples: dict[tuple[Any, ...], list[float]], path: str | Path
-) -> str | None:
-    """Throughput vs clients per workload (ours solid, bare ceiling dashed) and latency
-    distributions (read-write at the fewest and most clients). None if matplotlib is missing."""
-    try:
-        import matplotlib
+def figure(results: dict[str, Any]) -> Any:
+    """The plot as a matplotlib Figure (None without transactions): per workload, throughput
+    against clients (log scale: ours solid per runtime, each bare invoke once, dashed grey),
+    throughput as a share of the bare invoke, and p50 latency as a multiple of the bare's.
+    One legend for the figure; only workloads that have figures get panels."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    tx = [t for t in results.get("transactions", []) if not t["signed"]]
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    tx = [t for t in results.get("transactions", []) if not t["signed"] and t.get("tps")]
     if not tx:
         return None
     workloads = list(dict.fromkeys(t["workload"] for t in tx))
     runtimes = list(dict.fromkeys(t["runtime"] for t in tx))
     clients = sorted({t["clients"] for t in tx})
     colours = {rt: f"C{i}" for i, rt in enumerate(runtimes)}
-    fig = plt.figure(figsize=(4 * max(len(workloads), 2), 8.5))
-    grid = fig.add_gridspec(2, max(len(workloads), 2))
-    for i, wl in enumerate(workloads):
-        ax = fig.add_subplot(grid[0, i])
-        for rt in runtimes:
-            rows = sorted(
-                (t for t in tx if t["runtime"] == rt and t["workload"] == wl),
-                key=lambda t: t["clients"],
-            )
-            xs = [t["clients"] for t in rows]
-            ax.plot(xs, [t["tps"] for t in rows], "o-", color=colours[rt], label=rt)
-            bare = [(t["clients"], t["ceiling"]["tps"]) for t in rows if t.get("ceiling")]
-            if bare:
-                name = rows[0]["ceiling"]["name"]
-                ax.plot(*zip(*bare, strict=True), "s--", color=colours[rt], alpha=0.6, label=name)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(clients, [str(c) for c in clients])
-        ax.set_title(wl)
-        ax.set_xlabel("clients (closed loop)")
-        ax.set_ylabel("tx/s")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for j, count in enumerate(sorted({clients[0], clients[-1]})):
-        ax = fig.add_subplot(grid[1, j])
-        for rt in runtimes:
-            transport = next(t["transport"] for t in tx if t["runtime"] == rt)
-            for key, style, label in (
-                (("ours", rt, "readwrite", count, False), "-", rt),
-                (("bare", transport, 2, count), "--", f"bare {transport}"),
-            ):
-                values = sorted(samples.get(key, []))
-                if not values:
+    bare_names = list(dict.fromkeys(t["ceiling"]["name"] for t in tx if t.get("ceiling")))
+    bare_styles = {
+        name: (shade, marker)
+        for name, shade, marker in zip(
+            bare_names, ("0.2", "0.55", "0.35", "0.7"), ("s", "D", "^", "v"), strict=False
+        )
+    }
+    rows = (
+        ("tx/s (log)", lambda t: t["tps"], "log"),
+        ("tx/s % of bare", lambda t: 100 * (t.get("ratio") or {}).get("tps", math.nan), "linear"),
+        ("p50 x bare (log)", lambda t: (t.get("ratio") or {}).get("p50", math.nan), "log"),
+    )
+    fig, axes = plt.subplots(
+        len(rows), len(workloads), figsize=(3.6 * len(workloads) + 1, 9.5), squeeze=False
+    )
+    handles: dict[str, Any] = {}
+    for column, wl in enumerate(workloads):
+        cells = [t for t in tx if t["workload"] == wl]
+        for row, (label, value, scale) in enumerate(rows):
+            ax = axes[row][column]
+            for rt in runtimes:
+                mine = sorted((t for t in cells if t["runtime"] == rt), key=lambda t: t["clients"])
+                if not mine:
                     continue
-                ys = [(k + 1) / len(values) for k in range(len(values))]
-                ax.plot([v * 1e3 for v in values], ys, style, color=colours[rt], label=label)
-        ax.set_xscale("log")
-        ax.set_title(f"read-write latency, {count} client(s)")
-        ax.set_xlabel("latency ms (log)")
-        ax.set_ylabel("fraction of transactions")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+                (line,) = ax.plot(
+                    [t["clients"] for t in mine],
+                    [value(t) for t in mine],
+                    "o-",
+                    color=colours[rt],
+                    label=rt,
+                )
+                handles.setdefault(rt, line)
+            if row == 0:  # each bare invoke once, whichever runtimes it is the ceiling of
+                for name in bare_names:
+                    points = sorted(
+                        {
+                            (t["clients"], t["ceiling"]["tps"])
+                            for t in cells
+                            if t.get("ceiling") and t["ceiling"]["name"] == name
+                        }
+                    )
+                    if points:
+                        shade, marker = bare_styles[name]
+                        (line,) = ax.plot(
+                            *zip(*points, strict=True), marker=marker, linestyle="--",
+                            color=shade, label=name,
+                        )  # fmt: skip
+                        handles.setdefault(name, line)
+            else:
+                ax.axhline(100 if row == 1 else 1, color="0.5", linewidth=0.8, linestyle=":")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(clients, [str(c) for c in clients])
+            ax.set_yscale(scale)
+            if row == 2:  # plain multiples (2, 3, 4), not 2x10^0
+                plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
+            if row == 1:
+                ax.set_ylim(bottom=0)
+            if row == 0:
+                ax.set_title(wl)
+            if row == len(rows) - 1:
+                ax.set_xlabel("clients (closed loop)")
+            if column == 0:
+                ax.set_ylabel(label)
+            ax.grid(alpha=0.3, which="both")
+    fig.legend(
+        list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 6),
+        fontsize=8, frameon=False,
+    )  # fmt: skip
     m = results["machine"]
     fig.suptitle(
         f"ccactors bench {m['date']} - {m['cpu_model']}, {m['cpu_count']} CPUs, "
-        f"{'pinned' if m.get('placement_plan', {}).get('pinned') else 'not pinned'}",
+        f"{_placement_plan(m)}",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot(results: dict[str, Any], path: str | Path) -> str | None:
+    """Write :func:`figure` as a PNG; None if matplotlib is missing or nothing to plot."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig = figure(results)
+    if fig is None:
+        return None
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)

@@ -218,7 +218,7 @@ class Bench:
             f"{o.warmup:g} s warm-up; throughput counts successful transactions",
             "cpu": "CPU time used in the window / transactions completed in it; 'peer' is this "
             "process (every thread, including the load generator, which the bare runs share), "
-            "'chaincode' the chaincode processes (/proc/<pid>/stat)",
+            "'chaincode' the chaincode processes (psutil's cpu_times)",
             "ceilings": "bare invokes measured just before ours at the same client count in the "
             "same repeat: same transport and number of state round trips, minimal code",
         }

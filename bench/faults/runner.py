@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import psutil
+
 import examples
 
 from .accounting import NUMBER, SUCCEEDED, DuplicateOutcomeLog, OutcomeBook, Tx, describe_failure
@@ -47,12 +49,12 @@ PROBE_BYTES = b"\x07" + b"not a protobuf message" * 3  # field 0, wire type 7: n
 
 
 def _proc_state(pid: int) -> str | None:
-    """The process's state letter from /proc (R, S, T stopped, Z zombie), None if gone."""
+    """The process's psutil status ("running", "sleeping", "stopped", "zombie"...), None if
+    it is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return str(psutil.Process(pid).status())
+    except psutil.NoSuchProcess:
         return None
-    return text.rpartition(")")[2].split()[0]
 
 
 def _ident(instance: Any) -> str | None:
@@ -662,7 +664,7 @@ class FaultRunner:
     def _alive(self, ident: str) -> bool:
         kind, _, value = ident.partition(" ")
         if kind == "pid":
-            return _proc_state(int(value)) not in (None, "Z")
+            return _proc_state(int(value)) not in (None, psutil.STATUS_ZOMBIE)
         try:
             return self._docker.containers.get(value).status in ("running", "paused")
         except Exception:
@@ -693,7 +695,7 @@ class FaultRunner:
             for ident in self._still_alive(replaced, 5):
                 self.finding(f"{name}: replaced instance {ident} still runs (now: {current})")
         for pid in self._stopped_pids:
-            if _proc_state(pid) == "T":
+            if _proc_state(pid) == psutil.STATUS_STOPPED:
                 self.finding(f"hang: pid {pid} is still stopped (SIGSTOP) at the end of the load")
         for ident in self._still_alive([f"pid {pid}" for pid in self._never_pids], 5):
             self.finding(f"never_registers: {ident} still runs after its launch failed")
@@ -728,7 +730,7 @@ class FaultRunner:
         """Whatever the peer should have ended but did not (reported as findings already)."""
         pids = {int(i.split()[1]) for i in self._all_instances() if i.startswith("pid ")}
         for pid in pids | set(self._stopped_pids):
-            if _proc_state(pid) not in (None, "Z"):
+            if _proc_state(pid) not in (None, psutil.STATUS_ZOMBIE):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         if self._docker is not None:
