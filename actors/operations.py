@@ -465,8 +465,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, value: Any) -> None:
-        self._reply(status, json.dumps(value).encode())
+    def _json(self, status: int, value: Any, newline: bool = False) -> None:
+        # Go's encoding: compact; /logspec's json.Encoder adds a newline, /healthz's Marshal not.
+        body = json.dumps(value, separators=(",", ":")) + ("\n" if newline else "")
+        self._reply(status, body.encode())
 
     def _verified_client(self) -> bool:
         """A client certificate was presented and verified (getpeercert() is empty if not)."""
@@ -497,28 +499,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._json(200, {"CommitSHA": "development build", "Version": __version__})
         return self._reply(404, b"404 page not found\n", "text/plain; charset=utf-8")
 
+    def _logspec_json(self, status: int, value: Any) -> None:
+        self._json(status, value, newline=True)
+
     def _logspec(self, ops: OperationsServer) -> None:
         if self.command == "GET":
-            return self._json(200, {"spec": ops.levels.spec()})
+            return self._logspec_json(200, {"spec": ops.levels.spec()})
         if self.command != "PUT":
-            return self._json(400, {"error": f"invalid request method: {self.command}"})
+            return self._logspec_json(400, {"error": f"invalid request method: {self.command}"})
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            return self._json(400, {"error": "invalid Content-Length"})
+            return self._logspec_json(400, {"error": "invalid Content-Length"})
         if length < 0 or length > MAX_BODY:
-            return self._json(413, {"error": f"request body larger than {MAX_BODY} bytes"})
+            return self._logspec_json(413, {"error": f"request body larger than {MAX_BODY} bytes"})
         try:
             body = json.loads(self.rfile.read(length) or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
-            return self._json(400, {"error": f"invalid JSON: {exc}"})
+            return self._logspec_json(400, {"error": f"invalid JSON: {exc}"})
         spec = body.get("spec", "") if isinstance(body, dict) else None
         if not isinstance(spec, str):
-            return self._json(400, {"error": 'expected a JSON object {"spec": "..."}'})
+            return self._logspec_json(400, {"error": 'expected a JSON object {"spec": "..."}'})
         try:
             ops.set_spec(spec)
         except LogSpecError as exc:
-            return self._json(400, {"error": str(exc)})
+            return self._logspec_json(400, {"error": str(exc)})
         log.info("logging spec set to %s", ops.levels.spec())
         return self._reply(204)
 

@@ -32,13 +32,17 @@ def run(
     *,
     ports: tuple[int, ...] = (),
     default_peer: bool = False,
+    repository: bool = False,
     env: Mapping[str, str] | None = None,
     timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``script`` with ``bash -e`` in ``cwd``, with ``ccactors`` and ``python`` this
     checkout's. Each of ``ports`` is replaced by a free port, so that runs in parallel do not
     collide; with ``default_peer``, an example that relies on ``--peer``'s default
-    (127.0.0.1:7051) gets a free port instead, passed by the ``ccactors`` on the PATH."""
+    (127.0.0.1:7051) gets a free port instead, passed by the ``ccactors`` on the PATH. With
+    ``repository``, ``cwd`` looks like the checkout to an example run "from the repository":
+    its ``examples`` and ``tools``, and a ``.venv/bin/activate`` that puts this ``ccactors`` on
+    the PATH; ``/tmp/`` in the example is ``cwd``."""
     assert shutil.which("curl") or "curl" not in script, "the README's examples need curl"
     bin_dir = cwd / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -54,6 +58,16 @@ def run(
     (bin_dir / "ccactors").chmod(0o755)
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python").chmod(0o755)
+    if default_peer:
+        script = script.replace("127.0.0.1:7051", peer)
+    if repository:
+        for name in ("examples", "tools"):
+            (cwd / name).symlink_to(ROOT / name)
+        venv = cwd / ".venv" / "bin"
+        venv.mkdir(parents=True)
+        (venv / "activate").write_text(f'PATH="{bin_dir}:$PATH"\nexport PATH\n')
+        (venv / "python").symlink_to(bin_dir / "python")
+        script = script.replace("/tmp/", f"{cwd}/")
     for port in ports:
         assert str(port) in script, f"port {port} is not in the example any more"
         script = script.replace(str(port), str(free_port()))

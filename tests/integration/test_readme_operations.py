@@ -27,7 +27,7 @@ def test_the_operations_tls_example_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert "401" in lines  # /metrics without a client certificate
-    assert '{"spec": "warn"}' in lines  # /logspec with the admin's certificate
+    assert '{"spec":"warn"}' in lines  # /logspec with the admin's certificate
     assert any(
         line.startswith("ccactors serve:") and "operations https://" in line for line in lines
     )
