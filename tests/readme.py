@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -17,12 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_COMMANDS = "serve|invoke|query|list|launch|stop|logs|events"
 
 
-def block(anchor: str, language: str = "sh", nth: int = 0) -> str:
-    """The ``nth`` fenced ``language`` block after ``anchor`` in README.md."""
+def block(anchor: str, language: str = "sh") -> str:
+    """The first fenced ``language`` block after ``anchor`` in README.md."""
     text = (ROOT / "README.md").read_text()
-    at = text.index(anchor)
-    for _ in range(nth + 1):
-        at = text.index(f"```{language}\n", at) + len(f"```{language}\n")
+    at = text.index(f"```{language}\n", text.index(anchor)) + len(f"```{language}\n")
     return text[at : text.index("```\n", at)]
 
 
@@ -33,7 +30,6 @@ def run(
     ports: tuple[int, ...] = (),
     default_peer: bool = False,
     repository: bool = False,
-    env: Mapping[str, str] | None = None,
     timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``script`` with ``bash -e`` in ``cwd``, with ``ccactors`` and ``python`` this
@@ -86,6 +82,5 @@ def run(
             "XDG_DATA_HOME": str(cwd / "data"),
             # the chaincode listener on any free port (its default is 0.0.0.0:7052)
             "CORE_PEER_CHAINCODELISTENADDRESS": "0.0.0.0:0",
-            **(env or {}),
         },
     )
