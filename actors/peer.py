@@ -34,6 +34,7 @@ from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
 from actors.lifecycle.packages import InstalledPackage
 from actors.mailbox import SupervisedRef, tell_quietly
 from actors.metrics import Metrics
+from actors.privdata.access import CollectionStore
 from actors.proposals import local_identity
 from actors.runtimes import Instance, Runtime
 from actors.scheduler import Scheduler
@@ -174,6 +175,18 @@ class Peer:
         )
         for name in self.definitions:
             self.lifecycle.invocations.configure(name)
+        # Private data collections: explicit ones from the definitions, implicit ones for the
+        # channel's orgs (this peer's and the configured organizations').
+        self.collections = CollectionStore(
+            definition_collections=self._definition_collections,
+            channel_orgs=lambda channel: self.channel_orgs,
+            local_msp_id=config.msp_id,
+            msps=lambda channel: self.gateway.channel_msps(channel) if self.gateway else None,
+        )
+        self.channel_orgs = tuple(
+            dict.fromkeys([config.msp_id, *(o.mspid for o in config.organizations)])
+        )
+        self.ledgers.set_collection_rules(self.collections.rules)
         for installed in self.lifecycle.packages.list():
             self.add_installed(installed)
         # -- actors: the supervision tree ----------------------------------------------------
@@ -238,6 +251,14 @@ class Peer:
     def client_tls(self, ccid: str) -> ClientTLS | None:
         """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
         return self.tls.client_for(ccid) if self.tls is not None else None
+
+    def _definition_collections(self, channel: str, chaincode: str) -> str | None:
+        """The collections config of the chaincode's definition on the channel ("" for none),
+        None without a definition (a configured chaincode: implicit collections only)."""
+        if channel not in self.lifecycle.channels:
+            return None
+        definition = self.lifecycle.definitions.get(channel, chaincode)
+        return None if definition is None else definition.collections
 
     # -- actors ------------------------------------------------------------------------------
 

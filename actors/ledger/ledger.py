@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from google.protobuf.message import DecodeError
@@ -369,6 +369,7 @@ class LedgerManager:
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._collection_rules: Callable[[str], CollectionRules] | None = None
         self._directory_lock: IO[bytes] | None = None
         if path is not None:
             try:
@@ -396,8 +397,18 @@ class LedgerManager:
                 total_query_limit=self.total_query_limit,
                 max_write_set=self.max_write_set,
             )
+            if self._collection_rules is not None:
+                ledger.collection_rules = self._collection_rules(channel_id)
             self._ledgers[channel_id] = ledger
             return ledger
+
+    def set_collection_rules(self, rules: Callable[[str], CollectionRules]) -> None:
+        """``rules(channel)`` tells each channel's ledger which collections this peer keeps
+        (and their blockToLive), for the ledgers open now and those opened later."""
+        with self._lock:
+            self._collection_rules = rules
+            for channel_id, ledger in self._ledgers.items():
+                ledger.collection_rules = rules(channel_id)
 
     def channels(self) -> list[str]:
         """Channels with a ledger: open ones and, when file-backed, those on disk."""

@@ -381,7 +381,7 @@ class TxSimulator:
     ) -> RangeIterator:
         """Private values in ``[start_key, end_key)``; recorded nowhere (never validated), and
         only in a transaction that writes nothing (Fabric's rule)."""
-        self._private_query_check()
+        self.check_private_query()
         check_namespace(ns)
         check_bound("start_key", start_key)
         check_bound("end_key", end_key)
@@ -395,13 +395,15 @@ class TxSimulator:
         self, ns: str, coll: str, query: str, *, total_limit: int = DEFAULT_TOTAL_QUERY_LIMIT
     ) -> RichQueryIterator:
         """A Mango query over the collection's private values (not paginated, not recorded)."""
-        self._private_query_check()
+        self.check_private_query()
         check_namespace(ns)
         engine = self._rich if self._rich is not None else _MEMORY_ENGINE
         page = engine.query(self._snapshot, private_ns(ns, coll), query, total_limit=total_limit)
         return RichQueryIterator(ns, page, {})
 
-    def _private_query_check(self) -> None:
+    def check_private_query(self) -> None:
+        """Fabric's precondition of a query on private data: nothing written so far (and no
+        write allowed after it)."""
         self._check_open()
         if self._write_performed:
             raise ReadOnlyViolation(
