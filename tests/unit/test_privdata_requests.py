@@ -113,7 +113,7 @@ def test_member_only_write_refuses_a_non_member_and_nothing_is_written(
 
 def test_unknown_collections(ledgers: LedgerManager) -> None:
     ctx = context(ledgers)
-    with pytest.raises(RequestError, match="^collection ch/cc/nope could not be found$"):
+    with pytest.raises(RequestError, match=r"^collection ch/cc/nope could not be found$"):
         serve(CM.PUT_STATE, shim.PutState(key="k", value=b"v", collection="nope"), ctx)
     with pytest.raises(
         RequestError,
