@@ -426,6 +426,7 @@ class Peer:
             channels=channels,
             definitions=self.gateway_rules,
             signer=signer,
+            collection_policy=self.collections.endorsement_policy,
             call_later=self.scheduler.call_later,
             batch=BatchConfig(
                 max_message_count=config.batch_max_messages,

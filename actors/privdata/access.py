@@ -23,11 +23,12 @@ from functools import lru_cache
 from google.protobuf.message import DecodeError
 
 from actors.msp.msp import MSPError, MSPManager
-from actors.msp.policies import PolicyError, SignedData, evaluate
+from actors.msp.policies import PolicyError, SignedData, evaluate, from_string
 from actors.privdata import collections
 from protos.common.common_pb2 import Header, SignatureHeader
 from protos.msp.identities_pb2 import SerializedIdentity
 from protos.peer.collection_pb2 import CollectionConfigPackage, StaticCollectionConfig
+from protos.peer.policy_pb2 import ApplicationPolicy
 from protos.peer.proposal_pb2 import Proposal, SignedProposal
 
 
@@ -131,6 +132,23 @@ class CollectionStore:
             return True
         except PolicyError:
             return False
+
+    def endorsement_policy(self, channel: str, chaincode: str, name: str) -> bytes | None:
+        """``ApplicationPolicy`` bytes for the collection's writes at validation: its own
+        endorsement policy, for an implicit collection "a member of that org"; None: the
+        chaincode's applies."""
+        static = self.find(channel, chaincode, name)
+        if static is None:
+            return None
+        if name.startswith(collections.IMPLICIT_PREFIX):
+            # Fabric uses /Channel/Application/<Org>/Endorsement when the channel has it; this
+            # peer's channels have no per-org policies, so Fabric's fallback applies.
+            msp_id = name[len(collections.IMPLICIT_PREFIX) :]
+            policy = ApplicationPolicy(signature_policy=from_string(f"OR('{msp_id}.member')"))
+            return policy.SerializeToString()
+        if static.HasField("endorsement_policy"):
+            return static.endorsement_policy.SerializeToString()
+        return None
 
     def rules(self, channel: str) -> Callable[[str, str], tuple[bool, int]]:
         """For the channel's ledger: (this peer keeps the collection's values, blockToLive)."""
