@@ -175,6 +175,8 @@ class BlockBatch:
     def expire(self, block_num: int) -> None:
         """Delete the private data whose blockToLive ends with this block, on every peer,
         unless the key was written again since (Fabric ``pvtstatepurgemgmt``)."""
+        if EXPIRY_NS not in self._state.data:
+            return  # nothing ever scheduled: every block of a peer without blockToLive
         due = list(
             self._state.iter_range_unlocked(
                 EXPIRY_NS, f"{block_num:020d}", f"{block_num + 1:020d}", False
