@@ -197,6 +197,14 @@ class Ledger:
             check_txid(txid), self._height, pvt.SerializeToString(deterministic=True)
         )
 
+    def discard_private(self, txids: Sequence[str]) -> None:
+        """Forget the private write sets of transactions a block holds but that never reached
+        the state (refused before MVCC, e.g. by their endorsement policy), as Fabric purges
+        every txid of a committed block from its transient store."""
+        if txids:
+            self._check_open()
+            self._storage.transient_drop(list(txids))
+
     def _private_of(
         self, txid: str, results: SimulationResults
     ) -> dict[tuple[str, str], PvtWrites]:

@@ -94,6 +94,7 @@ class Storage(Protocol):
     def write_block(self, block: BlockRecord) -> None: ...
     def transient_put(self, tx_id: str, height: int, data: bytes) -> None: ...
     def transient_get(self, tx_id: str) -> list[bytes]: ...
+    def transient_drop(self, tx_ids: list[str]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -118,6 +119,11 @@ class MemoryStorage:
     def transient_get(self, tx_id: str) -> list[bytes]:
         with self._lock:
             return [data for _, data in self._transient.get(tx_id, ())]
+
+    def transient_drop(self, tx_ids: list[str]) -> None:
+        with self._lock:
+            for tx_id in tx_ids:
+                self._transient.pop(tx_id, None)
 
     def load_state(self) -> Iterator[tuple[str, str, VersionedValue]]:
         return iter(())
@@ -364,6 +370,10 @@ class SqliteStorage:
         with self._connection("read private write sets", read=True) as db:
             rows = db.execute("SELECT data FROM transient WHERE tx_id = ?", (tx_id,)).fetchall()
         return [data for (data,) in rows]
+
+    def transient_drop(self, tx_ids: list[str]) -> None:
+        with self._connection("drop private write sets") as db:
+            db.executemany("DELETE FROM transient WHERE tx_id = ?", [(t,) for t in tx_ids])
 
     def rich_query_connection(self, doing: str) -> AbstractContextManager[sqlite3.Connection]:
         """The connection under the lock, for rich queries and their indexes (richquery)."""

@@ -1,7 +1,7 @@
 """Private data through the Gateway: endorsement keeps the private write set in the transient
 store and sends only hashes, the committer takes it from there (hash checked) and keeps values
-only for collections this peer's org is a member of (implicit org collections here; a
-configured chaincode has no definition, so only those exist)."""
+only for collections this peer's org is a member of; collection writes are validated against
+the collection's endorsement policy (an implicit collection's: a member of its org)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from google.rpc import status_pb2
 from actors.config import ChaincodeDefinition, Organization
 from actors.gateway.client import GatewayClient
 from actors.gateway.endorsement import chaincode_action
+from actors.lifecycle.definitions import Definition
 from protos.common.common_pb2 import Envelope, Payload
 from protos.gateway import gateway_pb2
 from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto
@@ -36,6 +37,10 @@ def peer(crypto: Path) -> Iterator[GatewayPeer]:
         organizations=(
             Organization("Org2MSP", str(crypto / "peerOrganizations/org2.example.com/msp")),
         ),
+    )
+    collections = '[{"name": "org2only", "policy": "OR(\'Org2MSP.member\')"}]'
+    p.support.lifecycle.definitions.define(
+        CHANNEL, Definition("pvt", "1", 1, package_id="pvt", collections=collections)
     )
     yield p
     p.close()
@@ -85,15 +90,24 @@ def test_private_write_commits_values_apart_from_the_block(
 
 
 def test_another_orgs_collection_keeps_only_the_hash_here(client: GatewayClient) -> None:
+    done = client.submit(CHANNEL, "pvt", [b"put", b"org2only", b"k2"], transient={"value": b"t"})
+    assert done.code_name == "VALID"
+    digest = client.evaluate(CHANNEL, "pvt", [b"hash", b"org2only", b"k2"])
+    assert digest == hashlib.sha256(b"t").hexdigest().encode()
+    with pytest.raises(grpc.RpcError) as err:
+        client.evaluate(CHANNEL, "pvt", [b"get", b"org2only", b"k2"])
+    assert "private data matching public hash version is not available" in details(err.value)
+
+
+def test_another_orgs_implicit_collection_needs_its_endorsement(
+    peer: GatewayPeer, client: GatewayClient
+) -> None:
     done = client.submit(
         CHANNEL, "pvt", [b"put", OTHER.encode(), b"k2"], transient={"value": b"theirs"}
     )
-    assert done.code_name == "VALID"
-    digest = client.evaluate(CHANNEL, "pvt", [b"hash", OTHER.encode(), b"k2"])
-    assert digest == hashlib.sha256(b"theirs").hexdigest().encode()
-    with pytest.raises(grpc.RpcError) as err:
-        client.evaluate(CHANNEL, "pvt", [b"get", OTHER.encode(), b"k2"])
-    assert "private data matching public hash version is not available" in details(err.value)
+    assert done.code_name == "ENDORSEMENT_POLICY_FAILURE"  # Org1's peer alone endorsed it
+    assert client.evaluate(CHANNEL, "pvt", [b"hash", OTHER.encode(), b"k2"]) == b""
+    assert peer.support.ledgers.get(CHANNEL)._storage.transient_get(done.txid) == []
 
 
 def test_stale_private_read_is_an_mvcc_conflict_and_purge_removes(
