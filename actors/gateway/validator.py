@@ -291,6 +291,11 @@ def _validate_one(raw: bytes, view: ChannelView, block: _BlockState) -> Validate
             continue
         _vscc(ns.namespace, kv, signed, view, block, hashed)
         written_metadata += [(ns.namespace, m.key) for m in kv.metadata_writes]
+        written_metadata += [
+            (f"{ns.namespace}$$h{collection}", m.key_hash.hex())
+            for collection, coll_set in hashed.items()
+            for m in coll_set.metadata_writes
+        ]
     if name not in namespaces:
         _vscc(name, KVRWSet(), signed, view, block)
     block.metadata_written.update(written_metadata)
@@ -320,8 +325,15 @@ def _vscc(
             if not key_hashes:
                 continue
             needs_collection_policy = False
+            hashed_namespace = f"{namespace}$$h{collection}"
             for key_hash in key_hashes:
-                key_policy = view.key_policy(f"{namespace}$$h{collection}", key_hash.hex())
+                if (hashed_namespace, key_hash.hex()) in block.metadata_written:
+                    raise PolicyError(
+                        f"validation parameters for key [{key_hash.hex()}] in namespace "
+                        f"[{hashed_namespace}] have been changed in an earlier transaction of "
+                        "this block"
+                    )
+                key_policy = view.key_policy(hashed_namespace, key_hash.hex())
                 if key_policy:
                     _key_level(key_policy, signed, view.msps)
                 else:

@@ -196,3 +196,18 @@ def test_a_non_member_peer_stores_only_hashes(ledgers: LedgerManager) -> None:
     assert (
         serve(CM.GET_STATE, shim.GetState(key="j", collection="_implicit_org_Org2MSP"), ctx) == b"w"
     )
+
+
+def test_private_partial_composite_key_query(ledgers: LedgerManager) -> None:
+    keys = {"\x00color\x00red\x001\x00": b"a", "\x00color\x00red\x002\x00": b"b"}
+    keys["\x00color\x00blue\x001\x00"] = b"c"
+    ctx = context(ledgers, txid="seed-ck")
+    for key, value in keys.items():
+        serve(CM.PUT_STATE, shim.PutState(key=key, value=value, collection="open"), ctx)
+    commit(ledgers, ctx)
+    ctx = context(ledgers, txid="ck")
+    start = "\x00color\x00red\x00"
+    request = shim.GetStateByRange(startKey=start, endKey=start + "\U0010ffff", collection="open")
+    reply = shim.QueryResponse.FromString(serve(CM.GET_STATE_BY_RANGE, request, ctx))
+    found = [queryresult.KV.FromString(r.resultBytes) for r in reply.results]
+    assert [(kv.namespace, kv.value) for kv in found] == [("cc", b"a"), ("cc", b"b")]
