@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from actors.gateway.endorsement import chaincode_action
 from actors.gateway.proposal import compute_txid
+from actors.ledger.privdata import hashed_ns
 from actors.msp.msp import MSPError, MSPManager
 from actors.msp.policies import PolicyError, SignedData, evaluate, from_string
 from actors.msp.signatures import SignatureError
@@ -292,7 +293,7 @@ def _validate_one(raw: bytes, view: ChannelView, block: _BlockState) -> Validate
         _vscc(ns.namespace, kv, signed, view, block, hashed)
         written_metadata += [(ns.namespace, m.key) for m in kv.metadata_writes]
         written_metadata += [
-            (f"{ns.namespace}$$h{collection}", m.key_hash.hex())
+            (hashed_ns(ns.namespace, collection), m.key_hash.hex())
             for collection, coll_set in hashed.items()
             for m in coll_set.metadata_writes
         ]
@@ -325,7 +326,7 @@ def _vscc(
             if not key_hashes:
                 continue
             needs_collection_policy = False
-            hashed_namespace = f"{namespace}$$h{collection}"
+            hashed_namespace = hashed_ns(namespace, collection)
             for key_hash in key_hashes:
                 if (hashed_namespace, key_hash.hex()) in block.metadata_written:
                     raise PolicyError(

@@ -4,8 +4,10 @@ Fabric counterparts: ``core/ledger/kvledger/txmgmt/privacyenabledstate`` (the de
 namespaces ``<ns>$$h<coll>`` for key hashes and ``<ns>$$p<coll>`` for private values, kept in
 the same state database as public data), ``rwsetutil`` (``CollHashedRwSet``,
 ``CollPvtRwSet``: SHA-256 of keys and values, the private ``KVRWSet`` and its hash),
-``pvtstatepurgemgmt`` (blockToLive expiry) and ``core/transientstore`` (private write sets
-between endorsement and commit).
+``pvtstatepurgemgmt`` (blockToLive expiry). Fabric's ``core/transientstore`` (private write
+sets between endorsement and commit) is a table of the ledger's storage, used through
+:meth:`~actors.ledger.ledger.Ledger.persist_private`. Private data never enters the history
+database, as in Fabric.
 
 Layout in the versioned state (one state, so one snapshot sees public, hashed and private data
 at one height, and one sqlite transaction writes all of a block):
@@ -14,7 +16,7 @@ at one height, and one sqlite transaction writes all of a block):
   value = SHA-256 of the value, the version of the write and the key's metadata;
 * private state, on member peers only: namespace ``<ns>$$p<coll>``, the plain key and value at
   the same version (so range and rich queries over a collection are ordinary ones there);
-* expiry schedule: namespace ``$$btl``, key ``<expiry block>\\x00<hashed ns>\\x00<key hash>``,
+* expiry schedule: namespace ``$$btl``, key ``<expiry block>\\x00<ns>\\x00<coll>\\x00<key hash>``,
   value the plain key (empty when this peer never had it), version the write's. A chaincode
   name cannot contain ``$``, so none of these can clash with a chaincode's namespace.
 """
@@ -37,11 +39,14 @@ __all__ = [
     "CollectionRules",
     "PvtWrite",
     "PvtWrites",
+    "all_eligible",
+    "expiry_key",
     "hashed_ns",
     "key_hash",
     "parse_pvt_rwset",
     "private_ns",
     "pvt_rwset_bytes",
+    "sha256",
     "version_text",
 ]
 
@@ -60,8 +65,8 @@ def key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def expiry_key(expiry: int, hashed_namespace: str, hashed_key: str) -> str:
-    return f"{expiry:020d}\x00{hashed_namespace}\x00{hashed_key}"
+def expiry_key(expiry: int, namespace: str, collection: str, hashed_key: str) -> str:
+    return f"{expiry:020d}\x00{namespace}\x00{collection}\x00{hashed_key}"
 
 
 def version_text(version: Height | None) -> str:

@@ -149,8 +149,9 @@ class BlockBatch:
             hashed[hk] = VersionedValue(write.value_hash, version, entries)
             if block_to_live:
                 expiry = min(version.block_num + block_to_live + 1, 2**64 - 1)
-                self.updates.setdefault(EXPIRY_NS, {})[expiry_key(expiry, hns, hk)] = (
-                    VersionedValue(plain_keys.get(hk, "").encode(), version)
+                entry = expiry_key(expiry, namespace, coll.collection, hk)
+                self.updates.setdefault(EXPIRY_NS, {})[entry] = VersionedValue(
+                    plain_keys.get(hk, "").encode(), version
                 )
         for hk, entries in metadata.items():
             if hk in hashed and hashed[hk] is not None and hashed[hk].version == version:
@@ -187,7 +188,8 @@ class BlockBatch:
         expiries = self.updates.setdefault(EXPIRY_NS, {})
         for entry, scheduled in due:
             expiries[entry] = None
-            _, hns, hk = entry.split("\x00")
+            _, namespace, collection, hk = entry.split("\x00")
+            hns = hashed_ns(namespace, collection)
             if self.updated(hns, hk):
                 continue
             current = self.get(hns, hk)
@@ -195,7 +197,7 @@ class BlockBatch:
                 continue
             self.updates.setdefault(hns, {})[hk] = None
             if scheduled.value:
-                pns = "$$p".join(hns.rsplit("$$h", 1))
+                pns = private_ns(namespace, collection)
                 key = scheduled.value.decode()
                 if self.get(pns, key) is not None:
                     self.updates.setdefault(pns, {})[key] = None
