@@ -177,14 +177,14 @@ class Peer:
             self.lifecycle.invocations.configure(name)
         # Private data collections: explicit ones from the definitions, implicit ones for the
         # channel's orgs (this peer's and the configured organizations').
+        self.channel_orgs = tuple(
+            dict.fromkeys([config.msp_id, *(o.mspid for o in config.organizations)])
+        )
         self.collections = CollectionStore(
             definition_collections=self._definition_collections,
             channel_orgs=lambda channel: self.channel_orgs,
             local_msp_id=config.msp_id,
             msps=lambda channel: self.gateway.channel_msps(channel) if self.gateway else None,
-        )
-        self.channel_orgs = tuple(
-            dict.fromkeys([config.msp_id, *(o.mspid for o in config.organizations)])
         )
         self.ledgers.set_collection_rules(self.collections.rules)
         for installed in self.lifecycle.packages.list():
