@@ -176,13 +176,10 @@ class Peer:
         for name in self.definitions:
             self.lifecycle.invocations.configure(name)
         # Private data collections: explicit ones from the definitions, implicit ones for the
-        # channel's orgs (this peer's and the configured organizations').
-        self.channel_orgs = tuple(
-            dict.fromkeys([config.msp_id, *(o.mspid for o in config.organizations)])
-        )
+        # channel's orgs (this peer's and the channel's configured organizations).
         self.collections = CollectionStore(
             definition_collections=self._definition_collections,
-            channel_orgs=lambda channel: self.channel_orgs,
+            channel_orgs=self.channel_orgs,
             local_msp_id=config.msp_id,
             msps=lambda channel: self.gateway.channel_msps(channel) if self.gateway else None,
         )
@@ -251,6 +248,11 @@ class Peer:
     def client_tls(self, ccid: str) -> ClientTLS | None:
         """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
         return self.tls.client_for(ccid) if self.tls is not None else None
+
+    def channel_orgs(self, channel: str) -> tuple[str, ...]:
+        """The MSP ids of the channel's organisations: the peer's own and the configured."""
+        others = (o.mspid for o in self.config.channel_organizations(channel))
+        return tuple(dict.fromkeys([self.config.msp_id, *others]))
 
     def _definition_collections(self, channel: str, chaincode: str) -> str | None:
         """The collections config of the chaincode's definition on the channel ("" for none),
