@@ -9,6 +9,8 @@ long-lived peer (chaincode listener, admin service, metrics); ``invoke``, ``quer
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import json
 import os
 import statistics
@@ -417,6 +419,21 @@ def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
     return AdminClient(address, timeout=timeout, credentials=credentials, options=tuple(options))
 
 
+def _transient(text: str) -> dict[str, bytes]:
+    """``--transient``: a JSON object of base64 values, as Fabric's CLI decodes it into a
+    ``map[string][]byte``."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise argparse.ArgumentTypeError("expected a JSON object of base64 strings")
+    try:
+        return {key: base64.b64decode(value, validate=True) for key, value in raw.items()}
+    except binascii.Error as exc:
+        raise argparse.ArgumentTypeError(f"a value is not base64: {exc}") from None
+
+
 def run_invoke(args: argparse.Namespace) -> int:
     """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
     commit = args.command == "invoke"
@@ -443,6 +460,7 @@ def run_invoke(args: argparse.Namespace) -> int:
             commit=commit,
             txid=args.txid or "",
             timeout=args.timeout or 0.0,
+            transient=args.transient,
         )
     except ChaincodeError as exc:
         return _failed(exc, as_json=args.json)
@@ -779,6 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
         sub.add_argument(
             "--timeout", type=_seconds, help="execute timeout (5, 500ms, 1m; default: the peer's)"
+        )
+        sub.add_argument(
+            "--transient",
+            type=_transient,
+            help="transient map as JSON, values base64 (Fabric's --transient): private data "
+            'inputs, e.g. \'{"value":"c2VjcmV0"}\'',
         )
         json_flag(sub)
         sub.add_argument("chaincode")

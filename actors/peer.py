@@ -34,6 +34,7 @@ from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
 from actors.lifecycle.packages import InstalledPackage
 from actors.mailbox import SupervisedRef, tell_quietly
 from actors.metrics import Metrics
+from actors.privdata.access import CollectionStore
 from actors.proposals import local_identity
 from actors.runtimes import Instance, Runtime
 from actors.scheduler import Scheduler
@@ -174,6 +175,15 @@ class Peer:
         )
         for name in self.definitions:
             self.lifecycle.invocations.configure(name)
+        # Private data collections: explicit ones from the definitions, implicit ones for the
+        # channel's orgs (this peer's and the channel's configured organizations).
+        self.collections = CollectionStore(
+            definition_collections=self._definition_collections,
+            channel_orgs=self.channel_orgs,
+            local_msp_id=config.msp_id,
+            msps=lambda channel: self.gateway.channel_msps(channel) if self.gateway else None,
+        )
+        self.ledgers.set_collection_rules(self.collections.rules)
         for installed in self.lifecycle.packages.list():
             self.add_installed(installed)
         # -- actors: the supervision tree ----------------------------------------------------
@@ -238,6 +248,19 @@ class Peer:
     def client_tls(self, ccid: str) -> ClientTLS | None:
         """TLS material for a chaincode being launched as ``ccid`` (None without TLS)."""
         return self.tls.client_for(ccid) if self.tls is not None else None
+
+    def channel_orgs(self, channel: str) -> tuple[str, ...]:
+        """The MSP ids of the channel's organisations: the peer's own and the configured."""
+        others = (o.mspid for o in self.config.channel_organizations(channel))
+        return tuple(dict.fromkeys([self.config.msp_id, *others]))
+
+    def _definition_collections(self, channel: str, chaincode: str) -> str | None:
+        """The collections config of the chaincode's definition on the channel ("" for none),
+        None without a definition (a configured chaincode: implicit collections only)."""
+        if channel not in self.lifecycle.channels:
+            return None
+        definition = self.lifecycle.definitions.get(channel, chaincode)
+        return None if definition is None else definition.collections
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -405,6 +428,7 @@ class Peer:
             channels=channels,
             definitions=self.gateway_rules,
             signer=signer,
+            collection_policy=self.collections.endorsement_policy,
             call_later=self.scheduler.call_later,
             batch=BatchConfig(
                 max_message_count=config.batch_max_messages,

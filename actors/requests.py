@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.errors import ChaincodeError, TransactionFailed
+from actors.privdata.access import CollectionAccessError
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
 from protos.peer import chaincode_pb2
 from protos.peer import chaincode_shim_pb2 as shim
 
 if TYPE_CHECKING:
     from actors.ledger import KV, KeyModification, LedgerManager, TxSimulator
+    from actors.privdata.access import CollectionStore
+    from actors.privdata.collections import Access
     from actors.txcontexts import ExecuteResult, TXContext
     from protos.peer.proposal_pb2 import SignedProposal
 
@@ -57,42 +60,48 @@ class Invoker(Protocol):
         *,
         proposal: SignedProposal | None = None,
         simulator: TxSimulator | None = None,
+        isolated: bool = False,
     ) -> Future[ExecuteResult]: ...
 
 
 # -- state -----------------------------------------------------------------------------------
 
 
-def _no_private_data(collection: str) -> None:
-    if collection:
-        raise RequestError(
-            f"private data is not supported by this peer (collection {collection!r})"
-        )
-
-
 def get_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetState.FromString(msg.payload)
-    _no_private_data(req.collection)
+    if req.collection:
+        _check_read(ctx, req.collection)
+        return ctx.simulator.get_private_data(ctx.chaincode, req.collection, req.key) or b""
     return ctx.simulator.get_state(ctx.chaincode, req.key) or b""
 
 
 def get_state_multiple(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetStateMultiple.FromString(msg.payload)
-    _no_private_data(req.collection)
-    values = ctx.simulator.get_state_multiple(ctx.chaincode, list(req.keys))
+    if req.collection:
+        _check_read(ctx, req.collection)
+        sim, ns = ctx.simulator, ctx.chaincode
+        values = [sim.get_private_data(ns, req.collection, key) for key in req.keys]
+    else:
+        values = ctx.simulator.get_state_multiple(ctx.chaincode, list(req.keys))
     return shim.GetStateMultipleResult(values=[v or b"" for v in values]).SerializeToString()
 
 
 def put_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.PutState.FromString(msg.payload)
-    _no_private_data(req.collection)
+    if req.collection:
+        _check_write(ctx, req.collection)
+        ctx.simulator.put_private_data(ctx.chaincode, req.collection, req.key, req.value)
+        return b""
     ctx.simulator.put_state(ctx.chaincode, req.key, req.value)
     return b""
 
 
 def del_state(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.DelState.FromString(msg.payload)
-    _no_private_data(req.collection)
+    if req.collection:
+        _check_write(ctx, req.collection)
+        ctx.simulator.delete_private_data(ctx.chaincode, req.collection, req.key)
+        return b""
     ctx.simulator.delete_state(ctx.chaincode, req.key)
     return b""
 
@@ -101,15 +110,31 @@ def write_batch(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     batch = shim.WriteBatchState.FromString(msg.payload)
     sim, ns = ctx.simulator, ctx.chaincode
     for rec in batch.rec:
-        _no_private_data(rec.collection)
+        coll = rec.collection
         if rec.type == shim.WriteRecord.PUT_STATE:
-            sim.put_state(ns, rec.key, rec.value)
+            if coll:
+                _check_write(ctx, coll)
+                sim.put_private_data(ns, coll, rec.key, rec.value)
+            else:
+                sim.put_state(ns, rec.key, rec.value)
         elif rec.type == shim.WriteRecord.DEL_STATE:
-            sim.delete_state(ns, rec.key)
+            if coll:
+                _check_write(ctx, coll)
+                sim.delete_private_data(ns, coll, rec.key)
+            else:
+                sim.delete_state(ns, rec.key)
         elif rec.type == shim.WriteRecord.PUT_STATE_METADATA:
-            sim.set_state_metadata(ns, rec.key, {rec.metadata.metakey: rec.metadata.value})
+            metadata = {rec.metadata.metakey: rec.metadata.value}
+            if coll:
+                _check_write(ctx, coll)
+                sim.set_private_data_metadata(ns, coll, rec.key, metadata)
+            else:
+                sim.set_state_metadata(ns, rec.key, metadata)
         elif rec.type == shim.WriteRecord.PURGE_PRIVATE_DATA:
-            _no_private_data(rec.collection or "?")
+            if not coll:
+                raise RequestError("only applicable for private data")
+            _check_write(ctx, coll)
+            sim.purge_private_data(ns, coll, rec.key)
         else:
             raise RequestError(f"unknown operation type {rec.type}")
     return b""
@@ -117,30 +142,116 @@ def write_batch(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
 
 def get_state_metadata(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetStateMetadata.FromString(msg.payload)
-    _no_private_data(req.collection)
-    metadata = ctx.simulator.get_state_metadata(ctx.chaincode, req.key)
+    if req.collection:
+        _check_read(ctx, req.collection)
+        metadata = ctx.simulator.get_private_data_metadata(ctx.chaincode, req.collection, req.key)
+    else:
+        metadata = ctx.simulator.get_state_metadata(ctx.chaincode, req.key)
     entries = [shim.StateMetadata(metakey=k, value=v) for k, v in sorted(metadata.items())]
     return shim.StateMetadataResult(entries=entries).SerializeToString()
 
 
 def put_state_metadata(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.PutStateMetadata.FromString(msg.payload)
-    _no_private_data(req.collection)
+    if req.collection:
+        _check_write(ctx, req.collection)
     if not req.HasField("metadata") or not req.metadata.metakey:
         raise RequestError("metadata key is empty")
-    ctx.simulator.set_state_metadata(
-        ctx.chaincode, req.key, {req.metadata.metakey: req.metadata.value}
-    )
+    metadata = {req.metadata.metakey: req.metadata.value}
+    if req.collection:
+        ctx.simulator.set_private_data_metadata(ctx.chaincode, req.collection, req.key, metadata)
+    else:
+        ctx.simulator.set_state_metadata(ctx.chaincode, req.key, metadata)
     return b""
 
 
-def private_only(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
-    """GET_PRIVATE_DATA_HASH and PURGE_PRIVATE_DATA: meaningful only for a collection."""
-    req = shim.DelState.FromString(msg.payload)  # GetState and PurgePrivateState alike
+def get_private_data_hash(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    """SHA-256 of a private value; no access check and it works on any peer (Fabric)."""
+    req = shim.GetState.FromString(msg.payload)
+    _not_in_init(ctx)
+    if not req.collection:
+        # Fabric's name check lets "" through (its cache uses "" as a marker): nothing found.
+        return b""
+    _check_name(ctx, req.collection)
+    return ctx.simulator.get_private_data_hash(ctx.chaincode, req.collection, req.key) or b""
+
+
+def purge_private_data(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
+    req = shim.DelState.FromString(msg.payload)  # PurgePrivateState is wire-identical
     if not req.collection:
         raise RequestError("only applicable for private data")
-    _no_private_data(req.collection)
+    _check_write(ctx, req.collection)
+    ctx.simulator.purge_private_data(ctx.chaincode, req.collection, req.key)
     return b""
+
+
+# -- private data access (Fabric's handler checks, in its order) -----------------------------
+
+
+def _not_in_init(ctx: TXContext) -> None:
+    if ctx.is_init:
+        raise RequestError("private data APIs are not allowed in chaincode Init()")
+
+
+def _store(ctx: TXContext) -> CollectionStore:
+    store = ctx.collections
+    if store is None:
+        raise RequestError("private data is not available here: no collection store")
+    return store
+
+
+def _access(ctx: TXContext, coll: str) -> Access:
+    """The creator's access to ``coll``, looked up once per transaction."""
+    acl = ctx.acl
+    if acl is None:
+        acl = ctx.acl = {}
+    found = acl.get(coll)
+    if found is None:
+        try:
+            found = _store(ctx).access(ctx.channel_id, ctx.chaincode, coll, ctx.signed_proposal)
+        except CollectionAccessError as exc:
+            raise RequestError(str(exc)) from None
+        acl[coll] = found
+    return found
+
+
+def _check_name(ctx: TXContext, coll: str) -> None:
+    try:
+        _store(ctx).check_name(ctx.channel_id, ctx.chaincode, coll)
+    except CollectionAccessError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def _check_read_access(ctx: TXContext, coll: str) -> None:
+    _not_in_init(ctx)
+    if not _access(ctx, coll).read:
+        raise RequestError(
+            "tx creator does not have read access permission on privatedata in "
+            f"chaincodeName:{ctx.chaincode} collectionName: {coll}"
+        )
+
+
+def _check_read(ctx: TXContext, coll: str) -> None:
+    _check_read_access(ctx, coll)
+    _check_name(ctx, coll)
+
+
+def _check_write(ctx: TXContext, coll: str) -> None:
+    _not_in_init(ctx)
+    if not _access(ctx, coll).write:
+        raise RequestError(
+            "tx creator does not have write access permission on privatedata in "
+            f"chaincodeName:{ctx.chaincode} collectionName: {coll}"
+        )
+    _check_name(ctx, coll)
+    if ctx.isolated:
+        # Fabric runs such a callee on a simulator it then throws away: the private write
+        # would be lost without a word. Say so instead.
+        raise RequestError(
+            f"private data cannot be written by chaincode {ctx.chaincode} called from another "
+            f"channel than {ctx.channel_id}: a chaincode-to-chaincode call to another channel "
+            "commits nothing there"
+        )
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -175,12 +286,33 @@ def _encode_modification(mod: KeyModification) -> bytes:
     return out.SerializeToString()
 
 
+def _encode_kv_as(namespace: str) -> Callable[[KV], bytes]:
+    """Results of queries on private data name the chaincode, not the collection's store."""
+
+    def encode(kv: KV) -> bytes:
+        return queryresult.KV(namespace=namespace, key=kv.key, value=kv.value).SerializeToString()
+
+    return encode
+
+
+def _private_query(ctx: TXContext, coll: str) -> None:
+    """Access, Fabric's read-only rule, then the name check (its order)."""
+    _check_read_access(ctx, coll)
+    ctx.simulator.check_private_query()
+    _check_name(ctx, coll)
+
+
 def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetStateByRange.FromString(msg.payload)
-    _no_private_data(req.collection)
     sim = ctx.simulator
     limit = limits.total_query_limit
     meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
+    if req.collection:  # pagination does not apply to private data (Fabric ignores it)
+        _private_query(ctx, req.collection)
+        iterator = sim.get_private_data_range_scan_iterator(
+            ctx.chaincode, req.collection, req.startKey, req.endKey
+        )
+        return _first_batch(ctx, Cursor(iterator, _encode_kv_as(ctx.chaincode)), limits)
     if meta is not None and (meta.pageSize > 0 or meta.bookmark):
         # a page size of 0 or less means no page limit (totalQueryLimit still applies)
         page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
@@ -206,9 +338,14 @@ def get_history_for_key(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
 def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     """A Mango query (actors.ledger.richquery), as Fabric's peer on CouchDB serves it."""
     req = shim.GetQueryResult.FromString(msg.payload)
-    _no_private_data(req.collection)
     sim = ctx.simulator
     meta = shim.QueryMetadata.FromString(req.metadata) if req.metadata else None
+    if req.collection:  # not paginated, not recorded (Fabric's ExecuteQueryOnPrivateData)
+        _private_query(ctx, req.collection)
+        iterator = sim.execute_query_on_private_data(
+            ctx.chaincode, req.collection, req.query, total_limit=limits.total_query_limit
+        )
+        return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
     if meta is not None and (meta.pageSize > 0 or meta.bookmark):
         if meta.pageSize < 0:
             raise RequestError(f"invalid page size {meta.pageSize}")
@@ -300,8 +437,8 @@ SERVERS: Mapping[int, Server] = {
     CM.GET_HISTORY_FOR_KEY: get_history_for_key,
     CM.GET_STATE_METADATA: get_state_metadata,
     CM.PUT_STATE_METADATA: put_state_metadata,
-    CM.GET_PRIVATE_DATA_HASH: private_only,
-    CM.PURGE_PRIVATE_DATA: private_only,
+    CM.GET_PRIVATE_DATA_HASH: get_private_data_hash,
+    CM.PURGE_PRIVATE_DATA: purge_private_data,
 }
 """The requests answered at once, by message type (INVOKE_CHAINCODE is apart)."""
 
@@ -325,20 +462,25 @@ def invoke_chaincode(
         raise RequestError("chaincode name is empty")
     if ctx.signed_proposal is None:
         raise RequestError("signed proposal must not be nil from caller")
-    simulator = None
     if not channel or channel == ctx.channel_id:
         # Same channel: the callee's reads and writes join the caller's read/write set.
-        channel, simulator = ctx.channel_id, ctx.simulator
-    else:
-        # Another channel: a fresh simulator there, discarded afterwards (read-only).
-        ledgers.get(channel, create=False)
+        return invoker.execute_async(
+            ctx.channel_id,
+            ctx.txid,
+            name,
+            list(spec.input.args),
+            proposal=ctx.signed_proposal,
+            simulator=ctx.simulator,
+        )
+    # Another channel: a fresh simulator there, discarded afterwards (read-only).
+    ledgers.get(channel, create=False)
     return invoker.execute_async(
         channel,
         ctx.txid,
         name,
         list(spec.input.args),
         proposal=ctx.signed_proposal,
-        simulator=simulator,
+        isolated=True,
     )
 
 

@@ -275,13 +275,15 @@ class ChaincodeSupport:
         transient: Mapping[str, bytes] | None = None,
         is_init: bool = False,
         simulator: TxSimulator | None = None,
+        isolated: bool = False,
     ) -> Future[ExecuteResult]:
         """Start executing a transaction; the future gives an :class:`ExecuteResult` or raises a
         :class:`~actors.errors.ChaincodeError`.
 
         ``txid`` None makes one the way Fabric does (hash of nonce and creator), or takes it
         from the caller's ``proposal``. ``simulator`` is for chaincode-to-chaincode calls on
-        one channel: the callee shares it.
+        one channel: the callee shares it; ``isolated`` marks a callee on another channel
+        than its caller's (its writes are discarded, so private writes are refused).
         """
         self._check_open()
         channel = _require_name(channel, "channel")
@@ -338,6 +340,9 @@ class ChaincodeSupport:
             proposal,
             owns_simulator=owns,
             timestamp=timestamp,
+            collections=self.peer.collections,
+            is_init=is_init,
+            isolated=isolated,
         )
         msg = ChaincodeMessage(
             type=ChaincodeMessage.INIT if is_init else ChaincodeMessage.TRANSACTION,

@@ -29,6 +29,7 @@ from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 if TYPE_CHECKING:
     from actors.ledger import SimulationResults, TxSimulator
+    from actors.privdata.access import CollectionStore
     from actors.scheduler import Deadline
     from protos.peer.chaincode_event_pb2 import ChaincodeEvent
     from protos.peer.proposal_pb2 import SignedProposal
@@ -60,11 +61,15 @@ class TXContext:
 
     __slots__ = (
         "_lock",
+        "acl",
         "chaincode",
         "channel_id",
+        "collections",
         "deadline",
         "done",
         "future",
+        "is_init",
+        "isolated",
         "iterators",
         "owns_simulator",
         "pending_request",
@@ -85,6 +90,9 @@ class TXContext:
         *,
         owns_simulator: bool = True,
         timestamp: float | None = None,
+        collections: CollectionStore | None = None,
+        is_init: bool = False,
+        isolated: bool = False,
     ) -> None:
         self.chaincode = chaincode
         self.channel_id = channel_id
@@ -94,6 +102,13 @@ class TXContext:
         # A cc2cc callee on the same channel shares its caller's simulator and must not end it.
         self.owns_simulator = owns_simulator
         self.timestamp = timestamp  # the proposal's channel-header time
+        # Private data: the peer's collection store, this transaction's collection access
+        # (cached per collection, as Fabric's CollectionACLCache), whether it is the Init of a
+        # chaincode and whether it is a callee on another channel than its caller's.
+        self.collections = collections
+        self.acl: dict[str, Any] | None = None
+        self.is_init = is_init
+        self.isolated = isolated
         self.future: Future[Any] = Future()
         self.iterators: dict[str, Any] = {}
         self.deadline: Deadline | None = None

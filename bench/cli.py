@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="runtimes (system,system-greenlets,process; docker too when Docker is usable: "
         "its launch is measured by default, its transactions only when listed here)",
     )
-    parser.add_argument("--workloads", type=_names, help="read,readwrite,range,richquery,cc2cc")
+    parser.add_argument(
+        "--workloads", type=_names, help="read,readwrite,range,richquery,private,cc2cc"
+    )
     parser.add_argument("--repeats", type=int, help="repeats per cell; figures are medians (3)")
     parser.add_argument(
         "--sections", type=_names, help="primitives,transactions,launch,scaling,gateway (all)"

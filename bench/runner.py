@@ -67,7 +67,7 @@ class Options:
     clients: tuple[int, ...] = (1, 8, 64, 256)
     runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
     launch_runtimes: tuple[str, ...] = LAUNCH_RUNTIMES  # docker skipped if unavailable
-    workloads: tuple[str, ...] = ("read", "readwrite", "range", "richquery", "cc2cc")
+    workloads: tuple[str, ...] = ("read", "readwrite", "range", "richquery", "private", "cc2cc")
     repeats: int = 3
     pin: bool = False
     driver: str = "async"

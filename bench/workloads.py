@@ -32,6 +32,8 @@ RANGE_KEYS = 100
 JSON_DOCS = 1000  # JSON documents for the rich-query workload
 OWNERS = 100  # ... owned by this many owners: a query by owner returns JSON_DOCS / OWNERS
 EXECUTE_TIMEOUT = 10.0
+MSP_ID = "SampleOrg"  # the bench peer's org (peer.localMspId's default)
+COLLECTION = f"_implicit_org_{MSP_ID}"  # private data: the org's implicit collection
 
 
 def _system(peer_address: PeerAddress) -> Runtime:
@@ -186,6 +188,12 @@ WORKLOADS: dict[str, Workload] = {
         2,
         lambda c, callee: ["query", json.dumps({"selector": {"owner": f"o{c % OWNERS}"}})],
     ),
+    "private": Workload(
+        "private",
+        f"GET_STATE + PUT_STATE on collection {COLLECTION} (hashed and private rwsets)",
+        2,
+        lambda c, callee: ["pgetput", COLLECTION, key(c), "v"],
+    ),
     "cc2cc": Workload(
         "cc2cc",
         "INVOKE_CHAINCODE of a second chaincode that does 1 GET_STATE",
@@ -216,6 +224,7 @@ class Peer:
         self.specs = [RUNTIMES[name] for name in runtimes]
         peer_address = PeerAddress()
         config = Config(
+            msp_id=MSP_ID,
             sign_proposals=sign_proposals,
             # Plaintext, as the runtimes here are made without TLS material: the figures
             # compare the peer's own cost with raw primitives, not TLS handshakes.
@@ -263,6 +272,8 @@ class Peer:
             for i in range(JSON_DOCS):
                 doc = f'{{"docType": "asset", "owner": "o{i % OWNERS}", "size": {i}}}'
                 sim.put_state(ns, f"asset{i:04d}", doc.encode())
+            for i in range(READ_KEYS):
+                sim.put_private_data(ns, COLLECTION, f"key{i:04d}", f"secret-{i:04d}".encode())
         ledger.commit(txid, sim.get_results())
         sim.done()
 

@@ -7,6 +7,7 @@ Functions (args after the function name):
   query MANGO          keys matching a rich (Mango) query, as JSON
   querypage MANGO SIZE BOOKMARK   one page of it: {"keys", "count", "bookmark"}
   getput KEY VALUE     read then write (the benchmark's read-write transaction)
+  pgetput COLL KEY VALUE  the same on private data collection COLL (the private workload)
   incr KEY             read an integer, write it + 1 (conflicts under MVCC when concurrent)
   call CHAINCODE ARG.. invoke another chaincode and return its payload
   fail MESSAGE         return an error response       raise MESSAGE   raise an exception
@@ -40,6 +41,11 @@ class KVChaincode(Contract):
     def fn_getput(self, stub: ChaincodeStub, key: str, value: str) -> Response:
         previous = stub.get_state(key)
         stub.put_state(key, value.encode())
+        return success(previous)
+
+    def fn_pgetput(self, stub: ChaincodeStub, collection: str, key: str, value: str) -> Response:
+        previous = stub.get_private_data(collection, key)
+        stub.put_private_data(collection, key, value.encode())
         return success(previous)
 
     def fn_incr(self, stub: ChaincodeStub, key: str) -> Response:

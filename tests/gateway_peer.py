@@ -72,6 +72,7 @@ class GatewayPeer:
             channels={CHANNEL: members},
             definitions=self.rules,
             signer=ident(crypto, 1, "peer0"),
+            collection_policy=self.support.peer.collections.endorsement_policy,
             call_later=self.scheduler.call_later,
             batch=BatchConfig(batch_timeout=0.05),
             data_dir=data_dir,

@@ -59,10 +59,13 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
     )
     timeout = args.timeout or 60.0
     argv = [a.encode() for a in args.args]
+    transient = getattr(args, "transient", None)
     with GatewayClient(args.gateway, identity, credentials=credentials, options=options) as client:
         try:
             if commit:
-                done = client.submit(args.channel, args.chaincode, argv, timeout=timeout)
+                done = client.submit(
+                    args.channel, args.chaincode, argv, timeout=timeout, transient=transient
+                )
                 out: dict[str, Any] = {
                     "txid": done.txid,
                     "validation": done.code_name,
@@ -71,7 +74,9 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
                 payload = done.result
                 status = 0 if done.code_name == "VALID" else 1
             else:
-                payload = client.evaluate(args.channel, args.chaincode, argv, timeout=timeout)
+                payload = client.evaluate(
+                    args.channel, args.chaincode, argv, timeout=timeout, transient=transient
+                )
                 out, status = {}, 0
         except grpc.RpcError as error:
             return 1, {

@@ -28,6 +28,22 @@ from protos.peer import transaction_pb2 as tx_pb
 log = logging.getLogger(__name__)
 
 
+# Codes given after the envelope's signature and txid were checked: the txid is the
+# submitter's own, so its private write sets can go. (Not a duplicate, nor an envelope that
+# merely claims a txid: that must not discard another transaction's private data.)
+_AUTHENTIC_REFUSALS = frozenset(
+    {
+        tx_pb.ENDORSEMENT_POLICY_FAILURE,
+        tx_pb.INVALID_CHAINCODE,
+        tx_pb.BAD_RWSET,
+        tx_pb.ILLEGAL_WRITESET,
+        tx_pb.BAD_HEADER_EXTENSION,
+        tx_pb.BAD_RESPONSE_PAYLOAD,
+        tx_pb.INVALID_ENDORSER_TRANSACTION,
+    }
+)
+
+
 @dataclass(frozen=True)
 class ChannelCommit:
     """What committing to one channel needs: the validator's view, state and blocks."""
@@ -62,6 +78,12 @@ class Committer(ThreadingActor):
             if r.code == tx_pb.VALID
         ]
         target.store.finish(bytes(_apply(target.ledger, valid, codes)))
+        refused = [r.txid for r in results if r.code in _AUTHENTIC_REFUSALS and r.txid]
+        if refused:
+            try:
+                target.ledger.discard_private(refused)
+            except LedgerError as exc:  # only storage is left: never stop the committer
+                log.warning("channel %s: could not drop private write sets: %s", channel, exc)
 
 
 def _apply(

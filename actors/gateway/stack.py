@@ -60,6 +60,7 @@ class GatewayStack:
         channels: Mapping[str, MSPManager],
         definitions: Callable[[str, str], ChaincodeRules | None],
         signer: SigningIdentity,
+        collection_policy: Callable[[str, str, str], bytes | None] = lambda ch, cc, coll: None,
         call_later: CallLater,
         batch: BatchConfig | None = None,
         options: GatewayOptions | None = None,
@@ -71,6 +72,7 @@ class GatewayStack:
         self._ledgers = ledgers
         self._channels = dict(channels)
         self._definitions = definitions
+        self._collection_policy = collection_policy
         self._options = options or GatewayOptions()
         self._stores: dict[str, BlockStore] = {}
         if data_dir is not None:
@@ -143,7 +145,20 @@ class GatewayStack:
                 message=result.response.message,
                 payload=result.response.payload,
             )
-            results = result.results.to_bytes() if result.results is not None else b""
+            results = b""
+            if result.results is not None:
+                results = result.results.to_bytes()
+                if result.results.private:
+                    # Fabric's endorser keeps the private write sets in its transient store
+                    # (its own, even for collections it is not a member of) until commit;
+                    # only the hashes go into the proposal response.
+                    try:
+                        self._ledgers(unpacked.channel_id).persist_private(
+                            unpacked.txid, result.results
+                        )
+                    except Exception as exc:
+                        out.set_exception(SimulationFailed(f"failed to store private data: {exc}"))
+                        return
             out.set_result(Simulation(response, results, result.event))
 
         started.add_done_callback(done)
@@ -244,3 +259,6 @@ class _View:
     def key_policy(self, namespace: str, key: str) -> bytes | None:
         ledger = self.stack._ledgers(self.channel_id)
         return ledger.get_state_metadata(namespace, key).get("VALIDATION_PARAMETER")
+
+    def collection_policy(self, chaincode: str, collection: str) -> bytes | None:
+        return self.stack._collection_policy(self.channel_id, chaincode, collection)

@@ -12,8 +12,9 @@ definition, endorsement policies); the ledger then applies MVCC and phantom chec
 still VALID. The peer's view of the channel comes in through :class:`ChannelView`, a small
 consumer-defined interface, so the validator is tested with plain fakes.
 
-Not yet: collection (private data) hashed writes and their endorsement policies, and config
-transactions (this peer has no channel config updates).
+Collection (private data) writes are checked against the hashed key's key-level policy, else
+the collection's endorsement policy, else the chaincode's. Not yet: config transactions (this
+peer has no channel config updates).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from actors.gateway.endorsement import chaincode_action
 from actors.gateway.proposal import compute_txid
+from actors.ledger.privdata import hashed_ns
 from actors.msp.msp import MSPError, MSPManager
 from actors.msp.policies import PolicyError, SignedData, evaluate, from_string
 from actors.msp.signatures import SignatureError
@@ -40,7 +42,7 @@ from protos.common.common_pb2 import (
     SignatureHeader,
 )
 from protos.common.policies_pb2 import SignaturePolicyEnvelope
-from protos.ledger.rwset.kvrwset.kv_rwset_pb2 import KVRWSet
+from protos.ledger.rwset.kvrwset.kv_rwset_pb2 import HashedRWSet, KVRWSet
 from protos.ledger.rwset.rwset_pb2 import TxReadWriteSet
 from protos.peer import transaction_pb2 as tx_pb
 from protos.peer.chaincode_event_pb2 import ChaincodeEvent
@@ -70,6 +72,11 @@ class ChannelView(Protocol):
 
     def key_policy(self, namespace: str, key: str) -> bytes | None:
         """The committed ``VALIDATION_PARAMETER`` metadata of a key, if any."""
+        ...
+
+    def collection_policy(self, chaincode: str, collection: str) -> bytes | None:
+        """The collection's endorsement policy (``ApplicationPolicy`` bytes), None if it has
+        none (the chaincode's applies)."""
         ...
 
 
@@ -274,10 +281,22 @@ def _validate_one(raw: bytes, view: ChannelView, block: _BlockState) -> Validate
     written_metadata: list[tuple[str, str]] = []
     for ns in rwset.ns_rwset:
         kv = _parse(KVRWSet, ns.rwset, tx_pb.BAD_RWSET)
-        if ns.namespace != name and not kv.writes and not kv.metadata_writes:
+        hashed = {
+            c.collection_name: _parse(HashedRWSet, c.hashed_rwset, tx_pb.BAD_RWSET)
+            for c in ns.collection_hashed_rwset
+        }
+        if len(hashed) != len(ns.collection_hashed_rwset):
+            raise _Invalid(tx_pb.ILLEGAL_WRITESET, "a collection appears twice in the rwset")
+        writes_pvt = any(h.hashed_writes or h.metadata_writes for h in hashed.values())
+        if ns.namespace != name and not kv.writes and not kv.metadata_writes and not writes_pvt:
             continue
-        _vscc(ns.namespace, kv, signed, view, block)
+        _vscc(ns.namespace, kv, signed, view, block, hashed)
         written_metadata += [(ns.namespace, m.key) for m in kv.metadata_writes]
+        written_metadata += [
+            (hashed_ns(ns.namespace, collection), m.key_hash.hex())
+            for collection, coll_set in hashed.items()
+            for m in coll_set.metadata_writes
+        ]
     if name not in namespaces:
         _vscc(name, KVRWSet(), signed, view, block)
     block.metadata_written.update(written_metadata)
@@ -291,6 +310,7 @@ def _vscc(
     signed: Sequence[SignedData],
     view: ChannelView,
     block: _BlockState,
+    hashed: Mapping[str, HashedRWSet] | None = None,
 ) -> None:
     rules = view.definition(namespace)
     if rules is None:
@@ -298,6 +318,34 @@ def _vscc(
     checked = False
     needs_chaincode_policy = False
     try:
+        # Collection writes: the hashed key's key-level policy, else the collection's
+        # endorsement policy, else the chaincode's (Fabric's statebased validator).
+        for collection, coll_set in (hashed or {}).items():
+            key_hashes = [w.key_hash for w in coll_set.hashed_writes]
+            key_hashes += [m.key_hash for m in coll_set.metadata_writes]
+            if not key_hashes:
+                continue
+            needs_collection_policy = False
+            hashed_namespace = hashed_ns(namespace, collection)
+            for key_hash in key_hashes:
+                if (hashed_namespace, key_hash.hex()) in block.metadata_written:
+                    raise PolicyError(
+                        f"validation parameters for key [{key_hash.hex()}] in namespace "
+                        f"[{hashed_namespace}] have been changed in an earlier transaction of "
+                        "this block"
+                    )
+                key_policy = view.key_policy(hashed_namespace, key_hash.hex())
+                if key_policy:
+                    _key_level(key_policy, signed, view.msps)
+                else:
+                    needs_collection_policy = True
+            checked = True
+            if needs_collection_policy:
+                policy = view.collection_policy(namespace, collection)
+                if policy:
+                    evaluate_application_policy(policy, signed, view.msps)
+                else:
+                    needs_chaincode_policy = True
         for key in [w.key for w in kv.writes] + [m.key for m in kv.metadata_writes]:
             if (namespace, key) in block.metadata_written:
                 raise PolicyError(

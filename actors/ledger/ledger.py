@@ -17,14 +17,19 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
+
+from google.protobuf.message import DecodeError
+
+from protos.ledger.rwset.rwset_pb2 import TxPvtReadWriteSet
 
 from .checks import check_key, check_namespace, check_txid
 from .errors import LedgerError
 from .model import Height, KeyModification, ValidationCode
+from .privdata import CollectionRules, PvtWrites, all_eligible, parse_pvt_rwset, sha256
 from .richquery.engine import RichQueryEngine
-from .rwset import SimulationResults
+from .rwset import PvtCollection, SimulationResults, pvt_from_proto
 from .simulator import TxSimulator
 from .state import VersionedState
 from .storage import (
@@ -48,6 +53,10 @@ BlockTx = tuple[str, SimulationResults] | tuple[str, SimulationResults, float | 
 # Channel ids end up in file names; this admits Fabric's channel names (lower case, digits,
 # '.', '-') and a little more (upper case, '_'), but nothing that could escape the directory.
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,248}")
+
+# Fabric's ledger.pvtdataStore.transientstoreMaxBlockRetention: private write sets endorsed
+# this many blocks ago and never committed are dropped.
+TRANSIENT_RETENTION = 1000
 
 
 def _check_limit(name: str, value: object) -> int:
@@ -125,6 +134,9 @@ class Ledger:
         self._state.load(self._storage.load_state(), self._height)
         self._commit_lock = threading.Lock()
         self._closed = False
+        # Which collections this peer keeps values of, and their blockToLive (the peer sets
+        # it from the chaincode definitions); by default all, forever.
+        self.collection_rules: CollectionRules = all_eligible
 
     # -- simulation and queries -----------------------------------------------------------
 
@@ -173,6 +185,56 @@ class Ledger:
     def height(self) -> int:
         return self._height
 
+    # -- private data between endorsement and commit (Fabric's transient store) -----------
+
+    def persist_private(self, txid: str, results: SimulationResults) -> None:
+        """Keep an endorsed transaction's private write sets until its block commits."""
+        pvt = results.pvt_to_proto()
+        if pvt is None:
+            return
+        self._check_open()
+        self._storage.transient_put(
+            check_txid(txid), self._height, pvt.SerializeToString(deterministic=True)
+        )
+
+    def discard_private(self, txids: Sequence[str]) -> None:
+        """Forget the private write sets of transactions a block holds but that never reached
+        the state (refused before MVCC, e.g. by their endorsement policy), as Fabric purges
+        every txid of a committed block from its transient store."""
+        if txids:
+            self._check_open()
+            self._storage.transient_drop(list(txids))
+
+    def _private_of(
+        self, txid: str, results: SimulationResults
+    ) -> dict[tuple[str, str], PvtWrites]:
+        """The private write sets that match the transaction's hashes: its own, else copies
+        from the transient store (Fabric's coordinator checks the same hash)."""
+        expected = {
+            (ns.namespace, c.collection): c.pvt_rwset_hash
+            for ns in results.ns_results
+            for c in ns.collections
+            if c.pvt_rwset_hash
+        }
+        if not expected:
+            return {}
+        candidates: list[PvtCollection] = list(results.private)
+        if not candidates:
+            for data in self._storage.transient_get(txid):
+                try:
+                    candidates += pvt_from_proto(TxPvtReadWriteSet.FromString(data))
+                except DecodeError:
+                    continue
+        found: dict[tuple[str, str], PvtWrites] = {}
+        for pvt in candidates:
+            slot = (pvt.namespace, pvt.collection)
+            if slot not in found and expected.get(slot) == sha256(pvt.rwset):
+                try:
+                    found[slot] = parse_pvt_rwset(pvt.rwset)
+                except LedgerError:
+                    continue
+        return found
+
     # -- commit ---------------------------------------------------------------------------
 
     def commit(
@@ -198,6 +260,7 @@ class Ledger:
             batch = BlockBatch(self._state)
             codes: list[ValidationCode] = []
             records: list[TxRecord] = []
+            transient_done: list[str] = []
             seen: set[str] = set()
             for tx_num, (txid, results, timestamp) in enumerate(checked):
                 if txid in seen or self._storage.tx_code(txid) is not None:
@@ -205,14 +268,33 @@ class Ledger:
                     continue
                 seen.add(txid)
                 code = validate_tx(results, batch)
+                private = None
+                if results.ns_results and results.has_collections():
+                    transient_done.append(txid)
+                    private = self._private_of(txid, results)
                 if code is ValidationCode.VALID:
                     stamp = now if timestamp is None else timestamp
-                    batch.apply_tx(txid, results, Height(block_num, tx_num), stamp)
+                    batch.apply_tx(
+                        txid,
+                        results,
+                        Height(block_num, tx_num),
+                        stamp,
+                        private,
+                        self.collection_rules,
+                    )
                 codes.append(code)
                 records.append(TxRecord(txid, tx_num, code))
+            batch.expire(block_num)
             history = batch.history if self.history_enabled else []
+            below = 0
+            if block_num % TRANSIENT_RETENTION == 0 and block_num > TRANSIENT_RETENTION:
+                below = block_num - TRANSIENT_RETENTION
             # Durable first: if storage fails the in-memory state is still the committed one.
-            self._storage.write_block(BlockRecord(block_num, batch.updates, history, records))
+            self._storage.write_block(
+                BlockRecord(
+                    block_num, batch.updates, history, records, tuple(transient_done), below
+                )
+            )
             self._state.apply(block_num, batch.updates)
             self._height = block_num + 1
         return codes
@@ -295,6 +377,7 @@ class LedgerManager:
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._collection_rules: Callable[[str], CollectionRules] | None = None
         self._directory_lock: IO[bytes] | None = None
         if path is not None:
             try:
@@ -322,8 +405,18 @@ class LedgerManager:
                 total_query_limit=self.total_query_limit,
                 max_write_set=self.max_write_set,
             )
+            if self._collection_rules is not None:
+                ledger.collection_rules = self._collection_rules(channel_id)
             self._ledgers[channel_id] = ledger
             return ledger
+
+    def set_collection_rules(self, rules: Callable[[str], CollectionRules]) -> None:
+        """``rules(channel)`` tells each channel's ledger which collections this peer keeps
+        (and their blockToLive), for the ledgers open now and those opened later."""
+        with self._lock:
+            self._collection_rules = rules
+            for channel_id, ledger in self._ledgers.items():
+                ledger.collection_rules = rules(channel_id)
 
     def channels(self) -> list[str]:
         """Channels with a ledger: open ones and, when file-backed, those on disk."""

@@ -20,12 +20,18 @@ from .errors import LedgerError
 from .model import Height, Metadata
 
 __all__ = [
+    "CollHashed",
+    "HashedMetadataWrite",
+    "HashedRead",
+    "HashedWrite",
     "MetadataWrite",
     "NsResults",
+    "PvtCollection",
     "RangeQuery",
     "Read",
     "SimulationResults",
     "Write",
+    "pvt_from_proto",
 ]
 
 
@@ -63,6 +69,49 @@ class RangeQuery(NamedTuple):
     reads: tuple[Read, ...]
 
 
+class HashedRead(NamedTuple):
+    """A ``KVReadHash``: SHA-256 of the key and the hashed key's version seen (None: absent)."""
+
+    key_hash: bytes
+    version: Height | None
+
+
+class HashedWrite(NamedTuple):
+    """A ``KVWriteHash``: ``value_hash is None`` is a delete; ``is_purge`` a PurgePrivateData."""
+
+    key_hash: bytes
+    value_hash: bytes | None
+    is_purge: bool = False
+
+
+class HashedMetadataWrite(NamedTuple):
+    """A ``KVMetadataWriteHash``: the hashed key's new metadata (public, unhashed entries)."""
+
+    key_hash: bytes
+    entries: Metadata
+
+
+class CollHashed(NamedTuple):
+    """A ``CollectionHashedReadWriteSet``: what every peer sees of one collection's part of a
+    transaction. ``pvt_rwset_hash`` is SHA-256 of the collection's private ``KVRWSet`` bytes
+    (empty when the transaction only read the collection)."""
+
+    collection: str
+    reads: tuple[HashedRead, ...] = ()
+    writes: tuple[HashedWrite, ...] = ()
+    metadata_writes: tuple[HashedMetadataWrite, ...] = ()
+    pvt_rwset_hash: bytes = b""
+
+
+class PvtCollection(NamedTuple):
+    """A ``CollectionPvtReadWriteSet`` of a namespace: the serialized private ``KVRWSet``
+    (writes with keys and values, metadata writes with keys only)."""
+
+    namespace: str
+    collection: str
+    rwset: bytes
+
+
 class NsResults(NamedTuple):
     """Everything one transaction did in one namespace (Fabric ``rwsetutil.NsRwSet``)."""
 
@@ -71,16 +120,28 @@ class NsResults(NamedTuple):
     range_queries: tuple[RangeQuery, ...] = ()
     writes: tuple[Write, ...] = ()
     metadata_writes: tuple[MetadataWrite, ...] = ()
+    collections: tuple[CollHashed, ...] = ()
 
     def is_empty(self) -> bool:
-        return not (self.reads or self.range_queries or self.writes or self.metadata_writes)
+        return not (
+            self.reads
+            or self.range_queries
+            or self.writes
+            or self.metadata_writes
+            or self.collections
+        )
 
 
 @dataclass(frozen=True)
 class SimulationResults:
-    """Immutable snapshot of a transaction's read/write set, keyed by namespace."""
+    """Immutable snapshot of a transaction's read/write set, keyed by namespace.
+
+    ``private`` holds the private read/write sets of the collections written: they travel
+    apart from the public set (:meth:`to_proto` leaves them out; :meth:`pvt_to_proto` is the
+    ``TxPvtReadWriteSet``), and a committing peer keeps only those of its collections."""
 
     ns_results: tuple[NsResults, ...] = ()
+    private: tuple[PvtCollection, ...] = ()
     _by_ns: dict[str, NsResults] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -114,7 +175,16 @@ class SimulationResults:
         return list(self.namespace(ns).range_queries)
 
     def has_writes(self) -> bool:
-        return any(ns.writes or ns.metadata_writes for ns in self.ns_results)
+        return any(
+            ns.writes
+            or ns.metadata_writes
+            or any(c.writes or c.metadata_writes for c in ns.collections)
+            for ns in self.ns_results
+        )
+
+    def has_collections(self) -> bool:
+        """Whether any namespace touched a private data collection (hashed reads or writes)."""
+        return any(ns.collections for ns in self.ns_results)
 
     # -- protobuf ------------------------------------------------------------------------
 
@@ -140,8 +210,32 @@ class SimulationResults:
                 ],
             )
             # Deterministic so that endorsers simulating the same tx produce identical bytes.
-            tx.ns_rwset.add(namespace=ns.namespace, rwset=kv.SerializeToString(deterministic=True))
+            ns_rwset = tx.ns_rwset.add(
+                namespace=ns.namespace, rwset=kv.SerializeToString(deterministic=True)
+            )
+            for coll in ns.collections:
+                ns_rwset.collection_hashed_rwset.add(
+                    collection_name=coll.collection,
+                    hashed_rwset=_hashed_to_proto(coll).SerializeToString(deterministic=True),
+                    pvt_rwset_hash=coll.pvt_rwset_hash,
+                )
         return tx
+
+    def pvt_to_proto(self) -> rwset_pb2.TxPvtReadWriteSet | None:
+        """The ``TxPvtReadWriteSet`` (namespaces and collections sorted), None without one."""
+        if not self.private:
+            return None
+        tx = rwset_pb2.TxPvtReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV)
+        current = None
+        for pvt in sorted(self.private, key=lambda p: (p.namespace, p.collection)):
+            if current is None or current.namespace != pvt.namespace:
+                current = tx.ns_pvt_rwset.add(namespace=pvt.namespace)
+            current.collection_pvt_rwset.add(collection_name=pvt.collection, rwset=pvt.rwset)
+        return tx
+
+    def with_private(self, private: Iterable[PvtCollection]) -> SimulationResults:
+        """The same public results carrying ``private`` (e.g. from the transient store)."""
+        return SimulationResults(self.ns_results, tuple(private))
 
     def to_bytes(self) -> bytes:
         return self.to_proto().SerializeToString(deterministic=True)
@@ -151,11 +245,6 @@ class SimulationResults:
         """Parse a public read/write set (e.g. from a ``ChaincodeAction``) for committing."""
         ns_results = []
         for ns_rwset in tx.ns_rwset:
-            if ns_rwset.collection_hashed_rwset:
-                raise LedgerError(
-                    f"namespace {ns_rwset.namespace!r}: private data (collection hashed "
-                    "read/write sets) is not supported"
-                )
             kv = kv_rwset_pb2.KVRWSet()
             try:
                 kv.ParseFromString(ns_rwset.rwset)
@@ -178,6 +267,10 @@ class SimulationResults:
                         )
                         for mw in kv.metadata_writes
                     ),
+                    collections=tuple(
+                        _hashed_from_proto(ns_rwset.namespace, c)
+                        for c in ns_rwset.collection_hashed_rwset
+                    ),
                 )
             )
         return cls(tuple(ns_results))
@@ -192,9 +285,90 @@ class SimulationResults:
         return cls.from_proto(tx)
 
     @classmethod
-    def build(cls, ns_results: Iterable[NsResults]) -> SimulationResults:
+    def build(
+        cls, ns_results: Iterable[NsResults], private: tuple[PvtCollection, ...] = ()
+    ) -> SimulationResults:
         """Results from per-namespace parts, dropping namespaces the tx did nothing in."""
-        return cls(tuple(ns for ns in ns_results if not ns.is_empty()))
+        return cls(tuple(ns for ns in ns_results if not ns.is_empty()), private)
+
+
+def pvt_from_proto(tx: rwset_pb2.TxPvtReadWriteSet) -> tuple[PvtCollection, ...]:
+    """The private sets of a ``TxPvtReadWriteSet``."""
+    return tuple(
+        PvtCollection(ns.namespace, coll.collection_name, coll.rwset)
+        for ns in tx.ns_pvt_rwset
+        for coll in ns.collection_pvt_rwset
+    )
+
+
+def _version(version: Height | None) -> kv_rwset_pb2.Version | None:
+    if version is None:
+        return None
+    return kv_rwset_pb2.Version(block_num=version[0], tx_num=version[1])
+
+
+def _hashed_to_proto(coll: CollHashed) -> kv_rwset_pb2.HashedRWSet:
+    return kv_rwset_pb2.HashedRWSet(
+        hashed_reads=[
+            kv_rwset_pb2.KVReadHash(key_hash=r.key_hash, version=_version(r.version))
+            for r in coll.reads
+        ],
+        hashed_writes=[
+            kv_rwset_pb2.KVWriteHash(
+                key_hash=w.key_hash,
+                is_delete=w.value_hash is None,
+                value_hash=w.value_hash or b"",
+                is_purge=w.is_purge,
+            )
+            for w in coll.writes
+        ],
+        metadata_writes=[
+            kv_rwset_pb2.KVMetadataWriteHash(
+                key_hash=m.key_hash,
+                entries=[kv_rwset_pb2.KVMetadataEntry(name=n, value=v) for n, v in m.entries],
+            )
+            for m in coll.metadata_writes
+        ],
+    )
+
+
+_EMPTY_HASH = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+
+
+def _hashed_from_proto(namespace: str, coll: rwset_pb2.CollectionHashedReadWriteSet) -> CollHashed:
+    hashed = kv_rwset_pb2.HashedRWSet()
+    try:
+        hashed.ParseFromString(coll.hashed_rwset)
+    except DecodeError as exc:
+        raise LedgerError(
+            f"namespace {namespace!r} collection {coll.collection_name!r}: bad HashedRWSet: {exc}"
+        ) from exc
+    return CollHashed(
+        coll.collection_name,
+        reads=tuple(
+            HashedRead(
+                r.key_hash,
+                Height(r.version.block_num, r.version.tx_num) if r.HasField("version") else None,
+            )
+            for r in hashed.hashed_reads
+        ),
+        # Fabric's readers take an empty value hash, or the hash of "", as a delete too.
+        writes=tuple(
+            HashedWrite(
+                w.key_hash,
+                None
+                if w.is_delete or not w.value_hash or w.value_hash == _EMPTY_HASH
+                else w.value_hash,
+                w.is_purge,
+            )
+            for w in hashed.hashed_writes
+        ),
+        metadata_writes=tuple(
+            HashedMetadataWrite(m.key_hash, tuple(sorted((e.name, e.value) for e in m.entries)))
+            for m in hashed.metadata_writes
+        ),
+        pvt_rwset_hash=coll.pvt_rwset_hash,
+    )
 
 
 def _read_to_proto(read: Read) -> kv_rwset_pb2.KVRead:

@@ -35,10 +35,31 @@ from .checks import (
     normalize_metadata,
 )
 from .errors import LedgerError, ReadOnlyViolation, WriteSetTooLarge
-from .model import KV, KeyModification, Metadata, VersionedValue
+from .model import KV, Height, KeyModification, Metadata, VersionedValue
+from .privdata import (
+    PvtWrite,
+    hashed_ns,
+    key_hash,
+    private_ns,
+    pvt_rwset_bytes,
+    sha256,
+    version_text,
+)
 from .richquery import DEFAULT_TOTAL_QUERY_LIMIT
 from .richquery.engine import RichPage, RichQueryEngine
-from .rwset import MetadataWrite, NsResults, RangeQuery, Read, SimulationResults, Write
+from .rwset import (
+    CollHashed,
+    HashedMetadataWrite,
+    HashedRead,
+    HashedWrite,
+    MetadataWrite,
+    NsResults,
+    PvtCollection,
+    RangeQuery,
+    Read,
+    SimulationResults,
+    Write,
+)
 from .state import Snapshot
 
 __all__ = ["RangeIterator", "RichQueryIterator", "TxSimulator"]
@@ -72,6 +93,7 @@ class TxSimulator:
         "_max_write_set",
         "_metadata_writes",
         "_paginated",
+        "_pvt",
         "_reads",
         "_rich",
         "_snapshot",
@@ -113,6 +135,7 @@ class TxSimulator:
         self._done = False
         self._write_performed = False
         self._paginated = False
+        self._pvt: _Private | None = None  # made by the first private data call
         self.lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------------
@@ -274,6 +297,129 @@ class TxSimulator:
         self._metadata_writes.setdefault(ns, {})[key] = entries
         self._write_performed = True
 
+    # -- private data (Fabric's GetPrivateData & co.) ---------------------------------------
+
+    def _private(self) -> _Private:
+        pvt = self._pvt
+        if pvt is None:
+            pvt = self._pvt = _Private()
+        return pvt
+
+    def get_private_data(self, ns: str, coll: str, key: str) -> bytes | None:
+        """The committed private value, which must be at the hashed key's version (a peer
+        that is not a member, or missed the data, has only the hash: Fabric's error)."""
+        self._check_open()
+        check_namespace(ns)
+        check_key(key)
+        hashed = self._snapshot.get(hashed_ns(ns, coll), key_hash(key).hex())
+        value = self._snapshot.get(private_ns(ns, coll), key)
+        hashed_version = None if hashed is None else hashed.version
+        value_version = None if value is None else value.version
+        if hashed_version != value_version:
+            raise LedgerError(
+                "private data matching public hash version is not available. Public hash "
+                f"version = {version_text(hashed_version)}, Private data version = "
+                f"{version_text(value_version)}"
+            )
+        self._private().read(ns, coll, key, hashed_version)
+        return None if value is None else value.value
+
+    def get_private_data_hash(self, ns: str, coll: str, key: str) -> bytes | None:
+        """SHA-256 of the committed private value; every peer has it."""
+        self._check_open()
+        check_namespace(ns)
+        check_key(key)
+        hashed = self._snapshot.get(hashed_ns(ns, coll), key_hash(key).hex())
+        self._private().read(ns, coll, key, None if hashed is None else hashed.version)
+        return None if hashed is None else hashed.value
+
+    def get_private_data_metadata(self, ns: str, coll: str, key: str) -> dict[str, bytes]:
+        """The metadata of the hashed key (key-level endorsement of private data)."""
+        self._check_open()
+        check_namespace(ns)
+        check_key(key)
+        hashed = self._snapshot.get(hashed_ns(ns, coll), key_hash(key).hex())
+        self._private().read(ns, coll, key, None if hashed is None else hashed.version)
+        return {} if hashed is None else dict(hashed.metadata)
+
+    def put_private_data(self, ns: str, coll: str, key: str, value: bytes) -> None:
+        """Buffer a private write; an empty value is a delete, as for public data."""
+        self._check_writable()
+        check_namespace(ns)
+        check_write_key(key)
+        if type(value) is not bytes:
+            value = check_value(value)
+        self._private_write(ns, coll, key, PvtWrite(value or None), len(value))
+
+    def delete_private_data(self, ns: str, coll: str, key: str) -> None:
+        self._check_writable()
+        check_namespace(ns)
+        check_write_key(key)
+        self._private_write(ns, coll, key, PvtWrite(None), 0)
+
+    def purge_private_data(self, ns: str, coll: str, key: str) -> None:
+        """Delete the key and (Fabric 2.5) its history of private values on every peer."""
+        self._check_writable()
+        check_namespace(ns)
+        check_write_key(key)
+        self._private_write(ns, coll, key, PvtWrite(None, purge=True), 0)
+
+    def set_private_data_metadata(
+        self, ns: str, coll: str, key: str, metadata: Mapping[str, bytes]
+    ) -> None:
+        self._check_writable()
+        check_namespace(ns)
+        check_write_key(key)
+        entries = normalize_metadata(metadata)
+        if self._max_write_set:
+            self._grow(len(key) + sum(len(name) + len(value) for name, value in entries))
+        self._private().metadata.setdefault((ns, coll), {})[key] = entries
+        self._write_performed = True
+
+    def get_private_data_range_scan_iterator(
+        self, ns: str, coll: str, start_key: str, end_key: str
+    ) -> RangeIterator:
+        """Private values in ``[start_key, end_key)``; recorded nowhere (never validated), and
+        only in a transaction that writes nothing (Fabric's rule)."""
+        self.check_private_query()
+        check_namespace(ns)
+        check_bound("start_key", start_key)
+        check_bound("end_key", end_key)
+        iterator = RangeIterator(
+            self._snapshot, private_ns(ns, coll), start_key, end_key, 0, self._limit
+        )
+        self._pvt.iterators.append(iterator)  # type: ignore[union-attr]
+        return iterator
+
+    def execute_query_on_private_data(
+        self, ns: str, coll: str, query: str, *, total_limit: int = DEFAULT_TOTAL_QUERY_LIMIT
+    ) -> RichQueryIterator:
+        """A Mango query over the collection's private values (not paginated, not recorded)."""
+        self.check_private_query()
+        check_namespace(ns)
+        engine = self._rich if self._rich is not None else _MEMORY_ENGINE
+        page = engine.query(self._snapshot, private_ns(ns, coll), query, total_limit=total_limit)
+        return RichQueryIterator(ns, page, {})
+
+    def check_private_query(self) -> None:
+        """Fabric's precondition of a query on private data: nothing written so far (and no
+        write allowed after it)."""
+        self._check_open()
+        if self._write_performed:
+            raise ReadOnlyViolation(
+                f"txid [{self.txid}]: unsuppored transaction. Queries on pvt data is supported "
+                "only in a read-only transaction"
+            )
+        self._private().queried = True
+
+    def _private_write(self, ns: str, coll: str, key: str, write: PvtWrite, size: int) -> None:
+        writes = self._private().writes.setdefault((ns, coll), {})
+        if self._max_write_set:
+            old = writes.get(key)
+            self._grow(size + (len(key) if old is None else -len(old.value or b"")))
+        writes[key] = write
+        self._write_performed = True
+
     # -- results and lifecycle -----------------------------------------------------------
 
     def has_writes(self) -> bool:
@@ -300,6 +446,11 @@ class TxSimulator:
                 range_queries.setdefault(iterator.namespace, []).append(query)
         namespaces = set(self._reads) | set(self._writes) | set(self._metadata_writes)
         namespaces |= set(range_queries)
+        collections: dict[str, tuple[CollHashed, ...]] = {}
+        private: tuple[PvtCollection, ...] = ()
+        if self._pvt is not None:
+            collections, private = self._pvt.results()
+            namespaces |= set(collections)
         parts = []
         for ns in namespaces:
             reads = self._reads.get(ns, {})
@@ -317,9 +468,10 @@ class TxSimulator:
                     metadata_writes=tuple(
                         MetadataWrite(key, metadata_writes[key]) for key in sorted(metadata_writes)
                     ),
+                    collections=collections.get(ns, ()),
                 )
             )
-        return SimulationResults.build(parts)
+        return SimulationResults.build(parts, private)
 
     def done(self) -> None:
         """End the simulation: closes its iterators and releases its snapshot (Fabric's
@@ -329,6 +481,9 @@ class TxSimulator:
         self._done = True
         for iterator in self._iterators:
             iterator.close()
+        if self._pvt is not None:
+            for iterator in self._pvt.iterators:
+                iterator.close()
         self._snapshot.close()
 
     def __enter__(self) -> TxSimulator:
@@ -352,6 +507,11 @@ class TxSimulator:
             raise LedgerError(DONE_MESSAGE)
         if self._failed is not None:
             raise WriteSetTooLarge(self._failed)
+        if self._pvt is not None and self._pvt.queried:
+            raise ReadOnlyViolation(
+                f"txid [{self.txid}]: unsuppored transaction. Transaction has already performed "
+                "queries on pvt data. Writes are not allowed"
+            )
         if self._paginated:
             raise ReadOnlyViolation(
                 f"txid [{self.txid}]: unsuppored transaction. Transaction has already performed "
@@ -380,6 +540,57 @@ class TxSimulator:
     def __repr__(self) -> str:
         state = "done" if self._done else "active"
         return f"TxSimulator(txid={self.txid!r}, {state})"
+
+
+class _Private:
+    """What one simulation did with private data (made on first use: public-only
+    transactions pay nothing for it)."""
+
+    __slots__ = ("iterators", "metadata", "queried", "reads", "writes")
+
+    def __init__(self) -> None:
+        self.reads: dict[tuple[str, str], dict[str, Height | None]] = {}
+        self.writes: dict[tuple[str, str], dict[str, PvtWrite]] = {}
+        self.metadata: dict[tuple[str, str], dict[str, Metadata]] = {}
+        self.iterators: list[RangeIterator] = []
+        self.queried = False
+
+    def read(self, ns: str, coll: str, key: str, version: Height | None) -> None:
+        self.reads.setdefault((ns, coll), {}).setdefault(key, version)
+
+    def results(self) -> tuple[dict[str, tuple[CollHashed, ...]], tuple[PvtCollection, ...]]:
+        """Per namespace, the collections' hashed sets (sorted by name); and the private
+        sets of the collections written. Entries sorted by plain key, as Fabric's builder."""
+        by_ns: dict[str, list[CollHashed]] = {}
+        private: list[PvtCollection] = []
+        for ns, coll in sorted(set(self.reads) | set(self.writes) | set(self.metadata)):
+            reads = self.reads.get((ns, coll), {})
+            writes = self.writes.get((ns, coll), {})
+            metadata = self.metadata.get((ns, coll), {})
+            rwset_hash = b""
+            if writes or metadata:
+                rwset = pvt_rwset_bytes(writes, metadata)
+                rwset_hash = sha256(rwset)
+                private.append(PvtCollection(ns, coll, rwset))
+            by_ns.setdefault(ns, []).append(
+                CollHashed(
+                    coll,
+                    reads=tuple(HashedRead(key_hash(k), reads[k]) for k in sorted(reads)),
+                    writes=tuple(
+                        HashedWrite(
+                            key_hash(k),
+                            None if (w := writes[k]).value is None else sha256(w.value),
+                            w.purge,
+                        )
+                        for k in sorted(writes)
+                    ),
+                    metadata_writes=tuple(
+                        HashedMetadataWrite(key_hash(k), metadata[k]) for k in sorted(metadata)
+                    ),
+                    pvt_rwset_hash=rwset_hash,
+                )
+            )
+        return {ns: tuple(colls) for ns, colls in by_ns.items()}, tuple(private)
 
 
 class RangeIterator:

@@ -80,6 +80,10 @@ class BlockRecord(NamedTuple):
     updates: UpdateBatch
     history: list[HistoryEntry]  # empty when the history database is disabled
     txs: list[TxRecord]
+    # Private write sets no longer needed once this block is stored: those of its txids,
+    # and any endorsed below ``transient_below`` (orphans of proposals never submitted).
+    transient_done: tuple[str, ...] = ()
+    transient_below: int = 0
 
 
 class Storage(Protocol):
@@ -88,6 +92,9 @@ class Storage(Protocol):
     def tx_code(self, tx_id: str) -> ValidationCode | None: ...
     def history(self, namespace: str, key: str) -> list[KeyModification]: ...
     def write_block(self, block: BlockRecord) -> None: ...
+    def transient_put(self, tx_id: str, height: int, data: bytes) -> None: ...
+    def transient_get(self, tx_id: str) -> list[bytes]: ...
+    def transient_drop(self, tx_ids: list[str]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -100,9 +107,23 @@ class MemoryStorage:
         self._txs: dict[str, ValidationCode] = {}
         # (namespace, key) -> modifications, oldest first (appending is cheap).
         self._history: dict[tuple[str, str], list[KeyModification]] = {}
+        self._transient: dict[str, list[tuple[int, bytes]]] = {}
 
     def height(self) -> int:
         return self._height
+
+    def transient_put(self, tx_id: str, height: int, data: bytes) -> None:
+        with self._lock:
+            self._transient.setdefault(tx_id, []).append((height, data))
+
+    def transient_get(self, tx_id: str) -> list[bytes]:
+        with self._lock:
+            return [data for _, data in self._transient.get(tx_id, ())]
+
+    def transient_drop(self, tx_ids: list[str]) -> None:
+        with self._lock:
+            for tx_id in tx_ids:
+                self._transient.pop(tx_id, None)
 
     def load_state(self) -> Iterator[tuple[str, str, VersionedValue]]:
         return iter(())
@@ -123,6 +144,15 @@ class MemoryStorage:
                 self._history.setdefault((entry.namespace, entry.key), []).append(
                     _modification(entry.tx_id, entry.value, entry.timestamp)
                 )
+            for tx_id in block.transient_done:
+                self._transient.pop(tx_id, None)
+            if block.transient_below:
+                for tx_id, copies in list(self._transient.items()):
+                    kept = [c for c in copies if c[0] >= block.transient_below]
+                    if kept:
+                        self._transient[tx_id] = kept
+                    else:
+                        del self._transient[tx_id]
             self._height = block.block_num + 1
 
     def close(self) -> None:
@@ -153,6 +183,12 @@ CREATE TABLE IF NOT EXISTS history (
     timestamp REAL NOT NULL,
     PRIMARY KEY (ns, key, block_num, tx_num)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transient (
+    tx_id TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transient_tx ON transient (tx_id);
 CREATE TABLE IF NOT EXISTS txids (
     tx_id TEXT PRIMARY KEY,
     block_num INTEGER NOT NULL,
@@ -309,6 +345,12 @@ class SqliteStorage:
                     "INSERT INTO txids (tx_id, block_num, tx_num, code) VALUES (?, ?, ?, ?)",
                     txs,
                 )
+                db.executemany(
+                    "DELETE FROM transient WHERE tx_id = ?",
+                    [(tx_id,) for tx_id in block.transient_done],
+                )
+                if block.transient_below:
+                    db.execute("DELETE FROM transient WHERE height < ?", (block.transient_below,))
                 db.execute(
                     "UPDATE info SET value = ? WHERE name = 'height'", (block.block_num + 1,)
                 )
@@ -316,6 +358,22 @@ class SqliteStorage:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def transient_put(self, tx_id: str, height: int, data: bytes) -> None:
+        with self._connection("store a private write set") as db:
+            db.execute(
+                "INSERT INTO transient (tx_id, height, data) VALUES (?, ?, ?)",
+                (tx_id, height, data),
+            )
+
+    def transient_get(self, tx_id: str) -> list[bytes]:
+        with self._connection("read private write sets", read=True) as db:
+            rows = db.execute("SELECT data FROM transient WHERE tx_id = ?", (tx_id,)).fetchall()
+        return [data for (data,) in rows]
+
+    def transient_drop(self, tx_ids: list[str]) -> None:
+        with self._connection("drop private write sets") as db:
+            db.executemany("DELETE FROM transient WHERE tx_id = ?", [(t,) for t in tx_ids])
 
     def rich_query_connection(self, doing: str) -> AbstractContextManager[sqlite3.Connection]:
         """The connection under the lock, for rich queries and their indexes (richquery)."""

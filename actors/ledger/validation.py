@@ -11,10 +11,20 @@ updates of the earlier *valid* transactions of the same block.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from .model import Height, HistoryEntry, ValidationCode, VersionedValue
-from .rwset import RangeQuery, SimulationResults
+from .privdata import (
+    EXPIRY_NS,
+    CollectionRules,
+    PvtWrites,
+    all_eligible,
+    expiry_key,
+    hashed_ns,
+    key_hash,
+    private_ns,
+)
+from .rwset import CollHashed, RangeQuery, SimulationResults
 from .state import UpdateBatch, VersionedState
 
 __all__ = ["BlockBatch", "validate_tx"]
@@ -68,7 +78,13 @@ class BlockBatch:
                 yield key, value.version
 
     def apply_tx(
-        self, tx_id: str, results: SimulationResults, version: Height, timestamp: float
+        self,
+        tx_id: str,
+        results: SimulationResults,
+        version: Height,
+        timestamp: float,
+        private: Mapping[tuple[str, str], PvtWrites] | None = None,
+        rules: CollectionRules = all_eligible,
     ) -> None:
         """Add a valid transaction's writes to the batch (Fabric ``prepareTxOps``)."""
         for ns in results.ns_results:
@@ -96,6 +112,95 @@ class BlockBatch:
                     pending[key] = VersionedValue(previous.value, version, entries)
             if not pending:
                 del self.updates[namespace]
+            for coll in ns.collections:
+                self._apply_collection(namespace, coll, version, private or {}, rules)
+
+    def _apply_collection(
+        self,
+        namespace: str,
+        coll: CollHashed,
+        version: Height,
+        private: Mapping[tuple[str, str], PvtWrites],
+        rules: CollectionRules,
+    ) -> None:
+        """Hashed writes on every peer; private values where this peer is a member and has
+        them (Fabric ``prepareTxOps`` for collections, ``pvtstatepurgemgmt`` scheduling).
+        Private data never goes to the history database, as in Fabric."""
+        if not coll.writes and not coll.metadata_writes:
+            return
+        hns = hashed_ns(namespace, coll.collection)
+        eligible, block_to_live = rules(namespace, coll.collection)
+        pvt = private.get((namespace, coll.collection)) if eligible else None
+        plain_keys: dict[str, str] = {}
+        if pvt is not None:
+            for key in (*pvt.writes, *pvt.metadata_keys):
+                plain_keys[key_hash(key).hex()] = key
+        hashed = self.updates.setdefault(hns, {})
+        metadata = {m.key_hash.hex(): m.entries for m in coll.metadata_writes}
+        for write in coll.writes:
+            hk = write.key_hash.hex()
+            if write.value_hash is None:
+                hashed[hk] = None
+                continue
+            entries = metadata.get(hk)
+            if entries is None:
+                previous = self.get(hns, hk)
+                entries = () if previous is None else previous.metadata
+            hashed[hk] = VersionedValue(write.value_hash, version, entries)
+            if block_to_live:
+                expiry = min(version.block_num + block_to_live + 1, 2**64 - 1)
+                entry = expiry_key(expiry, namespace, coll.collection, hk)
+                self.updates.setdefault(EXPIRY_NS, {})[entry] = VersionedValue(
+                    plain_keys.get(hk, "").encode(), version
+                )
+        for hk, entries in metadata.items():
+            if hk in hashed and hashed[hk] is not None and hashed[hk].version == version:
+                continue  # written by this tx: the entries went with the value
+            previous = self.get(hns, hk)
+            if previous is not None:
+                hashed[hk] = VersionedValue(previous.value, version, entries)
+        if pvt is None:
+            return
+        pns = private_ns(namespace, coll.collection)
+        values = self.updates.setdefault(pns, {})
+        for key, value in pvt.writes.items():
+            values[key] = None if value is None else VersionedValue(value, version)
+        for key in pvt.metadata_keys:
+            if key in pvt.writes:
+                continue
+            # A metadata-only update moves the hashed key's version; the value follows it.
+            previous = self.get(pns, key)
+            if previous is not None:
+                values[key] = VersionedValue(previous.value, version)
+
+    def expire(self, block_num: int) -> None:
+        """Delete the private data whose blockToLive ends with this block, on every peer,
+        unless the key was written again since (Fabric ``pvtstatepurgemgmt``)."""
+        if EXPIRY_NS not in self._state.data:
+            return  # nothing ever scheduled: every block of a peer without blockToLive
+        due = list(
+            self._state.iter_range_unlocked(
+                EXPIRY_NS, f"{block_num:020d}", f"{block_num + 1:020d}", False
+            )
+        )
+        if not due:
+            return
+        expiries = self.updates.setdefault(EXPIRY_NS, {})
+        for entry, scheduled in due:
+            expiries[entry] = None
+            _, namespace, collection, hk = entry.split("\x00")
+            hns = hashed_ns(namespace, collection)
+            if self.updated(hns, hk):
+                continue
+            current = self.get(hns, hk)
+            if current is None or current.version != scheduled.version:
+                continue
+            self.updates.setdefault(hns, {})[hk] = None
+            if scheduled.value:
+                pns = private_ns(namespace, collection)
+                key = scheduled.value.decode()
+                if self.get(pns, key) is not None:
+                    self.updates.setdefault(pns, {})[key] = None
 
 
 def validate_tx(results: SimulationResults, batch: BlockBatch) -> ValidationCode:
@@ -113,6 +218,16 @@ def validate_tx(results: SimulationResults, batch: BlockBatch) -> ValidationCode
         for query in ns.range_queries:
             if not _range_unchanged(batch, namespace, query):
                 return ValidationCode.PHANTOM_READ_CONFLICT
+        for coll in ns.collections:
+            # Hashed reads: the same rule on key hashes, so every peer decides alike.
+            hns = hashed_ns(namespace, coll.collection)
+            for hashed_read in coll.reads:
+                hk = hashed_read.key_hash.hex()
+                if batch.updated(hns, hk):
+                    return ValidationCode.MVCC_READ_CONFLICT
+                committed = batch.get(hns, hk)
+                if (None if committed is None else committed.version) != hashed_read.version:
+                    return ValidationCode.MVCC_READ_CONFLICT
     return ValidationCode.VALID
 
 

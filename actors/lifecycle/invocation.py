@@ -85,6 +85,10 @@ class Invocations:
         """A chaincode from the configuration: defined on every channel under its name."""
         self._configured[split_name(ccid)] = ccid
 
+    def is_configured(self, ccid: str) -> bool:
+        """Whether ``ccid`` is a configured chaincode (implicitly installed)."""
+        return ccid in self._configured.values()
+
     def resolve(self, channel: str, target: str) -> Target:
         """The definition and ccid serving ``target`` (``name[:version]``) on ``channel``.
 
@@ -111,7 +115,11 @@ class Invocations:
             if ccid is None:
                 raise LookupError(f"chaincode {name} not found")
             return Target(channel, implicit_definition(ccid), ccid)
-        if definition.package_id and self._installed(definition.package_id):
+        if definition.package_id and (
+            self._installed(definition.package_id) or self.is_configured(definition.package_id)
+        ):
+            # A configured chaincode is implicitly installed: a definition may name it (to
+            # give it collections or an endorsement policy of its own).
             return Target(channel, definition, definition.package_id)
         if self.dev_mode:
             return Target(channel, definition, f"{definition.name}:{definition.version}")

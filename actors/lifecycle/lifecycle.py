@@ -116,7 +116,12 @@ class Lifecycle:
 
     def _package_known(self, package_id: str) -> bool:
         # Dev mode: Fabric runs a definition whose package is not installed as name:version.
-        return self.dev_mode or package_id in self.packages
+        # A configured chaincode counts as installed under its name.
+        return (
+            self.dev_mode
+            or package_id in self.packages
+            or self.invocations.is_configured(package_id)
+        )
 
     def ledger(self, channel: str) -> Ledger:
         """A joined channel's ledger (never creates a channel)."""

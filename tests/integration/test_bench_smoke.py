@@ -17,7 +17,7 @@ from bench.procinfo import describe_cpus
 
 RUNTIMES = ("system", "system-greenlets", "process")
 LAUNCHED = ("system", "process")  # --quick measures these launches
-WORKLOADS = ("read", "readwrite", "range", "richquery", "cc2cc")
+WORKLOADS = ("read", "readwrite", "range", "richquery", "private", "cc2cc")
 CLIENTS = (1, 8)  # --quick
 
 

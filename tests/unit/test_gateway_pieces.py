@@ -164,13 +164,14 @@ def endorsed_envelope(
     writes: dict[str, bytes] | None = None,
     metadata: dict[str, bytes] | None = None,
     event: ChaincodeEvent | None = None,
+    results: bytes | None = None,
 ) -> bytes:
     unpacked = unpack(make_proposal(client, [b"put"]))
     responses = [
         proposal_response(
             unpacked,
             response=Response(status=200, payload=b"ok"),
-            results=_rwset("basic", writes or {"k": b"v"}, metadata),
+            results=results or _rwset("basic", writes or {"k": b"v"}, metadata),
             event=event,
             version="1.0",
             signer=e,
@@ -189,6 +190,13 @@ class FakeChannel:
     channel_id: str = CHANNEL
     committed: set[str] = field(default_factory=set)
     key_policies: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    collection_policies: dict[str, str] = field(default_factory=dict)
+
+    def collection_policy(self, chaincode: str, collection: str) -> bytes | None:
+        policy = self.collection_policies.get(collection)
+        if policy is None:
+            return None
+        return ApplicationPolicy(signature_policy=from_string(policy)).SerializeToString()
 
     def txid_committed(self, txid: str) -> bool:
         return txid in self.committed
@@ -240,6 +248,26 @@ def test_key_level_policies_replace_the_chaincode_policy(crypto: Path) -> None:
     changer = endorsed_envelope(crypto, user, [p2], writes={}, metadata={"k": sbe})
     later = endorsed_envelope(crypto, user, [p2])
     assert codes([changer, later], channel) == ["VALID", "ENDORSEMENT_POLICY_FAILURE"]
+
+
+def test_collection_writes_need_the_collection_or_key_level_policy(crypto: Path) -> None:
+    from actors.ledger import Ledger
+
+    with Ledger("ch").new_simulator("t") as sim:
+        sim.put_private_data("basic", "coll", "k", b"v")
+        private_write = sim.get_results().to_bytes()
+    user = ident(crypto, 1, "User1@")
+    p1, p2 = ident(crypto, 1, "peer0"), ident(crypto, 2, "peer0")
+    channel = FakeChannel(msps(crypto))  # chaincode policy: Org1's peer
+    by_p1 = endorsed_envelope(crypto, user, [p1], results=private_write)
+    by_p2 = endorsed_envelope(crypto, user, [p2], results=private_write)
+    assert codes([by_p1, by_p2], channel) == ["VALID", "ENDORSEMENT_POLICY_FAILURE"]
+    channel.collection_policies["coll"] = "OR('Org2MSP.peer')"  # replaces the chaincode's
+    assert codes([by_p1, by_p2], channel) == ["ENDORSEMENT_POLICY_FAILURE", "VALID"]
+    key_hash = hashlib.sha256(b"k").hexdigest()
+    sbe = from_string("OR('Org1MSP.peer')").SerializeToString()
+    channel.key_policies[("basic$$hcoll", key_hash)] = sbe  # and a key-level one replaces both
+    assert codes([by_p1, by_p2], channel) == ["VALID", "ENDORSEMENT_POLICY_FAILURE"]
 
 
 def test_transaction_level_rejections(crypto: Path) -> None:

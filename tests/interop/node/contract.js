@@ -158,5 +158,8 @@ class AssetContract extends Contract {
     }
 }
 
+const { PrivateContract } = require('./privdata');
+
 module.exports.AssetContract = AssetContract;
-module.exports.contracts = [AssetContract];
+module.exports.PrivateContract = PrivateContract;
+module.exports.contracts = [AssetContract, PrivateContract];
