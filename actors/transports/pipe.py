@@ -13,7 +13,9 @@ sends then queue, and the last ``uncork`` sends them as one frame. Every wake of
 process or thread costs tens of microseconds on a small VM; under load a batch makes one wake
 carry many messages, while a lone message (one client) goes out at once as before. A frame is
 decoded whole before any of its messages is handed on, so a torn or garbled frame delivers
-none of them.
+none of them. A reader takes whatever has arrived with one read into a reusable buffer and
+decodes the whole frames in it, blocking (:meth:`PipeStream.recv_batch`) or not (a
+:class:`~actors.transports.poller.PipePoller`'s :meth:`PipeStream.poll_frames`).
 
 Sending never blocks. A frame goes out with one non-blocking ``sendmsg`` in
 ``multiprocessing.Connection``'s framing (the other end may read with ``recv_bytes``); when the
@@ -39,8 +41,7 @@ from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024  # Fabric's default gRPC message limit
-_POLL_READ = 256 * 1024  # bytes a PipePoller reads per wake and connection
-_MAX_FRAMES_PER_WAKE = 64  # frames one recv_batch takes from what is already waiting
+_POLL_READ = 256 * 1024  # bytes one read takes (a PipePoller's per wake and connection)
 
 
 def _header(size: int) -> bytes:
@@ -129,7 +130,10 @@ class PipeStream:
         self._queued: list[bytes] = []
         self._received: deque[ChaincodeMessage] = deque()  # the rest of a batch, for recv()
         self._failed: ConnectionClosed | MalformedMessage | None = None  # for the next recv
-        self._inbuf = bytearray()  # part of a frame, when a PipePoller reads
+        self._inbuf = bytearray()  # part of a frame
+        # Reads go into this one buffer: ``recv(n)`` allocates n bytes per call, which at
+        # this size is an mmap and munmap per read.
+        self._readbuf = memoryview(bytearray(_POLL_READ))
 
     def send(self, msg: ChaincodeMessage) -> None:
         frame = encode(msg)
@@ -243,84 +247,48 @@ class PipeStream:
             if self._closed:
                 raise ConnectionClosed("pipe closed")
             self._receiving = True
-        frames: list[bytes] = []
         try:
-            frames.append(self._recv_frame())
-            # Frames already waiting come too: one wake serves them all, and what answers
-            # them can go back as one frame.
-            while len(frames) < _MAX_FRAMES_PER_WAKE and self._conn.poll(0):
-                frames.append(self._recv_frame())
-        except (ConnectionClosed, MalformedMessage) as exc:
-            if not frames:
-                raise
-            self._failed = exc
+            # One blocking read takes whatever has arrived: every frame already waiting comes
+            # in the same wake (and what answers them can go back as one frame), in one system
+            # call where Connection.recv_bytes needs two per frame plus a poll to look ahead.
+            msgs, end = self._take_frames()
+            while not msgs and end is None:
+                end = self._read(0)
+                more, failed = self._take_frames()
+                msgs, end = more, failed or end
         finally:
             with self._state_lock:
                 self._receiving = False
                 if self._closed:
                     self._release()
-        msgs = []
-        for frame in frames:
-            try:
-                msgs.extend(decode_frame(frame))
-            except MalformedMessage as exc:
-                if not msgs:
-                    raise
-                self._failed = exc
-                break
+        if end is not None:
+            if not msgs:
+                raise end
+            self._failed = end
         return msgs
 
-    def _recv_frame(self) -> bytes:
+    def _read(self, flags: int) -> ConnectionClosed | None:
+        """Append what the socket holds (up to ``_POLL_READ`` bytes) to the input buffer;
+        blocks for at least one byte unless ``flags`` has MSG_DONTWAIT. The end of the stream,
+        if it ended."""
         try:
-            return self._conn.recv_bytes(self._max_frame)
-        except EOFError as exc:
-            raise ConnectionClosed("pipe closed by the other side") from exc
-        except ConnectionError as exc:  # reset: the other side closed with our data unread
-            raise ConnectionClosed(f"pipe closed by the other side: {exc}") from exc
-        except OSError as exc:
-            if self._closed:
-                raise ConnectionClosed("pipe closed") from exc
-            # recv_bytes raises OSError for a frame over maxlength; the pipe is then unusable.
-            raise MalformedMessage(f"bad frame: {exc}") from exc
-
-    # -- read by a PipePoller (actors.transports.poller) instead of recv ----------------
-
-    def start_polling(self) -> socket.socket | None:
-        """The socket to watch; None if closed. The fd stays open until :meth:`stop_polling`
-        (as for a reader inside ``recv``), so its number cannot be reused under the poller."""
-        with self._state_lock:
-            if self._closed:
-                return None
-            self._receiving = True
-        return self._sock
-
-    def polled_socket(self) -> socket.socket:
-        return self._sock
-
-    def stop_polling(self) -> None:
-        with self._state_lock:
-            self._receiving = False
-            if self._closed:
-                self._release()
-
-    def poll_frames(
-        self,
-    ) -> tuple[list[ChaincodeMessage], ConnectionClosed | MalformedMessage | None]:
-        """Without blocking: the messages of the whole frames that have arrived, and what
-        ended the stream, if it ended (after those messages). Part of a frame is kept for
-        the next call."""
-        try:
-            data = self._sock.recv(_POLL_READ, socket.MSG_DONTWAIT)
+            size = self._sock.recv_into(self._readbuf, _POLL_READ, flags)
         except BlockingIOError:
-            return [], None
+            return None
         except OSError as exc:
-            return [], ConnectionClosed(f"pipe closed: {exc}")
-        if not data:
-            return [], ConnectionClosed(
+            return ConnectionClosed(f"pipe closed: {exc}")
+        if not size:
+            return ConnectionClosed(
                 "pipe closed" if self._closed else "pipe closed by the other side"
             )
+        self._inbuf += self._readbuf[:size]
+        return None
+
+    def _take_frames(self) -> tuple[list[ChaincodeMessage], MalformedMessage | None]:
+        """The messages of the whole frames in the input buffer, and the error that makes the
+        stream unusable, if a frame is bad (after the messages of the frames before it). Part
+        of a frame stays for the next read."""
         buf = self._inbuf
-        buf += data
         msgs: list[ChaincodeMessage] = []
         end: MalformedMessage | None = None
         pos, have = 0, len(buf)
@@ -348,6 +316,36 @@ class PipeStream:
                 break
         del buf[:pos]
         return msgs, end
+
+    # -- read by a PipePoller (actors.transports.poller) instead of recv ----------------
+
+    def start_polling(self) -> socket.socket | None:
+        """The socket to watch; None if closed. The fd stays open until :meth:`stop_polling`
+        (as for a reader inside ``recv``), so its number cannot be reused under the poller."""
+        with self._state_lock:
+            if self._closed:
+                return None
+            self._receiving = True
+        return self._sock
+
+    def polled_socket(self) -> socket.socket:
+        return self._sock
+
+    def stop_polling(self) -> None:
+        with self._state_lock:
+            self._receiving = False
+            if self._closed:
+                self._release()
+
+    def poll_frames(
+        self,
+    ) -> tuple[list[ChaincodeMessage], ConnectionClosed | MalformedMessage | None]:
+        """Without blocking: the messages of the whole frames that have arrived, and what
+        ended the stream, if it ended (after those messages). Part of a frame is kept for
+        the next call."""
+        closed = self._read(socket.MSG_DONTWAIT)
+        msgs, end = self._take_frames()
+        return msgs, end or closed
 
     def close(self) -> None:
         with self._state_lock:
