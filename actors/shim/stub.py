@@ -139,8 +139,12 @@ def _query_metadata(page_size: int, bookmark: str) -> bytes:
 class ChaincodeStub:
     """One transaction's view of the peer. Created by the handler for each INIT/TRANSACTION.
 
-    Construction parses the SignedProposal as the Go shim does and raises ``ValueError`` if it
-    is malformed (the handler then answers ERROR without running user code).
+    Construction checks the SignedProposal's headers as the Go shim does and raises
+    ``ValueError`` if they are malformed (the handler then answers ERROR without running user
+    code). What only some chaincode asks for is read on first use: the signature header
+    (creator, binding) and the proposal payload (transient data), about half the cost of
+    reading a proposal. A peer validates both before it sends a proposal; if one is malformed
+    anyway, the getter that needs it raises ``ValueError``.
     """
 
     def __init__(
@@ -159,14 +163,14 @@ class ChaincodeStub:
         self._signed_proposal = signed_proposal
         self._event: ChaincodeEvent | None = None
         self._proposal: Proposal | None = None
+        self._header: Header | None = None
         self._channel_header: ChannelHeader | None = None
-        self._creator = b""
-        self._transient: dict[str, bytes] = {}
-        self._binding = b""
+        self._signature_header: SignatureHeader | None = None
+        self._transient: dict[str, bytes] | None = None
         if signed_proposal is not None:
-            self._parse_proposal(signed_proposal)
+            self._check_proposal(signed_proposal)
 
-    def _parse_proposal(self, signed_proposal: SignedProposal) -> None:
+    def _check_proposal(self, signed_proposal: SignedProposal) -> None:
         proposal = _parse(Proposal, signed_proposal.proposal_bytes, "Proposal from SignedProposal")
         if not proposal.header:
             raise ValueError("failed to extract Proposal fields: proposal header is nil")
@@ -177,14 +181,17 @@ class ChaincodeStub:
                 "invalid channel header type. Expected ENDORSER_TRANSACTION or CONFIG, "
                 f"received {chdr.type}"
             )
-        shdr = _parse(SignatureHeader, header.signature_header, "signature header")
-        payload = _parse(ChaincodeProposalPayload, proposal.payload, "proposal payload")
         self._proposal = proposal
+        self._header = header
         self._channel_header = chdr
-        self._creator = shdr.creator
-        self._transient = dict(payload.TransientMap)
-        epoch = struct.pack("<Q", chdr.epoch)
-        self._binding = hashlib.sha256(shdr.nonce + shdr.creator + epoch).digest()
+
+    def _signature(self) -> SignatureHeader | None:
+        """The proposal's signature header (parsed on first use); None without a proposal."""
+        if self._signature_header is None and self._header is not None:
+            self._signature_header = _parse(
+                SignatureHeader, self._header.signature_header, "signature header"
+            )
+        return self._signature_header
 
     # ------------------------------------------------------------------ requests
 
@@ -230,14 +237,24 @@ class ChaincodeStub:
 
     def get_creator(self) -> bytes:
         """Serialized ``msp.SerializedIdentity`` of the submitter; b"" without a proposal."""
-        return self._creator
+        shdr = self._signature()
+        return b"" if shdr is None else shdr.creator
 
     def get_transient(self) -> dict[str, bytes]:
+        if self._transient is None:
+            if self._proposal is None:
+                return {}
+            payload = _parse(ChaincodeProposalPayload, self._proposal.payload, "proposal payload")
+            self._transient = dict(payload.TransientMap)
         return dict(self._transient)
 
     def get_binding(self) -> bytes:
         """SHA-256(nonce || creator || epoch as 8-byte little-endian); b"" without a proposal."""
-        return self._binding
+        shdr = self._signature()
+        if shdr is None or self._channel_header is None:
+            return b""
+        epoch = struct.pack("<Q", self._channel_header.epoch)
+        return hashlib.sha256(shdr.nonce + shdr.creator + epoch).digest()
 
     def get_signed_proposal(self) -> SignedProposal | None:
         return self._signed_proposal

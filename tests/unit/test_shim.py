@@ -642,6 +642,31 @@ def test_bad_proposal_is_error_before_user_code(make: Any) -> None:
     assert not ran.is_set()
 
 
+def test_signature_header_and_payload_are_read_when_first_asked_for(make: Any) -> None:
+    """Only the headers are checked before user code; a signature header or payload that does
+    not parse fails the getter that needs it (a peer never sends one: it validates both)."""
+    good = Proposal.FromString(make_proposal().proposal_bytes)
+    header = common_pb2.Header.FromString(good.header)
+    header.signature_header = b"\xff\xff"
+    broken = Proposal(header=header.SerializeToString(), payload=b"\xff\xff")
+    seen: dict[str, str] = {}
+
+    def lazy(stub: ChaincodeStub) -> str:
+        seen["fn"] = stub.get_function_and_parameters()[0]
+        for getter in (stub.get_creator, stub.get_binding, stub.get_transient):
+            with pytest.raises(ValueError, match="failed to extract") as info:
+                getter()
+            seen[getter.__name__] = str(info.value)
+        return "ok"
+
+    h = make(FnChaincode({"lazy": lazy}))
+    proposal = SignedProposal(proposal_bytes=broken.SerializeToString())
+    assert payload_of(h.peer.execute(["lazy"], proposal=proposal)) == "ok"
+    assert seen["fn"] == "lazy"
+    assert "signature header" in seen["get_creator"] and "signature header" in seen["get_binding"]
+    assert "proposal payload" in seen["get_transient"]
+
+
 def test_state_requests_carry_txid_and_channel(make: Any) -> None:
     def rw(stub: ChaincodeStub) -> dict[str, Any]:
         stub.put_state("a", b"1")
