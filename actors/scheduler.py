@@ -3,10 +3,12 @@
 Fabric starts a ``time.After`` per Execute and per launch; a thread per timer would cost far more
 than a transaction here. Entries live in one heap ordered by deadline, so the memory and the
 time per wake-up depend on the entries pending, not on how many distinct durations were ever
-used. Cancelled entries are dropped lazily: when they reach the top, or in a sweep once most
-entries are cancelled ones (nearly every transaction cancels its deadline, and a 10 s timeout at
-thousands of transactions per second would otherwise keep tens of thousands of them for the
-garbage collector to scan).
+used. The heap holds only ``(when, sequence)`` pairs, which the garbage collector stops
+tracking, and the live deadlines are indexed by sequence: a cancelled deadline leaves that
+index at once, so nothing of it outlives its transaction (nearly every transaction cancels its
+deadline, and at thousands of transactions per second a 10 s timeout would otherwise keep tens
+of thousands of objects for the collector's full scans). Its pair is dropped lazily: when it
+reaches the top, or in a sweep once most pairs are cancelled ones.
 
 The thread must not die: every timeout in the peer depends on it. A callback that raises is
 logged, a wait is bounded whatever the deadline, and delays that are not finite numbers are
@@ -40,10 +42,13 @@ Clock = Callable[[], float]
 class Deadline:
     """A scheduled callback; ``cancel()`` is cheap and safe from any thread."""
 
-    __slots__ = ("callback", "cancelled", "scheduler", "when")
+    __slots__ = ("callback", "cancelled", "scheduler", "sequence", "when")
 
-    def __init__(self, when: float, callback: Callable[[], None], scheduler: Scheduler) -> None:
+    def __init__(
+        self, when: float, sequence: int, callback: Callable[[], None], scheduler: Scheduler
+    ) -> None:
         self.when = when
+        self.sequence = sequence
         self.callback = callback
         self.cancelled = False
         self.scheduler = scheduler
@@ -54,7 +59,9 @@ class Deadline:
         self.cancelled = True
         # Drop the callback now: it may hold a transaction's whole context.
         self.callback = _nothing
-        self.scheduler._cancelled += 1  # a hint for sweeping; a lost update does no harm
+        scheduler = self.scheduler
+        scheduler._live.pop(self.sequence, None)  # atomic: no lock needed
+        scheduler._cancelled += 1  # a hint for sweeping; a lost update does no harm
 
 
 def _nothing() -> None:
@@ -68,8 +75,10 @@ class Scheduler:
         self, name: str = "ccactors-deadlines", *, clock: Clock = time.monotonic, start: bool = True
     ) -> None:
         self._clock = clock
-        # (when, sequence, entry): the sequence keeps equal deadlines in scheduling order.
-        self._heap: list[tuple[float, int, Deadline]] = []
+        # (when, sequence): the sequence keeps equal deadlines in scheduling order and finds
+        # the entry in _live, unless it was cancelled.
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, Deadline] = {}
         self._sequence = itertools.count()
         self._cancelled = 0  # of the entries in the heap, roughly how many are cancelled
         self._cond = threading.Condition()
@@ -83,15 +92,17 @@ class Scheduler:
         """Run ``callback`` after ``delay`` seconds (a finite number; ValueError otherwise)."""
         if not math.isfinite(delay):
             raise ValueError(f"delay must be a finite number of seconds, got {delay!r}")
-        entry = Deadline(self._clock() + delay, callback, self)
+        when = self._clock() + delay
         with self._cond:
             if self._stopped:
                 raise RuntimeError("scheduler stopped")
             heap = self._heap
             if self._cancelled >= SWEEP_AT_LEAST and 2 * self._cancelled > len(heap):
                 self._sweep()
-            heapq.heappush(heap, (entry.when, next(self._sequence), entry))
-            if heap[0][2] is entry:  # a new soonest deadline: the thread must wait less
+            sequence = next(self._sequence)
+            entry = self._live[sequence] = Deadline(when, sequence, callback, self)
+            heapq.heappush(heap, (when, sequence))
+            if heap[0][1] == sequence:  # a new soonest deadline: the thread must wait less
                 self._cond.notify()
         return entry
 
@@ -102,11 +113,12 @@ class Scheduler:
     def pending(self) -> int:
         """Entries that will still fire (a scan: for tests and diagnostics)."""
         with self._cond:
-            return sum(1 for _, _, entry in self._heap if not entry.cancelled)
+            return len(self._live)
 
     def _sweep(self) -> None:
         """Drop every cancelled entry (lock held)."""
-        self._heap = [item for item in self._heap if not item[2].cancelled]
+        live = self._live
+        self._heap = [item for item in self._heap if item[1] in live]
         heapq.heapify(self._heap)
         self._cancelled = 0
 
@@ -115,8 +127,10 @@ class Scheduler:
         now, so that whatever waits on them (a caller's timeout) ends instead of hanging."""
         with self._cond:
             self._stopped = True
-            pending = [entry for _, _, entry in sorted(self._heap) if not entry.cancelled]
+            live = self._live
+            pending = [live[seq] for _, seq in sorted(self._heap) if seq in live]
             self._heap = []
+            live.clear()
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -134,12 +148,12 @@ class Scheduler:
 
     def _take_due(self) -> tuple[list[Deadline], float | None]:
         """Pop the due entries (lock held); also the next deadline, if any."""
-        heap = self._heap
+        heap, live = self._heap, self._live
         now = self._clock()
         due = []
-        while heap and (heap[0][2].cancelled or heap[0][0] <= now):
-            entry = heapq.heappop(heap)[2]
-            if entry.cancelled:
+        while heap and (heap[0][1] not in live or heap[0][0] <= now):
+            entry = live.pop(heapq.heappop(heap)[1], None)
+            if entry is None or entry.cancelled:
                 self._cancelled -= 1
             else:
                 due.append(entry)
