@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtimes",
         type=_names,
-        help="runtimes (system,system-greenlets,process; docker too when Docker is usable: "
-        "its launch is measured by default, its transactions only when listed here)",
+        help="runtimes (system,system-greenlets,process; also system-threads, and docker when "
+        "Docker is usable: its launch is measured by default, its transactions only when listed "
+        "here)",
     )
     parser.add_argument(
         "--workloads", type=_names, help="read,readwrite,range,richquery,private,cc2cc"

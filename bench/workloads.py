@@ -26,6 +26,7 @@ from bench.procinfo import descendants
 
 KV_TARGET = "examples.kv:KVChaincode"
 GREENLET_KV_TARGET = "examples.kv:GreenletKVChaincode"
+THREAD_KV_TARGET = "examples.kv:ThreadKVChaincode"
 CHANNEL = "bench-channel"
 READ_KEYS = 256  # one per client at the largest default client count
 RANGE_KEYS = 100
@@ -122,7 +123,8 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     "system": RuntimeSpec(
         "system",
         "pipe",
-        "system chaincode: fork-server child process, Pipe + msgpack frames",
+        "system chaincode: fork-server child process, Pipe + msgpack frames; concurrency "
+        "'auto' (the default: greenlets, a new reading thread when one blocks)",
         make=_system,
         define=lambda name: ChaincodeDefinition(name, runtime="system", target=KV_TARGET),
     ),
@@ -132,6 +134,13 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         "system chaincode as above, concurrency='greenlets': its transactions on one thread",
         make=_system,
         define=lambda name: ChaincodeDefinition(name, runtime="system", target=GREENLET_KV_TARGET),
+    ),
+    "system-threads": RuntimeSpec(
+        "system",
+        "pipe",
+        "system chaincode as above, concurrency='threads': its transactions on pool threads",
+        make=_system,
+        define=lambda name: ChaincodeDefinition(name, runtime="system", target=THREAD_KV_TARGET),
     ),
     "process": RuntimeSpec(
         "process",

@@ -98,3 +98,10 @@ class GreenletKVChaincode(KVChaincode):
     stalls the whole chaincode): the benchmark's second system chaincode."""
 
     concurrency = "greenlets"
+
+
+class ThreadKVChaincode(KVChaincode):
+    """The same chaincode with every transaction on a pool thread (the bench's
+    ``system-threads``; the default, ``"auto"``, is greenlets with a thread fallback)."""
+
+    concurrency = "threads"

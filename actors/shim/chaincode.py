@@ -53,11 +53,13 @@ class Chaincode:
     the stub or in locals, not on ``self``.
     """
 
-    concurrency = "threads"
-    """How transactions run. ``"threads"``: each on a worker thread, so user code may block.
-    ``"greenlets"``: all on one thread, each a greenlet that yields while it waits for the
-    peer; cheaper under load, but user code must not block outside the stub (needs the
-    ``greenlet`` package)."""
+    concurrency = "auto"
+    """How transactions run. ``"auto"``: as greenlets, and when one blocks outside the stub
+    (``time.sleep``, I/O) for more than 50-100 ms, another thread takes over starting the next
+    ones (over a pipe, with the ``greenlet`` package; else as ``"threads"``). ``"threads"``:
+    each on a worker thread, so user code may block as long as it likes. ``"greenlets"``: all
+    on one thread, each a greenlet that yields while it waits for the peer; user code must not
+    block outside the stub (needs the ``greenlet`` package)."""
 
     def init(self, stub: ChaincodeStub) -> Response:
         """Called for INIT (a transaction with ``is_init`` set, or a legacy instantiate)."""

@@ -14,7 +14,11 @@ How transactions run and how a stub request waits for its reply is a strategy, a
 :class:`_Engine` chosen by ``Chaincode.concurrency``; :class:`ShimHandler` itself keeps the FSM,
 the dispatch of each message and the running of one transaction.
 
-*threads* (:class:`_ThreadEngine`, the default): transactions run on a thread pool. Reading
+*auto* (:class:`_AutoEngine`, the default over a pipe when the ``greenlet`` package is there,
+else *threads*): greenlets as below, plus a watchdog thread that hands reading to a new thread
+when a transaction keeps the reading thread in user code; see the class.
+
+*threads* (:class:`_ThreadEngine`): transactions run on a thread pool. Reading
 is leader/follower, to save thread hand-offs (each wake-up of a sleeping thread costs
 ~10 us of GIL-held time, and with a dedicated reader thread every reply was one). Whoever holds
 the *read token* reads the next message and dispatches it as before: KEEPALIVE is echoed, a
@@ -52,6 +56,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -82,7 +87,7 @@ Short, because every chaincode process polls: at 50, 100 live chaincodes cost 58
 transaction than at 2 (bench scaling section)."""
 _TRANSACTIONS = frozenset((ChaincodeMessage.TRANSACTION, ChaincodeMessage.INIT))
 _REPLIES = frozenset((ChaincodeMessage.RESPONSE, ChaincodeMessage.ERROR))
-CONCURRENCY = ("threads", "greenlets")
+CONCURRENCY = ("auto", "threads", "greenlets")
 """How a chaincode's transactions run: ``Chaincode.concurrency`` picks one."""
 _HANDS_OFF_WORK = frozenset(
     (
@@ -201,7 +206,7 @@ class ShimHandler:
     def __init__(
         self, stream: MessageStream, chaincode: Chaincode, name: str, max_workers: int = 64
     ) -> None:
-        concurrency = getattr(chaincode, "concurrency", "threads")
+        concurrency = getattr(chaincode, "concurrency", "auto")
         if concurrency not in CONCURRENCY:
             raise ValueError(
                 f"{type(chaincode).__name__}.concurrency must be one of {CONCURRENCY}, "
@@ -217,16 +222,21 @@ class ShimHandler:
         """READY's payload (Fabric 3.1+), kept for inspection; we never use the batch messages
         it may offer, which every peer must accept not being used."""
         self._engine: _Engine
-        if concurrency == "greenlets":
+        greenlet: Any = None
+        if concurrency != "threads":
             try:
                 import greenlet  # only chaincode that asks for it needs the package
             except ImportError as exc:
-                raise ValueError(
-                    "concurrency='greenlets' needs the greenlet package, which is not "
-                    "installed here (the Docker base image does not have it)"
-                ) from exc
+                if concurrency == "greenlets":
+                    raise ValueError(
+                        "concurrency='greenlets' needs the greenlet package, which is not "
+                        "installed here (the Docker base image does not have it)"
+                    ) from exc
+        if concurrency == "greenlets":
             self._engine = _GreenletEngine(self, greenlet)
-        else:
+        elif greenlet is not None and hasattr(stream, "recv_batch") and hasattr(stream, "cork"):
+            self._engine = _AutoEngine(self, greenlet, max_workers)
+        else:  # auto without the greenlet package, or over a stream that does not batch
             self._engine = _ThreadEngine(self, max_workers)
 
     # ------------------------------------------------------------------ lifecycle
@@ -676,4 +686,316 @@ class _GreenletEngine:
             raise _send_failed(msg, exc) from exc
         slot = self._slots[key] = _GreenletSlot(current)
         self._hub.switch()
+        return slot.result()
+
+
+_STALL = 0.05
+"""Seconds (at most twice this) a transaction may run user code on the reading thread of an
+``"auto"`` chaincode before another thread takes over reading."""
+
+
+class _Lane:
+    """A thread of an :class:`_AutoEngine`: a hub greenlet and the transactions started on it."""
+
+    __slots__ = ("busy", "cond", "corked", "hub", "idle", "inbox", "running", "ticks")
+
+    def __init__(self) -> None:
+        self.hub: Any = None  # the greenlet running the lane's loop, once it runs
+        self.running = 0  # transactions started on this lane and not finished
+        self.idle: list[Any] = []  # parked workers (see _GreenletEngine)
+        self.inbox: deque[_AutoSlot] = deque()  # replies for it, once it no longer reads
+        self.cond = threading.Condition(threading.Lock())
+        self.busy = False  # in a dispatch: user code of a transaction may be running
+        self.ticks = 0  # dispatches begun: the watchdog sees a lane stuck in one
+        self.corked = False  # it corked the stream for a batch and must uncork it
+
+
+class _AutoSlot:
+    """Where the reply to one request waits: a greenlet of a lane, or (a stub used from some
+    other thread) a latch as in the threads engine."""
+
+    __slots__ = ("error", "greenlet", "lane", "latch", "reply")
+
+    def __init__(self, lane: _Lane | None, waiter: Any) -> None:
+        self.lane = lane
+        self.greenlet = waiter
+        self.latch: threading.Lock | None = None
+        if lane is None:
+            self.latch = threading.Lock()
+            self.latch.acquire()
+        self.reply: ChaincodeMessage | None = None
+        self.error = ""
+
+    def result(self) -> ChaincodeMessage:
+        if self.reply is None:
+            raise ChaincodeRequestError(self.error or CONNECTION_LOST)
+        return self.reply
+
+
+class _AutoEngine:
+    """Greenlets, with a thread taking over when a transaction blocks (the default).
+
+    Transactions run as in :class:`_GreenletEngine`, as greenlets of the reading thread's loop
+    (its *lane*). A watchdog thread looks every ``_STALL`` seconds, and only while
+    transactions come and go: if the reading lane has been in the same dispatch since its last
+    look (user code that blocks outside the stub, or computes for long), a new lane takes over
+    reading and starting transactions. The old one finishes its own transactions, their replies
+    handed to it by the reader through its inbox, and ends. So a blocking transaction delays
+    the transactions that come after it by at most two looks of the watchdog, and costs one
+    thread while it blocks. Those that were already in flight on its lane (greenlets cannot
+    move between threads) resume only when it lets go of the thread: a transaction that never
+    does holds them until the peer's execute timeout. The stub may be used from another thread
+    too; that thread then waits for the reply as in the threads engine.
+    """
+
+    def __init__(self, handler: ShimHandler, greenlet: Any, max_lanes: int) -> None:
+        self._handler = handler
+        self._stream = handler._stream
+        self._greenlet = greenlet
+        self._max_lanes = max_lanes
+        self._lock = threading.Lock()
+        self._slots: dict[tuple[str, str], _AutoSlot] = {}
+        self._pending: deque[ChaincodeMessage] = deque()  # read, not yet dispatched
+        self._reader: _Lane | None = None
+        self._lanes = 0
+        self._closed = False
+        self._ended = threading.Event()
+        self._local = threading.local()  # .lane: the lane of this thread
+        self._watch_asleep = False  # the watchdog waits for the next dispatch (lock held)
+        self._wake_watch = threading.Event()
+        self._failure: BaseException | None = None
+
+    # -- lanes -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._stream.send(self._handler._register_message())
+        except (ConnectionClosed, MalformedMessage) as exc:
+            self._handler._stream_ended(exc)
+            self._shut_down()
+            return
+        lane = self._new_lane()
+        with self._lock:
+            self._reader = lane
+        threading.Thread(target=self._watch, name="shim-watchdog", daemon=True).start()
+        self._run_lane(lane)
+        self._ended.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def _new_lane(self) -> _Lane:
+        self._lanes += 1
+        return _Lane()
+
+    def _lane_thread(self, lane: _Lane) -> None:
+        try:
+            self._run_lane(lane)
+        except BaseException as exc:  # run() re-raises it
+            if self._failure is None:
+                self._failure = exc
+            self._shut_down()
+
+    def _run_lane(self, lane: _Lane) -> None:
+        lane.hub = self._greenlet.getcurrent()
+        self._local.lane = lane
+        try:
+            self._read_while_reader(lane)
+            self._follow(lane)
+        finally:
+            with self._lock:
+                self._lanes -= 1
+            for parked in lane.idle:
+                parked.throw()  # GreenletExit: ends its loop here, on its own thread
+
+    def _read_while_reader(self, lane: _Lane) -> None:
+        stream, handle, lock = self._stream, self._handler._handle, self._lock
+        pending = self._pending
+        while True:
+            with lock:
+                if self._reader is not lane or self._closed:
+                    return
+                msg = pending.popleft() if pending else None
+                if msg is None and lane.corked:  # a batch is done: its replies go as one
+                    lane.corked = False
+                    stream.uncork()  # type: ignore[attr-defined]
+                lane.busy = msg is not None
+                lane.ticks += 1
+                if msg is not None and self._watch_asleep:
+                    self._watch_asleep = False
+                    self._wake_watch.set()
+            if msg is None:
+                try:
+                    msgs = stream.recv_batch()  # type: ignore[attr-defined]
+                except (ConnectionClosed, MalformedMessage) as exc:
+                    self._handler._stream_ended(exc)
+                    self._shut_down()
+                    return
+                with lock:
+                    pending.extend(msgs)
+                    if len(msgs) > 1 and not lane.corked:
+                        lane.corked = True
+                        stream.cork()  # type: ignore[attr-defined]
+                continue
+            try:
+                handled = handle(msg)
+            except BaseException as exc:  # as if run() had died: end everything
+                if self._failure is None:
+                    self._failure = exc  # before the shutdown: run() re-raises it
+                self._shut_down()
+                raise
+            lane.busy = False
+            if not handled:
+                self._shut_down()
+                return
+
+    def _follow(self, lane: _Lane) -> None:
+        """No longer the reader: resume this lane's transactions as their replies come."""
+        cond, inbox = lane.cond, lane.inbox
+        while True:
+            with cond:
+                while not inbox and lane.running:
+                    cond.wait()
+                if not inbox:
+                    return
+                slot = inbox.popleft()
+            slot.greenlet.switch()
+
+    def _watch(self) -> None:
+        """Give reading to a new lane when the reader stays in one dispatch (class doc).
+
+        Looks every ``_STALL`` seconds while the reader dispatches; after a few looks that
+        found it idle in ``recv`` it sleeps until the next dispatch wakes it."""
+        seen_lane: _Lane | None = None
+        seen_ticks, quiet = -1, 0
+        while not self._closed:
+            if quiet < 4:
+                self._wake_watch.wait(_STALL)
+            else:
+                with self._lock:
+                    lane = self._reader
+                    self._wake_watch.clear()
+                    self._watch_asleep = lane is not None and not lane.busy
+                    asleep = self._watch_asleep and lane is seen_lane and lane.ticks == seen_ticks
+                if asleep and not self._closed:
+                    self._wake_watch.wait()
+                    # Set once, by the dispatch that woke us: the timed waits must wait again.
+                    self._wake_watch.clear()
+                quiet = 0
+            with self._lock:
+                self._watch_asleep = False
+                lane = self._reader
+                if lane is None or self._closed:
+                    continue
+                same = lane is seen_lane and lane.ticks == seen_ticks
+                quiet = quiet + 1 if same and not lane.busy else 0
+                seen_lane, seen_ticks = lane, lane.ticks
+                if not (same and lane.busy) or self._lanes >= self._max_lanes:
+                    continue
+                quiet = 0
+                reader = self._reader = self._new_lane()
+                if lane.corked:  # the stuck lane's batch: what it sent goes now
+                    lane.corked = False
+                    self._stream.uncork()  # type: ignore[attr-defined]
+            log.debug("shim %s: a transaction blocks; another thread reads", self._handler.name)
+            threading.Thread(
+                target=self._lane_thread, args=(reader,), name="shim-lane", daemon=True
+            ).start()
+
+    def _shut_down(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            slots = list(self._slots.values())
+            self._slots.clear()
+            lane = getattr(self._local, "lane", None)
+            if lane is not None and lane.corked:
+                lane.corked = False
+                with contextlib.suppress(ConnectionClosed, MalformedMessage):
+                    self._stream.uncork()  # type: ignore[attr-defined]
+        self._stream.close()
+        self._wake_watch.set()
+        for slot in slots:
+            slot.error = CONNECTION_LOST
+            self._hand_over(slot)
+        self._ended.set()
+
+    # -- transactions and replies ------------------------------------------------------------
+
+    def _hand_over(self, slot: _AutoSlot) -> None:
+        """Resume the waiter of a filled slot: switch to it if it is a greenlet of this
+        thread, else post it to its lane or release its latch."""
+        lane = slot.lane
+        if lane is None:
+            assert slot.latch is not None
+            slot.latch.release()
+        elif lane is getattr(self._local, "lane", None):
+            slot.greenlet.switch()
+        else:
+            with lane.cond:
+                lane.inbox.append(slot)
+                lane.cond.notify()
+
+    def _worker(self, msg: ChaincodeMessage) -> None:
+        lane: _Lane = self._local.lane
+        serve, idle, current, hub = (
+            self._handler._serve_one,
+            lane.idle,
+            self._greenlet.getcurrent,
+            lane.hub,
+        )
+        while True:
+            try:
+                serve(msg)
+            finally:
+                with lane.cond:
+                    lane.running -= 1
+                    if not lane.running:
+                        lane.cond.notify()
+            idle.append(current())
+            msg = hub.switch()
+
+    def start(self, msg: ChaincodeMessage) -> None:
+        lane: _Lane = self._local.lane
+        with lane.cond:
+            lane.running += 1
+        idle = lane.idle
+        worker = idle.pop() if idle else self._greenlet.greenlet(self._worker, parent=lane.hub)
+        worker.switch(msg)
+
+    def deliver(self, msg: ChaincodeMessage) -> bool:
+        with self._lock:
+            slot = self._slots.pop((msg.channel_id, msg.txid), None)
+        if slot is None:
+            return False
+        slot.reply = msg
+        self._hand_over(slot)
+        return True
+
+    def exchange(self, msg: ChaincodeMessage) -> ChaincodeMessage:
+        current = self._greenlet.getcurrent()
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is not None and current.parent is not lane.hub:
+            lane = None  # a hub or a greenlet of the user's own: wait on a latch
+        slot = _AutoSlot(lane, current)
+        key = (msg.channel_id, msg.txid)
+        with self._lock:
+            if self._closed:
+                raise ChaincodeRequestError(CONNECTION_LOST)
+            if key in self._slots:
+                raise _overlapping(msg)
+            self._slots[key] = slot  # before the send: the reply may come on another thread
+        try:
+            self._stream.send(msg)
+        except (ConnectionClosed, MalformedMessage) as exc:
+            with self._lock:
+                if self._slots.get(key) is slot:
+                    del self._slots[key]
+                    raise _send_failed(msg, exc) from exc
+            # Taken meanwhile: a reply or the shutdown is on its way to us.
+        if lane is None:
+            assert slot.latch is not None
+            slot.latch.acquire()
+        else:
+            lane.hub.switch()
         return slot.result()

@@ -346,7 +346,7 @@ class Harness:
         self.join()
 
 
-@pytest.fixture(params=["threads", "greenlets"])
+@pytest.fixture(params=["threads", "greenlets", "auto"])
 def make(request: pytest.FixtureRequest) -> Any:
     """Harness factory; every test runs once per ``Chaincode.concurrency``."""
     harnesses: list[Harness] = []
@@ -1175,6 +1175,59 @@ def test_greenlets_stub_used_from_another_thread_is_refused(make: Any) -> None:
     h = make(FnChaincode({"elsewhere": elsewhere}))
     assert "only on the transaction's own greenlet" in payload_of(h.peer.execute(["elsewhere"]))
     assert h.peer.requests() == []  # nothing was sent
+
+
+auto_only = pytest.mark.parametrize("make", ["auto"], indirect=True)
+
+
+@auto_only
+def test_auto_a_blocking_transaction_does_not_stall_the_next_ones(make: Any) -> None:
+    """Two transactions in turn block their thread (not just their greenlet) until a third
+    releases them: each time a new thread must take over reading, or the next transaction
+    is never read (with pure greenlets this test hangs). Their replies then reach them on
+    threads that no longer read."""
+    released = threading.Event()
+    blocked = [threading.Event(), threading.Event()]
+    threads: dict[str, int] = {}
+
+    def block(stub: ChaincodeStub, i: str) -> list[str]:
+        before = stub.get_state(f"k{i}").decode()
+        blocked[int(i)].set()
+        released.wait(WAIT)
+        threads[i] = threading.get_ident()
+        stub.put_state(f"out{i}", before)
+        return [before, stub.get_state(f"k{i}").decode()]
+
+    def release(stub: ChaincodeStub) -> str:
+        released.set()
+        threads["release"] = threading.get_ident()
+        return stub.get_state("k0").decode()
+
+    h = make(FnChaincode({"block": block, "release": release}))
+    h.peer.state = {"k0": b"v0", "k1": b"v1"}
+    for i in range(2):
+        h.peer.start(["block", str(i)], txid=f"tx{i}")
+        assert blocked[i].wait(WAIT), f"transaction {i} was not started"
+    assert payload_of(h.peer.execute(["release"], txid="tx-release")) == "v0"
+    for i in range(2):
+        assert payload_of(h.peer.result(f"tx{i}")) == [f"v{i}", f"v{i}"]
+        assert h.peer.state[f"out{i}"] == f"v{i}".encode()
+    assert len(set(threads.values())) == 3  # each ran on a thread of its own
+    assert payload_of(h.peer.execute(["release"], txid="tx-after")) == "v0"
+
+
+@auto_only
+def test_auto_stub_used_from_another_thread_waits_there(make: Any) -> None:
+    def elsewhere(stub: ChaincodeStub) -> str:
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.append(stub.get_state("a")))
+        t.start()
+        t.join(WAIT)
+        return got[0].decode() + stub.get_state("a").decode()
+
+    h = make(FnChaincode({"elsewhere": elsewhere}))
+    h.peer.state["a"] = b"A"
+    assert payload_of(h.peer.execute(["elsewhere"])) == "AA"
 
 
 def test_unknown_concurrency_is_refused() -> None:
