@@ -10,6 +10,7 @@ import multiprocessing
 import queue
 import random
 import struct
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -1228,6 +1229,31 @@ def test_auto_stub_used_from_another_thread_waits_there(make: Any) -> None:
     h = make(FnChaincode({"elsewhere": elsewhere}))
     h.peer.state["a"] = b"A"
     assert payload_of(h.peer.execute(["elsewhere"])) == "AA"
+
+
+def test_auto_runs_as_threads_without_greenlet_or_a_batching_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.shim import handler as shim_handler
+
+    chaincode = FnChaincode({})
+    assert chaincode.concurrency == "auto"  # the default
+    a, _ = multiprocessing.Pipe()
+    assert isinstance(ShimHandler(PipeStream(a), chaincode, "cc")._engine, shim_handler._AutoEngine)
+
+    class PlainStream:  # what a gRPC stream offers: no frames of several messages
+        def send(self, msg: ChaincodeMessage) -> None: ...
+        def recv(self) -> ChaincodeMessage: ...
+        def close(self) -> None: ...
+
+    plain = ShimHandler(PlainStream(), chaincode, "cc")  # type: ignore[arg-type]
+    assert isinstance(plain._engine, shim_handler._ThreadEngine)
+    monkeypatch.setitem(sys.modules, "greenlet", None)  # import greenlet raises ImportError
+    fallback = ShimHandler(PipeStream(a), chaincode, "cc")
+    assert isinstance(fallback._engine, shim_handler._ThreadEngine)
+    chaincode.concurrency = "greenlets"
+    with pytest.raises(ValueError, match="needs the greenlet package"):
+        ShimHandler(PipeStream(a), chaincode, "cc")
 
 
 def test_unknown_concurrency_is_refused() -> None:
