@@ -733,19 +733,18 @@ class _AutoSlot:
 
 
 class _AutoEngine:
-    """Greenlets, with a thread taking over when a transaction blocks (the default).
+    """Greenlets until a transaction blocks, then a thread per transaction (the default).
 
     Transactions run as in :class:`_GreenletEngine`, as greenlets of the reading thread's loop
-    (its *lane*). A watchdog thread looks every ``_STALL`` seconds, and only while
-    transactions come and go: if the reading lane has been in the same dispatch since its last
-    look (user code that blocks outside the stub, or computes for long), a new lane takes over
-    reading and starting transactions. The old one finishes its own transactions, their replies
-    handed to it by the reader through its inbox, and ends. So a blocking transaction delays
-    the transactions that come after it by at most two looks of the watchdog, and costs one
-    thread while it blocks. Those that were already in flight on its lane (greenlets cannot
-    move between threads) resume only when it lets go of the thread: a transaction that never
-    does holds them until the peer's execute timeout. The stub may be used from another thread
-    too; that thread then waits for the reply as in the threads engine.
+    (its *lane*). A watchdog thread looks every ``_STALL`` seconds while the reader dispatches:
+    if the reading lane has been in the same dispatch since its last look (user code that
+    blocks outside the stub, or computes for long), a new lane takes over reading, and from
+    then on every transaction runs on a pool thread of its own (as a greenlet of that thread,
+    its replies posted to it by the reader), so that no later one can stall the reader or its
+    neighbours. The stuck lane finishes its own transactions, their replies posted to it too,
+    and ends; those that were in flight on it (greenlets cannot move between threads) resume
+    only when it lets go of the thread. The stub may be used from another thread too; that
+    thread then waits for the reply as in the threads engine.
     """
 
     def __init__(self, handler: ShimHandler, greenlet: Any, max_lanes: int) -> None:
@@ -764,6 +763,7 @@ class _AutoEngine:
         self._watch_asleep = False  # the watchdog waits for the next dispatch (lock held)
         self._wake_watch = threading.Event()
         self._failure: BaseException | None = None
+        self._pool: ThreadPoolExecutor | None = None  # once a transaction blocked (class doc)
 
     # -- lanes -------------------------------------------------------------------------------
 
@@ -893,10 +893,17 @@ class _AutoEngine:
                     continue
                 quiet = 0
                 reader = self._reader = self._new_lane()
+                if self._pool is None:
+                    log.info(
+                        "shim %s: a transaction blocks; transactions run on threads from now on",
+                        self._handler.name,
+                    )
+                    self._pool = ThreadPoolExecutor(
+                        self._max_lanes, thread_name_prefix=f"shim-{self._handler.name}"
+                    )
                 if lane.corked:  # the stuck lane's batch: what it sent goes now
                     lane.corked = False
                     self._stream.uncork()  # type: ignore[attr-defined]
-            log.debug("shim %s: a transaction blocks; another thread reads", self._handler.name)
             threading.Thread(
                 target=self._lane_thread, args=(reader,), name="shim-lane", daemon=True
             ).start()
@@ -918,6 +925,8 @@ class _AutoEngine:
         for slot in slots:
             slot.error = CONNECTION_LOST
             self._hand_over(slot)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._ended.set()
 
     # -- transactions and replies ------------------------------------------------------------
@@ -956,12 +965,39 @@ class _AutoEngine:
             msg = hub.switch()
 
     def start(self, msg: ChaincodeMessage) -> None:
+        pool = self._pool
+        if pool is not None:
+            try:
+                pool.submit(self._run_pooled, msg)
+            except RuntimeError:  # shut down meanwhile: the peer is gone
+                log.debug("shim %s: [%s] not started: closing", self._handler.name, msg.txid)
+            return
         lane: _Lane = self._local.lane
         with lane.cond:
             lane.running += 1
         idle = lane.idle
         worker = idle.pop() if idle else self._greenlet.greenlet(self._worker, parent=lane.hub)
         worker.switch(msg)
+
+    def _run_pooled(self, msg: ChaincodeMessage) -> None:
+        """A pool thread: run one transaction as a greenlet of its own, resuming it as the
+        reader posts its replies."""
+        lane = getattr(self._local, "lane", None)
+        if lane is None:
+            lane = self._local.lane = _Lane()
+            lane.hub = self._greenlet.getcurrent()
+        with lane.cond:
+            lane.running += 1
+
+        def serve() -> None:
+            try:
+                self._handler._serve_one(msg)
+            finally:
+                with lane.cond:
+                    lane.running -= 1
+
+        self._greenlet.greenlet(serve, parent=lane.hub).switch()
+        self._follow(lane)
 
     def deliver(self, msg: ChaincodeMessage) -> bool:
         with self._lock:

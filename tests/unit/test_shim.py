@@ -1218,6 +1218,38 @@ def test_auto_a_blocking_transaction_does_not_stall_the_next_ones(make: Any) -> 
 
 
 @auto_only
+def test_auto_after_a_block_every_transaction_has_a_thread_of_its_own(make: Any) -> None:
+    """Once a transaction has blocked, a later one that blocks must not hold up one that is
+    waiting for the peer meanwhile: each now runs on a thread of its own."""
+    release = [threading.Event(), threading.Event()]
+    blocked = [threading.Event(), threading.Event()]
+
+    def block(stub: ChaincodeStub, i: str) -> str:
+        blocked[int(i)].set()
+        release[int(i)].wait(WAIT)
+        return stub.get_state("k").decode()
+
+    def read(stub: ChaincodeStub) -> str:
+        return stub.get_state("held").decode()
+
+    h = make(FnChaincode({"block": block, "read": read}))
+    h.peer.state = {"k": b"v", "held": b"h"}
+    h.peer.start(["block", "0"], txid="tx0")  # the first block: threads from now on
+    assert blocked[0].wait(WAIT)
+    held = threading.Event()
+    h.peer.hold["held"] = held
+    h.peer.start(["read"], txid="tx-read")
+    h.peer.held.get(timeout=WAIT)  # tx-read waits for the peer's answer
+    h.peer.start(["block", "1"], txid="tx1")
+    assert blocked[1].wait(WAIT)
+    held.set()  # answered while tx1 still blocks
+    assert payload_of(h.peer.result("tx-read")) == "h"
+    for i in range(2):
+        release[i].set()
+        assert payload_of(h.peer.result(f"tx{i}")) == "v"
+
+
+@auto_only
 def test_auto_stub_used_from_another_thread_waits_there(make: Any) -> None:
     def elsewhere(stub: ChaincodeStub) -> str:
         got: list[bytes] = []
