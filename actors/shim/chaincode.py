@@ -54,9 +54,9 @@ class Chaincode:
     """
 
     concurrency = "auto"
-    """How transactions run. ``"auto"``: as greenlets, and when one blocks outside the stub
-    (``time.sleep``, I/O) for more than 50-100 ms, another thread takes over starting the next
-    ones (over a pipe, with the ``greenlet`` package; else as ``"threads"``). ``"threads"``:
+    """How transactions run. ``"auto"``: as greenlets; once one blocks outside the stub
+    (``time.sleep``, I/O) for more than 50-100 ms, each on a thread of its own from then on
+    (over a pipe, with the ``greenlet`` package; else as ``"threads"``). ``"threads"``:
     each on a worker thread, so user code may block as long as it likes. ``"greenlets"``: all
     on one thread, each a greenlet that yields while it waits for the peer; user code must not
     block outside the stub (needs the ``greenlet`` package)."""

@@ -16,7 +16,8 @@ the dispatch of each message and the running of one transaction.
 
 *auto* (:class:`_AutoEngine`, the default over a pipe when the ``greenlet`` package is there,
 else *threads*): greenlets as below, plus a watchdog thread that hands reading to a new thread
-when a transaction keeps the reading thread in user code; see the class.
+when a transaction keeps the reading thread in user code, after which every transaction runs
+on a pool thread of its own; see the class.
 
 *threads* (:class:`_ThreadEngine`): transactions run on a thread pool. Reading
 is leader/follower, to save thread hand-offs (each wake-up of a sleeping thread costs
