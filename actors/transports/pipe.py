@@ -41,7 +41,7 @@ from actors.transports.base import ConnectionClosed, MalformedMessage
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024  # Fabric's default gRPC message limit
-_POLL_READ = 256 * 1024  # bytes one read takes (a PipePoller's per wake and connection)
+_READ = 64 * 1024  # bytes one read takes at most (a PipePoller's per wake and connection)
 
 
 def _header(size: int) -> bytes:
@@ -131,9 +131,9 @@ class PipeStream:
         self._received: deque[ChaincodeMessage] = deque()  # the rest of a batch, for recv()
         self._failed: ConnectionClosed | MalformedMessage | None = None  # for the next recv
         self._inbuf = bytearray()  # part of a frame
-        # Reads go into this one buffer: ``recv(n)`` allocates n bytes per call, which at
-        # this size is an mmap and munmap per read.
-        self._readbuf = memoryview(bytearray(_POLL_READ))
+        # Reads go into one buffer, made at the first read: ``recv(n)`` allocates n bytes per
+        # call, which for a large n is an mmap and munmap per read.
+        self._readbuf: memoryview | None = None
 
     def send(self, msg: ChaincodeMessage) -> None:
         frame = encode(msg)
@@ -268,11 +268,14 @@ class PipeStream:
         return msgs
 
     def _read(self, flags: int) -> ConnectionClosed | None:
-        """Append what the socket holds (up to ``_POLL_READ`` bytes) to the input buffer;
-        blocks for at least one byte unless ``flags`` has MSG_DONTWAIT. The end of the stream,
-        if it ended."""
+        """Append what the socket holds (up to ``_READ`` bytes) to the input buffer; blocks
+        for at least one byte unless ``flags`` has MSG_DONTWAIT. The end of the stream, if it
+        ended."""
+        readbuf = self._readbuf
+        if readbuf is None:
+            readbuf = self._readbuf = memoryview(bytearray(_READ))
         try:
-            size = self._sock.recv_into(self._readbuf, _POLL_READ, flags)
+            size = self._sock.recv_into(readbuf, _READ, flags)
         except BlockingIOError:
             return None
         except OSError as exc:
@@ -281,7 +284,7 @@ class PipeStream:
             return ConnectionClosed(
                 "pipe closed" if self._closed else "pipe closed by the other side"
             )
-        self._inbuf += self._readbuf[:size]
+        self._inbuf += readbuf[:size]
         return None
 
     def _take_frames(self) -> tuple[list[ChaincodeMessage], MalformedMessage | None]:

@@ -57,6 +57,17 @@ def test_half_a_frame_on_one_pipe_holds_up_no_other(poller: PipePoller) -> None:
     assert slow.next() == [CM(type=CM.GET_STATE, txid="slow", payload=b"x" * 100)]
 
 
+def test_frames_larger_than_one_read_arrive_whole(poller: PipePoller) -> None:
+    pipe = Pipe(poller, max_frame=4 << 20)
+    sent = [CM(type=CM.RESPONSE, txid=f"t{i}", payload=bytes([i]) * 700_000) for i in range(3)]
+    for msg in sent:
+        pipe.cc.send(msg)  # more than the socket buffer: a writer thread sends the rest
+    got: list[CM] = []
+    while len(got) < len(sent):
+        got.extend(pipe.next())
+    assert got == sent
+
+
 def test_messages_before_the_end_are_served_then_the_end_once(poller: PipePoller) -> None:
     pipe = Pipe(poller)
     sent = [CM(type=CM.COMPLETED, txid=f"t{i}") for i in range(3)]
