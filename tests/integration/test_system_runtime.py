@@ -526,14 +526,13 @@ def test_a_system_chaincode_runs_in_its_workdir(
 def test_unloadable_chaincode_fails_fast(
     support: ChaincodeSupport, events: EventLog, chaincode: str
 ) -> None:
-    started = time.monotonic()
+    # "Fast" means the exit ends the launch, not the startup timeout: no StartupTimeout and
+    # no launch-timeout metric (a wall-clock bound would only measure the machine's load).
     with pytest.raises(LaunchError) as info:
         support.launch(chaincode, timeout=WAIT)
-    elapsed = time.monotonic() - started
 
     assert not isinstance(info.value, StartupTimeout)
     assert re.search(r"chaincode registration failed: .*exited with code 3", str(info.value))
-    assert elapsed < STARTUP_TIMEOUT / 2, elapsed
     assert sample(support, "chaincode_launch_timeouts_total", chaincode=chaincode) is None
     labels = {"chaincode": chaincode, "success": "false"}
     assert sample(support, "chaincode_launch_duration_count", **labels) == 1
@@ -543,11 +542,9 @@ def test_unloadable_chaincode_fails_fast(
     assert wait_for(lambda: not alive(pid), timeout=5)
     assert support.status() == {}
 
-    # execute reports the same failure, again quickly, and tries a fresh process.
-    started = time.monotonic()
+    # execute reports the same failure (the exit, not a timeout) and tries a fresh process.
     with pytest.raises(LaunchError, match="exited with code 3"):
         run(support, "anything", chaincode=chaincode)
-    assert time.monotonic() - started < STARTUP_TIMEOUT / 2
     assert events.count("launching", chaincode) == 2
 
 
