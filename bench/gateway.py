@@ -81,7 +81,10 @@ class _BareServer:
         identity = self.identity
 
         def handle(request: bytes, context: Any) -> bytes:
-            payload, signature = request[:-72], request[-72:].rstrip(b"\0")
+            # The signature's length travels in the last byte: a DER signature may itself
+            # end in a zero byte, so padding cannot simply be stripped.
+            size = request[-1]
+            payload, signature = request[:-73], request[-73:-1][:size]
             identity.verify(payload, signature)
             return b"ok"
 
@@ -101,7 +104,8 @@ class _BareServer:
 
     def issue(self, _: int) -> Any:
         payload = os.urandom(600)  # about a signed proposal's size
-        request = payload + self.identity.sign(payload).ljust(72, b"\0")
+        signature = self.identity.sign(payload)
+        request = payload + signature.ljust(72, b"\0") + bytes([len(signature)])
         return self.call.future(request)
 
     def close(self) -> None:
