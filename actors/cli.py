@@ -341,7 +341,9 @@ def run_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UsageError(f"{operations_flag}: {exc}") from None
             if any(d.runtime == "docker" for d in config.chaincodes):
-                operations.register_checker("docker", docker_check(config.docker_endpoint))
+                operations.register_checker(
+                    "docker", docker_check(config.docker_endpoint, config.docker_tls)
+                )
             operations.start()
         gateway = None
         if config.gateway_address:

@@ -61,7 +61,7 @@ MAX_NESTING = 32
 MAX_CHAINCODES = 1000
 MAX_ENTRIES = 10_000  # keys in one file, counted through YAML aliases (core.yaml has ~200)
 
-RUNTIMES = ("system", "process", "docker", "external")
+RUNTIMES = ("system", "process", "docker", "external", "package")
 
 # The largest write set one transaction may make: Fabric's sample orderer refuses a transaction
 # over BatchSize.AbsoluteMaxBytes (99 MB in configtx.yaml), so a bigger one could never commit.
@@ -433,7 +433,7 @@ class HostConfig:
     nano_cpus: int | None = None  # NanoCpus: 1e9 = one CPU
     cpu_shares: int | None = None  # CpuShares: relative weight
     pids_limit: int | None = None  # PidsLimit: -1 = unlimited
-    network_mode: str | None = None  # NetworkMode: host, bridge, none, container:ID, a network
+    network_mode: str | None = None  # NetworkMode: bridge, host, container:ID, a network
     log_config: LogConfig | None = None  # LogConfig: {Type, Config}
     dns: tuple[str, ...] = ()  # Dns: servers
     # Fields Docker has but ccactors does not apply (a core.yaml may set them for Fabric).
@@ -484,7 +484,9 @@ def _network_mode(raw: Any) -> str:
     mode = Text()(raw)
     assert mode is not None
     if not _NETWORK.fullmatch(mode):
-        raise ConfigError(f"not a network mode: {_kind(mode)} (host, bridge, none, or a network)")
+        raise ConfigError(f"not a network mode: {_kind(mode)} (host, bridge, or a network)")
+    if mode == "none":
+        raise ConfigError("network mode 'none': chaincode must reach the peer")
     return mode
 
 
@@ -556,6 +558,15 @@ class _HostConfigParser:
         return "the runtime's hardened defaults"
 
 
+def parse_host_config(raw: Any) -> HostConfig:
+    """``vm.docker.hostConfig`` as Fabric's table (any case) or a HostConfig, checked;
+    ConfigError naming the key otherwise."""
+    try:
+        return _HostConfigParser()(raw)
+    except ConfigError as exc:
+        raise ConfigError(*(_under("vm.docker.hostConfig", p) for p in exc.problems)) from None
+
+
 _NAME = Text(max_length=256)
 
 
@@ -611,8 +622,8 @@ class ChaincodeDefinition:
             yield f"a system chaincode needs target 'module:Class', got {_kind(self.target)}"
         if self.runtime == "process" and not self.command and ":" not in self.target:
             yield "a process chaincode needs a command or a target 'module:Class', got neither"
-        if self.runtime == "docker" and not self.package:
-            yield "a docker chaincode needs a package path"
+        if self.runtime in ("docker", "package") and not self.package:
+            yield f"a {self.runtime} chaincode needs a package path"
         if self.runtime == "external" and not (
             self.connection.get("address") or self.connection.get("file")
         ):
@@ -880,6 +891,24 @@ def _channel_organizations(raw: Any) -> dict[str, Any]:
     }
 
 
+class _ExternalBuilders:
+    """``chaincode.externalBuilders``: tables with name, path, propagateEnvironment."""
+
+    def __call__(self, raw: Any) -> tuple[Any, ...]:
+        from actors.lifecycle.builders import ExternalBuilder, parse_builders
+
+        if isinstance(raw, list | tuple) and all(isinstance(b, ExternalBuilder) for b in raw):
+            return tuple(raw)
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"expected a list of tables, got {_kind(raw)}")
+        if len(raw) > 100:
+            raise ConfigError("more than 100 external builders")
+        return parse_builders(raw)
+
+    def show(self, value: tuple[Any, ...]) -> str:
+        return "none (the built-in `ccaas_builder` always)"
+
+
 @dataclass(frozen=True)
 class Config:
     """The peer's settings. Each field is one key: see :func:`setting` and ``KEYS``."""
@@ -1063,6 +1092,36 @@ class Config:
         "table: Memory, NanoCpus, CpuShares, PidsLimit, NetworkMode, LogConfig, Dns of "
         "chaincode containers, over the hardened defaults",
     )
+    docker_tls_enabled: bool = setting(
+        "vm.docker.tls.enabled", False, Boolean(), "mutual TLS to a `tcp://` `vm.endpoint`"
+    )
+    docker_tls_ca_file: str | None = setting(
+        "vm.docker.tls.ca.file", None, Text(optional=True), "the engine's CA (PEM)", shown="unset"
+    )
+    docker_tls_cert_file: str | None = setting(
+        "vm.docker.tls.cert.file",
+        None,
+        Text(optional=True),
+        "our client certificate",
+        shown="unset",
+    )
+    docker_tls_key_file: str | None = setting(
+        "vm.docker.tls.key.file", None, Text(optional=True), "its key", shown="unset"
+    )
+    external_builders: tuple[Any, ...] = setting(
+        "chaincode.externalBuilders",
+        (),
+        _ExternalBuilders(),
+        "list of tables: `name`, `path` (absolute, holding `bin/detect`, `build`, `release`, "
+        "`run`), `propagateEnvironment` (see External builders)",
+    )
+    node_install: str = setting(
+        "chaincode.node.npmInstall",
+        "container",
+        Text(choices=("container", "host")),
+        "where a node package's `npm install` runs: a build container (Fabric's way; it must "
+        "reach the registry) or `host` (this machine's npm, the result copied in)",
+    )
     base_image: str = setting(
         "chaincode.baseimage",
         "ccactors/python-shim:latest",
@@ -1224,6 +1283,27 @@ class Config:
             return os.path.join(self.ledger_path, "lifecycle")
         return None
 
+    @property
+    def build_directory(self) -> str | None:
+        """Where external builders' output is kept (Fabric:
+        ``peer.fileSystemPath``/externalbuilder/builds; None: a temporary directory)."""
+        if self.file_system_path is not None:
+            return os.path.join(self.file_system_path, "externalbuilder", "builds")
+        return None
+
+    @property
+    def docker_tls(self) -> Any:
+        """``vm.docker.tls.*`` as an :class:`actors.images.EngineTLS` (None when off)."""
+        if not self.docker_tls_enabled:
+            return None
+        from actors.images import EngineTLS
+
+        return EngineTLS(
+            self.docker_tls_ca_file or "",
+            self.docker_tls_cert_file or "",
+            self.docker_tls_key_file or "",
+        )
+
     def restart_policy(self, definition: ChaincodeDefinition | None) -> RestartPolicy:
         """The policy that applies to ``definition`` (its own, else the default)."""
         if definition is not None and definition.restart is not None:
@@ -1241,8 +1321,20 @@ class Config:
                 object.__setattr__(self, name, key.parse(getattr(self, name)))
             except ConfigError as exc:
                 problems.extend(_under(key.name, p) for p in exc.problems)
+        if not problems and self.docker_tls_enabled:
+            problems.extend(self._engine_tls_problems())
         if problems:
             raise ConfigError(*problems)
+
+    def _engine_tls_problems(self) -> Iterator[str]:
+        if not self.docker_endpoint.startswith(("tcp://", "https://")):
+            yield f"vm.docker.tls.enabled: needs a tcp:// vm.endpoint, got {self.docker_endpoint}"
+        for name in ("ca", "cert", "key"):
+            path = getattr(self, f"docker_tls_{name}_file")
+            if not path:
+                yield f"vm.docker.tls.{name}.file: must be set with vm.docker.tls.enabled"
+            elif not os.path.isfile(path):
+                yield f"vm.docker.tls.{name}.file: no such file {path}"
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

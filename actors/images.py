@@ -1,6 +1,8 @@
 """Base images for Docker chaincode, built locally (no image registry needed).
 
-Two images, both cached (``build_images`` skips what is present and up to date):
+Two images, both cached (``build_images`` skips what is present and up to date), and a third
+for Node chaincode, built lazily (:func:`ensure_node_image`, the first time a ``node`` package
+is built; ``ccactors/debian-node:bookworm``: Debian's nodejs and npm, same recipe):
 
 1. ``ccactors/debian-python:bookworm``: a Debian root file system with ``python3`` made by
    ``mmdebstrap --variant=essential`` and turned into an image by ``docker import``.
@@ -37,6 +39,11 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_GLIBC = "2_36"  # bookworm's glibc: any manylinux wheel up to 2.36 runs there
 IMAGE_PYTHON = "3.11"  # bookworm's python3
 RUNTIME_REQUIREMENTS = ("grpcio", "protobuf", "msgpack")
+# grpcio's extension links against libstdc++.
+PYTHON_PACKAGES = ("python3", "ca-certificates", "libstdc++6")
+# Fabric's node platform runs on fabric-nodeenv; ours is Debian's nodejs and npm (Node 18).
+NODE_IMAGE = "ccactors/debian-node:bookworm"
+NODE_PACKAGES = ("nodejs", "npm", "ca-certificates")
 LIB_DIR = "/opt/ccactors/lib"
 KIND_LABEL = "ccactors.kind"
 HASH_LABEL = "ccactors.source-hash"
@@ -60,17 +67,55 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def docker_client(endpoint: str | None = None, timeout: float = 120) -> Any:
+MIN_API_VERSION = "1.24"  # what the docker SDK needs at least
+
+
+@dataclass(frozen=True)
+class EngineTLS:
+    """Fabric's ``vm.docker.tls.*``: mutual TLS to a Docker engine on a TCP endpoint
+    (``ca.file``, ``cert.file``, ``key.file``; read and checked by :class:`actors.config.Config`,
+    whose ``docker_tls`` makes one when ``enabled``)."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    def sdk_config(self) -> Any:
+        import docker.tls
+
+        return docker.tls.TLSConfig(
+            client_cert=(self.cert_file, self.key_file), ca_cert=self.ca_file, verify=True
+        )
+
+
+def docker_client(
+    endpoint: str | None = None, timeout: float = 120, tls: EngineTLS | None = None
+) -> Any:
     """A ``docker.DockerClient`` for ``endpoint`` (None: ``DOCKER_HOST`` or the default socket),
-    checked with a ping; :class:`DockerUnavailable` says why when the engine does not answer."""
+    over mutual TLS when ``tls`` is given (a ``tcp://`` endpoint), checked with a ping;
+    :class:`DockerUnavailable` says why when the engine does not answer."""
     try:
         import docker
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise DockerUnavailable("the docker SDK is not installed (pip install docker)") from exc
     where = endpoint or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if tls is not None and not where.startswith(("tcp://", "https://")):
+        raise DockerUnavailable(f"vm.docker.tls needs a tcp:// endpoint, got {where}")
     try:
-        if endpoint:
-            client = docker.DockerClient(base_url=endpoint, timeout=int(timeout), max_pool_size=64)
+        if endpoint or tls is not None:
+            client = docker.DockerClient(
+                base_url=where,
+                timeout=int(timeout),
+                max_pool_size=64,
+                tls=tls.sdk_config() if tls is not None else False,
+                # With TLS, the version is asked below, once the session is set up.
+                version=MIN_API_VERSION if tls is not None else None,
+            )
+            if tls is not None:
+                # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the engine's CA
+                # (vm.docker.tls.ca.file) unless the session ignores the environment.
+                client.api.trust_env = False
+                client.api._version = client.version(api_version=False)["ApiVersion"]
         else:
             client = docker.from_env(timeout=int(timeout), max_pool_size=64)
         client.ping()
@@ -129,8 +174,11 @@ def build_debian_image(
     mirror: str | None = None,
     force: bool = False,
     progress: Progress = _print,
+    packages: tuple[str, ...] = PYTHON_PACKAGES,
+    cmd: str = '["python3"]',
+    kind: str = "debian",
 ) -> Any:
-    """``mmdebstrap`` a Debian root with python3 and ``docker import`` it as ``tag``."""
+    """``mmdebstrap`` a Debian root with ``packages`` and ``docker import`` it as ``tag``."""
     existing = find_image(client, tag)
     if existing is not None and not force:
         progress(f"{tag}: present ({existing.short_id}), skipping")
@@ -142,8 +190,7 @@ def build_debian_image(
         command = [
             mmdebstrap,
             "--variant=essential",
-            # grpcio's extension links against libstdc++.
-            "--include=python3,ca-certificates,libstdc++6",
+            "--include=" + ",".join(packages),
             # Documentation and translations are dead weight in a chaincode container.
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
@@ -154,7 +201,7 @@ def build_debian_image(
         ]
         if mirror:
             command.append(mirror)
-        progress(f"{tag}: mmdebstrap {suite} with python3 (about 15-60 s) ...")
+        progress(f"{tag}: mmdebstrap {suite} with {', '.join(packages)} (15-90 s) ...")
         started = time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
@@ -171,7 +218,7 @@ def build_debian_image(
             str(rootfs),
             repository=repository,
             tag=image_tag,
-            changes=[f"ENV {PATH_ENV}", 'CMD ["python3"]', f"LABEL {KIND_LABEL}=debian"],
+            changes=[f"ENV {PATH_ENV}", f"CMD {cmd}", f"LABEL {KIND_LABEL}={kind}"],
         )
     image = find_image(client, tag)
     if image is None:
@@ -180,6 +227,22 @@ def build_debian_image(
         remove_image_quietly(client, existing.id)
     progress(f"{tag}: built ({image.short_id})")
     return image
+
+
+def ensure_node_image(
+    client: Any, tag: str = NODE_IMAGE, *, progress: Progress | None = None
+) -> Any:
+    """The Node base image, built on first use only (about a minute, 400 MB) and then reused:
+    a peer that never runs a ``node`` package never pays for it."""
+    say = progress or (lambda message: log.info("%s", message))
+    existing = find_image(client, tag)
+    if existing is not None:
+        if progress is not None:
+            say(f"{tag}: present ({existing.short_id}), skipping")
+        return existing
+    return build_debian_image(
+        client, tag, packages=NODE_PACKAGES, cmd='["node"]', kind="node", progress=say
+    )
 
 
 # -- the shim image --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from actors.transports.grpc import ListenError
 
 if TYPE_CHECKING:
     from actors.config import Config
+    from actors.images import EngineTLS
     from actors.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -293,20 +294,15 @@ def _is_terminal(stream: Any) -> bool:
 # -- health ------------------------------------------------------------------------------------
 
 
-def docker_check(endpoint: str | None) -> HealthCheck:
-    """Fabric's Docker health check: the engine answers a ping."""
+def docker_check(endpoint: str | None, tls: EngineTLS | None = None) -> HealthCheck:
+    """Fabric's Docker health check: the engine answers a ping (over ``vm.docker.tls``)."""
 
     def check() -> str | None:
-        import docker
+        from actors.images import DockerUnavailable, docker_client
 
         try:
-            client = docker.DockerClient(base_url=endpoint, timeout=5) if endpoint else None
-            client = client or docker.from_env(timeout=5)
-            try:
-                client.ping()
-            finally:
-                client.close()
-        except Exception as exc:
+            docker_client(endpoint, timeout=5, tls=tls).close()  # it pings
+        except DockerUnavailable as exc:
             return f"failed to ping to Docker daemon: {exc}"
         return None
 

@@ -15,6 +15,7 @@ keyword of :class:`Peer` and one line in the "stores" block of ``__init__``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -24,16 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.config import ChaincodeDefinition, Config
-from actors.errors import ChaincodeError
+from actors.config import ChaincodeDefinition, Config, ConfigError
+from actors.errors import ChaincodeError, LifecycleError
 from actors.events import EventBus
 from actors.handler import Handler, HandlerDeps, ReportContexts
 from actors.launcher import HandlerDirectory, LauncherDeps, RuntimeLauncher
 from actors.ledger import LedgerManager
+from actors.lifecycle.builders import BuildError, PackageRuntime
 from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
-from actors.lifecycle.packages import InstalledPackage
+from actors.lifecycle.packages import InstalledPackage, check_type
+from actors.lifecycle.platforms import PlatformError
 from actors.mailbox import SupervisedRef, tell_quietly
 from actors.metrics import Metrics
+from actors.packaging import PackageInfo
+from actors.policy import Restart
 from actors.privdata.access import CollectionStore
 from actors.proposals import local_identity
 from actors.runtimes import Instance, Runtime
@@ -85,25 +90,52 @@ def default_runtimes(
     config: Config,
     address: PeerAddress,
     client_tls: Callable[[str], ClientTLS | None],
+    metrics: Metrics | None = None,
 ) -> dict[str, Runtime]:
-    """The four runtimes, configured from ``config``."""
+    """The runtimes, configured from ``config``: the four of ``[[chaincodes]]`` and
+    ``package``, Fabric's container router for installed packages (external builders first,
+    then Docker's python and node platforms), which shares the docker and external ones."""
+    from actors.lifecycle.builders import Detector, PackageRuntime
     from actors.runtimes.docker import DockerRuntime
     from actors.runtimes.external import ExternalRuntime
     from actors.runtimes.process import ProcessRuntime
     from actors.runtimes.system import SystemRuntime
 
+    # Connects to the engine on first use, so a peer without Docker still starts.
+    docker = DockerRuntime(
+        address,
+        config.docker_endpoint,
+        config.base_image,
+        msp_id=config.msp_id,
+        tls=client_tls,
+        host_config=config.docker_host_config,
+        engine_tls=config.docker_tls,
+        node_install=config.node_install,
+        build_timeout=config.install_timeout,
+        max_code_size=config.max_package_bytes,
+        on_build=metrics.observe_container_build if metrics is not None else None,
+    )
+    external = ExternalRuntime(max_message_size=config.max_message_size)
+    detector = Detector.configured(
+        config.external_builders,
+        config.build_directory,
+        timeout=config.install_timeout,
+        max_code_size=config.max_package_bytes,
+    )
     return {
         "system": SystemRuntime(max_frame=config.max_message_size),
-        "process": ProcessRuntime(address, tls=client_tls),
-        # Connects to the engine on first use, so a peer without Docker still starts.
-        "docker": DockerRuntime(
+        "process": ProcessRuntime(address, tls=client_tls, msp_id=config.msp_id),
+        "docker": docker,
+        "external": external,
+        "package": PackageRuntime(
+            detector,
             address,
-            config.docker_endpoint,
-            config.base_image,
+            external=external,
+            docker=docker,
             msp_id=config.msp_id,
             tls=client_tls,
+            max_package_bytes=config.max_package_bytes,
         ),
-        "external": ExternalRuntime(max_message_size=config.max_message_size),
     }
 
 
@@ -144,7 +176,7 @@ class Peer:
         self.tls = tls if tls is not None else ChaincodeTLS() if config.tls else None
         self.address = peer_address if peer_address is not None else PeerAddress()
         self.runtimes: dict[str, Runtime] = dict(
-            runtimes or default_runtimes(config, self.address, self.client_tls)
+            runtimes or default_runtimes(config, self.address, self.client_tls, self.metrics)
         )
         self.listener: ChaincodeListener | None = None  # attach_listener fills the address
         self.gateway: GatewayStack | None = None  # start_gateway builds it
@@ -172,6 +204,7 @@ class Peer:
             max_package_bytes=config.max_package_bytes,
             dev_mode=config.mode == "dev",
             registered=lambda: list(self.directory.ready()),
+            check_platform=self._check_package,
         )
         for name in self.definitions:
             self.lifecycle.invocations.configure(name)
@@ -347,12 +380,33 @@ class Peer:
             return ChaincodeRules(definition.version or "1.0", b"")
         return ChaincodeRules(definition.version or "1.0", policy.SerializeToString())
 
+    def _check_package(self, info: PackageInfo) -> None:
+        """At install: a package no external builder claims and no platform builds is
+        refused, naming its type (Fabric builds at install; Docker images here at the first
+        launch)."""
+        router = self.runtimes.get("package")
+        if not isinstance(router, PackageRuntime):
+            check_type(info)
+            return
+        try:
+            router.check(info)
+        except (BuildError, PlatformError, ConfigError) as exc:
+            raise LifecycleError(f"could not build chaincode: {exc}") from None
+
     def add_installed(self, installed: InstalledPackage) -> bool:
         """Register how an installed package runs, under its package id (the ccid it is
         launched and supervised as); False when no runtime here can run its type."""
-        definition = runtime_definition(
-            installed, self.lifecycle.packages.load(installed.package_id)
-        )
+        if "package" in self.runtimes:
+            restart = None
+            if installed.type.lower() == "ccaas":  # a service the peer only dials, as external
+                restart = dataclasses.replace(self.config.restart, restart=Restart.TEMPORARY)
+            definition: ChaincodeDefinition | None = ChaincodeDefinition(
+                installed.package_id, runtime="package", package=installed.path, restart=restart
+            )
+        else:  # runtimes of the embedder's own: the docker and external ones, if given
+            definition = runtime_definition(
+                installed, self.lifecycle.packages.load(installed.package_id)
+            )
         if definition is None or definition.runtime not in self.runtimes:
             return False
         self.definitions[definition.name] = definition

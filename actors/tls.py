@@ -113,9 +113,12 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        # X.509 caps a common name at 64 characters and a package id (label:sha256) is longer;
+        # the peer binds a client certificate by its hash, not by its name.
+        subject = x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .subject_name(x509.Name([subject]))
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -135,12 +138,37 @@ class CertificateAuthority:
         return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
 
+def _interface_addresses() -> tuple[str, ...]:
+    """IPv4 addresses of the local interfaces (Linux ``SIOCGIFADDR``; elsewhere none)."""
+    try:
+        import fcntl
+        import struct
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):
+        return ()
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in names:
+            try:
+                request = struct.pack("256s", name[:15].encode())
+                reply = fcntl.ioctl(sock.fileno(), 0x8915, request)  # SIOCGIFADDR
+            except OSError:  # no IPv4 address on this interface
+                continue
+            address = socket.inet_ntoa(reply[20:24])
+            if address not in found and address != "127.0.0.1":
+                found.append(address)
+    return tuple(found)
+
+
 class ChaincodeTLS:
     """The peer side of chaincode TLS: server credentials and the certificate bindings."""
 
     def __init__(self, hosts: tuple[str, ...] = ()) -> None:
         self.ca = CertificateAuthority()
-        default_hosts = ("127.0.0.1", "localhost", socket.gethostname())
+        # The addresses of this host's interfaces too: a container on a Docker bridge dials
+        # the bridge's gateway (172.17.0.1), and the shim checks the name it dialled.
+        default_hosts = ("127.0.0.1", "localhost", socket.gethostname(), *_interface_addresses())
         self.server = self.ca.issue("ccactors peer", server=True, hosts=hosts or default_hosts)
         self._bindings: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()

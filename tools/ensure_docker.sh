@@ -8,7 +8,8 @@
 # Then build the base image (`ccactors images build`) when it is missing or out of date.
 #
 # Environment: PYTHON (default .venv/bin/python, else python3), DOCKER_WAIT (seconds, default
-# 60), ENSURE_DOCKER_NO_IMAGES=1 to skip the image step, DOCKER_HOST as usual.
+# 60), ENSURE_DOCKER_NO_IMAGES=1 to skip the image step, ENSURE_DOCKER_NODE=1 to build the
+# Node base image too, DOCKER_HOST as usual.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -84,3 +85,9 @@ if [ "${ENSURE_DOCKER_NO_IMAGES:-0}" = "1" ]; then
     exit 0
 fi
 "$PYTHON" -m actors.cli images build
+# The Node base image (Debian's nodejs + npm, ~1 min, 350 MB) is built the first time a node
+# package is; ENSURE_DOCKER_NODE=1 builds it now (e.g. to warm a CI cache or a machine image).
+if [ "${ENSURE_DOCKER_NODE:-0}" = "1" ]; then
+    "$PYTHON" -c 'from actors.images import docker_client, ensure_node_image
+ensure_node_image(docker_client(), progress=print)'
+fi

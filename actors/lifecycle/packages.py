@@ -24,33 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.errors import LifecycleError
+from actors.lifecycle.platforms import PlatformError, check_platform
 from actors.packaging import DEFAULT_MAX_BYTES, PackageError, PackageInfo, read_package_bytes
 
 log = logging.getLogger(__name__)
 
 _STORED = re.compile(r"(.+)\.([0-9a-f]{64})\.tar\.gz")
-# Package types this peer can build and run: ours, Fabric's node platform, the built-in
-# chaincode-as-a-service builder. Anything else needs an external builder that claims it.
-SUPPORTED_TYPES = ("python", "node", "ccaas")
-_REFUSED_TYPES = {
-    "golang": "Go chaincode needs Fabric's Go toolchain images, which this peer does not have",
-    "java": "Java chaincode needs Fabric's javaenv images, which this peer does not have",
-}
 
 
-def check_type(kind: str, external_types: frozenset[str] = frozenset()) -> None:
-    """Refuse at install a package this peer could never run, naming its type.
-
-    ``external_types`` are types some configured external builder claims (checked by the
-    platforms layer); they are accepted as they are."""
-    lowered = kind.lower()
-    if lowered in SUPPORTED_TYPES or kind in external_types:
-        return
-    reason = _REFUSED_TYPES.get(lowered, "no platform or external builder handles this type")
-    raise LifecycleError(
-        f"chaincode type '{kind}' is not supported by this peer: {reason} "
-        f"(supported: {', '.join(SUPPORTED_TYPES)}, or an external builder)"
-    )
+def check_type(info: PackageInfo) -> None:
+    """Refuse at install a package no platform of this peer builds, naming its type (the
+    peer's check also asks the external builders first: :meth:`PackageRuntime.check`)."""
+    try:
+        check_platform(info.metadata or {"type": info.type})
+    except PlatformError as exc:
+        raise LifecycleError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -88,7 +76,7 @@ class InstallStore:
     ) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
-        self._check_platform = check_platform or (lambda info: check_type(info.type))
+        self._check_platform = check_platform or check_type
         self._lock = threading.Lock()
         self._packages: dict[str, InstalledPackage] = {}
         try:

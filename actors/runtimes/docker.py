@@ -12,10 +12,20 @@ Fabric (reference/protocol.md §8.4):
   code, timed in ``dockercontroller_chaincode_container_build_duration{chaincode,success}``;
 * Start: remove a stale container of the same name, create (Env, Cmd = args, HostConfig), attach
   the output to the logger ``peer.chaincode.<name>``, start; Stop = stop + force remove; Wait =
-  the container's exit code.
+  the container's exit code;
+* platforms (``actors.lifecycle.platforms``): ``python`` (ours, FROM the shim image) and
+  ``node`` (Fabric's node platform: ``npm ci/install --omit=dev`` in a build container, the
+  output ADDed to ``/usr/local/src``, ``npm start -- --peer.address ADDR``);
+* ``vm.endpoint`` with ``vm.docker.tls.*`` (:class:`actors.images.EngineTLS`), and
+  ``vm.docker.hostConfig`` (:func:`actors.config.parse_host_config`) over our defaults;
+* env: ``CORE_CHAINCODE_ID_NAME``, logging, TLS files, ``CORE_PEER_LOCALMSPID``.
 
-Additions: containers are hardened by default (:class:`Hardening`), the tail of the output is
-kept for exit reports, and the chaincode image is rebuilt when the base image changed.
+Additions: containers are hardened by default (:class:`Hardening`: memory, CPU, pids and
+open-file limits, no capabilities, read-only root, non-root user) and sit on Docker's bridge
+network rather than the host's (so they reach the chaincode listener but nothing the peer binds
+to 127.0.0.1, such as the admin API); the tail of the output is kept for exit reports; the
+chaincode image is rebuilt when the base image changed; a code package declaring more than
+``max_code_size`` bytes is refused before Docker unpacks it.
 """
 
 from __future__ import annotations
@@ -41,13 +51,25 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from actors.config import ChaincodeDefinition
+from actors.config import ChaincodeDefinition, HostConfig, parse_host_config
 from actors.images import (
     BASE_IMAGE,
     KIND_LABEL,
+    NODE_IMAGE,
     DockerUnavailable,
+    EngineTLS,
     docker_client,
+    ensure_node_image,
     remove_image_quietly,
+)
+from actors.lifecycle.builders import DEFAULT_MAX_CODE_SIZE, BuildError, declared_size
+from actors.lifecycle.platforms import (
+    NODE,
+    NODE_BUILD_SCRIPT,
+    NODE_DOCKERFILE,
+    PYTHON_DOCKERFILE,
+    PlatformError,
+    docker_platform,
 )
 from actors.packaging import PackageError, PackageInfo, read_package
 from actors.runtimes import Connect, ExitStatus
@@ -68,14 +90,10 @@ _VM_CHARS = re.compile(r"[^a-zA-Z0-9_.-]")  # Fabric: vmRegExp
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(([._-][a-z0-9]+)+)?$")  # Fabric: imageRegExp
 _LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]")
 
-CHAINCODE_DOCKERFILE = """\
-FROM {base}
-ADD code.tar.gz {code_dir}/
-RUN ["python3", "-m", "compileall", "-q", "{source_dir}"]
-ENV CORE_CHAINCODE_TARGET={target} PYTHONPATH={source_dir}${{PYTHONPATH:+:$PYTHONPATH}}
-WORKDIR {source_dir}
-CMD ["python3", "-m", "actors.shim"]
-"""
+NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+BUILD_CA_PATH = "/etc/ssl/certs/ccactors-build-ca.crt"
+MAX_BUILD_OUTPUT = 1 << 30  # bytes of a node build's output (node_modules included)
 
 
 class DockerRuntimeError(RuntimeError):
@@ -131,7 +149,8 @@ class Hardening:
     )
     mem_limit: str | None = "512m"
     pids_limit: int | None = 256
-    cpus: float | None = None
+    cpus: float | None = 1.0  # one CPU's worth of time, however many the host has
+    nofile: int | None = 1024  # open file descriptors (soft and hard limit)
     cap_drop: tuple[str, ...] = ("ALL",)
     security_opt: tuple[str, ...] = ("no-new-privileges",)
     init: bool = True
@@ -144,6 +163,8 @@ class Hardening:
             tmpfs={},
             mem_limit=None,
             pids_limit=None,
+            cpus=None,
+            nofile=None,
             cap_drop=(),
             security_opt=(),
             init=True,
@@ -163,6 +184,8 @@ class Hardening:
             config["pids_limit"] = self.pids_limit
         if self.cpus:
             config["nano_cpus"] = int(self.cpus * 1e9)
+        if self.nofile:
+            config["ulimits"] = [{"name": "nofile", "soft": self.nofile, "hard": self.nofile}]
         if self.cap_drop:
             config["cap_drop"] = list(self.cap_drop)
         if self.security_opt:
@@ -332,7 +355,7 @@ class DockerRuntime:
         endpoint: str | None = None,
         base_image: str = BASE_IMAGE,
         *,
-        network_mode: str = "host",
+        network_mode: str = "bridge",
         peer_id: str = "peer0",
         network_id: str = "dev",
         hardening: Hardening | None = None,
@@ -341,19 +364,42 @@ class DockerRuntime:
         shim_logging_level: str = "warning",
         logging_format: str | None = None,
         msp_id: str | None = None,
-        host_config: Mapping[str, Any] | None = None,
+        host_config: HostConfig | Mapping[str, Any] | None = None,
+        engine_tls: EngineTLS | None = None,
+        node_image: str = NODE_IMAGE,
+        node_install: str = "container",
+        build_ca_bundle: str | None = HOST_CA_BUNDLE,
+        build_timeout: float = 300.0,
+        max_code_size: int = DEFAULT_MAX_CODE_SIZE,
         registry: CollectorRegistry | None = None,
+        on_build: Callable[[str, bool, float], None] | None = None,
         tls: Callable[[str], ClientTLS | None] | None = None,
     ) -> None:
-        """``network_mode``: ``host`` (the container dials the listener's 127.0.0.1:port) or
-        ``bridge`` (it dials the bridge gateway, or ``peer_host``; the listener must then listen
-        on 0.0.0.0). ``host_config`` adds or overrides raw HostConfig arguments."""
-        if network_mode not in ("host", "bridge"):
-            raise ValueError(f"network_mode must be 'host' or 'bridge', got {network_mode!r}")
+        """``network_mode``: ``bridge`` (default; the container dials the bridge's gateway, or
+        ``peer_host``; the listener must listen on 0.0.0.0 or that address, and a peer port
+        bound to 127.0.0.1, such as the admin API's, is out of the container's reach), ``host``
+        (the container shares the host's network and dials 127.0.0.1), or the name of a
+        user-defined Docker network. ``host_config`` is Fabric's ``vm.docker.hostConfig``
+        (its table, or the config's :class:`~actors.config.HostConfig`); where it sets a key,
+        it overrides ``hardening`` and ``network_mode``.
+        ``engine_tls``: Fabric's ``vm.docker.tls`` for a ``tcp://`` ``endpoint``.
+
+        Node packages: ``node_install="container"`` runs ``npm install`` in a build container
+        (Fabric's way; it must reach the npm registry, trusting ``build_ca_bundle``, which is
+        mounted into it and named by ``NODE_EXTRA_CA_CERTS``), ``"host"`` runs it with this
+        machine's npm and copies the result in. ``on_build(chaincode, success, seconds)``
+        observes every image build (Fabric's ``chaincode_container_build_duration``)."""
+        if node_install not in ("container", "host"):
+            raise ValueError(f"node_install must be 'container' or 'host', got {node_install!r}")
         self._peer_address = peer_address
         self.endpoint = endpoint
+        self.engine_tls = engine_tls
         self.base_image = base_image
-        self.network_mode = network_mode
+        self.node_image = node_image
+        self.node_install = node_install
+        self.build_ca_bundle = build_ca_bundle
+        self.build_timeout = build_timeout
+        self.max_code_size = max_code_size
         self.peer_id = peer_id
         self.network_id = network_id
         self.hardening = hardening if hardening is not None else Hardening()
@@ -362,7 +408,14 @@ class DockerRuntime:
         self.shim_logging_level = shim_logging_level
         self.logging_format = logging_format
         self.msp_id = msp_id
-        self.extra_host_config = dict(host_config or {})
+        # Fabric's table as it is, or the config's parsed HostConfig
+        self.fabric_host_config = parse_host_config(host_config).docker_kwargs()
+        self.network_mode = self.fabric_host_config.get("network_mode", network_mode)
+        if self.network_mode == "none" or not NETWORK_NAME.fullmatch(self.network_mode):
+            raise ValueError(
+                f"network mode must be 'bridge', 'host' or a Docker network name, got "
+                f"{self.network_mode!r} (chaincode must reach the peer)"
+            )
         self._tls = tls or (lambda ccid: None)
         self.registry = registry or CollectorRegistry()
         self.build_duration = Histogram(
@@ -371,11 +424,13 @@ class DockerRuntime:
             ["chaincode", "success"],
             registry=self.registry,
         )
+        self._on_build = on_build
         self.last_build_seconds: dict[str, float] = {}
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
-        self._gateway: str | None = None
+        self._gateways: dict[str, str] = {}
+        self._reachable: set[str] = set()
         self._packages: dict[tuple[str, int, int], PackageInfo] = {}
         self._latest: dict[str, DockerInstance] = {}
 
@@ -391,7 +446,7 @@ class DockerRuntime:
         with self._client_lock:
             if self._client is None:
                 try:
-                    self._client = docker_client(self.endpoint)
+                    self._client = docker_client(self.endpoint, tls=self.engine_tls)
                 except DockerUnavailable as exc:
                     raise DockerRuntimeError(str(exc)) from exc
             return self._client
@@ -417,24 +472,31 @@ class DockerRuntime:
         if info is None:
             try:
                 info = read_package(path)
-            except PackageError as exc:
+                docker_platform({"type": info.type})
+                declared_size(info.code, self.max_code_size)
+            except (PackageError, PlatformError, BuildError) as exc:
                 raise DockerRuntimeError(f"chaincode {definition.name}: {exc}") from exc
-            if info.type.lower() != "python":
-                raise DockerRuntimeError(
-                    f"chaincode {definition.name}: package type {info.type!r} is not supported "
-                    "by the docker runtime (it runs 'python' packages)"
-                )
             self._packages[key] = info
         return info
 
     def names(self, definition: ChaincodeDefinition, info: PackageInfo) -> tuple[str, str]:
-        """(container name, image name) per Fabric's rules."""
+        """(container name, image name) per Fabric's rules: both from the ccid. The container
+        is named for the id the chaincode registers with (the package id when the lifecycle
+        launches it), the image for the package id (a changed package, a new image)."""
         return (
             container_name(definition.name, self.network_id, self.peer_id),
             image_name(info.id, self.network_id, self.peer_id),
         )
 
+    def host_config(self) -> dict[str, Any]:
+        """``create_host_config`` arguments of a chaincode container: the hardened defaults,
+        the network, then ``vm.docker.hostConfig`` where it sets a key."""
+        config = {"network_mode": self.network_mode, **self.hardening.host_config()}
+        config.update(self.fabric_host_config)
+        return config
+
     def _dial_address(self, address: str) -> str:
+        """The listener's address as seen from a container on this runtime's network."""
         if self.network_mode == "host":
             return address
         host, _, port = address.rpartition(":")
@@ -442,23 +504,56 @@ class DockerRuntime:
             return f"{self.peer_host}:{port}"
         if host not in _LOOPBACK:
             return address
-        return f"{self._bridge_gateway()}:{port}"
+        dial = f"{self._gateway(self.network_mode)}:{port}"
+        self._check_reachable(address, dial)
+        return dial
 
-    def _bridge_gateway(self) -> str:
-        if self._gateway is None:
+    def gateway(self) -> str:
+        """The host's address on this runtime's Docker network (e.g. 172.17.0.1)."""
+        return self._gateway(self.network_mode)
+
+    def _gateway(self, network: str) -> str:
+        if network not in self._gateways:
             import ipaddress
 
-            configs = self.client.api.inspect_network("bridge").get("IPAM", {}).get("Config") or []
-            for config in configs:
+            import docker.errors
+
+            try:
+                attrs = self.client.api.inspect_network(network)
+            except docker.errors.NotFound:
+                raise DockerRuntimeError(
+                    f"Docker network {network!r} does not exist (docker network create {network})"
+                ) from None
+            for config in (attrs.get("IPAM") or {}).get("Config") or []:
                 if config.get("Gateway"):
-                    self._gateway = config["Gateway"].split("/")[0]
+                    self._gateways[network] = config["Gateway"].split("/")[0]
                     break
                 if config.get("Subnet"):
-                    self._gateway = str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+                    subnet = ipaddress.ip_network(config["Subnet"])
+                    self._gateways[network] = str(next(subnet.hosts()))
                     break
             else:
-                raise DockerRuntimeError("cannot find the gateway of Docker's bridge network")
-        return self._gateway
+                raise DockerRuntimeError(f"cannot find the gateway of Docker network {network!r}")
+        return self._gateways[network]
+
+    def _check_reachable(self, listen: str, dial: str) -> None:
+        """A listener bound to 127.0.0.1 cannot be reached from a bridge: say so at once
+        rather than let the launch run into its startup timeout."""
+        if dial in self._reachable:
+            return
+        import socket
+
+        host, _, port = dial.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except OSError as exc:
+            raise DockerRuntimeError(
+                f"containers on Docker network {self.network_mode!r} would dial the chaincode "
+                f"listener at {dial}, but it does not answer there ({exc}): the listener "
+                f"({listen}) must listen on 0.0.0.0 or {host} (peer.chaincodeListenAddress), "
+                "or use network mode 'host'"
+            ) from None
+        self._reachable.add(dial)
 
     # -- build (Fabric's DockerVM.Build) -----------------------------------------------------
 
@@ -471,8 +566,13 @@ class DockerRuntime:
         info = self.package(definition)
         _, image = self.names(definition, info)
         client = self.client
+        node = info.type.lower() == NODE
+        base_name = self.node_image if node else self.base_image
         try:
-            base = client.images.get(self.base_image)
+            if node:
+                base = ensure_node_image(client, self.node_image)
+            else:
+                base = client.images.get(self.base_image)
         except docker.errors.ImageNotFound:
             raise DockerRuntimeError(
                 f"base image {self.base_image} is missing: build it with `ccactors images build` "
@@ -480,6 +580,8 @@ class DockerRuntime:
             ) from None
         except _engine_errors() as exc:
             raise DockerRuntimeError(f"Docker engine error: {exc}") from exc
+        except Exception as exc:  # the Node image's mmdebstrap or import failed
+            raise DockerRuntimeError(f"cannot build the base image {base_name}: {exc}") from exc
         lock = self._build_locks.setdefault(image, threading.Lock())
         with lock:
             previous = None
@@ -488,29 +590,62 @@ class DockerRuntime:
                 labels = (attrs.get("Config") or {}).get("Labels") or {}
                 if labels.get(BASE_ID_LABEL) == base.id:
                     return image
-                log.info("image %s was built FROM an older %s: rebuilding", image, self.base_image)
+                log.info("image %s was built FROM an older %s: rebuilding", image, base_name)
                 previous = attrs["Id"]
             except docker.errors.ImageNotFound:
                 pass
-            self._build_image(definition, info, image, base.id)
+            self._timed_build(definition, info, image, base_name, base.id)
             if previous is not None:
                 remove_image_quietly(client, previous)
         return image
 
+    def _timed_build(
+        self,
+        definition: ChaincodeDefinition,
+        info: PackageInfo,
+        image: str,
+        base_name: str,
+        base_id: str,
+    ) -> None:
+        started = time.monotonic()
+        success = False
+        try:
+            if info.type.lower() == NODE:
+                files = {
+                    "Dockerfile": NODE_DOCKERFILE.format(base=base_name).encode(),
+                    "binpackage.tar": self._node_binpackage(definition, info),
+                }
+            else:
+                dockerfile = PYTHON_DOCKERFILE.format(
+                    base=base_name,
+                    code_dir=CODE_DIR,
+                    source_dir=SOURCE_DIR,
+                    target=definition.target or info.target,
+                )
+                files = {"Dockerfile": dockerfile.encode(), "code.tar.gz": info.code}
+            self._build_image(definition, info, image, base_id, files)
+            success = True
+        finally:
+            elapsed = time.monotonic() - started
+            self.build_duration.labels(definition.name, str(success).lower()).observe(elapsed)
+            if self._on_build is not None:
+                self._on_build(definition.name, success, elapsed)
+            self.last_build_seconds[definition.name] = elapsed
+        log.info("built image %s for chaincode %s in %.2f s", image, definition.name, elapsed)
+
     def _build_image(
-        self, definition: ChaincodeDefinition, info: PackageInfo, image: str, base_id: str
+        self,
+        definition: ChaincodeDefinition,
+        info: PackageInfo,
+        image: str,
+        base_id: str,
+        files: Mapping[str, bytes],
     ) -> None:
         import docker.errors
 
-        dockerfile = CHAINCODE_DOCKERFILE.format(
-            base=self.base_image,
-            code_dir=CODE_DIR,
-            source_dir=SOURCE_DIR,
-            target=definition.target or info.target,
-        ).encode()
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
-            for name, data in (("Dockerfile", dockerfile), ("code.tar.gz", info.code)):
+            for name, data in files.items():
                 entry = tarfile.TarInfo(name)
                 entry.size = len(data)
                 entry.mode = 0o644
@@ -523,8 +658,6 @@ class DockerRuntime:
             PEER_LABEL: self.peer_id,
             BASE_ID_LABEL: base_id,
         }
-        started = time.monotonic()
-        success = "false"
         try:
             self.client.images.build(
                 fileobj=context,
@@ -535,7 +668,6 @@ class DockerRuntime:
                 forcerm=True,
                 pull=False,
             )
-            success = "true"
         except docker.errors.BuildError as exc:
             output = "".join(str(item.get("stream", "")) for item in exc.build_log)
             raise DockerRuntimeError(
@@ -545,11 +677,72 @@ class DockerRuntime:
             raise DockerRuntimeError(
                 f"building the image of chaincode {definition.name} failed: {exc}"
             ) from exc
+
+    # -- node: Fabric's platforms/node build step ---------------------------------------------
+
+    def _node_binpackage(self, definition: ChaincodeDefinition, info: PackageInfo) -> bytes:
+        """The package's ``src/`` with its production dependencies installed, as a tar."""
+        if self.node_install == "host":
+            return _node_install_on_host(definition.name, info.code, self.build_timeout)
+        return self._node_install_in_container(definition, info)
+
+    def _node_install_in_container(
+        self, definition: ChaincodeDefinition, info: PackageInfo
+    ) -> bytes:
+        import docker.errors
+
+        api = self.client.api
+        env = {
+            "HOME": "/tmp",
+            "npm_config_cache": "/tmp/.npm",
+            "npm_config_update_notifier": "false",
+        }
+        for name in ("npm_config_registry", "NPM_CONFIG_REGISTRY"):
+            if os.environ.get(name):
+                env["npm_config_registry"] = os.environ[name]
+        host_config: dict[str, Any] = {
+            "network_mode": self.network_mode,
+            "mem_limit": self.hardening.mem_limit or None,
+            "pids_limit": 1024,
+        }
+        if self.build_ca_bundle and Path(self.build_ca_bundle).is_file():
+            # npm trusts its own CA list only; a TLS-inspecting proxy's CA must be added.
+            host_config["binds"] = {self.build_ca_bundle: {"bind": BUILD_CA_PATH, "mode": "ro"}}
+            env["NODE_EXTRA_CA_CERTS"] = BUILD_CA_PATH
+        script = NODE_BUILD_SCRIPT + "cd /chaincode/output && tar cf /chaincode/binpackage.tar .\n"
+        container = api.create_container(
+            self.node_image,
+            command=["/bin/sh", "-c", "mkdir -p /chaincode/output && " + script],
+            environment=env,
+            labels={PEER_LABEL: self.peer_id, CHAINCODE_LABEL: definition.name},
+            host_config=api.create_host_config(**{k: v for k, v in host_config.items() if v}),
+        )["Id"]
+        try:
+            api.put_archive(container, "/", _under("chaincode/input", info.code))
+            api.start(container)
+            try:
+                code = api.wait(container, timeout=self.build_timeout)["StatusCode"]
+            except Exception as exc:
+                raise DockerRuntimeError(
+                    f"the node build of chaincode {definition.name} did not finish within "
+                    f"{self.build_timeout:g}s: {exc}"
+                ) from exc
+            output = api.logs(container).decode("utf-8", "replace")
+            if code != 0:
+                hint = ""
+                if "SELF_SIGNED_CERT" in output or "UNABLE_TO_GET_ISSUER" in output:
+                    hint = (
+                        "\n(npm does not trust the registry's certificate: set the build CA "
+                        "bundle, or install dependencies on the host: node_install='host')"
+                    )
+                raise DockerRuntimeError(
+                    f'Error returned from build: {code} "{output[-3000:]}"{hint}'
+                )
+            stream, _ = api.get_archive(container, "/chaincode/binpackage.tar")
+            return _single_file_from_tar(b"".join(stream), "binpackage.tar")
         finally:
-            elapsed = time.monotonic() - started
-            self.build_duration.labels(definition.name, success).observe(elapsed)
-            self.last_build_seconds[definition.name] = elapsed
-        log.info("built image %s for chaincode %s in %.2f s", image, definition.name, elapsed)
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(container, force=True)
 
     # -- start (Fabric's DockerVM.Start) -----------------------------------------------------
 
@@ -560,8 +753,9 @@ class DockerRuntime:
             "CORE_PEER_TLS_ENABLED": "false",
             "CORE_CHAINCODE_LOGGING_LEVEL": self.logging_level,
             "CORE_CHAINCODE_LOGGING_SHIM": self.shim_logging_level,
-            "CORE_CHAINCODE_TARGET": definition.target or info.target,
         }
+        if info.type.lower() != NODE:
+            env["CORE_CHAINCODE_TARGET"] = definition.target or info.target
         if self.logging_format:
             env["CORE_CHAINCODE_LOGGING_FORMAT"] = self.logging_format
         if self.msp_id:
@@ -578,7 +772,8 @@ class DockerRuntime:
         client_tls = self._tls(ccid)
         if client_tls is None:
             return None
-        tls_dir = tempfile.mkdtemp(prefix=f"ccactors-tls-{ccid.replace('/', '-')}-")
+        # no ":" (a package id has one): Docker's bind syntax splits on it
+        tls_dir = tempfile.mkdtemp(prefix=f"ccactors-tls-{_VM_CHARS.sub('-', ccid)}-")
         variables = client_tls.write_files(Path(tls_dir))
         if os.geteuid() == 0 and self.hardening.user:
             uid, _, gid = self.hardening.user.partition(":")
@@ -587,7 +782,7 @@ class DockerRuntime:
         environment.update(
             {key: value.replace(tls_dir, TLS_DIR) for key, value in variables.items()}
         )
-        if self.network_mode == "bridge":  # the gateway address is not in the peer's cert
+        if self.network_mode != "host":  # the gateway address is not in the peer's cert
             environment["CORE_PEER_TLS_SERVERHOSTOVERRIDE"] = "localhost"
         host_config["binds"] = {tls_dir: {"bind": TLS_DIR, "mode": "ro"}}
         return tls_dir
@@ -605,13 +800,13 @@ class DockerRuntime:
         name, _ = self.names(definition, info)
         address = self._dial_address(listen)
         api = self.client.api
-        host_config = {"network_mode": self.network_mode, **self.hardening.host_config()}
-        host_config.update(self.extra_host_config)
+        host_config = self.host_config()
         environment = self.environment(definition, info, address)
         tls_dir = self._tls_files(definition.name, environment, host_config)
+        platform = docker_platform({"type": info.type})
         create = dict(
             image=image,
-            command=["python3", "-m", "actors.shim", "--peer.address", address],
+            command=platform.command(address, definition.target or info.target),
             name=name,
             environment=environment,
             labels={
@@ -649,3 +844,100 @@ class DockerRuntime:
         )
         self._latest[definition.name] = instance
         return instance
+
+
+# -- tar helpers for the node build -----------------------------------------------------------
+
+
+def _under(prefix: str, code: bytes, max_size: int = MAX_BUILD_OUTPUT) -> bytes:
+    """The entries of ``code.tar.gz`` re-rooted under ``prefix`` as a plain tar (what
+    ``put_archive`` to / extracts to /chaincode/input); only files and directories with safe
+    names, at most ``max_size`` bytes."""
+    out = io.BytesIO()
+    total = 0
+    try:
+        with (
+            tarfile.open(fileobj=io.BytesIO(code), mode="r|gz") as source,
+            tarfile.open(fileobj=out, mode="w") as target,
+        ):
+            for member in source:
+                parts = Path(member.name).parts
+                if Path(member.name).is_absolute() or ".." in parts:
+                    raise DockerRuntimeError(f"unsafe entry {member.name!r} in code.tar.gz")
+                if not (member.isfile() or member.isdir()):
+                    raise DockerRuntimeError(f"code.tar.gz entry {member.name!r} is not a file")
+                total += member.size
+                if total > max_size:
+                    raise DockerRuntimeError(f"code.tar.gz is larger than {max_size} bytes")
+                member.name = f"{prefix}/{member.name}"
+                member.uid = member.gid = 0
+                member.mode = (member.mode & 0o755) | (0o755 if member.isdir() else 0o644)
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DockerRuntimeError(f"code.tar.gz is not a valid tar.gz: {exc}") from exc
+    return out.getvalue()
+
+
+def _single_file_from_tar(data: bytes, name: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.getmember(name)
+        extracted = tar.extractfile(member)
+        if extracted is None:
+            raise DockerRuntimeError(f"{name} is missing from the build output")
+        return extracted.read()
+
+
+def _node_install_on_host(chaincode: str, code: bytes, timeout: float) -> bytes:
+    """``npm install --omit=dev`` with this machine's npm (for a container that cannot reach
+    the registry), then the result as a tar."""
+    import subprocess
+
+    from actors.lifecycle.builders import safe_extract
+
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DockerRuntimeError(
+            "node_install='host' needs npm on this machine (install Node.js and npm)"
+        )
+    with tempfile.TemporaryDirectory(prefix="ccactors-node-") as tmp:
+        root = Path(tmp, "input")
+        root.mkdir()
+        try:
+            safe_extract(code, root, MAX_BUILD_OUTPUT)
+        except BuildError as exc:
+            raise DockerRuntimeError(str(exc)) from exc
+        source = root / "src"
+        if not (source / "package.json").is_file():
+            raise DockerRuntimeError(
+                f"chaincode {chaincode}: a node package needs src/package.json in code.tar.gz"
+            )
+        lock = (source / "package-lock.json").is_file()
+        command = [npm, "ci" if lock else "install", "--omit=dev", "--no-audit", "--no-fund"]
+        try:
+            result = subprocess.run(
+                command, cwd=source, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise DockerRuntimeError(f"npm install did not finish within {timeout:g}s") from None
+        if result.returncode != 0:
+            raise DockerRuntimeError(
+                f'Error returned from build: {result.returncode} "{result.stderr[-3000:]}"'
+            )
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            tar.add(source, arcname=".", filter=_owned_by_root)
+        return out.getvalue()
+
+
+def _owned_by_root(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if member.issym() or member.islnk():
+        # npm links package binaries under node_modules/.bin; they stay inside the tree.
+        target = Path(member.name).parent / member.linkname
+        if Path(member.linkname).is_absolute() or ".." in Path(os.path.normpath(target)).parts:
+            return None
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    # extracted privately (0600/0700) on the host; the container's user must read it all
+    executable = member.isdir() or member.mode & 0o111
+    member.mode = 0o755 if executable else 0o644
+    return member

@@ -14,6 +14,7 @@ again: restarting the service is how a chaincode-as-a-service is "restarted".
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -31,6 +32,7 @@ from actors.transports.grpc import DEFAULT_MAX_MESSAGE, GrpcStream, dial
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
 DEFAULT_DIAL_TIMEOUT = 3.0  # Fabric's externalbuilder.DialTimeout
+MAX_DIAL_TIMEOUT = 3600.0  # ours: a dial that may block the launch lane for longer is a mistake
 
 # connection.json keys Fabric reads, plus ``domain`` (the TLS server name, when the address is
 # not the name in the service's certificate) and ``file`` (ours: where to read the rest from).
@@ -149,14 +151,58 @@ def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionIn
         root_cert=_pem(fields.get("root_cert")),
         domain=fields.get("domain") or None,
     )
-    if tls:
-        if client_auth and not info.client_key:
-            raise ConfigError(f"chaincode {name}: chaincode tls key not provided")
-        if client_auth and not info.client_cert:
-            raise ConfigError(f"chaincode {name}: chaincode tls cert not provided")
-        if not info.root_cert:
-            raise ConfigError(f"chaincode {name}: chaincode tls root cert not provided")
+    _check_connection(info, f"chaincode {name}")
     return info
+
+
+def connection_from_json(data: bytes | str, where: str = "connection.json") -> ConnectionInfo:
+    """A ``connection.json`` exactly as Fabric's peer reads it (``ChaincodeServerUserData``):
+    ``dial_timeout`` a Go duration string or a number of nanoseconds (0 or absent: 3 s), the two
+    flags JSON booleans, PEM fields strings; other keys ignored. Errors carry ``where``."""
+    try:
+        fields = json.loads(data)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    for key in ("address", "root_cert", "client_key", "client_cert"):
+        if not isinstance(fields.get(key, ""), str):
+            raise ConfigError(f"{where}: {key} must be a string")
+    for key in ("tls_required", "client_auth_required"):
+        if not isinstance(fields.get(key, False), bool):
+            raise ConfigError(f"{where}: {key} must be true or false (a JSON boolean)")
+    raw = fields.get("dial_timeout", 0)
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(f"{where}: dial_timeout: invalid duration {raw!r}")
+    if raw == "":
+        raise ConfigError(f'{where}: dial_timeout: empty (give one, e.g. "10s")')
+    # a Go duration string, or a number of nanoseconds (Go's time.Duration in JSON)
+    timeout = parse_duration(raw, f"{where}: dial_timeout") if isinstance(raw, str) else raw / 1e9
+    if not math.isfinite(timeout) or timeout < 0 or timeout > MAX_DIAL_TIMEOUT:
+        raise ConfigError(f"{where}: dial_timeout must be between 0 and {MAX_DIAL_TIMEOUT:g}s")
+    info = ConnectionInfo(
+        address=fields.get("address", ""),
+        dial_timeout=timeout or DEFAULT_DIAL_TIMEOUT,
+        tls_required=fields.get("tls_required", False),
+        client_auth_required=fields.get("client_auth_required", False),
+        client_key=_pem(fields.get("client_key")),
+        client_cert=_pem(fields.get("client_cert")),
+        root_cert=_pem(fields.get("root_cert")),
+    )
+    _check_connection(info, where)
+    return info
+
+
+def _check_connection(info: ConnectionInfo, where: str) -> None:
+    if not info.address:
+        raise ConfigError(f"{where}: chaincode address not provided")
+    if info.tls_required:
+        if info.client_auth_required and not info.client_key:
+            raise ConfigError(f"{where}: chaincode tls key not provided")
+        if info.client_auth_required and not info.client_cert:
+            raise ConfigError(f"{where}: chaincode tls cert not provided")
+        if not info.root_cert:
+            raise ConfigError(f"{where}: chaincode tls root cert not provided")
 
 
 @dataclass(frozen=True)
@@ -270,7 +316,13 @@ class ExternalRuntime:
         self.keepalive = keepalive
 
     def start(self, definition: ChaincodeDefinition, connect: Connect) -> ExternalInstance:
-        info = resolve_connection(definition.name, definition.connection)
+        return self.dial(
+            definition.name, resolve_connection(definition.name, definition.connection), connect
+        )
+
+    def dial(self, chaincode: str, info: ConnectionInfo, connect: Connect) -> ExternalInstance:
+        """Dial the service ``info`` names and serve its stream as ``chaincode`` (which must
+        be the id it registers with: the package id for an installed package)."""
         options = info.channel_options()
         if self.keepalive is not None:
             options.append(("grpc.keepalive_time_ms", int(self.keepalive * 1000)))
@@ -289,7 +341,7 @@ class ExternalRuntime:
             raise ConnectionError(
                 f"cannot reach chaincode service {info.address}{tls} within {info.dial_timeout:g}s"
             ) from exc
-        instance = ExternalInstance(definition.name, info.address, stream, channel)
+        instance = ExternalInstance(chaincode, info.address, stream, channel)
         instance.dial_seconds = time.monotonic() - started
         try:
             connect(instance.stream, instance)

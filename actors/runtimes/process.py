@@ -92,8 +92,10 @@ class ProcessRuntime:
         peer_address: Callable[[], str | None],
         base_env: Mapping[str, str] | None = None,
         tls: Callable[[str], ClientTLS | None] | None = None,
+        msp_id: str | None = None,
     ) -> None:
         self._peer_address = peer_address
+        self.msp_id = msp_id
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._tls = tls or (lambda ccid: None)
 
@@ -111,6 +113,8 @@ class ProcessRuntime:
             CORE_CHAINCODE_LOGGING_LEVEL=env.get("CORE_CHAINCODE_LOGGING_LEVEL", "info"),
             CORE_CHAINCODE_LOGGING_SHIM=env.get("CORE_CHAINCODE_LOGGING_SHIM", "warning"),
         )
+        if self.msp_id:
+            env["CORE_PEER_LOCALMSPID"] = self.msp_id  # as Fabric gives every chaincode
         env.update(definition.env)
         return env
 

@@ -9,7 +9,7 @@ reports. Paths in a configuration file are relative to the file's directory:
   chaincode runs and the first place its ``target`` module is imported from; the peer's own
   import path (installed packages) follows. A ``command`` is looked up in ``workdir`` when it
   names a path, else on ``PATH``.
-* ``docker``: ``package``.
+* ``docker`` and ``package``: ``package``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _settle(definition: ChaincodeDefinition, root: Path) -> ChaincodeDefinition:
     if definition.runtime in ("system", "process"):
         workdir = root / definition.workdir if definition.workdir else root
         return dataclasses.replace(definition, workdir=str(workdir))
-    if definition.runtime == "docker" and definition.package:
+    if definition.runtime in ("docker", "package") and definition.package:
         return dataclasses.replace(definition, package=str(root / definition.package))
     return definition
 
@@ -99,7 +99,7 @@ def find_problem(definition: ChaincodeDefinition) -> str | None:
                 f"no module named {missing!r} (target {definition.target}; looked in "
                 f"{workdir} and the installed packages)"
             )
-    if definition.runtime == "docker" and definition.package:
+    if definition.runtime in ("docker", "package") and definition.package:
         try:
             read_package(definition.package)
         except PackageError as exc:

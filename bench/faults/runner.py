@@ -169,7 +169,10 @@ class FaultRunner:
         }
         if c.runtime == "docker":
             runtimes["docker"] = DockerRuntime(
-                peer_address, peer_id=f"faults-{self.run_id}", network_id="ccactors"
+                peer_address,
+                peer_id=f"faults-{self.run_id}",
+                network_id="ccactors",
+                network_mode="host",  # its listener is on 127.0.0.1
             )
         config = Config(
             startup_timeout=c.startup_timeout,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from actors.config import ChaincodeDefinition, Config
+from actors.config import ChaincodeDefinition, Config, ConfigError
 from actors.errors import ChaincodeError, ChaincodeStreamTerminated, LaunchError
 from actors.images import BASE_IMAGE, find_image
 from actors.packaging import create_package
@@ -31,6 +32,7 @@ from actors.runtimes import ExitStatus
 from actors.runtimes.docker import (
     PEER_LABEL,
     DockerRuntime,
+    DockerRuntimeError,
     Hardening,
     container_name,
     exit_status_from_code,
@@ -92,11 +94,70 @@ def test_hardening_options() -> None:
         "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
         "mem_limit": "512m",
         "pids_limit": 256,
+        "nano_cpus": 1_000_000_000,
+        "ulimits": [{"name": "nofile", "soft": 1024, "hard": 1024}],
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
     }
     assert Hardening.off().host_config() == {"init": True, "read_only": False}
     assert Hardening(cpus=0.5).host_config()["nano_cpus"] == 500_000_000
+
+
+def test_fabric_host_config_overrides_the_hardened_defaults() -> None:
+    runtime = DockerRuntime(
+        lambda: None,
+        host_config={
+            "NetworkMode": "host",
+            "Memory": 2147483648,
+            "CpuShares": 512,
+            "PidsLimit": 64,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "50m", "max-file": 5}},
+            "Dns": ["10.0.0.2"],
+        },
+    )
+    config = runtime.host_config()
+    assert runtime.network_mode == "host"
+    assert config["network_mode"] == "host"
+    assert config["mem_limit"] == 2147483648 and config["pids_limit"] == 64
+    assert config["cpu_shares"] == 512 and config["nano_cpus"] == 1_000_000_000
+    assert config["log_config"] == {
+        "type": "json-file",
+        "config": {"max-size": "50m", "max-file": "5"},
+    }
+    assert config["dns"] == ["10.0.0.2"]
+    assert config["read_only"] is True and config["cap_drop"] == ["ALL"]  # untouched defaults
+    assert DockerRuntime(lambda: None).host_config()["network_mode"] == "bridge"
+    ignored = DockerRuntime(lambda: None, host_config={"Privileged": True})
+    assert ignored.host_config() == DockerRuntime(lambda: None).host_config()  # not honoured
+    for bad, message in [
+        ({"Memory": "2g"}, "vm.docker.hostConfig.Memory: expected a whole number"),
+        ({"Memory": True}, "vm.docker.hostConfig.Memory: expected a whole number"),
+        ({"LogConfig": {"Config": {}}}, "vm.docker.hostConfig.LogConfig.Type: must be set"),
+        ({"NetworkMode": "none"}, "chaincode must reach the peer"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            DockerRuntime(lambda: None, host_config=bad)
+    with pytest.raises(ValueError, match="network mode"):
+        DockerRuntime(lambda: None, network_mode="none")
+    # what the config loader hands over: core.yaml's table, parsed
+    parsed = Config(docker_host_config={"Memory": 1 << 30, "NetworkMode": "host"})
+    runtime = DockerRuntime(lambda: None, host_config=parsed.docker_host_config)
+    assert runtime.network_mode == "host" and runtime.host_config()["mem_limit"] == 1 << 30
+
+
+def test_a_package_too_big_once_decompressed_is_refused_before_any_build(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "kv.py").write_text((EXAMPLES / "kv.py").read_text())
+    (source / "blob.bin").write_bytes(b"\0" * (4 << 20))  # 4 MiB, a few KiB compressed
+    package = tmp_path / "big.tar.gz"
+    create_package(source, "big", target="kv:KVChaincode", out=package)
+    assert package.stat().st_size < 64 << 10
+    runtime = DockerRuntime(lambda: None, max_code_size=1 << 20)
+    with pytest.raises(DockerRuntimeError, match="larger than 1048576 bytes once decompressed"):
+        runtime.package(ChaincodeDefinition("big", runtime="docker", package=str(package)))
+    roomy = DockerRuntime(lambda: None, max_code_size=8 << 20)
+    assert roomy.package(ChaincodeDefinition("big", runtime="docker", package=str(package)))
 
 
 def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
@@ -157,10 +218,11 @@ class Peer:
 def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
     supports: list[ChaincodeSupport] = []
 
-    def make(listen: str = "127.0.0.1:0", **runtime_args: Any) -> Peer:
+    def make(listen: str = "0.0.0.0:0", **runtime_args: Any) -> Peer:
         address = PeerAddress()
         runtime_args.setdefault("network_id", NETWORK_ID)
         runtime_args.setdefault("peer_id", PEER_ID)
+        runtime_args.setdefault("msp_id", "Org1MSP")
         # The listener uses TLS by default (net mode): the container gets its certificate.
         tls = runtime_args.pop("chaincode_tls", None) or ChaincodeTLS()
         runtime_args.setdefault("tls", tls.client_for)
@@ -194,7 +256,8 @@ def our_containers(engine: Any) -> list[Any]:
 def test_image_is_built_once(
     make_peer: Callable[..., Peer], engine: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    peer = make_peer()
+    observed: list[tuple[str, bool]] = []
+    peer = make_peer(on_build=lambda name, ok, seconds: observed.append((name, ok)))
     info = peer.runtime.package(peer.support.definitions["kv"])
     image = image_name(info.id, NETWORK_ID, PEER_ID)
     if find_image(engine, image) is not None:
@@ -213,6 +276,7 @@ def test_image_is_built_once(
     peer.support.stop("kv")
     peer.support.launch("kv", timeout=WAIT)
     assert builds() == 1  # present: not built again
+    assert observed == [("kv", True)]  # the observe hook (the peer's metrics) saw the build
     with capsys.disabled():
         print(f"\nchaincode image build (FROM {BASE_IMAGE}): {built * 1000:.0f} ms")
 
@@ -232,11 +296,15 @@ def test_container_is_hardened_and_gets_fabric_env(make_peer: Callable[..., Peer
     assert host["CapDrop"] == ["ALL"]
     assert host["Init"] is True
     assert "/tmp" in host["Tmpfs"]
-    assert host["NetworkMode"] == "host"
+    assert host["NetworkMode"] == "bridge"
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
     assert attrs["Config"]["User"] == "65534:65534"
     env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
-    address = peer.support.peer_address()
+    port = peer.support.peer_address().rsplit(":", 1)[1]
+    address = f"{peer.runtime.gateway()}:{port}"
     assert env["CORE_CHAINCODE_ID_NAME"] == "kv"
+    assert env["CORE_PEER_LOCALMSPID"] == "Org1MSP"
     assert env["CORE_PEER_ADDRESS"] == address
     assert env["CORE_PEER_TLS_ENABLED"] == "true"  # net mode: TLS by default
     assert env["CORE_CHAINCODE_TARGET"] == "examples.kv:KVChaincode"
@@ -272,15 +340,98 @@ def test_invoke_commit_put_get_range(
     )
 
 
-def test_bridge_network(make_peer: Callable[..., Peer]) -> None:
-    peer = make_peer(listen="0.0.0.0:0", network_mode="bridge")
-    assert peer.support.invoke(CHANNEL, None, "kv", ["put", "bridged", "yes"]).committed
+def test_host_network_is_an_option(make_peer: Callable[..., Peer]) -> None:
+    peer = make_peer(listen="127.0.0.1:0", network_mode="host")
+    assert peer.support.invoke(CHANNEL, None, "kv", ["put", "hosted", "yes"]).committed
     attrs = peer.container().inspect()
-    assert attrs["HostConfig"]["NetworkMode"] == "bridge"
+    assert attrs["HostConfig"]["NetworkMode"] == "host"
     env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+    assert env["CORE_PEER_ADDRESS"] == peer.support.peer_address()
+
+
+def test_bridge_with_a_loopback_listener_is_a_clear_launch_error(
+    make_peer: Callable[..., Peer],
+) -> None:
+    peer = make_peer(listen="127.0.0.1:0")
+    with pytest.raises(LaunchError, match=r"must listen on 0\.0\.0\.0 or 172\.|must listen on"):
+        peer.support.launch("kv", timeout=WAIT)
+
+
+def probe_from_a_chaincode_container(peer: Peer, engine: Any, targets: list[str]) -> list[str]:
+    """Try a TCP connection to each host:port from a container with exactly the network and
+    hardening of this runtime's chaincode containers; "open" or the error, per target."""
+    script = (
+        "import socket, sys\n"
+        "for target in sys.argv[1:]:\n"
+        "    host, port = target.rsplit(':', 1)\n"
+        "    try:\n"
+        "        socket.create_connection((host, int(port)), timeout=2).close()\n"
+        "        print('open')\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+    )
+    api = engine.api
+    container = api.create_container(
+        BASE_IMAGE,
+        command=["python3", "-c", script, *targets],
+        host_config=api.create_host_config(**peer.runtime.host_config()),
+        user="65534:65534",
+        labels={PEER_LABEL: PEER_ID},
+    )["Id"]
+    try:
+        api.start(container)
+        assert api.wait(container, timeout=60)["StatusCode"] == 0
+        return api.logs(container, stderr=False).decode().split()
+    finally:
+        api.remove_container(container, force=True)
+
+
+def test_bridge_containers_reach_the_listener_but_not_the_admin_port(
+    make_peer: Callable[..., Peer], engine: Any
+) -> None:
+    """The hole found in issue 14: on the host network a chaincode reached the admin API. On
+    the default bridge it reaches the chaincode listener and nothing bound to 127.0.0.1."""
+    import socket
+
+    peer = make_peer()
+    assert peer.support.invoke(CHANNEL, None, "kv", ["put", "bridged", "yes"]).committed
     port = peer.support.peer_address().rsplit(":", 1)[1]
-    assert env["CORE_PEER_ADDRESS"] == f"{peer.runtime._bridge_gateway()}:{port}"
-    assert not env["CORE_PEER_ADDRESS"].startswith("127.")
+    gateway = peer.runtime.gateway()
+    env = dict(item.split("=", 1) for item in peer.container().inspect()["Config"]["Env"])
+    assert env["CORE_PEER_ADDRESS"] == f"{gateway}:{port}"
+    # a port bound to 127.0.0.1, as the admin API's (--admin 127.0.0.1:7051) is by default
+    admin = socket.create_server(("127.0.0.1", 0))
+    try:
+        admin_port = admin.getsockname()[1]
+        seen = probe_from_a_chaincode_container(
+            peer,
+            engine,
+            [f"{gateway}:{port}", f"{gateway}:{admin_port}", f"127.0.0.1:{admin_port}"],
+        )
+        assert seen == ["open", "ConnectionRefusedError", "ConnectionRefusedError"]
+        host = make_peer(listen="127.0.0.1:0", network_mode="host")
+        # the same probe on the host network: the admin port is open to the chaincode
+        assert probe_from_a_chaincode_container(host, engine, [f"127.0.0.1:{admin_port}"]) == [
+            "open"
+        ]
+    finally:
+        admin.close()
+
+
+def test_launch_by_package_id_names_container_and_image_as_fabric(
+    make_peer: Callable[..., Peer], kv_package: str, engine: Any
+) -> None:
+    peer = make_peer()
+    info = peer.runtime.package(ChaincodeDefinition("x", runtime="docker", package=kv_package))
+    peer.support.define(ChaincodeDefinition(info.id, runtime="docker", package=kv_package))
+    assert peer.support.invoke(CHANNEL, None, info.id, ["put", "k", "v"]).committed
+    attrs = peer.container(info.id).inspect()
+    label, digest = info.id.split(":")
+    assert attrs["Name"] == f"/{NETWORK_ID}-{PEER_ID}-{label}-{digest}"
+    expected_image = f"{NETWORK_ID}-{PEER_ID}-{label}-{digest}".lower()
+    assert attrs["Config"]["Image"].startswith(expected_image + "-")
+    env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+    assert env["CORE_CHAINCODE_ID_NAME"] == info.id
 
 
 @pytest.mark.parametrize(
@@ -454,7 +605,8 @@ def test_launch_time_with_image_present(
     median = statistics.median(times)
     with capsys.disabled():
         print(
-            f"\ndocker launch (image present, host network, {os.cpu_count()} CPUs): "
+            f"\ndocker launch (image present, {peer.runtime.network_mode} network, "
+            f"{os.cpu_count()} CPUs): "
             f"median {median * 1000:.0f} ms over {len(times)}: "
             f"{', '.join(f'{t * 1000:.0f}' for t in times)} ms (target <= 400 ms)"
         )
@@ -481,7 +633,7 @@ def test_docker_chaincode_through_ccactors_serve(
         f'[[chaincodes]]\nname = "{name}"\nruntime = "docker"\npackage = "{kv_package}"\n'
     )
     peer = subprocess.Popen(
-        [sys.executable, "-m", "actors.cli", "serve", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "actors.cli", "serve", "--listen", "0.0.0.0:0",
          "--admin", admin, "--config", str(config), "--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

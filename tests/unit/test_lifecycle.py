@@ -568,7 +568,7 @@ def test_a_package_that_cannot_be_built_is_not_kept(tmp_path: Path) -> None:
         assert support.lifecycle.packages.list() == []
         assert os.listdir(tmp_path / "cc") == []
         installed = support.install(package())
-        assert support.definitions[installed.package_id].runtime == "external"
+        assert support.definitions[installed.package_id].runtime == "package"
 
 
 def test_the_peer_reports_channels_and_gateway_rules_from_the_lifecycle(tmp_path: Path) -> None:
@@ -598,4 +598,4 @@ def test_the_peer_reports_channels_and_gateway_rules_from_the_lifecycle(tmp_path
         assert peer.gateway_rules("ch2", "basic") == ChaincodeRules("2.0", b"")
     # Installs survive a restart: the package is registered under its id again.
     with ChaincodeSupport(config) as support:
-        assert support.definitions[installed.package_id].runtime == "external"
+        assert support.definitions[installed.package_id].runtime == "package"
