@@ -189,6 +189,12 @@ def test_chaincode_runs_through_a_tls_engine_endpoint(
         runtime = support.runtimes["docker"]
         assert isinstance(runtime, DockerRuntime)
         assert runtime.client.api.base_url == f"https://127.0.0.1:{endpoint.rsplit(':', 1)[1]}"
+        # the image build went to the peer's metrics, under Fabric's name
+        exposed = support.metrics.exposition().decode()
+        assert (
+            'dockercontroller_chaincode_container_build_duration_count{chaincode="kv",'
+            'success="true"} 1\n' in exposed
+        )
     finally:
         support.shutdown()
         with contextlib.closing(docker_client()) as local:
