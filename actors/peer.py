@@ -31,7 +31,7 @@ from actors.events import EventBus
 from actors.handler import Handler, HandlerDeps, ReportContexts
 from actors.launcher import HandlerDirectory, LauncherDeps, RuntimeLauncher
 from actors.ledger import LedgerManager
-from actors.lifecycle.builders import BuildError, PackageRuntime
+from actors.lifecycle.builders import BuildError, Detector, PackageRuntime
 from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
 from actors.lifecycle.packages import InstalledPackage, check_type
 from actors.lifecycle.platforms import PlatformError
@@ -95,7 +95,6 @@ def default_runtimes(
     """The runtimes, configured from ``config``: the four of ``[[chaincodes]]`` and
     ``package``, Fabric's container router for installed packages (external builders first,
     then Docker's python and node platforms), which shares the docker and external ones."""
-    from actors.lifecycle.builders import Detector, PackageRuntime
     from actors.runtimes.docker import DockerRuntime
     from actors.runtimes.external import ExternalRuntime
     from actors.runtimes.process import ProcessRuntime

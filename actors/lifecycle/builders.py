@@ -26,11 +26,11 @@ The behaviour follows reference/lifecycle.md §7-8:
   object in ``CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG``. It is consulted after the configured
   builders unless one of them is named ``ccaas_builder``.
 
-For the lifecycle (wiring): make one :class:`PackageRuntime` (it owns a :class:`Detector`, the
-Docker runtime and the external runtime) and register it for package-based definitions; at
-install call :meth:`PackageRuntime.prepare` with the package file (it builds, or raises
-:class:`BuildError` / :class:`actors.lifecycle.platforms.PlatformError`), and launch a
-``ChaincodeDefinition`` whose ``name`` is the package id and ``package`` the stored file.
+Wiring (:mod:`actors.peer`): the peer's ``package`` runtime is one :class:`PackageRuntime`
+sharing the peer's Docker and external runtimes; the install store calls
+:meth:`PackageRuntime.check` before it keeps a package (detect, build and release run there, as
+in Fabric), and an installed package is launched as a ``ChaincodeDefinition`` whose ``name`` is
+the package id and ``package`` the stored file.
 
 Package extraction here (:func:`safe_extract`) refuses absolute and escaping paths, links and
 devices, and more than ``max_size`` bytes once decompressed, before anything is written
