@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from actors.config import ChaincodeDefinition, Config, ConfigError
+from actors.lifecycle.platforms import PlatformError, docker_platform
 from actors.packaging import PackageError, read_package
 from actors.shim.loader import missing_module, split_target
 
@@ -101,8 +102,10 @@ def find_problem(definition: ChaincodeDefinition) -> str | None:
             )
     if definition.runtime in ("docker", "package") and definition.package:
         try:
-            read_package(definition.package)
-        except PackageError as exc:
+            info = read_package(definition.package)
+            if definition.runtime == "docker":  # python or node; ccaas is a package's
+                docker_platform(info.metadata or {"type": info.type})
+        except (PackageError, PlatformError) as exc:
             return str(exc)
     return None
 

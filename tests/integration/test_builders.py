@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from actors.config import ChaincodeDefinition, Config, ConfigError
-from actors.errors import LaunchError
+from actors.errors import LaunchError, LifecycleError
 from actors.ledger import ValidationCode
 from actors.lifecycle.builders import (
     CCAAS_CONFIG_ENV,
@@ -816,6 +816,60 @@ def test_the_example_builder_runs_chaincode_as_a_process(
     assert [b.name for b in config.external_builders] == ["python-process"]
     support = ChaincodeSupport(config)
     supports.append(support)
+    support.listen("127.0.0.1:0")
+    put_get(support, ccid)
+    assert "builder 'python-process' run" in support.instances()[ccid]
+
+
+def test_installed_packages_go_through_the_configured_builders(
+    tmp_path: Path, supports: list[ChaincodeSupport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fabric's install: detect, build and release run then; a type only an external builder
+    claims is accepted with it and refused, naming the type, without it; a failed build keeps
+    nothing; the installed package runs under its package id through bin/run."""
+    monkeypatch.setenv("CCACTORS_PYTHON", sys.executable)
+    package = tmp_path / "kv.tar.gz"
+    create_package(
+        EXAMPLES, "kvinst", type="python-process", target="examples.kv:KVChaincode", out=package
+    )
+    data = package.read_bytes()
+    bare = ChaincodeSupport(Config(tls_enabled=False))
+    supports.append(bare)
+    with pytest.raises(LifecycleError, match="chaincode type 'python-process' is not supported"):
+        bare.install(data)
+    assert bare.lifecycle.packages.list() == []
+
+    failing = write_builder(
+        tmp_path, "failing", {"detect": "exit 0\n", "build": "echo 'no compiler' >&2; exit 3\n"}
+    )
+    broken = ChaincodeSupport(Config(tls_enabled=False, external_builders=(failing,)))
+    supports.append(broken)
+    with pytest.raises(
+        LifecycleError, match=r"builder 'failing' failed: exit status 3[\s\S]*no compiler"
+    ):
+        broken.install(data)
+    assert broken.lifecycle.packages.list() == []
+
+    (builder,) = parse_builders(
+        [
+            {
+                "name": "python-process",
+                "path": str(EXAMPLES / "builders" / "python-process"),
+                "propagateEnvironment": ["CCACTORS_PYTHON"],
+            }
+        ]
+    )
+    config = Config(
+        external_builders=(builder,),
+        file_system_path=str(tmp_path / "peer"),
+        tls_enabled=False,
+        startup_timeout=20.0,
+    )
+    support = ChaincodeSupport(config)
+    supports.append(support)
+    ccid = support.install(data).package_id
+    built = tmp_path / "peer" / "externalbuilder" / "builds" / sanitize_ccid_path(ccid)
+    assert json.loads((built / "build-info.json").read_text()) == {"builder_name": "python-process"}
     support.listen("127.0.0.1:0")
     put_get(support, ccid)
     assert "builder 'python-process' run" in support.instances()[ccid]

@@ -139,10 +139,12 @@ def test_fabric_host_config_overrides_the_hardened_defaults() -> None:
             DockerRuntime(lambda: None, host_config=bad)
     with pytest.raises(ValueError, match="network mode"):
         DockerRuntime(lambda: None, network_mode="none")
-    # what the config loader hands over: core.yaml's table, parsed
-    parsed = Config(docker_host_config={"Memory": 1 << 30, "NetworkMode": "host"})
-    runtime = DockerRuntime(lambda: None, host_config=parsed.docker_host_config)
-    assert runtime.network_mode == "host" and runtime.host_config()["mem_limit"] == 1 << 30
+    # the peer's own Docker runtime takes core.yaml's vm.docker.hostConfig (no engine needed)
+    config = Config(docker_host_config={"Memory": 1 << 30, "NetworkMode": "host"})
+    with ChaincodeSupport(config) as support:
+        runtime = support.runtimes["docker"]
+        assert isinstance(runtime, DockerRuntime)
+        assert runtime.network_mode == "host" and runtime.host_config()["mem_limit"] == 1 << 30
 
 
 def test_a_package_too_big_once_decompressed_is_refused_before_any_build(tmp_path: Path) -> None:

@@ -78,6 +78,13 @@ def test_a_docker_package_is_read_relative_to_the_config_file(tmp_path: Path) ->
     (tmp_path / "bad.tgz").write_bytes(b"not a package")
     with pytest.raises(ConfigError, match=r"not a valid tar\.gz"):
         load(tmp_path, '[[chaincodes]]\nname = "b"\nruntime = "docker"\npackage = "bad.tgz"\n')
+    # a type no Docker platform builds is reported at load, naming the type
+    create_package(EXAMPLES, "go", type="golang", target="x:Y", out=tmp_path / "go.tgz")
+    with pytest.raises(ConfigError, match="chaincode go: chaincode type 'golang' is not supported"):
+        load(tmp_path, '[[chaincodes]]\nname = "go"\nruntime = "docker"\npackage = "go.tgz"\n')
+    # the package runtime reads it relative to the file too (an external builder may claim it)
+    config = load(tmp_path, '[[chaincodes]]\nname = "g"\nruntime = "package"\npackage = "go.tgz"\n')
+    assert config.chaincodes[0].package == str(tmp_path.resolve() / "go.tgz")
 
 
 def test_missing_module_walks_packages_without_importing(tmp_path: Path) -> None:
