@@ -163,6 +163,15 @@ def test_builder_configuration_as_core_yaml_writes_it() -> None:
         parse_builders([{"name": "x", "path": "/a", "propagateEnvironment": 5}])
     with pytest.raises(ConfigError, match="unknown keys"):
         parse_builders([{"name": "x", "path": "/a", "propagateEnv": ["A"]}])
+    # Fabric's sample core.yaml, loaded as it is: its ccaas_builder entry is the built-in one
+    fabric = Config.load(ROOT / "tests" / "data" / "fabric-2.5-core.yaml", env={})
+    detector = Detector.configured(fabric.external_builders, None)
+    try:
+        assert [type(b) for b in detector.builders] == [CcaasBuilder]
+    finally:
+        detector.close()
+    with pytest.raises(ConfigError, match=r"chaincode\.externalBuilders: expected a list"):
+        Config(external_builders={"name": "x"})
 
 
 def test_sanitized_build_directory_names() -> None:
@@ -873,3 +882,28 @@ def test_installed_packages_go_through_the_configured_builders(
     support.listen("127.0.0.1:0")
     put_get(support, ccid)
     assert "builder 'python-process' run" in support.instances()[ccid]
+
+
+def test_the_readme_ccaas_package_installs_with_its_template_filled(
+    tmp_path: Path, supports: list[ChaincodeSupport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's shell lines, run as written, make a package the peer installs; its
+    ``{{.peername}}`` comes from CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG, as in Fabric."""
+    import subprocess
+
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- ccaas-example -->\n```bash\n(.*?)```", readme, re.S)
+    assert found, "README.md lacks the ccaas example"
+    subprocess.run(["bash", "-euc", found.group(1)], cwd=tmp_path, check=True)
+    data = (tmp_path / "basic.tar.gz").read_bytes()
+    support = ChaincodeSupport(Config(file_system_path=str(tmp_path / "peer")))
+    supports.append(support)
+    with pytest.raises(LifecycleError, match="map has no entry for key 'peername'"):
+        support.install(data)  # the template needs its value
+    monkeypatch.setenv(CCAAS_CONFIG_ENV, '{"peername": "peer0"}')
+    ccid = support.install(data).package_id
+    assert ccid.startswith("basic_1.0:")
+    built = tmp_path / "peer" / "externalbuilder" / "builds" / sanitize_ccid_path(ccid)
+    released = built / "release" / "chaincode" / "server" / "connection.json"
+    info = connection_from_json(released.read_bytes())
+    assert (info.address, info.dial_timeout, info.tls_required) == ("peer0_basic:9999", 10.0, False)
