@@ -70,9 +70,7 @@ def node_package(out: Path, label: str, *, contract: bool) -> Path:
     files = [
         ("src/package.json", json.dumps(manifest, indent=2).encode()),
         ("src/package-lock.json", (NODE_DIR / "package-lock.json").read_bytes()),
-        ("src/contract.js", (NODE_DIR / "contract.js").read_bytes()),
-        ("src/lowlevel.js", (NODE_DIR / "lowlevel.js").read_bytes()),
-    ]
+    ] + [(f"src/{source.name}", source.read_bytes()) for source in sorted(NODE_DIR.glob("*.js"))]
     metadata = json.dumps({"path": str(NODE_DIR), "type": "node", "label": label}).encode()
     out.write_bytes(tar_gz([("metadata.json", metadata), ("code.tar.gz", tar_gz(files))]))
     return out
