@@ -439,3 +439,23 @@ def test_live_fabric_rejects_garbage(fabric_live: dict[str, Any]) -> None:
     assert verdicts[0]["matches_fabric_build"] is False
     assert verdicts[1]["unknown_fields"] == ["protos.GetState#103"]
     assert verdicts[2]["error"] and verdicts[3]["error"]
+
+
+def test_decoded_deliver_messages() -> None:
+    m = ours()
+    info = golden_msg("orderer.SeekInfo")
+    assert (info.start.specified.number, info.stop.specified.number) == (7, 2**40 + 3)
+    assert info.behavior == m.ab.SeekInfo.FAIL_IF_NOT_READY
+    assert info.error_response == m.ab.SeekInfo.BEST_EFFORT
+    assert info.content_type == m.ab.SeekInfo.HEADER_WITH_SIG
+    fb = golden_msg("protos.FilteredBlock")
+    assert (fb.channel_id, fb.number) == ("mychannel", 12)
+    tx = fb.filtered_transactions[0]
+    assert (tx.txid, tx.type, tx.tx_validation_code) == (TXID, 3, 11)
+    assert tx.transaction_actions.chaincode_actions[0].chaincode_event.event_name == "created"
+    both = golden_msg("protos.BlockAndPrivateData")
+    assert sorted(both.private_data_map) == [1, 2**33]
+    assert both.block.header.number == 3
+    assert golden_msg("protos.DeliverResponse.status").status == 403
+    for kind in ("block", "filtered_block", "block_and_private_data"):
+        assert golden_msg(f"protos.DeliverResponse.{kind}").WhichOneof("Type") == kind

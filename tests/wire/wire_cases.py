@@ -38,6 +38,7 @@ MODULES = {
     "qr": "ledger.queryresult.kv_query_result_pb2",
     "rwset": "ledger.rwset.rwset_pb2",
     "kvrwset": "ledger.rwset.kvrwset.kv_rwset_pb2",
+    "events": "peer.events_pb2",
 }
 
 # ChaincodeMessage.Type names as in the reference (§2.1); 12 is unused.
@@ -325,6 +326,36 @@ def _pvt_rwset(m: SimpleNamespace) -> Any:
     ns = pvt.ns_pvt_rwset.add(namespace=CC_NAME)
     ns.collection_pvt_rwset.add(collection_name="assetCollection", rwset=ser(_kvrwset(m)))
     return pvt
+
+
+def _seek_info(m: SimpleNamespace) -> Any:
+    info = m.ab.SeekInfo(
+        behavior=m.ab.SeekInfo.FAIL_IF_NOT_READY,
+        error_response=m.ab.SeekInfo.BEST_EFFORT,
+        content_type=m.ab.SeekInfo.HEADER_WITH_SIG,
+    )
+    info.start.specified.number = 7
+    info.stop.specified.number = 2**40 + 3
+    return info
+
+
+def _filtered_block(m: SimpleNamespace) -> Any:
+    block = m.events.FilteredBlock(channel_id=CHANNEL, number=12)
+    tx = block.filtered_transactions.add(
+        txid=TXID,
+        type=m.common.ENDORSER_TRANSACTION,
+        tx_validation_code=m.transaction.MVCC_READ_CONFLICT,
+    )
+    event = m.event.ChaincodeEvent(chaincode_id=CC_NAME, tx_id=TXID, event_name="created")
+    tx.transaction_actions.chaincode_actions.add(chaincode_event=event)
+    return block
+
+
+def _block_and_private_data(m: SimpleNamespace) -> Any:
+    both = m.events.BlockAndPrivateData(block=_block(m))
+    both.private_data_map[1].CopyFrom(_pvt_rwset(m))
+    both.private_data_map[2**33].CopyFrom(_pvt_rwset(m))
+    return both
 
 
 def _collections(m: SimpleNamespace) -> Any:
@@ -640,6 +671,19 @@ def case_builders(m: SimpleNamespace) -> dict[str, Callable[[], Any]]:
             "protos.CollectionConfigPackage": lambda: _collections(m),
             "orderer.SeekPosition.next_commit": lambda: m.ab.SeekPosition(
                 next_commit=m.ab.SeekNextCommit()
+            ),
+            "orderer.SeekInfo": lambda: _seek_info(m),
+            "protos.FilteredBlock": lambda: _filtered_block(m),
+            "protos.BlockAndPrivateData": lambda: _block_and_private_data(m),
+            "protos.DeliverResponse.status": lambda: m.events.DeliverResponse(
+                status=m.common.FORBIDDEN
+            ),
+            "protos.DeliverResponse.block": lambda: m.events.DeliverResponse(block=_block(m)),
+            "protos.DeliverResponse.filtered_block": lambda: m.events.DeliverResponse(
+                filtered_block=_filtered_block(m)
+            ),
+            "protos.DeliverResponse.block_and_private_data": lambda: m.events.DeliverResponse(
+                block_and_private_data=_block_and_private_data(m)
             ),
         }
     )
