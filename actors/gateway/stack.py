@@ -25,6 +25,7 @@ from actors.gateway import blocks
 from actors.gateway.blockstore import BlockStore
 from actors.gateway.committer import ChannelCommit, Committer, recover
 from actors.gateway.cutter import BatchConfig
+from actors.gateway.deliver import DEFAULT_TIME_WINDOW, DeliverService
 from actors.gateway.endorser import Endorser, Simulation, SimulationFailed
 from actors.gateway.orderer import CallLater, ChannelOrdering, Orderer
 from actors.gateway.proposal import UnpackedProposal
@@ -33,7 +34,7 @@ from actors.gateway.validator import ChaincodeRules
 from actors.ledger import Ledger
 from actors.msp.msp import Identity, MSPManager, SigningIdentity
 from protos.gateway import gateway_pb2_grpc
-from protos.peer import peer_pb2_grpc
+from protos.peer import events_pb2_grpc, peer_pb2_grpc
 from protos.peer.proposal_response_pb2 import Response
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,13 @@ class GatewayStack:
         *,
         credentials: grpc.ServerCredentials | None = None,
         max_message_size: int = 100 * 1024 * 1024,
+        mutual_tls: bool = False,
+        time_window: float = DEFAULT_TIME_WINDOW,
     ) -> int:
-        """Start the Gateway and Endorser services on ``address``; returns the bound port.
-        Refuses an address in use (no SO_REUSEPORT)."""
+        """Start the Gateway, Endorser and Deliver services on ``address``; returns the bound
+        port. Refuses an address in use (no SO_REUSEPORT). ``mutual_tls``: clients present
+        certificates (``peer.tls.clientAuthRequired``), so Deliver checks the TLS binding;
+        ``time_window``: ``peer.authentication.timewindow`` in seconds."""
         server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="gateway"),
             maximum_concurrent_rpcs=MAX_WORKERS * 4,
@@ -227,6 +232,16 @@ class GatewayStack:
         )
         peer_pb2_grpc.add_EndorserServicer_to_server(
             EndorserService(endorser=self.endorser, msps=self.channel_msps), server
+        )
+        events_pb2_grpc.add_DeliverServicer_to_server(
+            DeliverService(
+                msps=self.channel_msps,
+                stores=self.store,
+                max_streams=MAX_WORKERS // 4,
+                time_window=time_window,
+                mutual_tls=mutual_tls,
+            ),
+            server,
         )
         server.start()
         self._server = server
