@@ -2,9 +2,10 @@
 unmodified) against our Gateway service over TLS, with identities from MSP folders.
 
 ``tests/interop/gateway_client/scenario.js`` runs the steps it is given with the client's own
-API (evaluateTransaction, submitTransaction, submitAsync + getStatus, getChaincodeEvents) and
-prints what the client returned or threw. Behind the gateway: our Python chaincodes (system
-runtime) and a Node contract chaincode (fabric-contract-api 2.5.8, process runtime).
+API (evaluateTransaction, submitTransaction, submitAsync + getStatus, getChaincodeEvents, the
+block events of the peer's Deliver service with a checkpointer) and prints what the client
+returned or threw. Behind the gateway: our Python chaincodes (system runtime) and a Node
+contract chaincode (fabric-contract-api 2.5.8, process runtime).
 """
 
 from __future__ import annotations
@@ -182,3 +183,91 @@ def test_chaincode_events_live_and_replayed(peer: GatewayPeer, crypto: Path) -> 
     [seen] = live["events"]
     assert seen["transactionId"] == live["transactionId"]
     assert json.loads(seen["payload"]) == {"id": "A9", "from": "bob", "to": "carol"}
+
+
+def test_block_events_replayed_and_live(peer: GatewayPeer, crypto: Path) -> None:
+    [moved] = run(
+        peer,
+        crypto,
+        [{"op": "submitAsync", "chaincode": "asset", "args": ["create", "B1", "dave", "1"]}],
+    )
+    [moved] = run(
+        peer,
+        crypto,
+        [{"op": "submitAsync", "chaincode": "asset", "args": ["transfer", "B1", "erin"]}],
+    )
+    number = moved["blockNumber"]
+    store = peer.stack.store(CHANNEL)
+    full, filtered, private = run(
+        peer,
+        crypto,
+        [
+            {
+                "op": "blocks",
+                "chaincode": "asset",
+                "kind": kind,
+                "startBlock": number - 1,
+                "count": 2,
+            }
+            for kind in ("block", "filtered", "private")
+        ],
+    )
+    # full blocks: the ledger's, in order from the start block
+    assert [b["number"] for b in full["blocks"]] == [number - 1, number]
+    for seen in full["blocks"]:
+        block = store.block(seen["number"])
+        assert seen["codes"] == list(block.metadata.metadata[2])
+        assert len(seen["transactionIds"]) == len(block.data.data)
+    assert moved["transactionId"] in full["blocks"][1]["transactionIds"]
+    # filtered: ids, codes and the event without its payload
+    last = filtered["blocks"][1]
+    assert (last["number"], last["channel"]) == (number, CHANNEL)
+    [tx] = [t for t in last["transactions"] if t["transactionId"] == moved["transactionId"]]
+    assert tx["code"] == 0
+    assert tx["events"] == [{"chaincodeName": "asset", "eventName": "Transfer", "payloadLength": 0}]
+    # with private data: the same blocks, and no private data (none is kept by block)
+    assert [b["number"] for b in private["blocks"]] == [number - 1, number]
+    assert [b["privateDataCount"] for b in private["blocks"]] == [0, 0]
+    assert private["blocks"][1]["transactionIds"] == full["blocks"][1]["transactionIds"]
+
+    live_full, live_filtered = run(
+        peer,
+        crypto,
+        [
+            {"op": "watchBlocks", "chaincode": "kv", "kind": "block", "args": ["put", "w1", "v"]},
+            {
+                "op": "watchBlocks",
+                "chaincode": "kv",
+                "kind": "filtered",
+                "args": ["put", "w2", "v"],
+            },
+        ],
+    )
+    assert live_full["transactionId"] in live_full["blocks"][0]["transactionIds"]
+    [tx] = live_filtered["blocks"][0]["transactions"]
+    assert (tx["transactionId"], tx["code"], tx["events"]) == (
+        live_filtered["transactionId"],
+        0,
+        [],
+    )
+    assert live_filtered["blocks"][0]["number"] == live_full["blocks"][0]["number"] + 1
+
+
+def test_block_events_resume_from_a_checkpoint(peer: GatewayPeer, crypto: Path) -> None:
+    run(
+        peer,
+        crypto,
+        [{"op": "submit", "chaincode": "kv", "args": ["put", f"c{i}", "v"]} for i in range(2)],
+    )
+    start = peer.stack.store(CHANNEL).height - 2
+    full, filtered = run(
+        peer,
+        crypto,
+        [
+            {"op": "checkpointResume", "chaincode": "kv", "kind": kind, "startBlock": start}
+            for kind in ("block", "filtered")
+        ],
+    )
+    for resumed in (full, filtered):
+        assert [b["number"] for b in resumed["before"]] == [start]
+        assert [b["number"] for b in resumed["after"]] == [start + 1]
