@@ -1228,6 +1228,12 @@ class Config:
     broadcast_timeout: float = setting(
         "peer.gateway.broadcastTimeout", 30.0, Duration(positive=True), "per submit to ordering"
     )
+    auth_time_window: float = setting(
+        "peer.authentication.timewindow",
+        900.0,
+        Duration(positive=True),
+        "how far a Deliver request's timestamp may be from the peer's clock",
+    )
     batch_timeout: float = setting(
         "orderer.batchTimeout",
         2.0,

@@ -31,7 +31,6 @@ peer.gossip.pvtData.implicitCollectionDisseminationPolicy: requiredPeerCount max
 peer.gossip.state: enabled checkInterval responseTimeout batchSize blockBufferSize maxRetries
 peer.tls: clientAuthRequired cert.file key.file rootcert.file clientRootCAs.files
     clientKey.file clientCert.file
-peer.authentication: timewindow
 peer.client: connTimeout
 peer.deliveryclient: blockGossipEnabled reconnectTotalTimeThreshold connTimeout
     reConnectBackoffThreshold addressOverrides

@@ -496,7 +496,11 @@ class Peer:
             data_dir=data_dir,
         )
         port = self.gateway.serve(
-            address, credentials=credentials, max_message_size=config.max_message_size
+            address,
+            credentials=credentials,
+            max_message_size=config.max_message_size,
+            mutual_tls=gateway_tls and config.tls_client_auth,
+            time_window=config.auth_time_window,
         )
         return f"{address.rsplit(':', 1)[0]}:{port}"
 

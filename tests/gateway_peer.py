@@ -55,6 +55,7 @@ class GatewayPeer:
         chaincodes: tuple[ChaincodeDefinition, ...] = OURS,
         data_dir: Path | None = None,
         tls: bool = False,
+        client_auth: bool = False,
         **config: Any,
     ) -> None:
         self.policies = {d.name: "OR('Org1MSP.peer')" for d in chaincodes}
@@ -86,9 +87,14 @@ class GatewayPeer:
                         (server_tls / "server.key").read_bytes(),
                         (server_tls / "server.crt").read_bytes(),
                     )
-                ]
+                ],
+                # with client_auth: clients of org1's TLS CA, bound to their Deliver requests
+                root_certificates=(server_tls / "ca.crt").read_bytes() if client_auth else None,
+                require_client_auth=client_auth,
             )
-        self.port = self.stack.serve("127.0.0.1:0", credentials=credentials)
+        self.port = self.stack.serve(
+            "127.0.0.1:0", credentials=credentials, mutual_tls=tls and client_auth
+        )
         self.address = f"127.0.0.1:{self.port}"
 
     def rules(self, channel: str, chaincode: str) -> ChaincodeRules | None:

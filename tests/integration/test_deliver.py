@@ -4,6 +4,7 @@ Fabric's statuses, and the bound on concurrent streams."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import queue
 import threading
@@ -13,6 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from actors.gateway.client import GatewayClient
 from actors.msp.msp import SigningIdentity
@@ -34,7 +37,7 @@ from protos.orderer.ab_pb2 import SeekInfo
 from protos.peer import events_pb2_grpc
 from protos.peer.events_pb2 import DeliverResponse
 from protos.peer.transaction_pb2 import VALID
-from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto
+from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto, member_dir
 from tests.unit.test_msp import issue, org_ca, pem
 
 MAX = 2**63  # a stop no test reaches: the stream follows new commits
@@ -93,9 +96,10 @@ def envelope(
     when: dt.datetime | None = None,
     stamp: bool = True,
     resign: bool = True,
+    tls_cert_hash: bytes = b"",
 ) -> Envelope:
     """A signed seek request as Fabric's clients build it (``protoutil.CreateSignedEnvelope``)."""
-    header = ChannelHeader(type=DELIVER_SEEK_INFO, channel_id=channel)
+    header = ChannelHeader(type=DELIVER_SEEK_INFO, channel_id=channel, tls_cert_hash=tls_cert_hash)
     if stamp:
         header.timestamp.FromDatetime(when or dt.datetime.now(dt.UTC))
     payload = Payload(
@@ -299,3 +303,33 @@ def test_a_block_decodes_as_fabrics(stub: Any, user: SigningIdentity, committed:
     block = Block.FromString(got[0].block.SerializeToString())
     payload = Payload.FromString(Envelope.FromString(block.data.data[0]).payload)
     assert ChannelHeader.FromString(payload.header.channel_header).tx_id == committed[0].txid
+
+
+def test_with_mutual_tls_the_request_is_bound_to_the_client_certificate(
+    crypto: Path, user: SigningIdentity
+) -> None:
+    tls = member_dir(crypto, 1, "User1@") / "tls"
+    cert = (tls / "client.crt").read_bytes()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(member_dir(crypto, 1, "peer0") / "tls" / "ca.crt").read_bytes(),
+        private_key=(tls / "client.key").read_bytes(),
+        certificate_chain=cert,
+    )
+    der = x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
+    bound = hashlib.sha256(der).digest()
+    secured = GatewayPeer(crypto, tls=True, client_auth=True)
+    options = [("grpc.ssl_target_name_override", "peer0.org1.example.com")]
+    try:
+        with grpc.secure_channel(secured.address, credentials, options) as channel:
+            stub = events_pb2_grpc.DeliverStub(channel)
+            with GatewayClient(
+                secured.address, user, credentials=credentials, options=options
+            ) as c:
+                c.submit(CHANNEL, "kv", [b"put", b"m", b"v"])
+            good = ask(stub.Deliver, envelope(user, seek(0, 0), tls_cert_hash=bound))
+            assert (numbers(good), status(good)) == ([0], SUCCESS)
+            for claimed in (b"", hashlib.sha256(b"another certificate").digest()):
+                bad = ask(stub.Deliver, envelope(user, seek(0, 0), tls_cert_hash=claimed))
+                assert (numbers(bad), status(bad)) == ([], BAD_REQUEST)
+    finally:
+        secured.close()
