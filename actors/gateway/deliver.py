@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -323,7 +323,7 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
         context: grpc.ServicerContext,
         send: Sender,
         stop: threading.Event,
-    ) -> Iterator[DeliverResponse]:
+    ) -> Generator[DeliverResponse, None, int | None]:
         """Fabric's ``deliverBlocks``; returns the status to end the seek with (None: none)."""
         try:
             store, info, session = self._admit(envelope, context)
