@@ -1,10 +1,10 @@
 """The gateway's part of the peer, built once from explicit dependencies.
 
 Fabric counterpart: the pieces ``internal/peer/node/start.go`` wires for the client-facing
-path: the endorser, the gateway server, the deliver-side commit notifications, and (here,
-embedded) the ordering service and the committer. The composition root hands this stack the
-chaincode support, the channel members and the peer's identity; the stack owns its actors
-(orderer, committer), one block store per channel and the gRPC server.
+path: the endorser, the gateway server, the deliver service with its commit notifications,
+and (here, embedded) the ordering service and the committer. The composition root hands this
+stack the chaincode support, the channel members and the peer's identity; the stack owns its
+actors (orderer, committer), one block store per channel and the gRPC server.
 """
 
 from __future__ import annotations
