@@ -368,11 +368,12 @@ def test_deviation_response_without_status(peer: ChaincodeSupport, channel: str)
 
 
 def test_deviation_error_replies_are_taken_as_values(peer: ChaincodeSupport, channel: str) -> None:
-    # Private data: the peer answers ERROR; get_state hands the error text back as the value.
+    # Private data from a collection the definition does not have: the peer answers ERROR
+    # with Fabric's text; get_state hands the error text back as the value.
     result = run(peer, channel, "raw", "private", "secrets", "k")
     value = json.loads(result.response.payload)["value"]
     assert value.startswith("GET_STATE failed: transaction ID: ")
-    assert value.endswith("private data is not supported by this peer (collection 'secrets')")
+    assert value.endswith(f"collection {channel}/asset/secrets could not be found"), value
     # A rich query the peer serves works; a bad one is answered ERROR, which the library
     # tries to decode as a QueryResponse, raises on, and never answers.
     found = run(peer, channel, "query", '{"selector": {"nosuchfield": 1}}').response
