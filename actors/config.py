@@ -1228,6 +1228,24 @@ class Config:
     broadcast_timeout: float = setting(
         "peer.gateway.broadcastTimeout", 30.0, Duration(positive=True), "per submit to ordering"
     )
+    gateway_concurrency: int = setting(
+        "peer.limits.concurrency.gatewayService",
+        500,
+        Integer(1, 10_000),
+        "Gateway calls in flight (CommitStatus waits included); more are refused",
+    )
+    endorser_concurrency: int = setting(
+        "peer.limits.concurrency.endorserService",
+        500,
+        Integer(1, 10_000),
+        "ProcessProposal calls in flight (Fabric: 2500; each is a thread here)",
+    )
+    deliver_concurrency: int = setting(
+        "peer.limits.concurrency.deliverService",
+        100,
+        Integer(1, 10_000),
+        "Deliver streams open (Fabric: 2500; each is a thread here)",
+    )
     auth_time_window: float = setting(
         "peer.authentication.timewindow",
         900.0,

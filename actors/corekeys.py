@@ -37,7 +37,6 @@ peer.deliveryclient: blockGossipEnabled reconnectTotalTimeThreshold connTimeout
 peer.profile: enabled listenAddress
 peer.discovery: enabled authCacheEnabled authCacheMaxSize authCachePurgeRetentionRatio
     orgMembersAllowedAccess
-peer.limits.concurrency: endorserService deliverService gatewayService
 vm.docker: attachStdout
 vm.docker.tls: enabled ca.file cert.file key.file
 chaincode: id.path id.name builder pull golang.runtime golang.dynamicLink java.runtime

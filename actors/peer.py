@@ -419,6 +419,7 @@ class Peer:
 
         from actors.config import ConfigError
         from actors.gateway.cutter import BatchConfig
+        from actors.gateway.limits import ConcurrencyLimits
         from actors.gateway.service import GatewayOptions
         from actors.gateway.stack import GatewayStack
         from actors.msp.msp import MSP, MSPError, MSPManager, load_signing_identity
@@ -501,6 +502,11 @@ class Peer:
             max_message_size=config.max_message_size,
             mutual_tls=gateway_tls and config.tls_client_auth,
             time_window=config.auth_time_window,
+            limits=ConcurrencyLimits(
+                gateway=config.gateway_concurrency,
+                endorser=config.endorser_concurrency,
+                deliver=config.deliver_concurrency,
+            ),
         )
         return f"{address.rsplit(':', 1)[0]}:{port}"
 

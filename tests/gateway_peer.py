@@ -10,6 +10,7 @@ import grpc
 
 from actors.config import ChaincodeDefinition, Config
 from actors.gateway.cutter import BatchConfig
+from actors.gateway.limits import ConcurrencyLimits
 from actors.gateway.stack import GatewayStack
 from actors.gateway.validator import ChaincodeRules
 from actors.msp import cryptogen
@@ -92,8 +93,16 @@ class GatewayPeer:
                 root_certificates=(server_tls / "ca.crt").read_bytes() if client_auth else None,
                 require_client_auth=client_auth,
             )
+        settings = self.support.config
         self.port = self.stack.serve(
-            "127.0.0.1:0", credentials=credentials, mutual_tls=tls and client_auth
+            "127.0.0.1:0",
+            credentials=credentials,
+            mutual_tls=tls and client_auth,
+            limits=ConcurrencyLimits(
+                gateway=settings.gateway_concurrency,
+                endorser=settings.endorser_concurrency,
+                deliver=settings.deliver_concurrency,
+            ),
         )
         self.address = f"127.0.0.1:{self.port}"
 

@@ -27,6 +27,7 @@ from actors.gateway.committer import ChannelCommit, Committer, recover
 from actors.gateway.cutter import BatchConfig
 from actors.gateway.deliver import DEFAULT_TIME_WINDOW, DeliverService
 from actors.gateway.endorser import Endorser, Simulation, SimulationFailed
+from actors.gateway.limits import DEFAULT_LIMITS, ConcurrencyLimits, ServiceLimiter
 from actors.gateway.orderer import CallLater, ChannelOrdering, Orderer
 from actors.gateway.proposal import UnpackedProposal
 from actors.gateway.service import EndorserService, GatewayOptions, GatewayService
@@ -38,8 +39,6 @@ from protos.peer import events_pb2_grpc, peer_pb2_grpc
 from protos.peer.proposal_response_pb2 import Response
 
 log = logging.getLogger(__name__)
-
-MAX_WORKERS = 32
 
 
 class ChaincodeRunner(Protocol):
@@ -191,14 +190,21 @@ class GatewayStack:
         max_message_size: int = 100 * 1024 * 1024,
         mutual_tls: bool = False,
         time_window: float = DEFAULT_TIME_WINDOW,
+        limits: ConcurrencyLimits = DEFAULT_LIMITS,
     ) -> int:
         """Start the Gateway, Endorser and Deliver services on ``address``; returns the bound
         port. Refuses an address in use (no SO_REUSEPORT). ``mutual_tls``: clients present
         certificates (``peer.tls.clientAuthRequired``), so Deliver checks the TLS binding;
-        ``time_window``: ``peer.authentication.timewindow`` in seconds."""
+        ``time_window``: ``peer.authentication.timewindow`` in seconds; ``limits``: calls in
+        flight per service (``peer.limits.concurrency.*``)."""
         server = grpc.server(
-            concurrent.futures.ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="gateway"),
-            maximum_concurrent_rpcs=MAX_WORKERS * 4,
+            concurrent.futures.ThreadPoolExecutor(limits.workers, thread_name_prefix="gateway"),
+            interceptors=[
+                ServiceLimiter(
+                    {"/gateway.Gateway": limits.gateway, "/protos.Endorser": limits.endorser}
+                )
+            ],
+            maximum_concurrent_rpcs=limits.workers,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", max_message_size),
@@ -225,8 +231,9 @@ class GatewayStack:
                 address=bound,
                 msp_id=self.msp_id,
                 options=self._options,
-                event_streams=threading.BoundedSemaphore(MAX_WORKERS // 4),
-                commit_waits=threading.BoundedSemaphore(MAX_WORKERS // 4),
+                # Unread event streams buffer; waits only hold a thread of the Gateway's share.
+                event_streams=threading.BoundedSemaphore(max(1, limits.gateway // 4)),
+                commit_waits=threading.BoundedSemaphore(limits.gateway),
             ),
             server,
         )
@@ -237,7 +244,7 @@ class GatewayStack:
             DeliverService(
                 msps=self.channel_msps,
                 stores=self.store,
-                max_streams=MAX_WORKERS // 4,
+                max_streams=limits.deliver,
                 time_window=time_window,
                 mutual_tls=mutual_tls,
             ),

@@ -50,7 +50,7 @@ def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def peer(crypto: Path) -> Iterator[GatewayPeer]:
-    p = GatewayPeer(crypto)
+    p = GatewayPeer(crypto, deliver_concurrency=8)
     yield p
     p.close()
 
@@ -269,9 +269,7 @@ def test_refusals_get_fabrics_statuses(
 def test_concurrent_streams_are_bounded(
     peer: GatewayPeer, stub: Any, user: SigningIdentity, committed: list[Any]
 ) -> None:
-    from actors.gateway.stack import MAX_WORKERS
-
-    limit = MAX_WORKERS // 4
+    limit = peer.support.config.deliver_concurrency
     waiting = [
         stub.Deliver(iter([envelope(user, seek("next_commit", MAX))]), timeout=30)
         for _ in range(limit)
@@ -283,7 +281,7 @@ def test_concurrent_streams_are_bounded(
         with pytest.raises(grpc.RpcError) as refused:
             ask(stub.Deliver, envelope(user, seek(0, 0)))
         assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "exceeding concurrency limit (8)" in refused.value.details()
+        assert f"exceeding concurrency limit ({limit})" in refused.value.details()
     finally:
         for call in waiting:
             call.cancel()

@@ -164,6 +164,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--workspace", type=Path, default=Path("bench/results/caliper"))
     args = parser.parse_args()
+    args.workspace = args.workspace.resolve()  # Caliper runs in its own directory
     peer = None
     if args.address is None:
         from tests.gateway_peer import GatewayPeer, make_crypto, member_dir
