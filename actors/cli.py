@@ -59,10 +59,11 @@ def demo(clients: int, transactions: int) -> dict[str, Any]:
     from actors.support import ChaincodeSupport
 
     config = Config(
+        channels=(CHANNEL,),
         chaincodes=(
             ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),
             ChaincodeDefinition("asset", target="examples.asset_transfer:AssetTransfer"),
-        )
+        ),
     )
     report: dict[str, Any] = {"clients": clients, "transactions_per_client": transactions}
     with ChaincodeSupport(config) as support:

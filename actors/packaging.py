@@ -4,7 +4,8 @@ A package is a gzipped tar holding two entries (``peer lifecycle chaincode packa
 
 * ``metadata.json``: ``{"type": ..., "label": ..., "path": ...}``; our Python chaincode adds
   ``"target": "module:Class"``, the class the shim runs;
-* ``code.tar.gz``: the source tree, every file under ``src/``.
+* ``code.tar.gz``: the source tree, every file under ``src/`` but ``META-INF/`` (state DB
+  indexes), which stays at the root as Fabric's packagers put it.
 
 The package id is Fabric's: ``<label>:<sha256 hex of the package file's bytes>``
 (``core/chaincode/persistence``). :func:`create_package` is deterministic (sorted entries, fixed
@@ -37,6 +38,7 @@ TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za
 METADATA = "metadata.json"
 CODE = "code.tar.gz"
 SOURCE_PREFIX = "src"
+META_INF = "META-INF/"
 FIXED_MTIME = 0  # 1970-01-01; Docker and tar accept it, and it never changes
 _IGNORED_DIRS = {"__pycache__"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
@@ -157,7 +159,10 @@ def build_code_archive(source_dir: str | os.PathLike[str]) -> tuple[bytes, list[
     entries = []
     for relative, file in _source_files(root):
         executable = file.stat().st_mode & stat.S_IXUSR
-        entries.append((str(prefix / relative), file.read_bytes(), 0o755 if executable else 0o644))
+        # As Fabric's packagers do, the source's META-INF (state DB indexes) goes to the
+        # archive's root, where the peer looks for it; the rest under src/.
+        name = relative if relative.startswith(META_INF) else str(prefix / relative)
+        entries.append((name, file.read_bytes(), 0o755 if executable else 0o644))
     if not entries:
         raise PackageError(f"chaincode source {root} holds no files to package")
     return _gzip_tar(entries), [name for name, _, _ in entries]
@@ -298,6 +303,16 @@ def _check_code_archive(code: bytes, where: str, max_bytes: int) -> None:
                 f"{what}: invalid file type '{member.type.decode(errors='replace')}' contained "
                 f"in archive for file '{member.name}' (only regular files and directories)"
             )
+
+
+def code_files(code: bytes, prefix: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:
+    """The regular files of a code archive whose names start with ``prefix`` (e.g. the state
+    DB indexes under ``META-INF/statedb/couchdb/indexes/``), read within ``max_bytes``."""
+    return {
+        member.name: _read_member(tar, member)
+        for member, tar in _members(code, CODE, max_bytes)
+        if member.isreg() and member.name.startswith(prefix)
+    }
 
 
 def read_package(

@@ -32,7 +32,8 @@ from actors.handler import Handler, HandlerDeps, ReportContexts
 from actors.launcher import HandlerDirectory, LauncherDeps, RuntimeLauncher
 from actors.ledger import LedgerManager
 from actors.lifecycle.builders import BuildError, Detector, PackageRuntime
-from actors.lifecycle.lifecycle import Lifecycle, runtime_definition
+from actors.lifecycle.definitions import Definition
+from actors.lifecycle.lifecycle import Lifecycle, index_files, runtime_definition
 from actors.lifecycle.packages import InstalledPackage, check_type
 from actors.lifecycle.platforms import PlatformError
 from actors.mailbox import SupervisedRef, tell_quietly
@@ -164,9 +165,11 @@ class Peer:
         self.metrics = Metrics(
             known={
                 "chaincode": lambda name: (
-                    name in self.definitions or self.directory.get(name) is not None
+                    name in self.definitions
+                    or self.directory.get(name) is not None
+                    or self.lifecycle.is_defined(name)
                 ),
-                "channel": lambda channel: channel in self.ledgers.channels(),
+                "channel": lambda channel: channel in self.lifecycle.channels,
             }
         )
         self.scheduler = Scheduler()
@@ -218,6 +221,12 @@ class Peer:
         self.ledgers.set_collection_rules(self.collections.rules)
         for installed in self.lifecycle.packages.list():
             self.add_installed(installed)
+        # Rich-query indexes of the packages the channels' definitions run: created at each
+        # define, and again at start (the planner's view of them lives in memory).
+        self.lifecycle.definitions.on_change(self.install_indexes)
+        for channel in self.lifecycle.channels.names():
+            for definition in self.lifecycle.definitions.list(channel):
+                self.install_indexes(channel, definition)
         # -- actors: the supervision tree ----------------------------------------------------
         # The root, its three peer actors, one supervisor per defined chaincode. Everyone
         # holds SupervisedRefs, which follow an actor to its replacement.
@@ -410,6 +419,22 @@ class Peer:
             return False
         self.definitions[definition.name] = definition
         return True
+
+    def install_indexes(self, channel: str, definition: Definition) -> None:
+        """Create the rich-query indexes of the installed package ``definition`` runs, in the
+        channel's ledger under the chaincode's name (Fabric: ``HandleChaincodeDeploy``, at
+        commit, at install of a package a definition names, and kept across restarts). The
+        indexes were checked at install: a failure here is logged, never undoes a define."""
+        package_id = definition.package_id
+        if package_id not in self.lifecycle.packages:
+            return
+        try:
+            files = index_files(package_id, self.lifecycle.packages.load(package_id))
+            if files:
+                ledger = self.lifecycle.ledger(channel)
+                ledger.rich_queries.install_indexes(definition.name, files)
+        except Exception:
+            log.exception("could not create the indexes of %s on channel %s", package_id, channel)
 
     def start_gateway(self, address: str | None = None) -> str:
         """Start the Gateway and Endorser services (Fabric's ``peer.listenAddress``) with the

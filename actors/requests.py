@@ -447,9 +447,11 @@ SERVERS: Mapping[int, Server] = {
 
 
 def parse_target(target: str) -> tuple[str, str]:
-    """``name[:version][/channel]`` -> (name, channel); the version is ignored, as in Fabric."""
-    name, _, channel = target.partition("/")
-    return name.partition(":")[0], channel
+    """``name[:version][/channel]`` -> (``name[:version]``, channel). The execute path
+    resolves the name on the channel and ignores the version, as Fabric does; dev mode uses it
+    to wait for a chaincode registering as ``name:version``."""
+    chaincode, _, channel = target.partition("/")
+    return chaincode, channel
 
 
 def invoke_chaincode(
@@ -458,7 +460,7 @@ def invoke_chaincode(
     """Start the callee named in ``msg``; its future ends the request (see :func:`callee_reply`)."""
     spec = chaincode_pb2.ChaincodeSpec.FromString(msg.payload)
     name, channel = parse_target(spec.chaincode_id.name)
-    if not name:
+    if not name.partition(":")[0]:
         raise RequestError("chaincode name is empty")
     if ctx.signed_proposal is None:
         raise RequestError("signed proposal must not be nil from caller")

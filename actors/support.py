@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from actors.config import ChaincodeDefinition, Config
 from actors.errors import (
     ChaincodeError,
+    DuplicateTransaction,
     ExecuteTimeout,
     InvalidRequest,
     LaunchError,
@@ -36,6 +37,8 @@ from actors.events import Subscriber
 from actors.handler import TransactionExpired
 from actors.launcher import Launch, Status, Stop
 from actors.ledger import TxSimulator, ValidationCode
+from actors.lifecycle.invocation import Invocations
+from actors.lifecycle.lifecycle import index_files
 from actors.lifecycle.packages import InstalledPackage
 from actors.mailbox import tell_quietly
 from actors.peer import Peer
@@ -46,7 +49,7 @@ from actors.tls import ClientTLS
 from actors.transports import MessageStream
 from actors.txcontexts import CreateContext, ExecuteResult, TXContext
 from actors.vmcontroller import GetInstance, ListInstances
-from protos.common.common_pb2 import ChannelHeader, Header
+from protos.common.common_pb2 import ChannelHeader, Header, SignatureHeader
 from protos.peer.chaincode_pb2 import ChaincodeInput
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 from protos.peer.proposal_pb2 import Proposal, SignedProposal
@@ -93,6 +96,21 @@ def _channel_header(proposal: SignedProposal) -> ChannelHeader:
         return ChannelHeader.FromString(header.channel_header)
     except DecodeError as exc:
         raise InvalidRequest(f"cannot read the channel header of the proposal: {exc}") from exc
+
+
+def _proposal_creator(proposal: SignedProposal) -> bytes:
+    """The creator in a proposal's signature header (for Fabric's duplicate-txid message)."""
+    try:
+        header = Header.FromString(Proposal.FromString(proposal.proposal_bytes).header)
+        return SignatureHeader.FromString(header.signature_header).creator
+    except DecodeError:
+        return b""
+
+
+def _failed(error: BaseException) -> Future[ExecuteResult]:
+    future: Future[ExecuteResult] = Future()
+    future.set_exception(error)
+    return future
 
 
 def _require_name(value: Any, what: str) -> str:
@@ -178,14 +196,28 @@ class ChaincodeSupport:
         """Install a Fabric 2.x chaincode package (Fabric's ``InstallChaincode``): stored
         under its package id, which a definition then names to run it."""
         self._check_open()
-        installed = self.peer.lifecycle.install(package)
+        lifecycle = self.peer.lifecycle
+        installed = lifecycle.install(package)
+        package_id = installed.package_id
+        try:
+            # Fabric checks a package's META-INF at install: a bad index refuses it.
+            index_files(package_id, lifecycle.packages.load(package_id))
+        except LifecycleError:
+            lifecycle.packages.discard(package_id)
+            raise
         try:
             runnable = self.peer.add_installed(installed)
         except ChaincodeError as exc:  # as Fabric: a package that cannot be built is not kept
-            self.peer.lifecycle.packages.discard(installed.package_id)
+            lifecycle.packages.discard(package_id)
             raise LifecycleError(f"could not build chaincode: {exc}") from None
         if runnable:
-            self.peer.supervise(installed.package_id)
+            self.peer.supervise(package_id)
+        # Definitions committed before the install now have their package: its indexes.
+        for channel, definitions in lifecycle.definitions.referencing(
+            package_id, lifecycle.channels.names()
+        ).items():
+            for definition in definitions:
+                self.peer.install_indexes(channel, definition)
         return installed
 
     def launch(self, chaincode: str, timeout: float | None = None) -> None:
@@ -291,12 +323,18 @@ class ChaincodeSupport:
         arg_list = _as_args(args)
         if txid is not None:
             _require_name(txid, "txid")
+        try:
+            # Fabric's ChaincodeEndorsementInfo: the name on this channel -> what runs it.
+            target = self.peer.lifecycle.invocations.resolve(channel, chaincode)
+        except ChaincodeError as exc:
+            return _failed(exc)
         if timeout is None:
-            definition = self.definitions.get(chaincode)
+            definition = self.definitions.get(target.ccid)
             timeout = (definition and definition.execute_timeout) or self.config.execute_timeout
         timeout = check_timeout(timeout)
         timestamp = None
         header: ChannelHeader | None = None
+        fresh_txid = txid is None and proposal is None  # made here: cannot be committed yet
         if proposal is None:
             timestamp = time.time()
             nonce = new_nonce()
@@ -306,7 +344,7 @@ class ChaincodeSupport:
                 self.identity,
                 channel,
                 txid,
-                chaincode,
+                target.name,
                 arg_list,
                 transient,
                 nonce=nonce,
@@ -331,9 +369,24 @@ class ChaincodeSupport:
                 timestamp = stamp if stamp >= 0 else None  # before 1970: not believable
         owns = simulator is None
         if simulator is None:
-            simulator = self.ledgers.get(channel).new_simulator(txid)
+            ledger = self.ledgers.get(channel)
+            if not fresh_txid and ledger.txid_exists(txid):  # as Fabric's endorser
+                return _failed(
+                    DuplicateTransaction(
+                        f"duplicate transaction found [{txid}]. "
+                        f"Creator [{_proposal_creator(proposal).hex()}]"
+                    )
+                )
+            simulator = ledger.new_simulator(txid)
+        try:
+            Invocations.read_definition(target, simulator)
+            is_init = Invocations.check_init(target, simulator, is_init)
+        except ChaincodeError as exc:
+            if owns:
+                simulator.done()
+            return _failed(exc)
         ctx = TXContext(
-            chaincode,
+            target.name,
             channel,
             txid,
             simulator,
@@ -351,11 +404,11 @@ class ChaincodeSupport:
             channel_id=channel,
             proposal=proposal,
         )
-        handler = self.peer.directory.get(chaincode)
+        handler = self.peer.directory.get(target.ccid)
         if handler is not None:
             self._dispatch(ctx, handler, msg, timeout)
         else:
-            launched = self._launch_future(chaincode)
+            launched = self._launch_future(target.ccid)
             launched.add_done_callback(lambda f: self._launched(f, ctx, msg, timeout))
         return ctx.future
 

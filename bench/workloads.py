@@ -235,6 +235,7 @@ class Peer:
         self.specs = [RUNTIMES[name] for name in runtimes]
         peer_address = PeerAddress()
         config = Config(
+            channels=(CHANNEL,),
             msp_id=MSP_ID,
             sign_proposals=sign_proposals,
             # Plaintext, as the runtimes here are made without TLS material: the figures

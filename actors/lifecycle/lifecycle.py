@@ -23,11 +23,12 @@ from typing import Any
 from actors.config import ChaincodeDefinition
 from actors.errors import LifecycleError
 from actors.ledger import Ledger, LedgerManager
+from actors.ledger.richquery import INDEX_DIR, IndexDefinitionError, parse_index_definition
 from actors.lifecycle.channels import Channels, check_channel_name
 from actors.lifecycle.definitions import Definition, DefinitionStore
 from actors.lifecycle.invocation import Invocations
 from actors.lifecycle.packages import InstalledPackage, InstallStore
-from actors.packaging import DEFAULT_MAX_BYTES, PackageInfo
+from actors.packaging import DEFAULT_MAX_BYTES, PackageError, PackageInfo, code_files
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,24 @@ def runtime_definition(package: InstalledPackage, info: PackageInfo) -> Chaincod
             raise LifecycleError(f"ccaas package {package.package_id}: malformed connection.json")
         return ChaincodeDefinition(package.package_id, runtime="external", connection=connection)
     return None
+
+
+def index_files(package_id: str, info: PackageInfo) -> dict[str, bytes]:
+    """The package's rich-query indexes (``META-INF/statedb/couchdb/indexes/*.json`` in its
+    code archive), each checked as Fabric checks them at install (``ccmetadata``)."""
+    try:
+        files = code_files(info.code, INDEX_DIR)
+    except PackageError as exc:
+        raise LifecycleError(f"could not parse as a chaincode install package: {exc}") from None
+    indexes = {path: data for path, data in files.items() if path.endswith(".json")}
+    for path, data in indexes.items():
+        try:
+            parse_index_definition(data, path)
+        except IndexDefinitionError as exc:
+            raise LifecycleError(
+                f"chaincode package {package_id}: invalid index content: {exc}"
+            ) from None
+    return indexes
 
 
 class Lifecycle:
@@ -155,6 +174,10 @@ class Lifecycle:
 
     def join(self, channel: str) -> bool:
         return self.channels.join(channel)
+
+    def is_defined(self, name: str) -> bool:
+        """Whether chaincode ``name`` has a definition on some joined channel."""
+        return any(self.definitions.get(c, name) is not None for c in self.channels.names())
 
     def close(self) -> None:
         if self._temporary:

@@ -175,6 +175,7 @@ class FaultRunner:
                 network_mode="host",  # its listener is on 127.0.0.1
             )
         config = Config(
+            channels=(CHANNEL,),
             startup_timeout=c.startup_timeout,
             execute_timeout=c.execute_timeout,
             hung_after=c.hung_after,

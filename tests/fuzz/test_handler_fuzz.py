@@ -63,7 +63,7 @@ pytestmark = [
 CM = shim.ChaincodeMessage
 WAIT = 5.0  # seconds; only ever reached when something is broken
 CHANNEL = "ch"
-OTHER_CHANNEL = "ch2"  # exists, so cross-channel INVOKE_CHAINCODE gets past the ledger lookup
+OTHER_CHANNEL = "ch2"  # joined, so cross-channel INVOKE_CHAINCODE gets past the ledger lookup
 HEALTHY = "healthy"
 MAX_MESSAGE = 32 * 1024
 SEEDED_KEYS = ("a", "b", "c", "d", "e", "f", "g", "\x00obj\x00x\x00")
@@ -212,6 +212,7 @@ def peer() -> Iterator[Peer]:
     logging.getLogger().addHandler(log_handler)
     config = Config(
         mode="dev",
+        channels=(CHANNEL, OTHER_CHANNEL),
         execute_timeout=20.0,
         max_message_size=MAX_MESSAGE,
         query_batch_size=3,
@@ -221,7 +222,6 @@ def peer() -> Iterator[Peer]:
     healthy = None
     try:
         listener = support.listen("127.0.0.1:0")
-        support.ledgers.get(OTHER_CHANNEL)
         healthy = HealthyChaincode(support)
         wait_for(lambda: support.status().get(HEALTHY) == "ready", what="healthy chaincode ready")
         yield Peer(

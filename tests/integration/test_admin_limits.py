@@ -22,7 +22,9 @@ from protos.admin import admin_pb2, admin_pb2_grpc
 @pytest.fixture
 def support() -> Iterator[ChaincodeSupport]:
     definition = ChaincodeDefinition("kv", target="examples.kv:KVChaincode")
-    with ChaincodeSupport(Config(chaincodes=(definition,), max_event_subscribers=4)) as peer:
+    with ChaincodeSupport(
+        Config(channels=("ch",), chaincodes=(definition,), max_event_subscribers=4)
+    ) as peer:
         yield peer
 
 

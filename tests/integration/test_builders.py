@@ -40,6 +40,7 @@ from actors.lifecycle.builders import (
     safe_extract,
     sanitize_ccid_path,
 )
+from actors.lifecycle.definitions import Definition
 from actors.lifecycle.platforms import PlatformError
 from actors.packaging import create_package, read_package
 from actors.runtimes.external import connection_from_json
@@ -115,7 +116,7 @@ def make_support(
     }
     values.update(config)
     support = ChaincodeSupport(
-        Config(chaincodes=definitions, **values), runtimes={"docker": runtime}
+        Config(channels=(CHANNEL,), chaincodes=definitions, **values), runtimes={"docker": runtime}
     )
     runtime.peer_address = support.peer_address
     runtime.msp_id = support.config.msp_id
@@ -820,7 +821,12 @@ def test_the_example_builder_runs_chaincode_as_a_process(
     )
     config = Config.load(
         peer_toml,
-        overrides={"tls_enabled": tls, "msp_id": "Org1MSP", "startup_timeout": 20.0},
+        overrides={
+            "tls_enabled": tls,
+            "msp_id": "Org1MSP",
+            "startup_timeout": 20.0,
+            "channels": (CHANNEL,),
+        },
     )
     assert [b.name for b in config.external_builders] == ["python-process"]
     support = ChaincodeSupport(config)
@@ -869,6 +875,7 @@ def test_installed_packages_go_through_the_configured_builders(
         ]
     )
     config = Config(
+        channels=(CHANNEL,),
         external_builders=(builder,),
         file_system_path=str(tmp_path / "peer"),
         tls_enabled=False,
@@ -880,7 +887,8 @@ def test_installed_packages_go_through_the_configured_builders(
     built = tmp_path / "peer" / "externalbuilder" / "builds" / sanitize_ccid_path(ccid)
     assert json.loads((built / "build-info.json").read_text()) == {"builder_name": "python-process"}
     support.listen("127.0.0.1:0")
-    put_get(support, ccid)
+    support.lifecycle.define(CHANNEL, Definition("kv", "1.0", 1, package_id=ccid))
+    put_get(support, "kv")
     assert "builder 'python-process' run" in support.instances()[ccid]
 
 

@@ -168,7 +168,9 @@ def test_unreachable_engine_is_a_clear_launch_error(tmp_path: Path) -> None:
     runtime = DockerRuntime(address, endpoint="unix:///tmp/ccactors-no-engine.sock")
     definition = ChaincodeDefinition("kv", runtime="docker", package=str(tmp_path / "p"))
     support = ChaincodeSupport(
-        Config(chaincodes=(definition,)), runtimes={"docker": runtime}, peer_address=address
+        Config(channels=(CHANNEL,), chaincodes=(definition,)),
+        runtimes={"docker": runtime},
+        peer_address=address,
     )
     try:
         support.listen("127.0.0.1:0")
@@ -231,7 +233,7 @@ def make_peer(engine: Any, kv_package: str) -> Iterator[Callable[..., Peer]]:
         runtime = DockerRuntime(address, **runtime_args)
         definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
         support = ChaincodeSupport(
-            Config(chaincodes=(definition,), startup_timeout=60),
+            Config(channels=(CHANNEL,), chaincodes=(definition,), startup_timeout=60),
             runtimes={"docker": runtime},
             peer_address=address,
             tls=tls,
@@ -452,7 +454,7 @@ def test_container_dials_over_mutual_tls(
     )
     definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
     support = ChaincodeSupport(
-        Config(chaincodes=(definition,), tls_enabled=True),
+        Config(channels=(CHANNEL,), chaincodes=(definition,), tls_enabled=True),
         runtimes={"docker": runtime},
         peer_address=address,
         tls=tls,
@@ -538,7 +540,9 @@ def test_no_listener_is_a_clear_launch_error(engine: Any, kv_package: str) -> No
     runtime = DockerRuntime(address, network_id=NETWORK_ID, peer_id=PEER_ID)
     definition = ChaincodeDefinition("kv", runtime="docker", package=kv_package)
     support = ChaincodeSupport(
-        Config(chaincodes=(definition,)), runtimes={"docker": runtime}, peer_address=address
+        Config(channels=(CHANNEL,), chaincodes=(definition,)),
+        runtimes={"docker": runtime},
+        peer_address=address,
     )
     try:  # the image is built, but nothing could dial the peer
         with pytest.raises(LaunchError, match="no chaincode listener"):
@@ -643,9 +647,9 @@ def test_docker_chaincode_through_ccactors_serve(
         assert peer.stdout is not None
         assert "ccactors serve:" in peer.stdout.readline()
         client = AdminClient(admin)
-        put = client.invoke("ch", name, [b"put", b"colour", b"blue"])
+        put = client.invoke("mychannel", name, [b"put", b"colour", b"blue"])
         assert (put.response.status, put.validation) == (200, "VALID")
-        got = client.invoke("ch", name, [b"get", b"colour"], commit=False)
+        got = client.invoke("mychannel", name, [b"get", b"colour"], commit=False)
         assert got.response.payload == b"blue"
         (info,) = [c for c in client.list().chaincodes if c.name == name]
         assert info.runtime == "docker" and info.instance.startswith("container ")

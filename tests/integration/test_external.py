@@ -79,7 +79,7 @@ def definition(address: str, name: str = NAME, **connection: Any) -> ChaincodeDe
 def make_support(*definitions: ChaincodeDefinition, **changes: Any) -> ChaincodeSupport:
     values: dict[str, Any] = {"startup_timeout": 10.0, "execute_timeout": 20.0}
     values.update(changes)
-    config = Config(chaincodes=definitions, **values)
+    config = Config(channels=(CHANNEL,), chaincodes=definitions, **values)
     runtime = ExternalRuntime(max_message_size=config.max_message_size)
     return ChaincodeSupport(config, runtimes={"external": runtime})
 
@@ -423,7 +423,9 @@ def test_keepalive_pings_too_often_for_a_default_grpc_server(
     exit, and the next transaction dials again."""
     server, address = _serve_in_process()
     try:
-        config = Config(startup_timeout=10.0, chaincodes=(definition(address),))
+        config = Config(
+            channels=(CHANNEL,), startup_timeout=10.0, chaincodes=(definition(address),)
+        )
         made = ChaincodeSupport(config, runtimes={"external": ExternalRuntime(keepalive=1.0)})
         supports.append(made)
         events = EventLog(made)

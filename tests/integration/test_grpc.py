@@ -45,6 +45,7 @@ def _registered(support: ChaincodeSupport, name: str) -> tuple[GrpcStream, grpc.
 def dev_peer() -> Iterator[ChaincodeSupport]:
     config = Config(
         mode="dev",
+        channels=("ch",),
         max_inbound_rate=1000,
         chaincodes=(ChaincodeDefinition("kvp", runtime="process", target=KV),),
     )
@@ -71,6 +72,7 @@ def net_peer() -> Iterator[ChaincodeSupport]:
     # Plaintext (--insecure): these tests dial the listener as raw clients would.
     config = Config(
         tls_enabled=False,
+        channels=("ch",),
         chaincodes=(
             ChaincodeDefinition("kvp", runtime="process", target=KV),
             crashy,

@@ -29,7 +29,7 @@ class SlowBuildRuntime(SystemRuntime):
 def _support(runtime: SlowBuildRuntime, **config: float) -> ChaincodeSupport:
     definition = ChaincodeDefinition("kv", target="examples.kv:KVChaincode")
     return ChaincodeSupport(
-        Config(chaincodes=(definition,), **config), runtimes={"system": runtime}
+        Config(channels=("ch",), chaincodes=(definition,), **config), runtimes={"system": runtime}
     )
 
 

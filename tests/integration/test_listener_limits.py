@@ -150,7 +150,7 @@ def test_a_big_message_before_register_is_refused_unread(dev_peer: ChaincodeSupp
 def test_idle_plaintext_streams_do_not_stop_a_tls_launch() -> None:
     """net mode: TLS on by default; anonymous streams never reach the chaincode's turn."""
     definition = ChaincodeDefinition("kvp", runtime="process", target=KV)
-    with ChaincodeSupport(Config(chaincodes=(definition,), **LIMITS)) as support:
+    with ChaincodeSupport(Config(channels=("ch",), chaincodes=(definition,), **LIMITS)) as support:
         support.listen("127.0.0.1:0")
         assert support.tls is not None
         address = support.peer_address()

@@ -131,7 +131,8 @@ def test_invoke_query_list_and_metrics(peer: Peer) -> None:
     assert unknown.returncode == 1
     assert json.loads(unknown.stdout) == {
         "error": "UnknownChaincode",
-        "message": "chaincode definition for 'nope' not found",
+        "message": "make sure the chaincode nope has been successfully defined on channel "
+        "mychannel and try again: chaincode nope not found",
     }
 
     # The process runtime dials the peer's gRPC listener.
@@ -157,7 +158,7 @@ def test_invoke_query_list_and_metrics(peer: Peer) -> None:
 
 def test_typed_errors_cross_the_admin_service(peer: Peer) -> None:
     client = AdminClient(peer.admin)
-    with pytest.raises(UnknownChaincode, match="chaincode definition for 'ghost' not found"):
+    with pytest.raises(UnknownChaincode, match="the chaincode ghost has been successfully defined"):
         client.invoke("mychannel", "ghost", [b"get", b"x"])
     timed_out = _cli("query", "--peer", peer.admin, "--timeout", "0.5", "kv", "sleep", "3")
     assert timed_out.returncode == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from actors.admin import AdminClient
-from actors.errors import ChaincodeError
+from actors.errors import ChaincodeError, DuplicateTransaction
 from actors.ledger import Ledger, ValidationCode
 from tests.helpers import free_port
 
@@ -129,8 +129,11 @@ def test_sigkill_mid_commit_loses_no_block_and_leaves_no_partial_one(
         assert reply.response.payload == value.encode()
     reply = peer.invoke(CHANNEL, "kv", [b"put", b"after", b"restart"])
     assert reply.validation == "VALID"
-    duplicate = peer.invoke(CHANNEL, "kv", [b"put", b"dup", b"x"], txid=acked[0][0])
-    assert duplicate.validation == "DUPLICATE_TXID"
+    # A committed txid is refused at execution, as Fabric's endorser refuses it.
+    with pytest.raises(
+        DuplicateTransaction, match=rf"duplicate transaction found \[{acked[0][0]}\]"
+    ):
+        peer.invoke(CHANNEL, "kv", [b"put", b"dup", b"x"], txid=acked[0][0])
 
 
 def test_default_data_dir_ephemeral_and_one_directory_per_peer(

@@ -12,7 +12,10 @@ from actors.support import ChaincodeSupport
 
 
 def test_shutting_one_peer_down_leaves_the_other_working() -> None:
-    config = Config(chaincodes=(ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),))
+    config = Config(
+        channels=("ch",),
+        chaincodes=(ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),),
+    )
     first, second = ChaincodeSupport(config), ChaincodeSupport(config)
     try:
         first.launch("kv")

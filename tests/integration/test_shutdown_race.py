@@ -16,7 +16,10 @@ def test_calls_in_flight_during_shutdown_all_end() -> None:
     lock = threading.Lock()
     for _ in range(3):
         support = ChaincodeSupport(
-            Config(chaincodes=(ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),))
+            Config(
+                channels=("ch",),
+                chaincodes=(ChaincodeDefinition("kv", target="examples.kv:KVChaincode"),),
+            )
         )
         support.launch("kv")
         stop = threading.Event()

@@ -54,7 +54,7 @@ def make() -> Iterator[Callable[..., tuple[ChaincodeSupport, EventLog]]]:
             ChaincodeDefinition("cc", target=CRASHY, restart=policy),
             ChaincodeDefinition("other", target=CRASHY, restart=policy),
         )
-        support = ChaincodeSupport(Config(chaincodes=definitions, **config))
+        support = ChaincodeSupport(Config(channels=(CHANNEL,), chaincodes=definitions, **config))
         made.append(support)
         return support, EventLog(support)
 

@@ -37,6 +37,7 @@ from actors.errors import (
     SupportShutdown,
     TransactionFailed,
     UnknownChaincode,
+    UnknownChannel,
 )
 from actors.ledger import ValidationCode
 from actors.policy import RestartPolicy
@@ -47,6 +48,7 @@ from tests.helpers import EventLog, wait_for
 pytestmark = pytest.mark.timeout(90)
 
 CHANNEL = "mychannel"
+OTHER_CHANNEL = "otherchannel"
 WAIT = 30.0  # the longest any single future may take before the test fails
 
 KV = ChaincodeDefinition("kv", target="examples.kv:KVChaincode")
@@ -74,6 +76,7 @@ def make_config(**changes: Any) -> Config:
         "startup_timeout": STARTUP_TIMEOUT,
         "execute_timeout": EXECUTE_TIMEOUT,
         "chaincodes": DEFINITIONS,
+        "channels": (CHANNEL, OTHER_CHANNEL),
     }
     values.update(changes)
     return Config(**values)
@@ -437,7 +440,7 @@ def test_init_and_duplicate_txid(support: ChaincodeSupport) -> None:
         support.execute_async(CHANNEL, "dup-1", "kv", ["get", "k"]).result(WAIT)
     assert first.result(WAIT).response.status == 200
     # A txid in use on another channel is another transaction.
-    other = support.execute_async("otherchannel", "dup-1", "kv", ["put", "k", "v"])
+    other = support.execute_async(OTHER_CHANNEL, "dup-1", "kv", ["put", "k", "v"])
     assert other.result(WAIT).response.status == 200
 
 
@@ -852,19 +855,21 @@ def test_bad_caller_input_is_rejected_without_launching(
         with pytest.raises(InvalidRequest, match=text):
             call()
 
-    # A channel id the ledger cannot take is refused before anything happens. (It comes out
-    # as the ledger's LedgerError, not as InvalidRequest: see the test report.)
-    with pytest.raises(Exception, match="invalid channel id 'bad channel'"):
-        ex("bad channel", None, "kv", get)
+    # A channel the peer has not joined (a name no ledger could take included): the future
+    # says so, with Fabric's text, at once; no ledger is made for it.
+    with pytest.raises(UnknownChannel, match=r"^channel 'bad channel' not found$"):
+        ex("bad channel", None, "kv", get).result(5)
+    assert "bad channel" not in support.ledgers.channels()
 
-    # A name nobody defined: the future says so (Fabric's text), at once.
-    unknown = "chaincode definition for 'x' not found"
+    # A name nobody defined: the future says so (Fabric's endorser's text), at once.
+    unknown = "make sure the chaincode x has been successfully defined on channel mychannel"
     with pytest.raises(UnknownChaincode, match=unknown):
         support.execute_async(CHANNEL, None, "x", ["get", "k"]).result(5)
     with pytest.raises(UnknownChaincode, match=unknown):
-        support.launch("x", timeout=5)
-    with pytest.raises(UnknownChaincode, match=unknown):
         support.invoke(CHANNEL, None, "x", ["put", "k", "v"])
+    # launch takes a chaincode id (what runs), not a name on a channel: the launcher's text.
+    with pytest.raises(UnknownChaincode, match="chaincode definition for 'x' not found"):
+        support.launch("x", timeout=5)
 
     assert events.items == []
     assert support.status() == {}

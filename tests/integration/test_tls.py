@@ -22,6 +22,7 @@ from tests.helpers import recv_within
 def support() -> Iterator[ChaincodeSupport]:
     config = Config(
         tls_enabled=True,
+        channels=("ch",),
         chaincodes=(
             ChaincodeDefinition("kvt", runtime="process", target="examples.kv:KVChaincode"),
         ),
@@ -111,7 +112,7 @@ def test_tls_is_on_by_default_in_net_mode(caplog: pytest.LogCaptureFixture) -> N
     assert Config().tls and Config(mode="dev", tls_enabled=True).tls
     assert not Config(mode="dev").tls and not Config(tls_enabled=False).tls
     definition = ChaincodeDefinition("kvt", runtime="process", target="examples.kv:KVChaincode")
-    with ChaincodeSupport(Config(chaincodes=(definition,))) as peer:
+    with ChaincodeSupport(Config(channels=("ch",), chaincodes=(definition,))) as peer:
         address = peer.listen("127.0.0.1:0").dial_address()
         assert peer.tls is not None
         _refused(address, None)  # a plaintext client cannot even connect

@@ -186,9 +186,11 @@ def peer(node_ready: None) -> Iterator[Peer]:
 
 
 @pytest.fixture
-def channel(request: pytest.FixtureRequest) -> str:
-    """A channel of the test's own (a fresh ledger)."""
-    return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+def channel(request: pytest.FixtureRequest, peer: Peer) -> str:
+    """A channel of the test's own (a fresh ledger), joined by the module's peer."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+    peer.support.lifecycle.join(name)
+    return name
 
 
 def state(peer: Peer, channel: str, namespace: str, key: str) -> bytes | None:
@@ -534,7 +536,7 @@ def test_output_goes_to_the_chaincode_logger(node_ready: None) -> None:
 
 def test_shutdown_stops_node_processes(node_ready: None) -> None:
     others = {pid for pid, _ in descendants_running("node")} if HAVE_PROC else set()
-    peer = Peer(contract_definition(), lowlevel_definition())
+    peer = Peer(contract_definition(), lowlevel_definition(), channels=("shutdown-ch",))
     try:
         for name in (CONTRACT, LOWLEVEL):
             peer.support.launch(name, timeout=WAIT)
@@ -559,7 +561,7 @@ def test_shutdown_stops_node_processes(node_ready: None) -> None:
 def test_keepalive_is_off_by_default_and_node_survives_idle(node_ready: None) -> None:
     """fabric-shim 2.5.8 calls process.exit(1) on a KEEPALIVE, so ours is off by default."""
     assert Config().keepalive == 0
-    peer = Peer(lowlevel_definition())
+    peer = Peer(lowlevel_definition(), channels=("idle-ch",))
     try:
         assert peer.support.config.keepalive == 0
         peer.support.launch(LOWLEVEL, timeout=WAIT)

@@ -111,8 +111,7 @@ def installed_peer(tmp_path: Path, **settings: Any) -> ChaincodeSupport:
 
 def install_and_define(support: ChaincodeSupport, package: bytes, name: str) -> str:
     """Fabric's lifecycle: install (the package id), then a definition naming it. Returns
-    the package id, which the tests invoke: executes do not resolve a definition's name to
-    its package yet (a lifecycle step of its own); the launch is by package id either way."""
+    the package id (what runs); transactions address the definition's name."""
     package_id = support.install(package).package_id
     support.lifecycle.define(CHANNEL, Definition(name, "1.0", 1, package_id=package_id))
     return package_id
@@ -153,7 +152,7 @@ def test_node_package_is_built_and_run_as_fabrics_node_platform(
     supports.append(support)
     ccid = install_and_define(support, package.read_bytes(), "nodecc")
 
-    (create_read if contract else put_get)(support, ccid)
+    (create_read if contract else put_get)(support, "nodecc")
 
     docker_runtime = support.runtimes["docker"]
     assert isinstance(docker_runtime, DockerRuntime)
@@ -233,11 +232,11 @@ def test_ccaas_package_for_a_real_fabric_shim_service(
     ccid = install_and_define(support, package, "basic")
     service = NodeService(ccid, port).start()
     try:
-        created = support.invoke(CHANNEL, None, ccid, ["create", "a1", "alice", "10"])
+        created = support.invoke(CHANNEL, None, "basic", ["create", "a1", "alice", "10"])
         assert created.response.status == 200, (created.response, service.output[-10:])
         assert created.committed
         assert json.loads(created.response.payload) == {"id": "a1", "owner": "alice", "value": 10}
-        stored = support.ledgers.get(CHANNEL).get_state(ccid, "asset-a1")
+        stored = support.ledgers.get(CHANNEL).get_state("basic", "asset-a1")  # the name's
         assert stored is not None and json.loads(stored)["owner"] == "alice"
         assert support.instances()[ccid] == f"chaincode service at 127.0.0.1:{port}"
     finally:
@@ -273,9 +272,9 @@ def test_installed_ccaas_package_through_ccactors_serve(
         assert peer.stdout is not None
         assert "ccactors serve:" in peer.stdout.readline()
         client = AdminClient(admin)
-        created = client.invoke(CHANNEL, ccid, [b"create", b"a1", b"alice", b"10"])
+        created = client.invoke(CHANNEL, "basic", [b"create", b"a1", b"alice", b"10"])
         assert (created.response.status, created.validation) == (200, "VALID"), created
-        read = client.invoke(CHANNEL, ccid, [b"read", b"a1"], commit=False)
+        read = client.invoke(CHANNEL, "basic", [b"read", b"a1"], commit=False)
         assert json.loads(read.response.payload)["owner"] == "alice"
     finally:
         peer.terminate()

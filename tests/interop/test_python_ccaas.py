@@ -131,6 +131,10 @@ class PyService(ServiceProcess):
         return sum(text in line for line in list(self.output))
 
 
+# The channels of the tests that make a peer of their own.
+OWN_CHANNELS = ("ka", "big", "ping", "crash", "tls", "plain")
+
+
 def make_peer(
     address: str, *, runtime: ExternalRuntime | None = None, **changes: Any
 ) -> ChaincodeSupport:
@@ -140,6 +144,7 @@ def make_peer(
         "execute_timeout": 20.0,
         "msp_id": MSP_ID,
         "chaincodes": (ChaincodeDefinition(NAME, runtime="external", connection=connection),),
+        "channels": OWN_CHANNELS,
     }
     values.update(changes)
     config = Config(**values)
@@ -162,9 +167,11 @@ def peer(service: PyService) -> Iterator[ChaincodeSupport]:
 
 
 @pytest.fixture
-def channel(request: pytest.FixtureRequest) -> str:
-    """A channel (and so a ledger) of the test's own."""
-    return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+def channel(request: pytest.FixtureRequest, peer: ChaincodeSupport) -> str:
+    """A channel (and so a ledger) of the test's own, joined by the module's peer."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+    peer.lifecycle.join(name)
+    return name
 
 
 @pytest.fixture

@@ -188,6 +188,7 @@ class Peer:
 
     def __init__(self, **config: Any) -> None:
         config.setdefault("mode", "dev")
+        config.setdefault("channels", (CHANNEL, "ch2"))
         # The fakes stay silent through timeouts on purpose; liveness has its own tests.
         config.setdefault("hung_after", 0)
         self.support = ChaincodeSupport(Config(**config))

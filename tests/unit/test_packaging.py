@@ -16,6 +16,7 @@ from actors.cli import main as cli_main
 from actors.packaging import (
     PackageError,
     check_label,
+    code_files,
     create_package,
     package_id,
     read_package,
@@ -130,6 +131,21 @@ def test_a_plain_directory_is_the_top_level(tmp_path: Path) -> None:
     info = create_package(project, "proj", target="single:C", out=tmp_path / "p.tgz")
     assert names_in(info.code) == ["src/pkg/__init__.py", "src/single.py"]
     create_package(project, "proj", target="pkg:C", out=tmp_path / "q.tgz")
+
+
+def test_meta_inf_goes_to_the_archive_root(tmp_path: Path) -> None:
+    """As Fabric's packagers put it, where the peer looks for state DB indexes."""
+    project = tmp_path / "project"
+    indexes = project / "META-INF" / "statedb" / "couchdb" / "indexes"
+    indexes.mkdir(parents=True)
+    (indexes / "owner.json").write_text('{"index":{"fields":["owner"]}}')
+    (project / "single.py").write_text("class C: pass\n")
+    info = create_package(project, "proj", target="single:C", out=tmp_path / "p.tgz")
+    index = "META-INF/statedb/couchdb/indexes/owner.json"
+    assert names_in(info.code) == [index, "src/single.py"]
+    assert code_files(info.code, "META-INF/statedb/couchdb/indexes/") == {
+        index: b'{"index":{"fields":["owner"]}}'
+    }
 
 
 def test_default_output_is_label_tar_gz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
