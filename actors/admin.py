@@ -8,6 +8,7 @@ type, with the peer's message as the details, and come back as the same typed er
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from actors import errors
 from actors.events import LifecycleEvent
+from actors.lifecycle.definitions import Definition
 from actors.msp.msp import MSP, MSPError
 from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.admin import admin_pb2, admin_pb2_grpc
@@ -34,8 +36,11 @@ _CODES: list[tuple[type[errors.ChaincodeError], grpc.StatusCode]] = [
     (errors.StartupTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.ExecuteTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.UnknownChaincode, grpc.StatusCode.NOT_FOUND),
+    (errors.UnknownChannel, grpc.StatusCode.NOT_FOUND),
     (errors.DuplicateTransaction, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.LifecycleError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.InvalidInvocation, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.TransactionFailed, grpc.StatusCode.ABORTED),
     (errors.ChaincodeStreamTerminated, grpc.StatusCode.UNAVAILABLE),
     (errors.ChaincodeFailed, grpc.StatusCode.FAILED_PRECONDITION),
@@ -49,6 +54,9 @@ _BY_NAME = {cls.__name__: cls for cls, _ in _CODES} | {"ChaincodeError": errors.
 
 
 MAX_LOG_LINES = 1000  # what one Logs reply may carry
+# The largest request the service takes: an install carries a whole package file. (gRPC's
+# default, 4 MiB, is too small for a Node package with its dependencies.)
+MAX_ADMIN_MESSAGE = 32 * 1024 * 1024
 
 
 def _code_for(exc: errors.ChaincodeError) -> grpc.StatusCode:
@@ -191,6 +199,73 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 f"ChaincodeError: event stream dropped: more than {self.backlog} events "
                 "were waiting for this subscriber to read them",
             )
+
+    # -- the chaincode lifecycle (Fabric's verbs) --------------------------------------------
+
+    def _lifecycle(self, context: Any, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except errors.ChaincodeError as exc:
+            context.abort(_code_for(exc), f"{type(exc).__name__}: {exc}")
+
+    def Install(self, request: Any, context: Any) -> Any:
+        installed = self._lifecycle(context, lambda: self.support.install(request.package))
+        return admin_pb2.InstalledChaincode(
+            package_id=installed.package_id, label=installed.label, type=installed.type
+        )
+
+    def QueryInstalled(self, request: Any, context: Any) -> Any:
+        lifecycle = self.support.lifecycle
+        found = self._lifecycle(
+            context, lambda: lifecycle.query_installed(request.package_id or None)
+        )
+        reply = admin_pb2.InstalledChaincodes()
+        for info in found:
+            entry = reply.installed_chaincodes.add(
+                package_id=info.package.package_id, label=info.package.label, type=info.package.type
+            )
+            for channel, definitions in info.references.items():
+                refs = entry.references[channel]
+                for definition in definitions:
+                    refs.chaincodes.add(name=definition.name, version=definition.version)
+        return reply
+
+    def Define(self, request: Any, context: Any) -> Any:
+        definition = definition_from_message(request)
+        defined = self._lifecycle(
+            context, lambda: self.support.lifecycle.define(request.channel, definition)
+        )
+        return definition_message(request.channel, defined)
+
+    def QueryCommitted(self, request: Any, context: Any) -> Any:
+        found = self._lifecycle(
+            context, lambda: self.support.lifecycle.query_committed(request.channel, request.name)
+        )
+        return admin_pb2.ChaincodeDefinitions(
+            chaincode_definitions=[definition_message(request.channel, d) for d in found]
+        )
+
+    def JoinChannel(self, request: Any, context: Any) -> Any:
+        joined = self._lifecycle(context, lambda: self.support.lifecycle.join(request.name))
+        return admin_pb2.JoinReply(joined=joined)
+
+    def ListChannels(self, request: Any, context: Any) -> Any:
+        return admin_pb2.ChannelList(channels=self.support.lifecycle.channels.names())
+
+
+def definition_message(channel: str, definition: Definition) -> admin_pb2.ChaincodeDefinition:
+    return admin_pb2.ChaincodeDefinition(
+        channel=channel,
+        **{f.name: getattr(definition, f.name) for f in dataclasses.fields(definition)},
+    )
+
+
+def definition_from_message(message: admin_pb2.ChaincodeDefinition) -> Definition:
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(Definition)}
+    # Empty plugins mean Fabric's defaults, as its CLI fills them.
+    fields["endorsement_plugin"] = fields["endorsement_plugin"] or "escc"
+    fields["validation_plugin"] = fields["validation_plugin"] or "vscc"
+    return Definition(**fields)
 
 
 def _event_message(event: LifecycleEvent) -> admin_pb2.LifecycleEvent:
@@ -383,6 +458,7 @@ def serve_admin(
                 # Notice a client that went away without closing its event stream.
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.keepalive_timeout_ms", 20_000),
+                ("grpc.max_receive_message_length", MAX_ADMIN_MESSAGE),
             ]
         ),
         maximum_concurrent_rpcs=max_workers,
@@ -433,6 +509,7 @@ class AdminClient:
         txid: str = "",
         timeout: float = 0.0,
         transient: dict[str, bytes] | None = None,
+        is_init: bool = False,
     ) -> admin_pb2.InvokeReply:
         request = admin_pb2.InvokeRequest(
             channel=channel,
@@ -441,6 +518,7 @@ class AdminClient:
             txid=txid,
             timeout=timeout,
             transient=transient or {},
+            is_init=is_init,
         )
         return self._call("Invoke" if commit else "Query", request)
 
@@ -455,6 +533,33 @@ class AdminClient:
 
     def logs(self, name: str, lines: int = 0) -> list[str]:
         return list(self._call("Logs", admin_pb2.LogsRequest(name=name, lines=lines)).lines)
+
+    def install(self, package: bytes) -> admin_pb2.InstalledChaincode:
+        if len(package) > MAX_ADMIN_MESSAGE - 1024:
+            raise errors.LifecycleError(
+                f"the package is {len(package)} bytes; the admin API takes packages of at most "
+                f"{MAX_ADMIN_MESSAGE - 1024} bytes"
+            )
+        return self._call("Install", admin_pb2.InstallRequest(package=package))
+
+    def query_installed(self, package_id: str = "") -> admin_pb2.InstalledChaincodes:
+        return self._call("QueryInstalled", admin_pb2.QueryInstalledRequest(package_id=package_id))
+
+    def define(self, channel: str, definition: Definition) -> Definition:
+        return definition_from_message(
+            self._call("Define", definition_message(channel, definition))
+        )
+
+    def query_committed(self, channel: str, name: str = "") -> list[Definition]:
+        request = admin_pb2.QueryCommittedRequest(channel=channel, name=name)
+        reply = self._call("QueryCommitted", request)
+        return [definition_from_message(d) for d in reply.chaincode_definitions]
+
+    def join_channel(self, name: str) -> bool:
+        return self._call("JoinChannel", admin_pb2.ChannelRef(name=name)).joined
+
+    def channels(self) -> list[str]:
+        return list(self._call("ListChannels", admin_pb2.ListRequest()).channels)
 
     def events(self, chaincode: str = "") -> Iterator[admin_pb2.LifecycleEvent]:
         channel, stub = self._stub()

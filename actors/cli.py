@@ -247,6 +247,13 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _int64(text: str) -> int:
+    try:
+        return Integer(-(2**63), 2**63 - 1)(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(high: int) -> Callable[[str], int]:
     """A CLI count: a whole number from 1 to ``high``."""
 
@@ -298,6 +305,14 @@ def run_serve(args: argparse.Namespace) -> int:
         problems.extend(exc.problems)
     if problems:
         raise UsageError(*problems)
+    if args.channel:
+        from actors.lifecycle.channels import check_channel_name
+
+        try:
+            joined = [check_channel_name(name) for name in args.channel]
+        except ValueError as exc:
+            raise UsageError(f"--channel: {exc}") from None
+        config = config.replace(channels=tuple(dict.fromkeys((*config.channels, *joined))))
     if not args.ephemeral and config.ledger_directory is None:
         config = config.replace(file_system_path=default_file_system_path())
     if not metrics and config.operations_address:
@@ -363,6 +378,7 @@ def run_serve(args: argparse.Namespace) -> int:
             if operations
             else None,
             "tls": support.peer.tls is not None,
+            "channels": list(support.peer.channel_names()),
             "chaincodes": [{"name": d.name, "runtime": d.runtime} for d in config.chaincodes],
         }
         if args.json:
@@ -383,6 +399,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 lines.append(f"gateway {gateway}")
             defined = ", ".join(f"{d.name} ({d.runtime})" for d in config.chaincodes)
             lines.append(f"chaincodes defined: {defined or 'none'}")
+            lines.append(f"channels: {', '.join(support.peer.channel_names())}")
             print("ccactors serve: " + "; ".join(lines), flush=True)
         stop.wait()
         if not args.json:
@@ -440,7 +457,10 @@ def _transient(text: str) -> dict[str, bytes]:
 def run_invoke(args: argparse.Namespace) -> int:
     """``ccactors invoke`` (execute + commit) and ``ccactors query`` (execute only)."""
     commit = args.command == "invoke"
+    _invoke_request(args)
     if args.gateway:
+        if args.is_init:
+            raise UsageError("--isInit goes through the admin API, not --gateway")
         from actors.gateway import command as gateway
 
         try:
@@ -464,6 +484,7 @@ def run_invoke(args: argparse.Namespace) -> int:
             txid=args.txid or "",
             timeout=args.timeout or 0.0,
             transient=args.transient,
+            is_init=args.is_init,
         )
     except ChaincodeError as exc:
         return _failed(exc, as_json=args.json)
@@ -485,6 +506,44 @@ def run_invoke(args: argparse.Namespace) -> int:
         for key, value in out.items():
             print(f"{key}: {value}")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _invoke_request(args: argparse.Namespace) -> None:
+    """Fabric's ``-n NAME -c '{"Args":[...]}'`` or ``NAME ARG...``: fills ``args.chaincode``
+    and ``args.args``."""
+    positional = list(args.args)
+    if args.chaincode is not None:
+        positional.insert(0, args.chaincode)
+    name = args.name
+    if name is None:
+        if not positional:
+            raise UsageError("a chaincode name is needed: NAME ARG... or -n NAME -c JSON")
+        name, positional = positional[0], positional[1:]
+    if args.ctor is not None:
+        if positional:
+            raise UsageError("-c: give the arguments either after the name or with -c, not both")
+        positional = _parse_ctor(args.ctor)
+    args.chaincode, args.args = name, positional
+
+
+def _parse_ctor(text: str) -> list[str]:
+    """Fabric's ``-c``: ``{"Args": [...]}``, or ``{"function": f, "Args": [...]}``; keys match
+    case-insensitively, as Go's JSON decoding does."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"-c: chaincode argument error: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError('-c: chaincode argument error: expected {"Args": [...]}')
+    fields = {key.lower(): item for key, item in value.items()}
+    arguments, function = fields.get("args", []), fields.get("function")
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise UsageError("-c: chaincode argument error: Args must be a list of strings")
+    if function is not None:
+        if not isinstance(function, str):
+            raise UsageError("-c: chaincode argument error: function must be a string")
+        arguments = [function, *arguments]
+    return arguments
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -571,6 +630,177 @@ def run_events(args: argparse.Namespace) -> int:
         return _failed(exc)
     except KeyboardInterrupt:
         pass
+    return EXIT_OK
+
+
+# -- the chaincode lifecycle (Fabric's `peer lifecycle chaincode` and `peer channel` verbs) -------
+
+
+def _read_package(path: str) -> bytes:
+    try:
+        return open(path, "rb").read()
+    except OSError as exc:
+        raise UsageError(f"failed to read chaincode package at '{path}': {exc}") from None
+
+
+def run_install(args: argparse.Namespace) -> int:
+    """``ccactors install PACKAGE``: install on the peer; prints the package id."""
+    package = _read_package(args.package)
+    try:
+        installed = _client(args).install(package)
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    if args.json:
+        print(json.dumps({"package_id": installed.package_id, "label": installed.label}))
+    else:
+        print(installed.package_id)
+    return EXIT_OK
+
+
+def run_calculatepackageid(args: argparse.Namespace) -> int:
+    """``ccactors calculatepackageid PACKAGE``: the id, computed here (no peer needed)."""
+    from actors.lifecycle.packages import calculate_package_id
+
+    try:
+        package_id = calculate_package_id(_read_package(args.package))
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    print(json.dumps({"package_id": package_id}) if args.json else package_id)
+    return EXIT_OK
+
+
+def run_queryinstalled(args: argparse.Namespace) -> int:
+    try:
+        reply = _client(args).query_installed(args.package_id or "")
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    rows = []
+    for entry in reply.installed_chaincodes:
+        row: dict[str, Any] = {"package_id": entry.package_id, "label": entry.label}
+        if entry.references:
+            row["references"] = {
+                channel: {
+                    "chaincodes": [{"name": c.name, "version": c.version} for c in refs.chaincodes]
+                }
+                for channel, refs in sorted(entry.references.items())
+            }
+        rows.append(row)
+    if args.json:  # Fabric's --output json: an empty object when nothing is installed
+        print(json.dumps({"installed_chaincodes": rows} if rows else {}))
+    else:
+        print("Installed chaincodes on peer:")
+        for row in rows:
+            print(f"Package ID: {row['package_id']}, Label: {row['label']}")
+    return EXIT_OK
+
+
+MAX_COLLECTIONS_FILE = 1024 * 1024
+
+
+def _required(value: Any, name: str, flag: str) -> Any:
+    if value in (None, ""):
+        raise UsageError(
+            f"The required parameter '{name}' is empty. Rerun the command with {flag} flag"
+        )
+    return value
+
+
+def run_define(args: argparse.Namespace) -> int:
+    """``ccactors define``: approveformyorg + commit of a chaincode definition."""
+    from actors.lifecycle.definitions import Definition
+    from actors.lifecycle.lifecycle import definition_json
+
+    channel = _required(args.channel, "channelID", "-C")
+    _required(args.name, "name", "-n")
+    _required(args.version, "version", "-v")
+    _required(args.sequence, "sequence", "--sequence")
+    collections = ""
+    if args.collections_config:
+        path = args.collections_config
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_COLLECTIONS_FILE + 1)
+        except OSError as exc:
+            raise UsageError(f"--collections-config: could not read file '{path}': {exc}") from None
+        if len(raw) > MAX_COLLECTIONS_FILE:
+            raise UsageError(f"--collections-config: '{path}' is larger than 1 MiB")
+        collections = raw.decode("utf-8", "replace")
+    definition = Definition(
+        name=args.name,
+        version=args.version,
+        sequence=args.sequence,
+        package_id=args.package_id or "",
+        init_required=args.init_required,
+        signature_policy=args.signature_policy or "",
+        channel_config_policy=args.channel_config_policy or "",
+        collections=collections,
+    )
+    try:
+        defined = _client(args).define(channel, definition)
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    if args.json:
+        print(json.dumps(definition_json(defined)))
+    else:
+        print(
+            f"Committed chaincode definition for chaincode '{defined.name}' on channel "
+            f"'{channel}': Version: {defined.version}, Sequence: {defined.sequence}, "
+            f"Package ID: {defined.package_id or '(none)'}"
+        )
+    return EXIT_OK
+
+
+def run_querycommitted(args: argparse.Namespace) -> int:
+    from actors.lifecycle.lifecycle import definition_json
+
+    channel = _required(args.channel, "channelID", "-C")
+    try:
+        found = _client(args).query_committed(channel, args.name or "")
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    if args.json:
+        rows = [definition_json(d) for d in found]
+        print(json.dumps(rows[0] if args.name else {"chaincode_definitions": rows}))
+        return EXIT_OK
+    if args.name:
+        (d,) = found
+        print(f"Committed chaincode definition for chaincode '{d.name}' on channel '{channel}':")
+        print(
+            f"Version: {d.version}, Sequence: {d.sequence}, Endorsement Plugin: "
+            f"{d.endorsement_plugin}, Validation Plugin: {d.validation_plugin}, Package ID: "
+            f"{d.package_id or '(none)'}, Init Required: {str(d.init_required).lower()}"
+        )
+        return EXIT_OK
+    print(f"Committed chaincode definitions on channel '{channel}':")
+    for d in found:
+        print(
+            f"Name: {d.name}, Version: {d.version}, Sequence: {d.sequence}, Endorsement Plugin: "
+            f"{d.endorsement_plugin}, Validation Plugin: {d.validation_plugin}"
+        )
+    return EXIT_OK
+
+
+def run_channel(args: argparse.Namespace) -> int:
+    """``ccactors channel join NAME | list``."""
+    try:
+        client = _client(args)
+        if args.channel_command == "join":
+            joined = client.join_channel(args.name)
+        else:
+            names = client.channels()
+    except ChaincodeError as exc:
+        return _failed(exc, as_json=args.json)
+    if args.channel_command == "join":
+        if args.json:
+            print(json.dumps({"channel": args.name, "joined": joined}))
+        else:
+            print(f"joined channel {args.name}" if joined else f"already joined {args.name}")
+    elif args.json:
+        print(json.dumps({"channels": names}))
+    else:
+        print("Channels peers has joined: ")  # (sic: Fabric's text)
+        for name in names:
+            print(name)
     return EXIT_OK
 
 
@@ -709,9 +939,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> Any:
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help: str, *, verbose: bool = True
+    ) -> Any:
+        # verbose=False: the command's own -v (Fabric's --version of a definition); -v before
+        # the command still means --verbose.
         sub = commands.add_parser(
-            name, help=help, description=help, parents=[common], formatter_class=_Help
+            name,
+            help=help,
+            description=help,
+            parents=[common] if verbose else [],
+            formatter_class=_Help,
         )
         sub.set_defaults(run=run)
         return sub
@@ -776,6 +1014,12 @@ def build_parser() -> argparse.ArgumentParser:
         "peer.mspConfigPath)",
     )
     serve.add_argument("--mode", choices=("net", "dev"), help="chaincode.mode")
+    serve.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME",
+        help="join this channel too (repeatable; with none declared anywhere: mychannel)",
+    )
     serve.add_argument("--config", metavar="FILE", help="core.yaml-style file: YAML, TOML or JSON")
     storage = serve.add_mutually_exclusive_group()
     storage.add_argument(
@@ -808,8 +1052,12 @@ def build_parser() -> argparse.ArgumentParser:
             'inputs, e.g. \'{"value":"c2VjcmV0"}\'',
         )
         json_flag(sub)
-        sub.add_argument("chaincode")
-        sub.add_argument("args", nargs="*", help="function and arguments")
+        sub.add_argument("chaincode", nargs="?", help="chaincode name (or -n NAME)")
+        sub.add_argument("args", nargs="*", help="function and arguments (or -c JSON)")
+        fabric = sub.add_argument_group("Fabric's flags")
+        fabric.add_argument("-n", "--name", help="chaincode name")
+        fabric.add_argument("-c", "--ctor", metavar="JSON", help='arguments: {"Args":["fn","a"]}')
+        fabric.add_argument("-I", "--isInit", dest="is_init", action="store_true", help="call Init")
         from actors.gateway import command as gateway
 
         gateway.add_arguments(sub)
@@ -846,6 +1094,66 @@ def build_parser() -> argparse.ArgumentParser:
     client_tls(events)
     events.add_argument("--chaincode", help="only this chaincode")
     json_flag(events, "print one JSON object per event")
+
+    install = command("install", run_install, "install a chaincode package; prints its id")
+    peer(install)
+    client_tls(install)
+    json_flag(install)
+    install.add_argument("package", help="the package file (tar.gz)")
+
+    calc = command("calculatepackageid", run_calculatepackageid, "a package file's id (local)")
+    json_flag(calc)
+    calc.add_argument("package", help="the package file (tar.gz)")
+
+    queryinstalled = command("queryinstalled", run_queryinstalled, "list installed packages")
+    peer(queryinstalled)
+    client_tls(queryinstalled)
+    json_flag(queryinstalled)
+    queryinstalled.add_argument("--package-id", help="only this package")
+
+    define = command(
+        "define",
+        run_define,
+        "define a chaincode on a channel (approveformyorg + commit)",
+        verbose=False,
+    )
+    peer(define)
+    client_tls(define)
+    json_flag(define)
+    define.add_argument("--channel", "--channelID", "-C", help="channel")
+    define.add_argument("--name", "-n", help="chaincode name (what invokes address)")
+    define.add_argument("--version", "-v", dest="version", help="chaincode version")
+    define.add_argument(
+        "--sequence", type=_int64, help="definition sequence: 1, then one more per change"
+    )
+    define.add_argument("--package-id", help="the installed package this peer runs it with")
+    define.add_argument("--init-required", action="store_true", help="Init must run first")
+    define.add_argument("--signature-policy", help="endorsement policy: OR('Org1MSP.member')")
+    define.add_argument("--channel-config-policy", help="a channel policy reference instead")
+    define.add_argument("--collections-config", metavar="FILE", help="private data collections")
+
+    committed = command(
+        "querycommitted", run_querycommitted, "list the chaincode definitions of a channel"
+    )
+    peer(committed)
+    client_tls(committed)
+    json_flag(committed)
+    committed.add_argument("--channel", "--channelID", "-C", help="channel")
+    committed.add_argument("--name", "-n", help="only this chaincode")
+
+    channel = command("channel", run_channel, "join or list the peer's channels")
+    channel_commands = channel.add_subparsers(
+        dest="channel_command", required=True, parser_class=_Parser
+    )
+    for name, help_text in (("join", "join a channel"), ("list", "list the joined channels")):
+        sub = channel_commands.add_parser(
+            name, help=help_text, parents=[common], formatter_class=_Help
+        )
+        peer(sub)
+        client_tls(sub)
+        json_flag(sub)
+        if name == "join":
+            sub.add_argument("name", help="channel name")
 
     package = command("package", run_package, "make a Fabric 2.x chaincode package")
     package.add_argument("--label", "-l", required=True, help="package label (Fabric's rules)")

@@ -8,6 +8,115 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class InstallRequest(_message.Message):
+    __slots__ = ("package",)
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    package: bytes
+    def __init__(self, package: _Optional[bytes] = ...) -> None: ...
+
+class ChaincodeNameVersion(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class ChaincodeReferences(_message.Message):
+    __slots__ = ("chaincodes",)
+    CHAINCODES_FIELD_NUMBER: _ClassVar[int]
+    chaincodes: _containers.RepeatedCompositeFieldContainer[ChaincodeNameVersion]
+    def __init__(self, chaincodes: _Optional[_Iterable[_Union[ChaincodeNameVersion, _Mapping]]] = ...) -> None: ...
+
+class InstalledChaincode(_message.Message):
+    __slots__ = ("package_id", "label", "type", "references")
+    class ReferencesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ChaincodeReferences
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ChaincodeReferences, _Mapping]] = ...) -> None: ...
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    package_id: str
+    label: str
+    type: str
+    references: _containers.MessageMap[str, ChaincodeReferences]
+    def __init__(self, package_id: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[str] = ..., references: _Optional[_Mapping[str, ChaincodeReferences]] = ...) -> None: ...
+
+class QueryInstalledRequest(_message.Message):
+    __slots__ = ("package_id",)
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    package_id: str
+    def __init__(self, package_id: _Optional[str] = ...) -> None: ...
+
+class InstalledChaincodes(_message.Message):
+    __slots__ = ("installed_chaincodes",)
+    INSTALLED_CHAINCODES_FIELD_NUMBER: _ClassVar[int]
+    installed_chaincodes: _containers.RepeatedCompositeFieldContainer[InstalledChaincode]
+    def __init__(self, installed_chaincodes: _Optional[_Iterable[_Union[InstalledChaincode, _Mapping]]] = ...) -> None: ...
+
+class ChaincodeDefinition(_message.Message):
+    __slots__ = ("channel", "name", "version", "sequence", "package_id", "init_required", "endorsement_plugin", "validation_plugin", "signature_policy", "channel_config_policy", "collections")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    INIT_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ENDORSEMENT_PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_CONFIG_POLICY_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    name: str
+    version: str
+    sequence: int
+    package_id: str
+    init_required: bool
+    endorsement_plugin: str
+    validation_plugin: str
+    signature_policy: str
+    channel_config_policy: str
+    collections: str
+    def __init__(self, channel: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., sequence: _Optional[int] = ..., package_id: _Optional[str] = ..., init_required: _Optional[bool] = ..., endorsement_plugin: _Optional[str] = ..., validation_plugin: _Optional[str] = ..., signature_policy: _Optional[str] = ..., channel_config_policy: _Optional[str] = ..., collections: _Optional[str] = ...) -> None: ...
+
+class QueryCommittedRequest(_message.Message):
+    __slots__ = ("channel", "name")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    name: str
+    def __init__(self, channel: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ChaincodeDefinitions(_message.Message):
+    __slots__ = ("chaincode_definitions",)
+    CHAINCODE_DEFINITIONS_FIELD_NUMBER: _ClassVar[int]
+    chaincode_definitions: _containers.RepeatedCompositeFieldContainer[ChaincodeDefinition]
+    def __init__(self, chaincode_definitions: _Optional[_Iterable[_Union[ChaincodeDefinition, _Mapping]]] = ...) -> None: ...
+
+class ChannelRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class JoinReply(_message.Message):
+    __slots__ = ("joined",)
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    joined: bool
+    def __init__(self, joined: _Optional[bool] = ...) -> None: ...
+
+class ChannelList(_message.Message):
+    __slots__ = ("channels",)
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, channels: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class InvokeRequest(_message.Message):
     __slots__ = ("channel", "chaincode", "args", "txid", "timeout", "transient", "is_init")
     class TransientEntry(_message.Message):

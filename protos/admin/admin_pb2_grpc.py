@@ -69,6 +69,36 @@ class AdminStub:
                 request_serializer=protos_dot_admin_dot_admin__pb2.EventsRequest.SerializeToString,
                 response_deserializer=protos_dot_admin_dot_admin__pb2.LifecycleEvent.FromString,
                 _registered_method=True)
+        self.Install = channel.unary_unary(
+                '/ccactors.admin.Admin/Install',
+                request_serializer=protos_dot_admin_dot_admin__pb2.InstallRequest.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.InstalledChaincode.FromString,
+                _registered_method=True)
+        self.QueryInstalled = channel.unary_unary(
+                '/ccactors.admin.Admin/QueryInstalled',
+                request_serializer=protos_dot_admin_dot_admin__pb2.QueryInstalledRequest.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.InstalledChaincodes.FromString,
+                _registered_method=True)
+        self.Define = channel.unary_unary(
+                '/ccactors.admin.Admin/Define',
+                request_serializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.FromString,
+                _registered_method=True)
+        self.QueryCommitted = channel.unary_unary(
+                '/ccactors.admin.Admin/QueryCommitted',
+                request_serializer=protos_dot_admin_dot_admin__pb2.QueryCommittedRequest.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinitions.FromString,
+                _registered_method=True)
+        self.JoinChannel = channel.unary_unary(
+                '/ccactors.admin.Admin/JoinChannel',
+                request_serializer=protos_dot_admin_dot_admin__pb2.ChannelRef.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.JoinReply.FromString,
+                _registered_method=True)
+        self.ListChannels = channel.unary_unary(
+                '/ccactors.admin.Admin/ListChannels',
+                request_serializer=protos_dot_admin_dot_admin__pb2.ListRequest.SerializeToString,
+                response_deserializer=protos_dot_admin_dot_admin__pb2.ChannelList.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -120,6 +150,45 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Install(self, request, context):
+        """The chaincode lifecycle with Fabric's verbs (`peer lifecycle chaincode ...`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryInstalled(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Define(self, request, context):
+        """approveformyorg + commit in one step (this peer is one organisation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryCommitted(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinChannel(self, request, context):
+        """`peer channel join | list`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChannels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +226,36 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Events,
                     request_deserializer=protos_dot_admin_dot_admin__pb2.EventsRequest.FromString,
                     response_serializer=protos_dot_admin_dot_admin__pb2.LifecycleEvent.SerializeToString,
+            ),
+            'Install': grpc.unary_unary_rpc_method_handler(
+                    servicer.Install,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.InstallRequest.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.InstalledChaincode.SerializeToString,
+            ),
+            'QueryInstalled': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryInstalled,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.QueryInstalledRequest.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.InstalledChaincodes.SerializeToString,
+            ),
+            'Define': grpc.unary_unary_rpc_method_handler(
+                    servicer.Define,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.SerializeToString,
+            ),
+            'QueryCommitted': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryCommitted,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.QueryCommittedRequest.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.ChaincodeDefinitions.SerializeToString,
+            ),
+            'JoinChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinChannel,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.ChannelRef.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.JoinReply.SerializeToString,
+            ),
+            'ListChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChannels,
+                    request_deserializer=protos_dot_admin_dot_admin__pb2.ListRequest.FromString,
+                    response_serializer=protos_dot_admin_dot_admin__pb2.ChannelList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +447,168 @@ class Admin:
             '/ccactors.admin.Admin/Events',
             protos_dot_admin_dot_admin__pb2.EventsRequest.SerializeToString,
             protos_dot_admin_dot_admin__pb2.LifecycleEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Install(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/Install',
+            protos_dot_admin_dot_admin__pb2.InstallRequest.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.InstalledChaincode.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryInstalled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/QueryInstalled',
+            protos_dot_admin_dot_admin__pb2.QueryInstalledRequest.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.InstalledChaincodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Define(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/Define',
+            protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.ChaincodeDefinition.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryCommitted(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/QueryCommitted',
+            protos_dot_admin_dot_admin__pb2.QueryCommittedRequest.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.ChaincodeDefinitions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/JoinChannel',
+            protos_dot_admin_dot_admin__pb2.ChannelRef.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.JoinReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccactors.admin.Admin/ListChannels',
+            protos_dot_admin_dot_admin__pb2.ListRequest.SerializeToString,
+            protos_dot_admin_dot_admin__pb2.ChannelList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -166,3 +166,90 @@ def test_only_loopback_addresses_take_a_plaintext_admin_api(address: str, loopba
     from actors.cli import _loopback
 
     assert _loopback(address) is loopback
+
+
+# -- Fabric's invoke flags and the lifecycle verbs ------------------------------------------------
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """What `invoke`/`query` hand the admin client (which is not called over the network)."""
+    from actors.admin import AdminClient
+    from protos.admin import admin_pb2
+    from protos.peer.proposal_response_pb2 import Response
+
+    calls: list[tuple[Any, ...]] = []
+
+    def invoke(self: Any, channel: str, chaincode: str, args: Any, **kw: Any) -> Any:
+        calls.append((channel, chaincode, list(args), kw["transient"], kw["is_init"]))
+        return admin_pb2.InvokeReply(
+            txid="t", response=Response(status=200, payload=b"ok"), validation="VALID"
+        )
+
+    monkeypatch.setattr(AdminClient, "invoke", invoke)
+    return calls
+
+
+def test_invoke_takes_fabrics_flags_or_name_and_arguments(
+    sent: list[tuple[Any, ...]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctor = '{"function":"init","Args":["a"]}'
+    argv = ["invoke", "-C", "ch", "-n", "kv", "--isInit", "-c", ctor, "--transient", '{"k":"dg=="}']
+    assert main(argv) == 0
+    assert main(["query", "kv", "get", "a"]) == 0
+    assert main(["query", "-n", "kv", "get", "a"]) == 0
+    assert main(["query", "-n", "kv", "-c", '{"args":["get","a"]}']) == 0  # Go's JSON keys
+    assert sent == [
+        ("ch", "kv", [b"init", b"a"], {"k": b"v"}, True),
+        *[("mychannel", "kv", [b"get", b"a"], None, False)] * 3,
+    ]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-n", "kv", "-c", "{bad"], "-c: chaincode argument error: Expecting"),
+        (["-n", "kv", "-c", "[1]"], 'expected {"Args": [...]}'),
+        (["-n", "kv", "-c", '{"Args":[1]}'], "Args must be a list of strings"),
+        (["-n", "kv", "-c", '{"function":1}'], "function must be a string"),
+        (["-n", "kv", "get", "-c", '{"Args":[]}'], "either after the name or with -c"),
+        ([], "a chaincode name is needed"),
+        (["kv", "--gateway", "127.0.0.1:1", "--isInit"], "not --gateway"),
+    ],
+)
+def test_bad_invoke_flags_are_usage_errors(
+    argv: list[str], message: str, sent: list[tuple[Any, ...]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["invoke", *argv]) == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert message in line
+    assert sent == []  # refused before any peer contact
+
+
+def test_lifecycle_verbs_without_a_peer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from actors.packaging import create_package
+
+    package = tmp_path / "kv.tar.gz"
+    info = create_package(ROOT / "examples", "kv_1", target="examples.kv:KVChaincode", out=package)
+    assert main(["calculatepackageid", str(package)]) == 0
+    assert capsys.readouterr().out.strip() == info.id
+    assert main(["calculatepackageid", "--json", str(package)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"package_id": info.id}
+    (tmp_path / "junk.tgz").write_bytes(b"not a package")
+    assert main(["calculatepackageid", "--json", str(tmp_path / "junk.tgz")]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["error"] == "LifecycleError"
+    assert "could not parse as a chaincode install package" in failed["message"]
+    assert main(["install", str(tmp_path / "missing.tgz")]) == 2
+    assert _errors(capsys.readouterr().err) == [
+        f"failed to read chaincode package at '{tmp_path / 'missing.tgz'}': [Errno 2] No such "
+        f"file or directory: '{tmp_path / 'missing.tgz'}'"
+    ]
+    assert main(["define", "-C", "ch", "-n", "kv", "-v", "1"]) == 2
+    assert _errors(capsys.readouterr().err) == [
+        "The required parameter 'sequence' is empty. Rerun the command with --sequence flag"
+    ]
+    nobody = f"127.0.0.1:{free_port()}"
+    assert main(["querycommitted", "--peer", nobody, "-C", "ch", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "ChaincodeError"
