@@ -13,7 +13,9 @@ from tests.helpers import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 # The commands that reach the admin service, so take --peer.
-PEER_COMMANDS = "serve|invoke|query|list|launch|stop|logs|events"
+PEER_COMMANDS = (
+    "serve|invoke|query|list|launch|stop|logs|events|install|queryinstalled|define|querycommitted"
+)
 
 
 def block(anchor: str, language: str = "sh") -> str:

@@ -21,6 +21,7 @@ import pytest
 from actors.admin import AdminClient
 from actors.errors import UnknownChannel
 from protos.ledger.rwset import rwset_pb2
+from tests import readme
 from tests.helpers import ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -303,3 +304,13 @@ def test_dev_mode_serves_a_hand_started_chaincode_by_name(
     init = ok("invoke", *p, "-C", "ch1", "-n", "mycc", "--isInit", "-c", '{"Args":["init"]}')
     assert init["validation"] == "VALID"
     assert ok("query", *p, "-C", "ch1", "mycc", "get", "k")["payload"] == "v"
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    anchor = "A worked example (run as written by `tests/integration/test_lifecycle_serve.py`)"
+    done = readme.run(readme.block(anchor), tmp_path, ports=(7052, 9443, 9999), default_peer=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "validation: VALID" in done.stdout
+    assert "payload: blue" in done.stdout
+    assert "Package ID: basic_1.0:" in done.stdout
+    assert (tmp_path / "data" / "ledgersData" / "mychannel.sqlite").exists()
