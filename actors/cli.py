@@ -637,10 +637,16 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def _read_package(path: str) -> bytes:
+    from actors.packaging import DEFAULT_MAX_BYTES
+
     try:
-        return open(path, "rb").read()
+        with open(path, "rb") as f:
+            data = f.read(DEFAULT_MAX_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"failed to read chaincode package at '{path}': {exc}") from None
+    if len(data) > DEFAULT_MAX_BYTES:
+        raise UsageError(f"chaincode package '{path}' is larger than {DEFAULT_MAX_BYTES} bytes")
+    return data
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -312,6 +312,12 @@ class ChaincodeSupport:
         """Start executing a transaction; the future gives an :class:`ExecuteResult` or raises a
         :class:`~actors.errors.ChaincodeError`.
 
+        ``chaincode`` is a name defined on ``channel`` (``name:version`` is taken, the version
+        ignored, as Fabric does); it runs in that name's namespace on the instance of its
+        definition's package id. Refused through the future, with Fabric's texts: a channel
+        the peer has not joined (UnknownChannel), an undefined name (UnknownChaincode), the
+        init rules (InvalidInvocation), a txid already committed (DuplicateTransaction).
+
         ``txid`` None makes one the way Fabric does (hash of nonce and creator), or takes it
         from the caller's ``proposal``. ``simulator`` is for chaincode-to-chaincode calls on
         one channel: the callee shares it; ``isolated`` marks a callee on another channel
