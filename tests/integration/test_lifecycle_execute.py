@@ -11,6 +11,7 @@ import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from actors.errors import (
 )
 from actors.lifecycle.definitions import Definition
 from actors.lifecycle.invocation import INITIALIZED_KEY
+from actors.lifecycle.packages import calculate_package_id
 from actors.support import ChaincodeSupport
 from actors.txcontexts import ExecuteResult
 
@@ -53,14 +55,14 @@ def dev_peer() -> Iterator[ChaincodeSupport]:
         yield support
 
 
-def run(support: ChaincodeSupport, channel: str, name: str, *args: str, **kw: object) -> bytes:
-    result = support.execute_async(channel, None, name, list(args), **kw).result(WAIT)  # type: ignore[arg-type]
+def run(support: ChaincodeSupport, channel: str, name: str, *args: str, **kw: Any) -> bytes:
+    result = support.execute_async(channel, None, name, list(args), **kw).result(WAIT)
     assert result.response.status == 200, result.response
     return result.response.payload
 
 
-def submit(support: ChaincodeSupport, channel: str, name: str, *args: str, **kw: object) -> str:
-    outcome = support.invoke(channel, None, name, list(args), **kw)  # type: ignore[arg-type]
+def submit(support: ChaincodeSupport, channel: str, name: str, *args: str, **kw: Any) -> str:
+    outcome = support.invoke(channel, None, name, list(args), **kw)
     assert outcome.committed, (outcome.response, outcome.validation)
     return outcome.result.txid
 
@@ -191,8 +193,6 @@ def test_indexes_of_a_package_installed_after_its_definition(tmp_path: Path) -> 
     config = Config(mode="dev", install_dir=str(tmp_path / "cc"))
     package = ccaas_package("basic_1.0", OWNER_INDEX)
     with ChaincodeSupport(config) as support:
-        from actors.lifecycle.packages import calculate_package_id
-
         package_id = calculate_package_id(package)
         support.lifecycle.define("mychannel", Definition("basic", "1.0", 1, package_id))
         rich = support.ledgers.get("mychannel").rich_queries
