@@ -137,6 +137,7 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
         script_run.wait(30)
     done = subprocess.CompletedProcess(script_run.args, script_run.returncode, stdout, stderr)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "Committed chaincode definition for chaincode 'kv' on channel 'mychannel'" in done.stdout
     assert "validation: VALID" in done.stdout
     assert "payload: blue" in done.stdout
 
