@@ -563,6 +563,28 @@ def run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+CHANNEL_NAME_HELP = (
+    "on this channel, NAME is a chaincode's name: the package id its definition names is used"
+)
+
+
+def _target(client: Any, args: argparse.Namespace) -> str:
+    """What ``launch|stop|logs`` act on: NAME itself (a package id, a configured chaincode, a
+    dev-mode registration), or with ``-C CHANNEL`` the package id NAME's definition on that
+    channel names (what runs it, as an invocation resolves it)."""
+    if args.channel is None:
+        return str(args.name)
+    from actors.errors import UnknownChaincode
+
+    (definition,) = client.query_committed(args.channel, args.name)
+    if not definition.package_id:
+        raise UnknownChaincode(
+            f"the definition of {args.name} on channel {args.channel} names no package id "
+            "(dev mode: use the id the chaincode registered as)"
+        )
+    return str(definition.package_id)
+
+
 def _known(client: Any, name: str) -> None:
     from actors.errors import UnknownChaincode
 
@@ -574,13 +596,14 @@ def run_launch(args: argparse.Namespace) -> int:
     """``ccactors launch NAME``: start a chaincode now rather than on first use."""
     client = _client(args, timeout=args.timeout)
     try:
-        seconds = client.launch(args.name)
+        name = _target(client, args)
+        seconds = client.launch(name)
     except ChaincodeError as exc:
         return _failed(exc, as_json=args.json)
     if args.json:
-        print(json.dumps({"name": args.name, "seconds": round(seconds, 3)}))
+        print(json.dumps({"name": name, "seconds": round(seconds, 3)}))
     else:
-        print(f"launched {args.name} in {seconds:.2f} s")
+        print(f"launched {name} in {seconds:.2f} s")
     return EXIT_OK
 
 
@@ -588,22 +611,25 @@ def run_stop(args: argparse.Namespace) -> int:
     """``ccactors stop NAME``: stop its instance; the next request launches it again."""
     client = _client(args)
     try:
-        _known(client, args.name)
-        client.stop(args.name)
+        name = _target(client, args)
+        _known(client, name)
+        client.stop(name)
     except ChaincodeError as exc:
         return _failed(exc, as_json=args.json)
-    print(json.dumps({"name": args.name, "stopped": True}) if args.json else f"stopped {args.name}")
+    print(json.dumps({"name": name, "stopped": True}) if args.json else f"stopped {name}")
     return EXIT_OK
 
 
 def run_logs(args: argparse.Namespace) -> int:
     """``ccactors logs NAME``: the last lines its running instance printed."""
+    client = _client(args)
     try:
-        lines = _client(args).logs(args.name, args.tail)
+        name = _target(client, args)
+        lines = client.logs(name, args.tail)
     except ChaincodeError as exc:
         return _failed(exc, as_json=args.json)
     if args.json:
-        print(json.dumps({"name": args.name, "lines": lines}))
+        print(json.dumps({"name": name, "lines": lines}))
     else:
         for line in lines:
             print(line)
@@ -1080,20 +1106,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_seconds, default=600.0, help="how long to wait for the peer"
     )
     json_flag(launch)
-    launch.add_argument("name", help="chaincode")
+    launch.add_argument("--channel", "--channelID", "-C", help=CHANNEL_NAME_HELP)
+    launch.add_argument("name", help="chaincode (package id or configured name; with -C its name)")
 
     stop_cmd = command("stop", run_stop, "stop a chaincode's running instance")
     peer(stop_cmd)
     client_tls(stop_cmd)
     json_flag(stop_cmd)
-    stop_cmd.add_argument("name", help="chaincode")
+    stop_cmd.add_argument("--channel", "--channelID", "-C", help=CHANNEL_NAME_HELP)
+    stop_cmd.add_argument(
+        "name", help="chaincode (package id or configured name; with -C its name)"
+    )
 
     logs = command("logs", run_logs, "print the last lines a chaincode's instance printed")
     peer(logs)
     client_tls(logs)
     logs.add_argument("--tail", type=_count(1000), default=20, help="lines (1 to 1000)")
     json_flag(logs)
-    logs.add_argument("name", help="chaincode")
+    logs.add_argument("--channel", "--channelID", "-C", help=CHANNEL_NAME_HELP)
+    logs.add_argument("name", help="chaincode (package id or configured name; with -C its name)")
 
     events = command("events", run_events, "follow chaincode lifecycle events")
     peer(events)

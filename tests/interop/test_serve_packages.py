@@ -244,6 +244,23 @@ def test_node_rich_queries_through_serve(peer: Serve, node: str) -> None:
     assert keys == [f"pub{i}" for i in range(5)]
 
 
+def test_launch_stop_logs_by_name_on_a_channel(engine: Any, peer: Serve, node: str) -> None:
+    """``-C CHANNEL NAME``: the package id the definition names; the package id works too."""
+    by_name = ("-C", CHANNEL, NODE)
+    assert peer.ok("stop", *by_name) == {"name": node, "stopped": True}
+    assert engine.containers.list(filters={"name": container_name(node, "dev", "peer0")}) == []
+    assert peer.ok("launch", *by_name)["name"] == node
+    (running,) = [c for c in peer.ok("list") if c["name"] == node]
+    assert running["status"] == "ready", running
+    assert call(peer, "query", "read", "a1")["owner"] == "alice"
+    logs = peer.ok("logs", "--tail", "1000", *by_name)
+    assert logs["name"] == node and logs == peer.ok("logs", "--tail", "1000", node)
+    assert any(node in line for line in logs["lines"]), logs  # the shim logs its id
+    for verb in ("launch", "stop", "logs"):
+        assert "namespace nope is not defined" in peer.fails(verb, "-C", CHANNEL, "nope")
+        assert "channel 'other' not found" in peer.fails(verb, "-C", "other", NODE)
+
+
 def test_python_package_installed_defined_and_invoked_in_docker(
     engine: Any, peer: Serve, tmp_path: Path
 ) -> None:
