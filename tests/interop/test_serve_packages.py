@@ -4,12 +4,14 @@ and a Python package (``ccactors package``) are installed with ``ccactors instal
 channel with ``ccactors define`` (the Node one with a collections config), and invoked by name
 with ``ccactors invoke|query -n NAME -c JSON``. The Node chaincode's private-data and rich-query
 flows (``privdata.js``) run through that same peer: transient input, get, hash, purge, private
-rich queries, getQueryResult and getQueryResultWithPagination.
+rich queries, getQueryResult and getQueryResultWithPagination. A ``ccaas`` package installed the
+same way makes the peer dial a ``fabric-chaincode-node server`` the test starts.
 
 One ``ccactors serve`` (its own data directory, free ports, listening on every interface so the
 containers on the bridge reach it) serves the module. The Node image is built Fabric's way
 (``npm ci`` in a build container, ``chaincode.node.npmInstall = "container"``), so the npm
-registry must be reachable from containers. Without Docker these tests skip, except in CI
+registry must be reachable from containers; the ccaas service needs
+``tools/ensure_node_interop.sh``. Without them these tests skip, except in CI
 (``CI=true``), where they fail.
 """
 
@@ -22,16 +24,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import docker.errors
 import pytest
 
+from actors.lifecycle.builders import ccaas_package_bytes
 from actors.runtimes.docker import container_name, image_name
 from tests.helpers import ServiceProcess, docker_engine, free_port
-from tests.interop.test_node_package import node_package
+from tests.interop.test_node import node_problem
+from tests.interop.test_node_package import NodeService, node_package
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,3 +293,32 @@ def test_python_package_installed_defined_and_invoked_in_docker(
     )
     env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
     assert env["CORE_CHAINCODE_ID_NAME"] == package_id
+
+
+def test_ccaas_package_for_a_fabric_shim_service_through_serve(
+    peer: Serve, tmp_path: Path, skip_or_fail: Callable[[str], NoReturn]
+) -> None:
+    """``ccactors install`` of a ccaas package; the peer dials ``fabric-chaincode-node server``."""
+    problem = node_problem()
+    if problem is not None:
+        skip_or_fail(f"Node interop: {problem}; run tools/ensure_node_interop.sh")
+    port = free_port()
+    package = tmp_path / "svc.tar.gz"
+    package.write_bytes(ccaas_package_bytes(f"nodesvc-{TAG}", {"address": f"127.0.0.1:{port}"}))
+    package_id = peer.install(package)
+    assert package_id.startswith(f"nodesvc-{TAG}:"), package_id
+    peer.ok(
+        *("define", "-C", CHANNEL, "-n", "svc", "-v", "1.0", "--sequence", "1"),
+        *("--package-id", package_id),
+    )
+    service = NodeService(package_id, port).start()
+    try:
+        args = '{"Args":["create","s1","bob","7"]}'
+        created = peer.ok("invoke", "-C", CHANNEL, "-n", "svc", "-c", args)
+        assert (created["status"], created["validation"]) == (200, "VALID"), created
+        read = peer.ok("query", "-C", CHANNEL, "-n", "svc", "-c", '{"Args":["read","s1"]}')
+        assert json.loads(read["payload"]) == {"id": "s1", "owner": "bob", "value": 7}
+        (running,) = [c for c in peer.ok("list") if c["name"] == package_id]
+        assert running["instance"] == f"chaincode service at 127.0.0.1:{port}", running
+    finally:
+        service.kill()
