@@ -895,7 +895,7 @@ class _ExternalBuilders:
     """``chaincode.externalBuilders``: tables with name, path, propagateEnvironment."""
 
     def __call__(self, raw: Any) -> tuple[Any, ...]:
-        from actors.lifecycle.builders import ExternalBuilder, parse_builders
+        from actors.lifecycle.builders import CCAAS_BUILDER, ExternalBuilder, parse_builders
 
         if isinstance(raw, list | tuple) and all(isinstance(b, ExternalBuilder) for b in raw):
             return tuple(raw)
@@ -903,7 +903,17 @@ class _ExternalBuilders:
             raise ConfigError(f"expected a list of tables, got {_kind(raw)}")
         if len(raw) > 100:
             raise ConfigError("more than 100 external builders")
-        return parse_builders(raw)
+        builders = parse_builders(raw)
+        # A missing directory would otherwise surface only at install, as "chaincode type ...
+        # not supported"; a ``ccaas_builder`` without bin/detect is the built-in one (Detector).
+        problems = [
+            f"builder {b.name}: {Path(b.path, 'bin', 'detect')} does not exist"
+            for b in builders
+            if b.name != CCAAS_BUILDER and not Path(b.path, "bin", "detect").is_file()
+        ]
+        if problems:
+            raise ConfigError(*problems)
+        return builders
 
     def show(self, value: tuple[Any, ...]) -> str:
         return "none (the built-in `ccaas_builder` always)"

@@ -107,6 +107,28 @@ def test_serve_reports_every_startup_problem_at_once(
     ]
 
 
+def test_serve_refuses_an_external_builder_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    present = tmp_path / "present"
+    (present / "bin").mkdir(parents=True)
+    (present / "bin" / "detect").write_text("#!/bin/sh\nexit 1\n")
+    config = tmp_path / "core.yaml"
+    config.write_text(
+        "chaincode:\n  executetimeout: 1m30\n  externalBuilders:\n"
+        f"    - {{name: missing, path: {tmp_path / 'missing'}}}\n"
+        f"    - {{name: nodetect, path: {tmp_path}}}\n"
+        f"    - {{name: present, path: {present}}}\n"
+    )
+    assert main(["serve", "--listen", "127.0.0.1:0", "--config", str(config)]) == 2
+    assert _errors(capsys.readouterr().err) == [
+        "chaincode.executetimeout: cannot parse duration '1m30' (use e.g. 30s, 1m30s, 500ms)",
+        f"chaincode.externalBuilders: builder missing: {tmp_path}/missing/bin/detect does not "
+        "exist",
+        f"chaincode.externalBuilders: builder nodetect: {tmp_path}/bin/detect does not exist",
+    ]
+
+
 def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[str]) -> None:
     nobody = f"127.0.0.1:{free_port()}"
     assert main(["list", "--peer", nobody]) == 1
