@@ -920,7 +920,30 @@ def add_extra_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line with the common prefix, exit status 2."""
+    """Usage errors as one line with the common prefix, exit status 2. A subcommand's parser
+    refuses what it does not know itself, so the error points to that subcommand's ``--help``;
+    one marked ``intermixed`` takes its flags between positionals too (``invoke kv --peer X get
+    a``)."""
+
+    intermixed = False
+    _parsing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._parsing:  # parse_known_intermixed_args calls back here, twice
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            if self.intermixed:
+                parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            else:
+                parsed, extras = super().parse_known_args(args, namespace)
+        finally:
+            self._parsing = False
+        if extras and self.prog != "ccactors":
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("ccactors").strip()
@@ -1072,7 +1095,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = command(name, run_invoke, help_text)
         peer(sub)
         client_tls(sub)
-        sub.add_argument("--channel", "-C", default="mychannel", help="channel")
+        sub.intermixed = True
+        sub.add_argument("--channel", "--channelID", "-C", default="mychannel", help="channel")
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
         sub.add_argument(
             "--timeout", type=_seconds, help="execute timeout (5, 500ms, 1m; default: the peer's)"

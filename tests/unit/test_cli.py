@@ -228,6 +228,36 @@ def test_invoke_takes_fabrics_flags_or_name_and_arguments(
     capsys.readouterr()
 
 
+def test_invoke_takes_channelID_and_flags_between_name_and_arguments(
+    sent: list[tuple[Any, ...]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["invoke", "--channelID", "ch", "kv", "put", "a", "1"]) == 0
+    assert main(["query", "kv", "--peer", "127.0.0.1:7051", "get", "--json", "a"]) == 0
+    assert sent == [
+        ("ch", "kv", [b"put", b"a", b"1"], None, False),
+        ("mychannel", "kv", [b"get", b"a"], None, False),
+    ]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["invoke", "kv", "--bogus", "get"], "invoke: unrecognized arguments: --bogus"),
+        (["channel", "list", "--bogus"], "channel list: unrecognized arguments: --bogus"),
+    ],
+)
+def test_unknown_flags_point_to_the_subcommands_help(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert message in line
+    assert line.endswith(f"(see `ccactors {message.split(':')[0]} --help`)")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
