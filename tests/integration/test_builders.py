@@ -43,7 +43,7 @@ from actors.lifecycle.builders import (
 from actors.lifecycle.definitions import Definition
 from actors.lifecycle.platforms import PlatformError
 from actors.packaging import create_package, read_package
-from actors.runtimes.external import connection_from_json
+from actors.runtimes.external import ConnectionInfo, connection_from_json
 from actors.support import ChaincodeSupport
 from tests.helpers import ServiceProcess, free_port, wait_for
 
@@ -892,26 +892,34 @@ def test_installed_packages_go_through_the_configured_builders(
     assert "builder 'python-process' run" in support.instances()[ccid]
 
 
-def test_the_readme_ccaas_package_installs_with_its_template_filled(
+def test_the_readme_ccaas_package_installs_as_written(
     tmp_path: Path, supports: list[ChaincodeSupport], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's shell lines, run as written, make a package the peer installs; its
-    ``{{.peername}}`` comes from CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG, as in Fabric."""
+    """The README's shell lines, run as written, make a package the peer installs with nothing
+    else set; a ``{{.peername}}`` template (fabric-samples' way) is filled from
+    CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG, as in Fabric, and refused without it."""
     import subprocess
 
     readme = (ROOT / "README.md").read_text()
     found = re.search(r"<!-- ccaas-example -->\n```bash\n(.*?)```", readme, re.S)
     assert found, "README.md lacks the ccaas example"
     subprocess.run(["bash", "-euc", found.group(1)], cwd=tmp_path, check=True)
-    data = (tmp_path / "basic.tar.gz").read_bytes()
+    monkeypatch.delenv(CCAAS_CONFIG_ENV, raising=False)
     support = ChaincodeSupport(Config(file_system_path=str(tmp_path / "peer")))
     supports.append(support)
-    with pytest.raises(LifecycleError, match="map has no entry for key 'peername'"):
-        support.install(data)  # the template needs its value
-    monkeypatch.setenv(CCAAS_CONFIG_ENV, '{"peername": "peer0"}')
-    ccid = support.install(data).package_id
+
+    def released(ccid: str) -> ConnectionInfo:
+        built = tmp_path / "peer" / "externalbuilder" / "builds" / sanitize_ccid_path(ccid)
+        path = built / "release" / "chaincode" / "server" / "connection.json"
+        return connection_from_json(path.read_bytes())
+
+    ccid = support.install((tmp_path / "basic.tar.gz").read_bytes()).package_id
     assert ccid.startswith("basic_1.0:")
-    built = tmp_path / "peer" / "externalbuilder" / "builds" / sanitize_ccid_path(ccid)
-    released = built / "release" / "chaincode" / "server" / "connection.json"
-    info = connection_from_json(released.read_bytes())
-    assert (info.address, info.dial_timeout, info.tls_required) == ("peer0_basic:9999", 10.0, False)
+    info = released(ccid)
+    assert (info.address, info.dial_timeout, info.tls_required) == ("127.0.0.1:9999", 10.0, False)
+    templated = ccaas_package_bytes("basic_2.0", {"address": "{{.peername}}_basic:9999"})
+    with pytest.raises(LifecycleError, match="map has no entry for key 'peername'"):
+        support.install(templated)  # the template needs its value
+    monkeypatch.setenv(CCAAS_CONFIG_ENV, '{"peername": "peer0"}')
+    info = released(support.install(templated).package_id)
+    assert info.address == "peer0_basic:9999"
