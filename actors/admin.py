@@ -24,6 +24,7 @@ from actors import errors
 from actors.events import LifecycleEvent
 from actors.lifecycle.definitions import Definition
 from actors.msp.msp import MSP, MSPError
+from actors.tls import unavailable_hint
 from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.admin import admin_pb2, admin_pb2_grpc
 
@@ -578,13 +579,6 @@ def _to_error(exc: grpc.RpcError, *, tls: bool = False) -> errors.ChaincodeError
     cls = _BY_NAME.get(name)
     if cls is None:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            # a TLS handshake the peer refused looks like any connection failure here
-            hint = (
-                " (over TLS: is --tls-root-cert the peer's TLS CA, and --tls-cert a certificate "
-                "of one of its member organisations?)"
-                if tls
-                else ""
-            )
-            return errors.ChaincodeError(f"peer unavailable: {details}{hint}")
+            return errors.PeerUnavailable(f"peer unavailable: {details}{unavailable_hint(tls)}")
         return errors.ChaincodeError(f"{exc.code().name}: {details}")
     return cls(message)

@@ -71,3 +71,8 @@ class InvalidInvocation(ChaincodeError):
 class PermissionDenied(ChaincodeError):
     """The caller may not do this: the admin API over TLS takes only admin identities of the
     peer's organisation."""
+
+
+class PeerUnavailable(ChaincodeError):
+    """A client could not reach the peer (refused, closed, wrong TLS): a connection problem,
+    not the chaincode's."""

@@ -245,3 +245,16 @@ def client_credentials(
     if host:
         options.append(("grpc.ssl_target_name_override", host))
     return credentials, options
+
+
+def unavailable_hint(tls: bool) -> str:
+    """Why a peer may not answer: a TLS handshake it refused looks like any connection failure
+    (a plaintext client sees "Socket closed")."""
+    if tls:
+        return (
+            " (over TLS: is --tls-root-cert the peer's TLS CA, and --tls-cert a certificate "
+            "of one of its member organisations?)"
+        )
+    return (
+        " (the peer may require TLS: --tls-root-cert PEM, with --tls-cert/--tls-key for mutual TLS)"
+    )

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
     """(exit status, what to print); raises ValueError for bad usage."""
     from actors.gateway.client import GatewayClient
     from actors.msp.msp import MSPError, load_signing_identity
-    from actors.tls import client_credentials
+    from actors.tls import client_credentials, unavailable_hint
 
     if not args.msp_dir or not args.msp_id:
         raise ValueError("--gateway needs --msp-dir and --msp-id (the client's identity)")
@@ -79,9 +79,13 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
                 )
                 out, status = {}, 0
         except grpc.RpcError as error:
+            message = error.details() or ""
+            if error.code() == grpc.StatusCode.UNAVAILABLE and not error_details(error):
+                # no endorser named: the Gateway itself did not answer
+                message += unavailable_hint(credentials is not None)
             return 1, {
                 "error": error.code().name,
-                "message": error.details(),
+                "message": message,
                 "details": error_details(error),
             }
     try:

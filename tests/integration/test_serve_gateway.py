@@ -96,6 +96,11 @@ def test_a_client_submits_and_queries_through_serve(serve: tuple[dict, Path]) ->
     assert refused.returncode == 1
     answer = json.loads(refused.stdout)
     assert answer["error"] == "ABORTED" and "creator org unknown" in answer["details"][0]["message"]
+    plain = [a for a in identity if a not in identity[2:6]]  # no TLS to a TLS Gateway
+    unanswered = cli("query", "kv", "get", "colour", *plain)
+    assert unanswered.returncode == 1
+    answer = json.loads(unanswered.stdout)
+    assert answer["error"] == "UNAVAILABLE" and "the peer may require TLS" in answer["message"]
 
 
 def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
@@ -175,7 +180,9 @@ def test_the_admin_verbs_present_an_admins_certificate(serve: tuple[dict, Path])
     assert refused.stderr.startswith("ccactors: error: PermissionDenied: admin API: ")
     assert "is not an admin of Org1MSP" in refused.stderr
     plain = cli("list", "--peer", ready["peer"])  # no TLS at all: the peer does not answer
-    assert plain.returncode == 1 and "peer unavailable" in plain.stderr
+    assert plain.returncode == 1
+    assert plain.stderr.startswith("ccactors: error: PeerUnavailable: peer unavailable: ")
+    assert "(the peer may require TLS: --tls-root-cert PEM" in plain.stderr
     half = cli("list", *as_("Admin")[:4], "--tls-cert", "x.pem")  # a certificate without key
     assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
 

@@ -133,9 +133,12 @@ def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[st
     nobody = f"127.0.0.1:{free_port()}"
     assert main(["list", "--peer", nobody]) == 1
     (line,) = _errors(capsys.readouterr().err)
-    assert line.startswith("ChaincodeError: peer unavailable")
+    assert line.startswith("PeerUnavailable: peer unavailable")  # not the chaincode's error
+    assert line.endswith(
+        "(the peer may require TLS: --tls-root-cert PEM, with --tls-cert/--tls-key for mutual TLS)"
+    )
     assert main(["stop", "--peer", nobody, "--json", "kv"]) == 1
-    assert json.loads(capsys.readouterr().out)["error"] == "ChaincodeError"
+    assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
     assert main(["list", "--peer", "nowhere"]) == 2
     assert _errors(capsys.readouterr().err) == ["--peer: expected HOST:PORT, got 'nowhere'"]
 
@@ -304,4 +307,4 @@ def test_lifecycle_verbs_without_a_peer(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     nobody = f"127.0.0.1:{free_port()}"
     assert main(["querycommitted", "--peer", nobody, "-C", "ch", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["error"] == "ChaincodeError"
+    assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
