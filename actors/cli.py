@@ -695,8 +695,8 @@ def run_calculatepackageid(args: argparse.Namespace) -> int:
 
     try:
         package_id = calculate_package_id(_read_package(args.package))
-    except ChaincodeError as exc:
-        return _failed(exc, as_json=args.json)
+    except ChaincodeError as exc:  # computed here: only the file can be wrong
+        raise UsageError(f"{args.package}: {exc}") from None
     print(json.dumps({"package_id": package_id}) if args.json else package_id)
     return EXIT_OK
 
@@ -856,9 +856,9 @@ def run_package(args: argparse.Namespace) -> int:
         info = create_package(
             args.path, args.label, type=args.type, target=args.target, out=args.output
         )
-    except PackageError as exc:
+    except PackageError as exc:  # what was asked for (path, label, target, output) is wrong
         _error(f"package: {exc}")
-        return EXIT_FAILED
+        return EXIT_USAGE
     if args.json:
         output = args.output or f"{args.label}.tar.gz"
         print(json.dumps({"package_id": info.id, "label": info.label, "file": output}))

@@ -150,9 +150,14 @@ def test_package_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     printed = json.loads(capsys.readouterr().out)
     assert printed["label"] == "kv" and printed["file"] == str(out)
     assert printed["package_id"].startswith("kv:") and out.is_file()
-    assert main([*argv, "-o", str(out), "-l", "k v"]) == 1
-    (line,) = _errors(capsys.readouterr().err)
-    assert line.startswith("package: ")
+    for mistake, message in (
+        (["-l", "bad label!"], "package: invalid label 'bad label!'"),
+        (["-p", str(tmp_path / "nonexist")], f"package: chaincode source {tmp_path}/nonexist "),
+        (["-t", "nocolon"], "package: invalid target 'nocolon'"),
+    ):
+        assert main([*argv, "-o", str(out), *mistake]) == 2, mistake
+        (line,) = _errors(capsys.readouterr().err)
+        assert line.startswith(message), line
 
 
 def test_images_build_json_keeps_progress_off_stdout(
@@ -292,10 +297,9 @@ def test_lifecycle_verbs_without_a_peer(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["calculatepackageid", "--json", str(package)]) == 0
     assert json.loads(capsys.readouterr().out) == {"package_id": info.id}
     (tmp_path / "junk.tgz").write_bytes(b"not a package")
-    assert main(["calculatepackageid", "--json", str(tmp_path / "junk.tgz")]) == 1
-    failed = json.loads(capsys.readouterr().out)
-    assert failed["error"] == "LifecycleError"
-    assert "could not parse as a chaincode install package" in failed["message"]
+    assert main(["calculatepackageid", "--json", str(tmp_path / "junk.tgz")]) == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert line.startswith(f"{tmp_path / 'junk.tgz'}: could not parse as a chaincode install")
     assert main(["install", str(tmp_path / "missing.tgz")]) == 2
     assert _errors(capsys.readouterr().err) == [
         f"failed to read chaincode package at '{tmp_path / 'missing.tgz'}': [Errno 2] No such "
