@@ -54,7 +54,13 @@ from actors.supervisor import (
     SupervisorStates,
     Watcher,
 )
-from actors.tls import ChaincodeTLS, ClientTLS, service_key_pair, service_tls_enabled
+from actors.tls import (
+    ChaincodeTLS,
+    ClientTLS,
+    service_key_pair,
+    service_plaintext_reason,
+    service_tls_enabled,
+)
 from actors.transports import MessageStream
 from actors.transports.poller import PipePoller
 from actors.txcontexts import TXContextRegistry
@@ -482,7 +488,9 @@ class Peer:
         credentials = None
         gateway_tls = service_tls_enabled(config)
         if not gateway_tls:
-            log.warning("the Gateway at %s speaks plaintext (peer.tls.cert.file not set)", address)
+            log.warning(
+                "the Gateway at %s speaks plaintext (%s)", address, service_plaintext_reason(config)
+            )
         if gateway_tls:
             try:
                 pair = service_key_pair(config)

@@ -209,6 +209,13 @@ def service_tls_enabled(config: Config) -> bool:
     )
 
 
+def service_plaintext_reason(config: Config) -> str:
+    """Why the Gateway and the admin API speak plaintext (``service_tls_enabled`` is false)."""
+    if config.tls_enabled is False:
+        return "peer.tls.enabled is false"
+    return "peer.tls.cert.file not set"
+
+
 def service_key_pair(config: Config) -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) of ``peer.tls.key.file`` and ``peer.tls.cert.file``; raises
     OSError naming what is missing or unreadable."""

@@ -115,3 +115,27 @@ def test_the_gateway_admits_each_org_on_its_channels_only(crypto: Path) -> None:
             (2, "shared"): "admitted", (2, "private"): "refused", (2, "default"): "refused",
             (3, "shared"): "refused", (3, "private"): "refused", (3, "default"): "admitted",
         }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tls", "reason"),
+    [({"tls_enabled": False}, "peer.tls.enabled is false"), ({}, "peer.tls.cert.file not set")],
+)
+def test_a_plaintext_gateway_says_why(
+    crypto: Path, tls: dict[str, bool], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    (crypto / "core.toml").write_text(core_toml(crypto))
+    config = Config.load(crypto / "core.toml")
+    if tls:  # a certificate configured, TLS turned off
+        server = member_dir(crypto, 1, "peer0") / "tls"
+        config = dataclasses.replace(
+            config,
+            **tls,
+            tls_cert_file=str(server / "server.crt"),
+            tls_key_file=str(server / "server.key"),
+        )
+    with ChaincodeSupport(config) as support, caplog.at_level("WARNING"):
+        support.peer.start_gateway("127.0.0.1:0")
+    assert f"the Gateway at 127.0.0.1:0 speaks plaintext ({reason})" in caplog.text
