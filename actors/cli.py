@@ -557,6 +557,8 @@ def run_list(args: argparse.Namespace) -> int:
     ]
     if args.json:
         print(json.dumps(rows))
+    elif not rows:  # silence would read as a hung or broken command
+        print("no chaincodes: none is defined, configured or running on this peer")
     else:
         for row in rows:
             print(f"{row['name']:<24} {row['runtime']:<9} {row['status']:<10} {row['instance']}")

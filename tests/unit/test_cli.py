@@ -143,6 +143,21 @@ def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[st
     assert _errors(capsys.readouterr().err) == ["--peer: expected HOST:PORT, got 'nowhere'"]
 
 
+def test_an_empty_list_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actors.admin import AdminClient
+    from protos.admin import admin_pb2
+
+    monkeypatch.setattr(AdminClient, "list", lambda self: admin_pb2.ChaincodeList())
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out == (
+        "no chaincodes: none is defined, configured or running on this peer\n"
+    )
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
 def test_package_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "kv.tar.gz"
     argv = ["package", "-l", "kv", "-p", str(ROOT / "examples"), "-t", "examples.kv:KVChaincode"]
