@@ -1183,11 +1183,15 @@ def build_parser() -> argparse.ArgumentParser:
     peer(define)
     client_tls(define)
     json_flag(define)
-    define.add_argument("--channel", "--channelID", "-C", help="channel")
-    define.add_argument("--name", "-n", help="chaincode name (what invokes address)")
-    define.add_argument("--version", "-v", dest="version", help="chaincode version")
-    define.add_argument(
-        "--sequence", type=_int64, help="definition sequence: 1, then one more per change"
+    # Not argparse's required=True: a missing one gets Fabric's message (run_define).
+    needed = define.add_argument_group("required")
+    needed.add_argument("--channel", "--channelID", "-C", help="channel (required)")
+    needed.add_argument("--name", "-n", help="chaincode name, what invokes address (required)")
+    needed.add_argument("--version", "-v", dest="version", help="chaincode version (required)")
+    needed.add_argument(
+        "--sequence",
+        type=_int64,
+        help="definition sequence: 1, then one more per change (required)",
     )
     define.add_argument("--package-id", help="the installed package this peer runs it with")
     define.add_argument("--init-required", action="store_true", help="Init must run first")

@@ -143,6 +143,16 @@ def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[st
     assert _errors(capsys.readouterr().err) == ["--peer: expected HOST:PORT, got 'nowhere'"]
 
 
+def test_define_help_marks_what_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["define", "--help"])
+    out = capsys.readouterr().out
+    required = out[out.index("\nrequired:\n") :]
+    for flag in ("--channel", "--name", "--version", "--sequence"):
+        assert f"{flag} " in required and "(required)" in required.split(flag, 1)[1][:120]
+    assert "--package-id" not in required
+
+
 def test_an_empty_list_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
