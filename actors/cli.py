@@ -1095,6 +1095,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("query", "execute without committing (Fabric's evaluate)"),
     ):
         sub = command(name, run_invoke, help_text)
+        if name == "invoke":
+            sub.description = (
+                f"{help_text}.\n\n"
+                "Through the admin API (the default, --peer) the peer commits the simulation\n"
+                "straight to its state database: no ordering, no block, no endorsement-policy\n"
+                "check. Use --gateway (with --msp-dir, --msp-id) for Fabric's path:\n"
+                "endorsement, ordering into a block, validation as Fabric's committer."
+            )
         peer(sub)
         client_tls(sub)
         sub.intermixed = True

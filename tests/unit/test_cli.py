@@ -153,6 +153,16 @@ def test_define_help_marks_what_is_required(capsys: pytest.CaptureFixture[str]) 
     assert "--package-id" not in required
 
 
+def test_invoke_help_says_the_admin_path_skips_ordering_and_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["invoke", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "no ordering, no block, no endorsement-policy check" in text
+    assert "Use --gateway (with --msp-dir, --msp-id) for Fabric's path" in text
+
+
 def test_an_empty_list_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
