@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from actors.proposals import build_signed_proposal, compute_txid, local_identity
+from actors.proposals import build_signed_proposal, compute_txid, local_identity, new_nonce
 from protos.common import common_pb2
 from protos.msp import identities_pb2
 from protos.peer import chaincode_pb2, proposal_pb2
@@ -51,3 +53,21 @@ def test_unsigned_proposals_when_signing_is_off() -> None:
     signed = build_signed_proposal(local_identity(), "c", "t", "kv", [], sign=False)
     assert signed.signature == b""
     assert signed.proposal_bytes
+
+
+def test_nonces_are_distinct_across_buffer_refills_and_forks() -> None:
+    nonces = [new_nonce() for _ in range(1000)]  # several 4 KiB draws
+    assert all(len(n) == 24 for n in nonces)
+    assert len(set(nonces)) == len(nonces)
+    new_nonce()  # the buffer now holds unused nonces a forked child must not repeat
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next nonce and leave at once
+        os.write(write, new_nonce())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 24)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 24
+    assert child != new_nonce()
