@@ -303,5 +303,7 @@ def test_cli_package_prints_the_id(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli_main([*argv, "-o", str(out)]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed == package_id(out)
-    assert cli_main(["package", "--label", "k v", "--path", str(EXAMPLES), "-t", TARGET]) == 1
+    assert (
+        cli_main(["package", "--label", "k v", "--path", str(EXAMPLES), "-t", TARGET]) == 2
+    )  # a usage mistake
     assert "invalid label" in capsys.readouterr().err
