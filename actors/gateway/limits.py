@@ -3,10 +3,11 @@
 (internal/peer/node/grpc_limiters.go, a semaphore per service name, refused with
 ResourceExhausted "too many requests for /SERVICE, exceeding concurrency limit (N)").
 
-grpcio's synchronous server holds one worker thread per call in flight, so the worker pool is
-sized to the sum of the limits: a service at its limit refuses more of its own calls and never
-takes the threads another service needs (a Submit always finds one while the CommitStatus
-waits of earlier submits fill the Gateway's share).
+grpcio's synchronous server holds one thread per call in flight (a thread per call that ends
+with it: ``actors.transports.grpc.ThreadPerCall``), so the server admits the sum of the limits:
+a service at its limit refuses more of its own calls and never takes the room another service
+needs (a Submit is admitted while the CommitStatus waits of earlier submits fill the Gateway's
+share).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ConcurrencyLimits:
 
     @property
     def workers(self) -> int:
+        """Calls the whole server admits at once."""
         return self.gateway + self.endorser + self.deliver
 
 

@@ -9,7 +9,6 @@ actors (orderer, committer), one block store per channel and the gRPC server.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from actors.gateway.service import EndorserService, GatewayOptions, GatewayServi
 from actors.gateway.validator import ChaincodeRules
 from actors.ledger import Ledger
 from actors.msp.msp import Identity, MSPManager, SigningIdentity
+from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.gateway import gateway_pb2_grpc
 from protos.peer import events_pb2_grpc, peer_pb2_grpc
 from protos.peer.proposal_response_pb2 import Response
@@ -198,30 +198,22 @@ class GatewayStack:
         ``time_window``: ``peer.authentication.timewindow`` in seconds; ``limits``: calls in
         flight per service (``peer.limits.concurrency.*``)."""
         server = grpc.server(
-            concurrent.futures.ThreadPoolExecutor(limits.workers, thread_name_prefix="gateway"),
+            ThreadPerCall("gateway"),  # threads end with their calls; the limits bound them
             interceptors=[
                 ServiceLimiter(
                     {"/gateway.Gateway": limits.gateway, "/protos.Endorser": limits.endorser}
                 )
             ],
             maximum_concurrent_rpcs=limits.workers,
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", max_message_size),
-                ("grpc.max_send_message_length", max_message_size),
-            ],
+            options=exclusive(
+                [
+                    ("grpc.max_receive_message_length", max_message_size),
+                    ("grpc.max_send_message_length", max_message_size),
+                ]
+            ),
         )
-        try:
-            port = (
-                server.add_secure_port(address, credentials)
-                if credentials is not None
-                else server.add_insecure_port(address)
-            )
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from None
-        if port == 0:
-            raise OSError(f"cannot listen on {address}: address in use or invalid")
-        bound = f"{address.rsplit(':', 1)[0]}:{port}"
+        bound = bind(server, address, credentials)
+        port = int(bound.rsplit(":", 1)[1])
         gateway_pb2_grpc.add_GatewayServicer_to_server(
             GatewayService(
                 endorser=self.endorser,
