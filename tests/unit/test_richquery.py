@@ -288,3 +288,21 @@ def test_ledger_rich_queries_record_reads_and_guard_pagination(
     assert [kv.key for kv in writer.execute_query("cc", query)] == ["k5", "k3", "k1"]
     with pytest.raises(RichQueryError, match="Invalid operator"):
         writer.execute_query("cc", '{"selector": {"n": {"$bad": 1}}}')
+
+
+def test_a_quote_in_a_field_name_stays_inside_its_namespace() -> None:
+    """A field name is written into the SQL's JSON path literal: one with a quote must be
+    matched in Python instead, never widen the query to another chaincode's rows."""
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE state (ns BLOB, key BLOB, value BLOB, PRIMARY KEY (ns, key)) WITHOUT ROWID"
+    )
+    mine = stored(a={"n": 1})
+    theirs = stored(secret={"n": 2})
+    db.executemany("INSERT INTO state VALUES (?, ?, ?)", [(b"cc", k.encode(), v) for k, v in mine])
+    db.executemany(
+        "INSERT INTO state VALUES (?, ?, ?)", [(b"other", k.encode(), v) for k, v in theirs]
+    )
+    field = "x')) OR 1=1 OR ((json_type('{}','$"
+    query = parse_query(json.dumps({"selector": {field: {"$exists": False}}}))
+    assert sqlite_execute(db, "cc", query) == execute(query, mine)

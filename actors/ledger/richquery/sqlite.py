@@ -86,8 +86,12 @@ _TRUE = Filter("1", [])
 
 
 def _json_path(path: str) -> str | None:
+    """The sqlite JSON path of a field, or None when the field must be matched in Python: the
+    path is written inside a SQL string literal, so a name holding a quote or a backslash (which
+    a chaincode's selector or a package's index may carry) never reaches the SQL."""
     segments = split_path(path)
-    if not segments or any(_DIGITS.fullmatch(s) or '"' in s or "\\" in s for s in segments):
+    unsafe = ('"', "'", "\\")
+    if not segments or any(_DIGITS.fullmatch(s) or any(c in s for c in unsafe) for s in segments):
         return None
     return "$" + "".join(f'."{s}"' for s in segments)
 
