@@ -41,6 +41,12 @@ class InstalledInfo:
     references: dict[str, list[Definition]]
 
 
+CONNECTION_JSON_FIELDS = frozenset(
+    {"address", "dial_timeout", "tls_required", "client_auth_required", "root_cert"}
+    | {"client_key", "client_cert"}
+)
+
+
 def runtime_definition(package: InstalledPackage, info: PackageInfo) -> ChaincodeDefinition | None:
     """How the peer runs an installed package, launched under its package id.
 
@@ -70,6 +76,9 @@ def runtime_definition(package: InstalledPackage, info: PackageInfo) -> Chaincod
                 ) from None
         if not isinstance(connection, dict):
             raise LifecycleError(f"ccaas package {package.package_id}: malformed connection.json")
+        # Fabric's fields only: our config's extras (``file``: read a host path) must not be
+        # reachable from a package's contents; other keys Fabric ignores too.
+        connection = {k: v for k, v in connection.items() if k in CONNECTION_JSON_FIELDS}
         return ChaincodeDefinition(package.package_id, runtime="external", connection=connection)
     return None
 

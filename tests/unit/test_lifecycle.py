@@ -599,3 +599,19 @@ def test_the_peer_reports_channels_and_gateway_rules_from_the_lifecycle(tmp_path
     # Installs survive a restart: the package is registered under its id again.
     with ChaincodeSupport(config) as support:
         assert support.definitions[installed.package_id].runtime == "package"
+
+
+def test_a_ccaas_package_cannot_name_a_host_file_for_its_connection() -> None:
+    """connection.json comes from a package: only Fabric's fields reach the runtime, never our
+    config's ``file`` (a path the peer would read)."""
+    from actors.lifecycle.lifecycle import runtime_definition
+    from actors.lifecycle.packages import InstalledPackage
+    from actors.packaging import read_package_bytes
+
+    fields = {"address": "cc:9999", "dial_timeout": "10s", "file": "/etc/passwd", "extra": 1}
+    raw = package(code=tar_gz([("connection.json", json.dumps(fields).encode())]))
+    info = read_package_bytes(raw, "p.tar.gz")
+    installed = InstalledPackage(info.id, info.label, info.type, "p.tar.gz")
+    definition = runtime_definition(installed, info)
+    assert definition is not None
+    assert dict(definition.connection) == {"address": "cc:9999", "dial_timeout": "10s"}
