@@ -10,6 +10,7 @@ import grpc
 
 from actors.config import ChaincodeDefinition, Config
 from actors.gateway.cutter import BatchConfig
+from actors.gateway.deliver import FIRST_REQUEST_TIMEOUT
 from actors.gateway.limits import ConcurrencyLimits
 from actors.gateway.stack import GatewayStack
 from actors.gateway.validator import ChaincodeRules
@@ -57,6 +58,7 @@ class GatewayPeer:
         data_dir: Path | None = None,
         tls: bool = False,
         client_auth: bool = False,
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
         **config: Any,
     ) -> None:
         self.policies = {d.name: "OR('Org1MSP.peer')" for d in chaincodes}
@@ -98,6 +100,7 @@ class GatewayPeer:
             "127.0.0.1:0",
             credentials=credentials,
             mutual_tls=tls and client_auth,
+            first_request_timeout=first_request_timeout,
             limits=ConcurrencyLimits(
                 gateway=settings.gateway_concurrency,
                 endorser=settings.endorser_concurrency,

@@ -22,6 +22,13 @@ Bounds: a fixed number of concurrent streams (more get RESOURCE_EXHAUSTED, as Fa
 (grpcio's synchronous server), waking on the block store's commit condition; a response is sent
 only once the previous one was written, so a slow reader makes the peer hold one block, not a
 backlog.
+
+A stream takes its slot only once its first request is admitted (signed by a reader of the
+channel), and a stream that sends no request within ``first_request_timeout`` seconds is ended
+with DEADLINE_EXCEEDED. Fabric's handler takes the slot when the stream opens
+(``grpc_limiters.go``) and waits for the first envelope as long as the connection lives (its
+keepalive only finds dead connections), so idle connections from anyone who can reach the port
+lock readers out; here they hold a server thread for a bounded time and never a reader's slot.
 """
 
 from __future__ import annotations
@@ -41,9 +48,11 @@ from google.protobuf.message import DecodeError
 
 from actors.gateway.blocks import transactions_filter
 from actors.gateway.blockstore import BlockStore
+from actors.gateway.orderer import CallLater
 from actors.gateway.validator import channel_policy
 from actors.msp.msp import MSPError, MSPManager
 from actors.msp.policies import PolicyError, SignedData
+from actors.transports.grpc import end_call
 from protos.common.common_pb2 import (
     BAD_REQUEST,
     ENDORSER_TRANSACTION,
@@ -73,6 +82,7 @@ from protos.peer.transaction_pb2 import NOT_VALIDATED, ChaincodeActionPayload, T
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_WINDOW = 15 * 60.0  # peer.authentication.timewindow
+FIRST_REQUEST_TIMEOUT = 10.0  # seconds a new stream may take to send its first request
 READERS = "/Channel/Application/Readers"  # the default ACL of event/Block and event/FilteredBlock
 
 
@@ -256,8 +266,10 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
         msps: Callable[[str], MSPManager | None],
         stores: Callable[[str], BlockStore | None],
         max_streams: int,
+        call_later: CallLater,
         time_window: float = DEFAULT_TIME_WINDOW,
         mutual_tls: bool = False,
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
     ) -> None:
         self._msps = msps
         self._stores = stores
@@ -265,6 +277,8 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
         self._max_streams = max_streams
         self._time_window = time_window
         self._mutual_tls = mutual_tls
+        self._call_later = call_later
+        self._first_request_timeout = first_request_timeout
 
     def Deliver(
         self, request_iterator: Iterable[Envelope], context: grpc.ServicerContext
@@ -292,14 +306,17 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
     ) -> Iterator[DeliverResponse]:
         """Fabric's ``Handler.Handle``: one seek after another until the client closes its
         side or a seek ends with a status other than SUCCESS."""
-        if not self._streams.acquire(blocking=False):
-            context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many requests for /protos.Deliver/{method}, exceeding concurrency limit "
-                f"({self._max_streams})",
-            )
+        wait = self._first_request_timeout
+        deadline = self._call_later(
+            wait,
+            lambda: end_call(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no deliver request within {wait:g}s of opening the stream",
+            ),
+        )
+        admitted = False
         try:
-            context.send_initial_metadata(())  # the client sees the stream admitted
             stop = threading.Event()
             context.add_callback(stop.set)
             envelopes = iter(requests)
@@ -307,26 +324,44 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
                 try:
                     envelope = next(envelopes)
                 except (StopIteration, grpc.RpcError):
-                    return  # the client closed its side, or went away
-                status = yield from self._deliver(envelope, context, send, stop)
+                    return  # the client closed its side, or went away (or its time ran out)
+                deadline.cancel()
+                try:
+                    admission = self._admit(envelope, context)
+                except _Refused as refused:
+                    log.warning("deliver request refused (%d): %s", refused.status, refused)
+                    yield DeliverResponse(status=refused.status)
+                    return
+                if not admitted:
+                    # The slot is taken only now: an unauthenticated stream never holds one.
+                    if not self._streams.acquire(blocking=False):
+                        context.abort(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"too many requests for /protos.Deliver/{method}, exceeding "
+                            f"concurrency limit ({self._max_streams})",
+                        )
+                    admitted = True
+                    context.send_initial_metadata(())  # the client sees the stream admitted
+                status = yield from self._deliver(admission, send, stop)
                 if status is None:
                     return  # the client went away or the peer is stopping: no status to send
                 yield DeliverResponse(status=status)
                 if status != SUCCESS:
                     return
         finally:
-            self._streams.release()
+            deadline.cancel()
+            if admitted:
+                self._streams.release()
 
     def _deliver(
         self,
-        envelope: Envelope,
-        context: grpc.ServicerContext,
+        admission: tuple[BlockStore, SeekInfo, _Session],
         send: Sender,
         stop: threading.Event,
     ) -> Generator[DeliverResponse, None, int | None]:
         """Fabric's ``deliverBlocks``; returns the status to end the seek with (None: none)."""
+        store, info, session = admission
         try:
-            store, info, session = self._admit(envelope, context)
             seek = seek_range(info, store.height)
         except _Refused as refused:
             log.warning("deliver request refused (%d): %s", refused.status, refused)

@@ -24,7 +24,7 @@ from actors.gateway import blocks
 from actors.gateway.blockstore import BlockStore
 from actors.gateway.committer import ChannelCommit, Committer, recover
 from actors.gateway.cutter import BatchConfig
-from actors.gateway.deliver import DEFAULT_TIME_WINDOW, DeliverService
+from actors.gateway.deliver import DEFAULT_TIME_WINDOW, FIRST_REQUEST_TIMEOUT, DeliverService
 from actors.gateway.endorser import Endorser, Simulation, SimulationFailed
 from actors.gateway.limits import DEFAULT_LIMITS, ConcurrencyLimits, ServiceLimiter
 from actors.gateway.orderer import CallLater, ChannelOrdering, Orderer
@@ -73,6 +73,7 @@ class GatewayStack:
         self._channels = dict(channels)
         self._definitions = definitions
         self._collection_policy = collection_policy
+        self._call_later = call_later
         self._options = options or GatewayOptions()
         self._stores: dict[str, BlockStore] = {}
         if data_dir is not None:
@@ -191,12 +192,14 @@ class GatewayStack:
         mutual_tls: bool = False,
         time_window: float = DEFAULT_TIME_WINDOW,
         limits: ConcurrencyLimits = DEFAULT_LIMITS,
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
     ) -> int:
         """Start the Gateway, Endorser and Deliver services on ``address``; returns the bound
         port. Refuses an address in use (no SO_REUSEPORT). ``mutual_tls``: clients present
         certificates (``peer.tls.clientAuthRequired``), so Deliver checks the TLS binding;
         ``time_window``: ``peer.authentication.timewindow`` in seconds; ``limits``: calls in
-        flight per service (``peer.limits.concurrency.*``)."""
+        flight per service (``peer.limits.concurrency.*``); ``first_request_timeout``: seconds
+        a Deliver stream may stay open before its first request."""
         server = grpc.server(
             ThreadPerCall("gateway"),  # threads end with their calls; the limits bound them
             interceptors=[
@@ -237,7 +240,9 @@ class GatewayStack:
                 msps=self.channel_msps,
                 stores=self.store,
                 max_streams=limits.deliver,
+                call_later=self._call_later,
                 time_window=time_window,
+                first_request_timeout=first_request_timeout,
                 mutual_tls=mutual_tls,
             ),
             server,

@@ -306,3 +306,15 @@ def dial(
     )
     stream.attach(call, call)
     return stream, channel
+
+
+def end_call(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """End a server call from another thread (a deadline's), the client seeing ``code`` and
+    ``details``. ``context.abort`` works only in the call's own thread, and
+    ``context.cancel`` tells the client a bare CANCELLED; grpcio's call object takes a status,
+    so it is used where present."""
+    call = getattr(getattr(context, "_rpc_event", None), "call", None)
+    try:
+        call.cancel(code.value[0], details)  # type: ignore[union-attr]
+    except (AttributeError, TypeError):
+        context.cancel()

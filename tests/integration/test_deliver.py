@@ -41,6 +41,7 @@ from tests.gateway_peer import CHANNEL, GatewayPeer, ident, make_crypto, member_
 from tests.unit.test_msp import issue, org_ca, pem
 
 MAX = 2**63  # a stop no test reaches: the stream follows new commits
+IDLE = 3.0  # seconds the peer gives a new stream to send its first request
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def peer(crypto: Path) -> Iterator[GatewayPeer]:
-    p = GatewayPeer(crypto, deliver_concurrency=8)
+    p = GatewayPeer(crypto, deliver_concurrency=8, first_request_timeout=IDLE)
     yield p
     p.close()
 
@@ -294,6 +295,50 @@ def test_concurrent_streams_are_bounded(
             assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             threading.Event().wait(0.1)
     assert status(got) == SUCCESS
+
+
+def idle_stream(method: Any, hang_up: threading.Event) -> Any:
+    """A stream that sends nothing until ``hang_up``."""
+
+    def nothing() -> Iterator[Envelope]:
+        hang_up.wait(60)
+        yield from ()
+
+    return method(nothing(), timeout=60)
+
+
+def test_idle_streams_do_not_starve_a_reader(
+    peer: GatewayPeer, stub: Any, user: SigningIdentity, committed: list[Any]
+) -> None:
+    limit = peer.support.config.deliver_concurrency
+    before = sum(t.name == "gateway" for t in threading.enumerate())
+    hang_up = threading.Event()
+    idle = [idle_stream(stub.Deliver, hang_up) for _ in range(limit)]
+    try:
+        # every idle stream's call is running on the server (a thread per call)...
+        for _ in range(300):
+            if sum(t.name == "gateway" for t in threading.enumerate()) >= before + limit:
+                break
+            threading.Event().wait(0.05)
+        # ...and holds none of the readers' slots
+        got = ask(stub.Deliver, envelope(user, seek(0, 0)))
+        assert status(got) == SUCCESS
+    finally:
+        hang_up.set()
+        for call in idle:
+            call.cancel()
+
+
+def test_a_stream_without_a_request_is_ended(stub: Any) -> None:
+    hang_up = threading.Event()
+    call = idle_stream(stub.DeliverFiltered, hang_up)
+    try:
+        with pytest.raises(grpc.RpcError) as ended:
+            list(call)
+        assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert ended.value.details() == f"no deliver request within {IDLE:g}s of opening the stream"
+    finally:
+        hang_up.set()
 
 
 def test_a_block_decodes_as_fabrics(stub: Any, user: SigningIdentity, committed: list[Any]) -> None:
