@@ -9,9 +9,11 @@ type, with the peer's message as the details, and come back as the same typed er
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import math
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,7 @@ MAX_LOG_LINES = 1000  # what one Logs reply may carry
 # The largest request the service takes: an install carries a whole package file. (gRPC's
 # default, 4 MiB, is too small for a Node package with its dependencies.)
 MAX_ADMIN_MESSAGE = 32 * 1024 * 1024
+MAX_INSTALLS = 2  # install requests the peer reads and holds at once
 
 
 def _code_for(exc: errors.ChaincodeError) -> grpc.StatusCode:
@@ -383,10 +386,34 @@ class AdminGuard(grpc.ServerInterceptor):
     """Every admin call, whatever its method, runs only for a client certificate that is a
     valid admin identity of the peer's organisation (NodeOU admin, or listed in admincerts);
     others get PERMISSION_DENIED saying why. Fabric counterpart: the peer's admin ACL
-    (``peer/Admin*``: admins of the local MSP)."""
+    (``peer/Admin*``: admins of the local MSP).
 
-    def __init__(self, msp: MSP) -> None:
+    The caller is checked before its request is read: every method takes its request as a
+    stream (the same bytes on the wire), so a refused caller never makes the peer read and hold
+    an install's tens of MiB (Fabric's endorser reads the proposal first, then applies the
+    ACL). Installs, the large requests, are bounded once admitted too: ``installs`` at a time,
+    more refused with RESOURCE_EXHAUSTED. Without ``msp`` (the plaintext admin API) only that
+    bound applies.
+
+    Verdicts are cached per certificate (the last ``CACHED_VERDICTS``), each until the
+    certificate's NotAfter, so a call does not re-verify the chain; the MSP is fixed for the
+    peer's life, so nothing else can change a verdict."""
+
+    CACHED_VERDICTS = 256
+
+    def __init__(
+        self,
+        msp: MSP | None,
+        *,
+        installs: int = MAX_INSTALLS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._msp = msp
+        self._clock = clock
+        self._installs = installs
+        self._install_slots = threading.BoundedSemaphore(installs)
+        self._verdicts: OrderedDict[bytes, tuple[str | None, float]] = OrderedDict()
+        self._verdicts_lock = threading.Lock()
 
     def refusal(self, pem: bytes | None) -> str | None:
         """Why the client with certificate ``pem`` may not call the admin API (None: it may)."""
@@ -394,42 +421,101 @@ class AdminGuard(grpc.ServerInterceptor):
             return (
                 "admin API: no client certificate: an admin of the peer's organisation must call it"
             )
+        now = self._clock()
+        with self._verdicts_lock:
+            cached = self._verdicts.get(pem)
+            if cached is not None and now <= cached[1]:
+                self._verdicts.move_to_end(pem)
+                return cached[0]
+        verdict, until = self._judge(pem, now)
+        with self._verdicts_lock:
+            self._verdicts[pem] = (verdict, until)
+            self._verdicts.move_to_end(pem)
+            while len(self._verdicts) > self.CACHED_VERDICTS:
+                self._verdicts.popitem(last=False)
+        return verdict
+
+    def _judge(self, pem: bytes, now: float) -> tuple[str | None, float]:
+        """The verdict on ``pem`` and until when it holds (its NotAfter; past it, "expired")."""
+        assert self._msp is not None
         try:
             identity = self._msp.identity(pem)
             self._msp.validate(identity)
         except MSPError as exc:
-            return (
-                f"admin API: the client certificate is not an identity of {self._msp.msp_id}: {exc}"
-            )
+            reason = f"admin API: the client certificate is not an identity of {self._msp.msp_id}"
+            return f"{reason}: {exc}", math.inf
         who = identity.cert.subject.rfc4514_string()
-        if identity.expired():
-            return f"admin API: the client certificate of {who} has expired"
+        if identity.expired(dt.datetime.fromtimestamp(now, dt.UTC)):
+            return f"admin API: the client certificate of {who} has expired", math.inf
+        until = identity.cert.not_valid_after_utc.timestamp()
         if not self._msp.is_admin(identity):
             return (
                 f"admin API: {who} is not an admin of {self._msp.msp_id} (the client certificate "
                 "must carry the admin NodeOU or be listed in admincerts)"
-            )
-        return None
+            ), until
+        return None, until
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        kind = (
-            ("stream" if handler.request_streaming else "unary")
-            + "_"
-            + ("stream" if handler.response_streaming else "unary")
+        install = handler_call_details.method.endswith("/Install")
+        if handler.request_streaming:
+            behavior = handler.stream_unary or handler.stream_stream
+            take = lambda requests, context: requests  # noqa: E731
+        else:
+            behavior = handler.unary_unary or handler.unary_stream
+            take = _single
+
+        def admit(context: Any) -> bool:
+            """Refuses (aborts) the call, or admits it; True: it holds an install slot."""
+            if self._msp is not None:
+                certs = context.auth_context().get("x509_pem_cert") or [None]
+                problem = self.refusal(certs[0])
+                if problem is not None:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, f"PermissionDenied: {problem}")
+            if not install:
+                return False
+            if not self._install_slots.acquire(blocking=False):
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"ChaincodeError: {self._installs} installs are in progress already; "
+                    "try again when one has finished",
+                )
+            return True
+
+        def unary(requests: Iterator[Any], context: Any) -> Any:
+            held = admit(context)
+            try:
+                return behavior(take(requests, context), context)
+            finally:
+                if held:
+                    self._install_slots.release()
+
+        def streaming(requests: Iterator[Any], context: Any) -> Iterator[Any]:
+            admit(context)  # no streaming method installs
+            yield from behavior(take(requests, context), context)
+
+        if handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(
+                streaming,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
-        behavior = getattr(handler, kind)
 
-        def guarded(request: Any, context: Any) -> Any:
-            certs = context.auth_context().get("x509_pem_cert") or [None]
-            problem = self.refusal(certs[0])
-            if problem is not None:
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"PermissionDenied: {problem}")
-            return behavior(request, context)
 
-        return handler._replace(**{kind: guarded})
+def _single(requests: Iterator[Any], context: Any) -> Any:
+    """The one request of a unary method, read from its stream only now. (A client gone
+    meanwhile makes ``next`` raise the RpcError grpcio expects and does not log.)"""
+    request = next(requests, None)
+    if request is None:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ChaincodeError: no request was sent")
+    return request
 
 
 def serve_admin(
@@ -463,7 +549,7 @@ def serve_admin(
             ]
         ),
         maximum_concurrent_rpcs=max_workers,
-        interceptors=[AdminGuard(tls.msp)] if tls is not None else None,
+        interceptors=[AdminGuard(tls.msp if tls is not None else None)],
     )
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(support, max_subscribers=subscribers, backlog=event_backlog), server

@@ -5,15 +5,24 @@ launch and stop act only on chaincodes the configuration names. Identities come 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from actors.admin import AdminClient, AdminTLS, serve_admin
+from actors.admin import MAX_INSTALLS, AdminClient, AdminTLS, serve_admin
 from actors.config import ChaincodeDefinition, Config, Organization
-from actors.errors import ChaincodeError, PeerUnavailable, PermissionDenied, UnknownChaincode
+from actors.errors import (
+    ChaincodeError,
+    LifecycleError,
+    PeerUnavailable,
+    PermissionDenied,
+    UnknownChaincode,
+)
 from actors.support import ChaincodeSupport
 from actors.tls import client_credentials
 from tests.gateway_peer import make_crypto, member_dir
@@ -122,6 +131,115 @@ def test_admin_event_streams_pass_the_guard(crypto: Path, admin_api: str) -> Non
         done.set()
         worker.join(30)
         events.close()
+
+
+class CountingRelay:
+    """A TCP relay to ``target`` that counts the bytes its clients send the server."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if count:
+                    with self._lock:
+                        self.sent += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_refused_install_is_not_read(crypto: Path, admin_api: str) -> None:
+    """An identity the guard refuses cannot make the peer read (and hold) its package: of N
+    concurrent installs of 24 MiB, the peer takes little more than gRPC's flow-control window
+    each before it answers PERMISSION_DENIED."""
+    relay = CountingRelay(admin_api)
+    package = os.urandom(24 * 1024 * 1024)
+    results: list[BaseException | None] = []
+
+    def install(org: int, name: str) -> None:
+        try:
+            client(crypto, relay.address, org, name).install(package)
+            results.append(None)
+        except ChaincodeError as exc:
+            results.append(exc)
+
+    callers = [(1, "User1@"), (1, "peer0"), (2, "Admin@"), (2, "User1@")]
+    threads = [threading.Thread(target=install, args=caller) for caller in callers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        relay.close()
+    assert len(results) == len(callers)
+    assert all(isinstance(result, PermissionDenied) for result in results), results
+    assert relay.sent < len(callers) * 8 * 1024 * 1024, relay.sent
+
+
+def test_installs_at_once_are_bounded(crypto: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = peer_config(crypto)
+    tls = AdminTLS.from_config(config)
+    assert tls is not None
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def held_install(package: bytes) -> object:
+        entered.release()
+        release.wait(30)
+        raise LifecycleError("not a package")
+
+    with ChaincodeSupport(config) as support:
+        monkeypatch.setattr(support, "install", held_install)
+        server, address = serve_admin(support, "127.0.0.1:0", tls=tls)
+        admin = client(crypto, address, 1, "Admin@")
+        held = [threading.Thread(target=lambda: admin_install(admin)) for _ in range(MAX_INSTALLS)]
+        try:
+            for thread in held:
+                thread.start()
+            for _ in held:
+                assert entered.acquire(timeout=30)
+            with pytest.raises(ChaincodeError, match=f"{MAX_INSTALLS} installs are in progress"):
+                admin.install(b"package")
+            assert [c.name for c in admin.list().chaincodes] == ["kv"]  # other calls go on
+            release.set()
+            for thread in held:
+                thread.join(30)
+            with pytest.raises(LifecycleError, match="not a package"):
+                admin.install(b"package")  # the slots came back
+        finally:
+            release.set()
+            server.stop(None)
+
+
+def admin_install(admin: AdminClient) -> None:
+    with contextlib.suppress(LifecycleError):
+        admin.install(b"package")
 
 
 def test_launch_and_stop_take_only_configured_chaincodes(crypto: Path, admin_api: str) -> None:
