@@ -12,14 +12,17 @@ certificate when one is given (requires one with ``clientAuthRequired``), and, a
 ``middleware.RequireCert``, answers ``/metrics`` and ``/logspec`` with 401 unless the client
 presented a certificate that chains to ``clientRootCAs``; ``/healthz`` and ``/version`` stay
 open. What any client can make the server hold is bounded: ``max_workers`` requests at a
-time (more are closed at once), each with a socket timeout (the TLS handshake included, done
-on the request's thread), and request bodies of at most ``MAX_BODY`` bytes.
+time (more are closed at once); the TLS handshake, done on the request's thread, and then the
+whole request (line, headers and body) each within ``request_timeout`` seconds, however slowly
+the bytes trickle; request bodies of at most ``MAX_BODY`` bytes; and one thread per health
+check, however many ``/healthz`` requests wait for a check that hangs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import http.server
+import io
 import itertools
 import json
 import logging
@@ -28,6 +31,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -309,19 +313,40 @@ def docker_check(endpoint: str | None, tls: EngineTLS | None = None) -> HealthCh
     return check
 
 
-def _run_check(check: HealthCheck) -> str | None:
-    box: list[str | None] = []
+class _Check:
+    """One component's health check, run at most once at a time on its own thread.
 
-    def run() -> None:
+    A request that finds the check running waits for that run instead of starting another, so
+    a hung check holds one thread however many requests ask; each request waits only until its
+    own deadline and reports the check as timed out then (fabric-lib-go's healthz gives its
+    checks a deadline the same way)."""
+
+    def __init__(self, check: HealthCheck) -> None:
+        self._check = check
+        self._lock = threading.Lock()
+        self._run: tuple[threading.Event, list[str | None]] | None = None
+
+    def start(self) -> tuple[threading.Event, list[str | None]]:
+        """The run in progress, or a new one if none is."""
+        with self._lock:
+            if self._run is None or self._run[0].is_set():
+                done: threading.Event = threading.Event()
+                box: list[str | None] = []
+                self._run = (done, box)
+                threading.Thread(
+                    target=self._execute,
+                    args=(done, box),
+                    name="ccactors-healthcheck",
+                    daemon=True,
+                ).start()
+            return self._run
+
+    def _execute(self, done: threading.Event, box: list[str | None]) -> None:
         try:
-            box.append(check())
+            box.append(self._check())
         except Exception as exc:
             box.append(f"health check failed: {exc!r}")
-
-    thread = threading.Thread(target=run, name="ccactors-healthcheck", daemon=True)
-    thread.start()
-    thread.join(CHECK_TIMEOUT)
-    return box[0] if box else f"health check timed out after {CHECK_TIMEOUT:g}s"
+        done.set()
 
 
 # -- TLS (Fabric's operations.tls) -------------------------------------------------------------
@@ -437,15 +462,41 @@ class _HTTPServer(http.server.HTTPServer):
             self._slots.release()
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, until ``timeout`` seconds after the first read is asked for; then
+    TimeoutError, which the request handler answers by closing the connection."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self._sock = sock
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"request not received within {self._timeout:g}s")
+        self._sock.settimeout(left)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._timeout)  # for the answer's writes
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "ccactors-operations"
 
     def setup(self) -> None:
-        # A timeout on every read and write: a client that sends its request slowly, or
-        # does not read the answer, holds its place only this long.
+        # A timeout on every read and write: a client that does not read the answer holds its
+        # place only this long; and the whole request (line, headers, body) must arrive
+        # within it, so that a byte now and then does not keep a client's place either.
         self.timeout = self.server.operations.request_timeout
         super().setup()
+        self.rfile.close()  # the socket stays open: the handler's own reader replaces this one
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.timeout))
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("operations %s: " + format, self.client_address[0], *args)
@@ -544,6 +595,7 @@ class OperationsServer:
         levels: LogLevels | None = None,
         max_workers: int = 8,
         request_timeout: float = REQUEST_TIMEOUT,
+        check_timeout: float = CHECK_TIMEOUT,
         tls: OperationsTLS | None = None,
     ) -> None:
         self.metrics = metrics
@@ -552,7 +604,8 @@ class OperationsServer:
         self.request_timeout = request_timeout
         self.levels = levels or (_configured[0] if _configured else LogLevels())
         self.max_workers = max_workers
-        self._checks: dict[str, HealthCheck] = {}
+        self.check_timeout = check_timeout
+        self._checks: dict[str, _Check] = {}
         self._checks_lock = threading.Lock()
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or int(port) > 65535:
@@ -569,15 +622,21 @@ class OperationsServer:
         with self._checks_lock:
             if component in self._checks:
                 raise ValueError(f"'{component}' is already registered")
-            self._checks[component] = check
+            self._checks[component] = _Check(check)
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """Fabric's health report and its HTTP status."""
+        """Fabric's health report and its HTTP status. Every check runs at once; a check not
+        done within ``check_timeout`` seconds of the request counts as failed."""
         with self._checks_lock:
             checks = sorted(self._checks.items())
+        runs = [(component, check.start()) for component, check in checks]
+        deadline = time.monotonic() + self.check_timeout
         failed = []
-        for component, check in checks:
-            reason = _run_check(check)
+        for component, (done, box) in runs:
+            if done.wait(max(0.0, deadline - time.monotonic())):
+                reason = box[0]
+            else:
+                reason = f"health check timed out after {self.check_timeout:g}s"
             if reason is not None:
                 failed.append({"component": component, "reason": reason})
         report: dict[str, Any] = {

@@ -3,12 +3,16 @@ logging specs and format, bounded metric labels, and every server refusing a tak
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import logging
 import re
+import select
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -156,6 +160,49 @@ def test_idle_connections_are_bounded(ops: OperationsServer) -> None:
     finally:
         for conn in idle:
             conn.close()
+
+
+def test_a_hung_check_holds_one_thread_however_many_ask() -> None:
+    server = OperationsServer("127.0.0.1:0", max_workers=4, check_timeout=0.2).start()
+    release = threading.Event()
+    server.register_checker("ledger", lambda: None if release.wait(60) else "never")
+    url = f"http://{server.address}/healthz"
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: _request(url), range(12)))
+        for status, body, _ in replies:
+            assert status == 503
+            assert json.loads(body)["failed_checks"] == [
+                {"component": "ledger", "reason": "health check timed out after 0.2s"}
+            ]
+        running = [t for t in threading.enumerate() if t.name == "ccactors-healthcheck"]
+        assert len(running) == 1
+        release.set()
+        running[0].join(10)
+        assert _request(url)[0] == 200  # a new run once the hung one is over
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_a_slow_request_is_dropped_at_its_deadline(ops: OperationsServer) -> None:
+    """A client that sends a byte now and then, each within the socket timeout, is still
+    dropped once the request's time (1 s here) is up."""
+    host, port = ops.address.rsplit(":", 1)
+    request = b"GET /healthz HTTP/1.0\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        for byte in request:
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break  # reset by the server
+            if select.select([conn], [], [], 0.05)[0]:
+                break  # the server closed its side
+        else:
+            pytest.fail("the server took the whole slow request")
+        with contextlib.suppress(ConnectionResetError):
+            assert conn.recv(100) == b""  # no answer, the connection closed
+    assert _request(f"http://{ops.address}/healthz")[0] == 200
 
 
 def test_operations_refuses_a_taken_port(ops: OperationsServer) -> None:
