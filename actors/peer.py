@@ -16,6 +16,7 @@ keyword of :class:`Peer` and one line in the "stores" block of ``__init__``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -375,24 +376,16 @@ class Peer:
         definition's version and endorsement policy as ``ApplicationPolicy`` bytes (empty: the
         channel's default, a majority of its orgs). A configured chaincode's implicit
         definition has no version of its own: it is reported as "1.0"."""
-        from actors.gateway.validator import ChaincodeRules
-        from actors.msp.policies import from_string
-        from protos.peer.policy_pb2 import ApplicationPolicy
-
         try:
             target = self.lifecycle.invocations.resolve(channel, chaincode)
         except ChaincodeError:
             return None
         definition = target.definition
-        if definition.signature_policy:
-            policy = ApplicationPolicy(signature_policy=from_string(definition.signature_policy))
-        elif definition.channel_config_policy:
-            policy = ApplicationPolicy(
-                channel_config_policy_reference=definition.channel_config_policy
-            )
-        else:
-            return ChaincodeRules(definition.version or "1.0", b"")
-        return ChaincodeRules(definition.version or "1.0", policy.SerializeToString())
+        return _rules(
+            definition.version or "1.0",
+            definition.signature_policy,
+            definition.channel_config_policy,
+        )
 
     def _check_package(self, info: PackageInfo) -> None:
         """At install: a package no external builder claims and no platform builds is
@@ -589,3 +582,21 @@ def _read(path: str | None) -> bytes:
         raise OSError("a TLS file is not set (peer.tls.cert.file, peer.tls.key.file)")
     with open(path, "rb") as f:
         return f.read()
+
+
+@functools.lru_cache(maxsize=1024)
+def _rules(version: str, signature_policy: str, channel_config_policy: str) -> ChaincodeRules:
+    """A definition's rules, parsed and encoded once per (version, policy): every endorsement
+    and every validated transaction asks. Keyed by the definition's own fields, so a changed
+    definition is never answered with the rules of the one it replaced."""
+    from actors.gateway.validator import ChaincodeRules
+    from actors.msp.policies import from_string
+    from protos.peer.policy_pb2 import ApplicationPolicy
+
+    if signature_policy:
+        policy = ApplicationPolicy(signature_policy=from_string(signature_policy))
+    elif channel_config_policy:
+        policy = ApplicationPolicy(channel_config_policy_reference=channel_config_policy)
+    else:
+        return ChaincodeRules(version, b"")
+    return ChaincodeRules(version, policy.SerializeToString())

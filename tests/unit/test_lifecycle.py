@@ -601,6 +601,39 @@ def test_the_peer_reports_channels_and_gateway_rules_from_the_lifecycle(tmp_path
         assert support.definitions[installed.package_id].runtime == "package"
 
 
+def test_gateway_rules_are_parsed_once_per_definition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.msp import policies
+    from actors.support import ChaincodeSupport
+    from protos.peer.policy_pb2 import ApplicationPolicy
+
+    parsed: list[str] = []
+    from_string = policies.from_string
+
+    def counted(text: str) -> object:
+        parsed.append(text)
+        return from_string(text)
+
+    monkeypatch.setattr(policies, "from_string", counted)
+    config = Config(channels=("ch1",), install_dir=str(tmp_path / "cc"))
+    first, second = "OR('Org7MSP.peer', 'Org8MSP.peer')", "AND('Org7MSP.peer', 'Org8MSP.peer')"
+    with ChaincodeSupport(config) as support:
+        peer = support.peer
+        installed = support.install(package())
+        define = support.lifecycle.define
+        define("ch1", Definition("cached", "1.0", 1, installed.package_id, signature_policy=first))
+        parsed.clear()  # what the definition's checks parsed
+        rules = [peer.gateway_rules("ch1", "cached") for _ in range(5)]
+        assert parsed == [first] and rules == [rules[0]] * 5
+        # a new definition (another policy) is answered with its own rules at once
+        define("ch1", Definition("cached", "1.0", 2, installed.package_id, signature_policy=second))
+        parsed.clear()
+        policy = peer.gateway_rules("ch1", "cached").endorsement_policy  # type: ignore[union-attr]
+        assert ApplicationPolicy.FromString(policy).signature_policy == from_string(second)
+        assert parsed == [second]
+
+
 def test_a_ccaas_package_cannot_name_a_host_file_for_its_connection() -> None:
     """connection.json comes from a package: only Fabric's fields reach the runtime, never our
     config's ``file`` (a path the peer would read)."""
