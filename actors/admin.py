@@ -461,11 +461,9 @@ class AdminGuard(grpc.ServerInterceptor):
             return None
         install = handler_call_details.method.endswith("/Install")
         if handler.request_streaming:
-            behavior = handler.stream_unary or handler.stream_stream
-            take = lambda requests, context: requests  # noqa: E731
+            behavior, take = handler.stream_unary or handler.stream_stream, _stream
         else:
-            behavior = handler.unary_unary or handler.unary_stream
-            take = _single
+            behavior, take = handler.unary_unary or handler.unary_stream, _single
 
         def admit(context: Any) -> bool:
             """Refuses (aborts) the call, or admits it; True: it holds an install slot."""
@@ -507,6 +505,11 @@ class AdminGuard(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _stream(requests: Iterator[Any], context: Any) -> Iterator[Any]:
+    """The requests of a streaming method, as they come."""
+    return requests
 
 
 def _single(requests: Iterator[Any], context: Any) -> Any:

@@ -313,8 +313,8 @@ def end_call(context: grpc.ServicerContext, code: grpc.StatusCode, details: str)
     ``details``. ``context.abort`` works only in the call's own thread, and
     ``context.cancel`` tells the client a bare CANCELLED; grpcio's call object takes a status,
     so it is used where present."""
-    call = getattr(getattr(context, "_rpc_event", None), "call", None)
+    call: Any = getattr(getattr(context, "_rpc_event", None), "call", None)
     try:
-        call.cancel(code.value[0], details)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
+        call.cancel(code.value[0], details)
+    except (AttributeError, TypeError):  # another grpcio: the client hears CANCELLED
         context.cancel()
