@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request or read the answer
-CHECK_TIMEOUT = 10.0  # seconds a health check may take before it counts as failed
+CHECK_TIMEOUT = 30.0  # seconds /healthz waits for its checks (fabric-lib-go's default)
 
 # A health check returns None when healthy, else the reason (Fabric's HealthCheck()).
 HealthCheck = Callable[[], "str | None"]
@@ -318,8 +318,7 @@ class _Check:
 
     A request that finds the check running waits for that run instead of starting another, so
     a hung check holds one thread however many requests ask; each request waits only until its
-    own deadline and reports the check as timed out then (fabric-lib-go's healthz gives its
-    checks a deadline the same way)."""
+    own deadline (see :meth:`OperationsServer.health`)."""
 
     def __init__(self, check: HealthCheck) -> None:
         self._check = check
@@ -537,7 +536,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.command != "GET":
                 return self._reply(405)
             status, report = ops.health()
-            return self._json(status, report)
+            return self._reply(status) if report is None else self._json(status, report)
         if path == "/logspec":
             return self._logspec(ops)
         if path == "/version":
@@ -624,21 +623,24 @@ class OperationsServer:
                 raise ValueError(f"'{component}' is already registered")
             self._checks[component] = _Check(check)
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        """Fabric's health report and its HTTP status. Every check runs at once; a check not
-        done within ``check_timeout`` seconds of the request counts as failed."""
+    def health(self) -> tuple[int, dict[str, Any] | None]:
+        """Fabric's health report and its HTTP status. The checks run at once; if one is not
+        done within ``check_timeout`` seconds the answer is fabric-lib-go's: 408 Request
+        Timeout without a body (and the log names the checks still running)."""
         with self._checks_lock:
             checks = sorted(self._checks.items())
         runs = [(component, check.start()) for component, check in checks]
         deadline = time.monotonic() + self.check_timeout
         failed = []
+        hung = []
         for component, (done, box) in runs:
-            if done.wait(max(0.0, deadline - time.monotonic())):
-                reason = box[0]
-            else:
-                reason = f"health check timed out after {self.check_timeout:g}s"
-            if reason is not None:
-                failed.append({"component": component, "reason": reason})
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                hung.append(component)
+            elif box[0] is not None:
+                failed.append({"component": component, "reason": box[0]})
+        if hung:
+            log.warning("health checks not done after %gs: %s", self.check_timeout, ", ".join(hung))
+            return 408, None
         report: dict[str, Any] = {
             "status": "Service Unavailable" if failed else "OK",
             "time": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),

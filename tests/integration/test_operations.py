@@ -163,6 +163,8 @@ def test_idle_connections_are_bounded(ops: OperationsServer) -> None:
 
 
 def test_a_hung_check_holds_one_thread_however_many_ask() -> None:
+    """Requests while a check hangs get fabric-lib-go's 408 at their deadline, and share the
+    check's one run."""
     server = OperationsServer("127.0.0.1:0", max_workers=4, check_timeout=0.2).start()
     release = threading.Event()
     server.register_checker("ledger", lambda: None if release.wait(60) else "never")
@@ -170,11 +172,7 @@ def test_a_hung_check_holds_one_thread_however_many_ask() -> None:
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             replies = list(pool.map(lambda _: _request(url), range(12)))
-        for status, body, _ in replies:
-            assert status == 503
-            assert json.loads(body)["failed_checks"] == [
-                {"component": "ledger", "reason": "health check timed out after 0.2s"}
-            ]
+        assert [(status, body) for status, body, _ in replies] == [(408, b"")] * 12
         running = [t for t in threading.enumerate() if t.name == "ccactors-healthcheck"]
         assert len(running) == 1
         release.set()
