@@ -186,7 +186,7 @@ def _print_report(report: dict[str, Any]) -> None:
 # -- errors and exit codes: 0 ok, 1 the operation failed, 2 bad usage (flags or configuration) --
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_PEER = "127.0.0.1:7051"
+from actors.peerenv import DEFAULT_PEER  # noqa: E402 - beside the exit codes it goes with
 
 
 class UsageError(Exception):
@@ -437,6 +437,17 @@ def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
     if problems:
         raise UsageError(*problems)
     return AdminClient(address, timeout=timeout, credentials=credentials, options=tuple(options))
+
+
+def _connect(args: argparse.Namespace) -> None:
+    """Settle where and how the verb reaches the peer (``actors.peerenv``): the flags, ours or
+    Fabric's, over Fabric's CORE_PEER_* variables; notes about flags accepted and ignored."""
+    from actors import peerenv
+
+    connection = peerenv.resolve(args, admin=not getattr(args, "gateway", None))
+    peerenv.apply(args, connection)
+    for note in connection.notes:
+        print(f"ccactors: note: {note}", file=sys.stderr, flush=True)
 
 
 def _transient(text: str) -> dict[str, bytes]:
@@ -985,7 +996,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok, 1 the operation failed, 2 bad usage or configuration.",
     )
     parser.add_argument("--version", action="version", version=f"ccactors {_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at INFO level (after `define`, -v is Fabric's --version: use --verbose there)",
+    )
     # Global options are accepted after the subcommand too (`ccactors serve -v`); SUPPRESS keeps
     # the subcommand from resetting a value given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -1011,13 +1027,25 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    def peer(sub: argparse.ArgumentParser, help: str = "admin address of the peer") -> None:
-        sub.add_argument("--peer", default=DEFAULT_PEER, metavar="HOST:PORT", help=help)
+    def peer(
+        sub: argparse.ArgumentParser,
+        help: str = f"admin address of the peer (default: $CORE_PEER_ADDRESS, else {DEFAULT_PEER})",
+        default: str | None = None,
+    ) -> None:
+        # A client verb's default comes from Fabric's environment (actors.peerenv), so None here.
+        sub.add_argument("--peer", default=default, metavar="HOST:PORT", help=help)
         # Older spelling (serve's) kept working, not shown.
         sub.add_argument("--admin", dest="peer", help=argparse.SUPPRESS)
 
-    def client_tls(sub: argparse.ArgumentParser) -> None:
-        group = sub.add_argument_group("TLS to the peer (its admin API or Gateway)")
+    def client_tls(sub: argparse.ArgumentParser, *, orderer: bool = False) -> None:
+        from actors import peerenv
+
+        peerenv.add_arguments(sub, orderer=orderer)
+        group = sub.add_argument_group(
+            "TLS to the peer (its admin API or Gateway)",
+            "Without these flags, Fabric's CORE_PEER_TLS_ENABLED and CORE_PEER_TLS_ROOTCERT_FILE\n"
+            "apply, and the admin API gets the signcert and key of CORE_PEER_MSPCONFIGPATH.",
+        )
         group.add_argument("--tls-root-cert", metavar="PEM", help="the peer's TLS root CA: use TLS")
         group.add_argument(
             "--tls-cert",
@@ -1047,7 +1075,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="chaincode listener (default: peer.chaincodeListenAddress, 0.0.0.0:7052)",
     )
-    peer(serve, "where the admin service (the address clients use as --peer) listens")
+    peer(serve, "where the admin service (the address clients use as --peer) listens", DEFAULT_PEER)
     serve.add_argument(
         "--operations",
         metavar="HOST:PORT",
@@ -1104,7 +1132,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "endorsement, ordering into a block, validation as Fabric's committer."
             )
         peer(sub)
-        client_tls(sub)
+        client_tls(sub, orderer=True)
         sub.intermixed = True
         sub.add_argument("--channel", "--channelID", "-C", default="mychannel", help="channel")
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
@@ -1120,7 +1148,7 @@ def build_parser() -> argparse.ArgumentParser:
         json_flag(sub)
         sub.add_argument("chaincode", nargs="?", help="chaincode name (or -n NAME)")
         sub.add_argument("args", nargs="*", help="function and arguments (or -c JSON)")
-        fabric = sub.add_argument_group("Fabric's flags")
+        fabric = sub.add_argument_group("Fabric's chaincode flags")
         fabric.add_argument("-n", "--name", help="chaincode name")
         fabric.add_argument("-c", "--ctor", metavar="JSON", help='arguments: {"Args":["fn","a"]}')
         fabric.add_argument("-I", "--isInit", dest="is_init", action="store_true", help="call Init")
@@ -1189,13 +1217,22 @@ def build_parser() -> argparse.ArgumentParser:
         verbose=False,
     )
     peer(define)
-    client_tls(define)
+    client_tls(define, orderer=True)
     json_flag(define)
+    # Fabric's -v is the version here; --verbose is spelled out (or -v before `define`).
+    define.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log at INFO level (-v here is Fabric's --version)",
+    )
     # Not argparse's required=True: a missing one gets Fabric's message (run_define).
     needed = define.add_argument_group("required")
     needed.add_argument("--channel", "--channelID", "-C", help="channel (required)")
     needed.add_argument("--name", "-n", help="chaincode name, what invokes address (required)")
-    needed.add_argument("--version", "-v", dest="version", help="chaincode version (required)")
+    needed.add_argument(
+        "--version", "-v", dest="version", help="chaincode version (Fabric's -v) (required)"
+    )
     needed.add_argument(
         "--sequence",
         type=_int64,
@@ -1277,6 +1314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"FABRIC_LOGGING_SPEC/FABRIC_LOGGING_FORMAT: {exc}")
         return EXIT_USAGE
     try:
+        if hasattr(args, "peer_addresses"):  # a client verb: flags over Fabric's environment
+            _connect(args)
         return args.run(args)
     except (UsageError, ConfigError) as exc:
         for problem in exc.problems:

@@ -187,6 +187,50 @@ def test_the_admin_verbs_present_an_admins_certificate(serve: tuple[dict, Path])
     assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
 
 
+def test_fabric_environment_and_a_pasted_fabric_line(serve: tuple[dict, Path]) -> None:
+    """Fabric's CORE_PEER_* variables, as test-network's scripts export them, reach the TLS
+    admin API (its admin identity from CORE_PEER_MSPCONFIGPATH) and, for --gateway, sign as
+    that MSP; a `peer chaincode invoke` line pasted from test-network runs."""
+    ready, crypto = serve
+    tls_ca = str(crypto / ORG1 / "peers/peer0.org1.example.com/tls/ca.crt")
+
+    def env(user: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CORE_PEER_ADDRESS": ready["peer"],
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_ROOTCERT_FILE": tls_ca,
+            "CORE_PEER_MSPCONFIGPATH": str(crypto / ORG1 / f"users/{user}@org1.example.com/msp"),
+            "CORE_PEER_LOCALMSPID": "Org1MSP",
+        }
+
+    def run(*args: str, user: str = "Admin") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actors.cli", *args],
+            capture_output=True, text=True, timeout=60, env=env(user),
+        )  # fmt: skip
+
+    listed = run("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["kv"]
+    refused = run("list", user="User1")  # the variable names the identity presented
+    assert refused.returncode == 1 and "is not an admin of Org1MSP" in refused.stderr
+    pasted = run(
+        "invoke", "-o", "localhost:7050", "--ordererTLSHostnameOverride", "orderer.example.com",
+        "--tls", "--cafile", tls_ca, "-C", "mychannel", "-n", "kv",
+        "--peerAddresses", ready["peer"], "--tlsRootCertFiles", tls_ca,
+        "-c", '{"function":"put","Args":["colour","green"]}',
+    )  # fmt: skip
+    assert pasted.returncode == 0, pasted.stderr
+    assert "validation: VALID" in pasted.stdout
+    assert pasted.stderr.startswith("ccactors: note: --orderer, --ordererTLSHostnameOverride")
+    through_gateway = run(
+        "query", "--gateway", ready["gateway"], "kv", "get", "colour", user="User1"
+    )
+    assert through_gateway.returncode == 0, through_gateway.stderr
+    assert "payload: green" in through_gateway.stdout
+
+
 def test_serve_refuses_a_plaintext_admin_api_off_loopback(tmp_path: Path) -> None:
     args = ["serve", "--ephemeral", "--listen", "127.0.0.1:0", "--peer", f"0.0.0.0:{free_port()}"]
     done = cli(*args)

@@ -44,7 +44,8 @@ def test_one_peer_flag_with_the_old_spelling_hidden(capsys: pytest.CaptureFixtur
         extra = ["kv"] if command in ("invoke", "query", "launch", "stop", "logs") else []
         assert parser.parse_args([command, "--peer", "h:1", *extra]).peer == "h:1"
         assert parser.parse_args([command, "--admin", "h:2", *extra]).peer == "h:2"
-        assert parser.parse_args([command, *extra]).peer == "127.0.0.1:7051"
+        default = "127.0.0.1:7051" if command == "serve" else None  # clients: actors.peerenv
+        assert parser.parse_args([command, *extra]).peer == default
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
@@ -55,7 +56,7 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["invoke", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: 127.0.0.1:7051)" in out
+    assert "(default: $CORE_PEER_ADDRESS, else 127.0.0.1:7051)" in out
     assert "(default: mychannel)" in out
     assert "(default: None)" not in out
 
