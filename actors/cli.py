@@ -479,9 +479,7 @@ def run_invoke(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if status and not args.json and "error" in out:
-            _error(f"{out['error']}: {out['message']}")
-            for detail in out["details"]:
-                _error(f"  {detail['msp_id']} {detail['address']}: {detail['message']}")
+            _error(_gateway_error(out, verbose=args.verbose))
         else:
             print(gateway.render(out, args.json))
         return status
@@ -517,6 +515,21 @@ def run_invoke(args: argparse.Namespace) -> int:
         for key, value in out.items():
             print(f"{key}: {value}")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _gateway_error(out: dict[str, Any], *, verbose: bool) -> str:
+    """A failed Gateway call as one line: its status and message, then what each endorser said
+    (``gateway.ErrorDetail``s; with ``verbose``, which endorser: MSP id and address)."""
+    message = out["message"]
+    if out["details"]:
+        # Fabric's summary points at details a terminal does not show: they follow here.
+        message = message.removesuffix(", see attached details for more info")
+        said = [
+            f"{d['msp_id']} at {d['address']}: {d['message']}" if verbose else d["message"]
+            for d in out["details"]
+        ]
+        message += ": " + "; ".join(said)
+    return f"{out['error']}: {message}"
 
 
 def _invoke_request(args: argparse.Namespace) -> None:

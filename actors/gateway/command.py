@@ -49,7 +49,10 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
     from actors.tls import client_credentials, unavailable_hint
 
     if not args.msp_dir or not args.msp_id:
-        raise ValueError("--gateway needs --msp-dir and --msp-id (the client's identity)")
+        raise ValueError(
+            "--gateway needs --msp-dir and --msp-id (the client's identity; or Fabric's "
+            "CORE_PEER_MSPCONFIGPATH and CORE_PEER_LOCALMSPID)"
+        )
     try:
         identity = load_signing_identity(Path(args.msp_dir), args.msp_id)
     except MSPError as exc:

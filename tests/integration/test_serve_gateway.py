@@ -96,6 +96,15 @@ def test_a_client_submits_and_queries_through_serve(serve: tuple[dict, Path]) ->
     assert refused.returncode == 1
     answer = json.loads(refused.stdout)
     assert answer["error"] == "ABORTED" and "creator org unknown" in answer["details"][0]["message"]
+    # on a terminal: one line, the endorsers' details appended (-v: which endorser said it)
+    text = cli("invoke", "kv", "put", "colour", "red", *[a for a in org2 if a != "--json"])
+    (line,) = text.stderr.splitlines()
+    assert line.startswith("ccactors: error: ABORTED: failed to endorse transaction: ")
+    assert "creator org unknown" in line and "see attached details" not in line
+    assert "Org1MSP at " not in line
+    verbose = cli("invoke", "-v", "kv", "put", "colour", "red", *[a for a in org2 if a != "--json"])
+    (line,) = [x for x in verbose.stderr.splitlines() if x.startswith("ccactors: error: ")]
+    assert f"Org1MSP at {ready['gateway']}: " in line and "creator org unknown" in line
     plain = [a for a in identity if a not in identity[2:6]]  # no TLS to a TLS Gateway
     unanswered = cli("query", "kv", "get", "colour", *plain)
     assert unanswered.returncode == 1
