@@ -275,6 +275,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from actors.admin import serve_admin
     from actors.ledger import LedgerError
+    from actors.ledger.errors import LedgerLocked
     from actors.operations import OperationsServer, OperationsTLS, docker_check
     from actors.support import ChaincodeSupport
 
@@ -337,13 +338,26 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         support = ChaincodeSupport(config)
-    except LedgerError as exc:  # e.g. another peer holds the data directory
+    except LedgerLocked as exc:
+        raise UsageError(
+            f"--data-dir: {exc}: another peer runs on it; give this one its own with "
+            "--data-dir DIR, or --ephemeral (a ledger in memory)"
+        ) from None
+    except LedgerError as exc:
         raise UsageError(f"--data-dir: {exc}") from None
     with support:
         try:
             listener = support.listen()
         except OSError as exc:
             raise UsageError(f"--listen: {exc}") from None
+        gateway = None
+        if config.gateway_address:
+            try:
+                gateway = support.peer.start_gateway()
+            except OSError as exc:
+                raise UsageError(f"--gateway: {exc}") from None
+        # The admin API opens after the listener and the Gateway, so that a client that sees it
+        # answer (`ccactors wait`) may use them; the operations server (/healthz) opens last.
         try:
             admin_server, admin_address = serve_admin(support, admin, tls=admin_tls)
         except OSError as exc:
@@ -361,12 +375,6 @@ def run_serve(args: argparse.Namespace) -> int:
                     "docker", docker_check(config.docker_endpoint, config.docker_tls)
                 )
             operations.start()
-        gateway = None
-        if config.gateway_address:
-            try:
-                gateway = support.peer.start_gateway()
-            except OSError as exc:
-                raise UsageError(f"--gateway: {exc}") from None
         ready = {
             "listener": listener.address,
             "gateway": gateway,
@@ -568,6 +576,35 @@ def _parse_ctor(text: str) -> list[str]:
             raise UsageError("-c: chaincode argument error: function must be a string")
         arguments = [function, *arguments]
     return arguments
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    """``ccactors wait``: until the peer's admin API answers (``serve`` opens it once its
+    chaincode listener and Gateway listen), at most ``--timeout``; exit 1 if it never does, or
+    if it answers with a refusal (waiting longer would not change that)."""
+    from actors.errors import PeerUnavailable
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            _client(args, timeout=max(0.1, min(5.0, left))).channels()
+            break
+        except ChaincodeError as exc:
+            retry = isinstance(exc, PeerUnavailable) or str(exc).startswith("DEADLINE_EXCEEDED")
+            if not retry:
+                return _failed(exc, as_json=args.json)
+            if left <= 0:
+                from actors.config import format_duration
+
+                waited = format_duration(args.timeout)
+                return _failed(
+                    PeerUnavailable(f"{args.peer} did not answer within {waited}: {exc}"),
+                    as_json=args.json,
+                )
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    print(json.dumps({"peer": args.peer, "ready": True}) if args.json else f"{args.peer} ready")
+    return EXIT_OK
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -1168,6 +1205,16 @@ def build_parser() -> argparse.ArgumentParser:
         from actors.gateway import command as gateway
 
         gateway.add_arguments(sub)
+
+    wait = command(
+        "wait",
+        run_wait,
+        "wait until a peer answers on its admin API (for scripts: after `serve &`)",
+    )
+    peer(wait)
+    client_tls(wait)
+    wait.add_argument("--timeout", type=_seconds, default=60.0, help="give up after this long")
+    json_flag(wait)
 
     listing = command("list", run_list, "list the peer's chaincodes")
     peer(listing)

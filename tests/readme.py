@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The commands that reach the admin service, so take --peer.
 PEER_COMMANDS = (
-    "serve|invoke|query|list|launch|stop|logs|events|install|queryinstalled|define|querycommitted"
+    "serve|wait|invoke|query|list|launch|stop|logs|events|install|queryinstalled|define|"
+    "querycommitted"
 )
 
 

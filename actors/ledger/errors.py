@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["LedgerError", "ReadOnlyViolation", "WriteSetTooLarge"]
+__all__ = ["LedgerError", "LedgerLocked", "ReadOnlyViolation", "WriteSetTooLarge"]
 
 
 class LedgerError(Exception):
     """Any failure reported by the ledger: misuse, closed ledger, unknown channel, storage."""
+
+
+class LedgerLocked(LedgerError):
+    """The ledger directory is held by another process (its LOCK file): one peer per directory."""
 
 
 class ReadOnlyViolation(LedgerError):

@@ -15,6 +15,7 @@ import fcntl
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from google.protobuf.message import DecodeError
 from protos.ledger.rwset.rwset_pb2 import TxPvtReadWriteSet
 
 from .checks import check_key, check_namespace, check_txid
-from .errors import LedgerError
+from .errors import LedgerError, LedgerLocked
 from .model import Height, KeyModification, ValidationCode
 from .privdata import CollectionRules, PvtWrites, all_eligible, parse_pvt_rwset, sha256
 from .richquery.engine import RichQueryEngine
@@ -67,15 +68,22 @@ def _check_limit(name: str, value: object) -> int:
 
 def _lock_directory(path: str) -> IO[bytes]:
     """Hold ``path/LOCK`` exclusively while open: two peers writing one ledger would corrupt
-    it (leveldb's LOCK file does this for Fabric)."""
-    file = open(os.path.join(path, "LOCK"), "ab")  # noqa: SIM115 - held until close()
+    it (leveldb's LOCK file does this for Fabric). The holder writes its pid and command line
+    into it, so that a second peer can say who holds the directory."""
+    file = open(os.path.join(path, "LOCK"), "a+b")  # noqa: SIM115 - held until close()
     try:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        file.seek(0)
+        holder = file.read(300).decode("utf-8", "replace").strip()
         file.close()
-        raise LedgerError(
-            f"ledger directory {path} is in use by another process (its LOCK is held): {exc}"
+        raise LedgerLocked(
+            f"ledger directory {path} is in use by another process "
+            f"({holder or 'unknown'}; its LOCK is held)"
         ) from exc
+    file.truncate(0)
+    file.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}".encode())
+    file.flush()
     return file
 
 

@@ -153,6 +153,10 @@ def test_default_data_dir_ephemeral_and_one_directory_per_peer(
     assert second.returncode == 2
     assert "--data-dir: ledger directory" in second.stderr
     assert "is in use by another process" in second.stderr and "Traceback" not in second.stderr
+    # who holds it, and how to choose another
+    assert f"(pid {first.process.pid}: " in second.stderr and " serve " in second.stderr
+    assert "--data-dir DIR, or --ephemeral" in second.stderr
+    assert len(second.stderr.splitlines()) == 1
     first.kill()
 
     ephemeral = Serve(tmp_path, "--ephemeral")

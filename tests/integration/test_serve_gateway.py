@@ -119,6 +119,7 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     )
     start = readme.index("```sh\n", anchor) + len("```sh\n")
     script = readme[start : readme.index("```\n", start)]
+    assert "sleep" not in script and "ccactors wait" in script  # a readiness signal, not a guess
     # `ccactors` is this checkout's; the gateway and admin ports are free ones (and the
     # chaincode listener takes any free port)
     bin_dir = tmp_path / "bin"

@@ -348,3 +348,12 @@ def test_lifecycle_verbs_without_a_peer(tmp_path: Path, capsys: pytest.CaptureFi
     nobody = f"127.0.0.1:{free_port()}"
     assert main(["querycommitted", "--peer", nobody, "-C", "ch", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
+
+
+def test_wait_gives_up_after_its_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens
+    assert main(["wait", "--peer", address, "--timeout", "300ms"]) == 1
+    (line,) = _errors(capsys.readouterr().err)
+    assert line.startswith(f"PeerUnavailable: {address} did not answer within 300ms: ")
+    assert main(["wait", "--peer", address, "--timeout", "300ms", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
