@@ -598,7 +598,7 @@ class ChaincodeDefinition:
     restart: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems, failed = [], set()
         try:
             who = f"chaincode {_NAME(self.name)}"
         except ConfigError as exc:
@@ -611,8 +611,9 @@ class ChaincodeDefinition:
             try:
                 object.__setattr__(self, attribute, parse(value))
             except ConfigError as exc:
+                failed.add(attribute)
                 problems.extend(_under(f"{who}: {attribute}", p) for p in exc.problems)
-        if not problems:
+        if not failed & {"runtime", "target", "command", "package", "connection"}:
             problems.extend(f"{who}: {p}" for p in self._runtime_problems())
         if problems:
             raise ConfigError(*problems)
@@ -1349,13 +1350,17 @@ class Config:
         return self.restart
 
     def __post_init__(self) -> None:
-        problems = []
+        problems, failed = [], set()
         for name, key in KEYS.items():
             try:
                 object.__setattr__(self, name, key.parse(getattr(self, name)))
             except ConfigError as exc:
+                failed.add(name)
                 problems.extend(_under(key.name, p) for p in exc.problems)
-        if not problems and self.docker_tls_enabled:
+        # Checks across keys run whenever the keys they read are good, so that one load
+        # reports every problem.
+        engine = {"docker_endpoint", *(n for n in KEYS if n.startswith("docker_tls_"))}
+        if not failed & engine and self.docker_tls_enabled:
             problems.extend(self._engine_tls_problems())
         if problems:
             raise ConfigError(*problems)
@@ -1397,18 +1402,20 @@ class Config:
         values.update(_from_env(os.environ if env is None else env))
         values.update(overrides or {})
         try:
-            config = cls(**values)
+            config: Config | None = cls(**values)
         except ConfigError as exc:
             problems.extend(exc.problems)
-        else:
-            # Chaincode paths are relative to the file; code that cannot be found is reported now.
+            config = _good_part(cls, values)
+        if config is not None:
+            # Chaincode paths are relative to the file; code that cannot be found is reported now
+            # (for the chaincodes that parsed, even when other keys did not).
             from actors.runtimes.targets import settle_chaincodes
 
             try:
                 config = settle_chaincodes(config, None if path is None else Path(path).parent)
             except ConfigError as exc:
                 problems.extend(exc.problems)
-        if problems:
+        if problems or config is None:
             raise ConfigError(*problems)
         ignored.extend(f"vm.docker.hostConfig.{k}" for k in config.docker_host_config.ignored)
         if ignored:
@@ -1421,6 +1428,27 @@ class Config:
                 more,
             )
         return config
+
+
+def _good_part(cls: type[Config], values: dict[str, Any]) -> Config | None:
+    """The chaincodes entries of ``values`` that parse, alone in a Config, so that their code
+    is still looked for when other keys are wrong; None if there are none."""
+    raw = values.get("chaincodes")
+    if not isinstance(raw, list | tuple):
+        return None
+    good = [entry for entry in raw if _parses("chaincodes", [entry])]
+    try:
+        return cls(chaincodes=good) if good else None
+    except ConfigError:  # e.g. two with one name: reported already
+        return None
+
+
+def _parses(name: str, raw: Any) -> bool:
+    try:
+        KEYS[name].parse(raw)
+    except ConfigError:
+        return False
+    return True
 
 
 KEYS: dict[str, Key] = {f.name: f.metadata[_KEY] for f in dataclasses.fields(Config)}

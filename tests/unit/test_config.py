@@ -339,6 +339,28 @@ def test_all_problems_at_once(tmp_path: Path) -> None:
     ]
 
 
+def test_later_checks_run_beside_the_key_errors(tmp_path: Path) -> None:
+    """A bad key does not hide the checks that come after parsing: the Docker engine's TLS
+    files, a chaincode's own fields and whether the code of the good chaincodes is there."""
+    path = tmp_path / "core.yaml"
+    path.write_text(
+        "chaincode: {executetimeout: banana}\n"
+        "vm: {docker: {tls: {enabled: true}}}\n"
+        "chaincodes:\n"
+        "  - {name: kv, runtime: system, target: 'nosuchmodule:Thing'}\n"
+        "  - {name: d, runtime: docker, execute_timeout: -1}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        Config.load(path, env={})
+    problems = info.value.problems
+    assert problems[0].startswith("chaincode.executetimeout: cannot parse duration")
+    assert "chaincodes[1] chaincode d: execute_timeout: must not be negative, got -1" in problems
+    assert "chaincodes[1] chaincode d: a docker chaincode needs a package path" in problems
+    assert "vm.docker.tls.ca.file: must be set with vm.docker.tls.enabled" in problems
+    assert any(p.startswith("chaincode kv: no module named 'nosuchmodule'") for p in problems)
+    assert len(problems) == len(set(problems)) == 8, problems
+
+
 def test_command_and_restart_shorthands() -> None:
     process = ChaincodeDefinition("p", runtime="process", command="/bin/sh -c 'echo hi'")
     assert process.command == ("/bin/sh", "-c", "echo hi")  # split as a shell would
