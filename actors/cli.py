@@ -3,7 +3,8 @@
 ``demo`` starts a peer in this process, launches two system chaincodes as OS processes,
 drives a parallel invoke workload through them, commits, and reports. ``serve`` runs a
 long-lived peer (chaincode listener, admin service, metrics); ``invoke``, ``query``, ``list``,
-``launch``, ``stop``, ``logs`` and ``events`` talk to one through its admin address (--peer).
+``launch``, ``stop``, ``logs`` and ``events`` talk to one through its admin address (--peer,
+else Fabric's CORE_PEER_* environment: ``actors.peerenv``); ``wait`` waits until it answers.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from actors.config import (
     default_file_system_path,
 )
 from actors.errors import ChaincodeError
+from actors.peerenv import DEFAULT_PEER
 
 if TYPE_CHECKING:
     from actors.support import InvokeResult
@@ -186,7 +188,6 @@ def _print_report(report: dict[str, Any]) -> None:
 # -- errors and exit codes: 0 ok, 1 the operation failed, 2 bad usage (flags or configuration) --
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-from actors.peerenv import DEFAULT_PEER  # noqa: E402 - beside the exit codes it goes with
 
 
 class UsageError(Exception):
