@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -275,7 +276,7 @@ def configure_logging(spec: str | None = None, fmt: str | None = None) -> LogLev
     spec = spec if spec is not None else os.environ.get("FABRIC_LOGGING_SPEC", "info")
     fmt = fmt if fmt is not None else os.environ.get("FABRIC_LOGGING_FORMAT") or None
     levels = LogLevels(spec)
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(FabricFormatter(fmt, color=_is_terminal(handler.stream)))
     handler.addFilter(levels.filter)
     root = logging.getLogger()
@@ -286,6 +287,20 @@ def configure_logging(spec: str | None = None, fmt: str | None = None) -> LogLev
     root.setLevel(levels.lowest())
     _configured = (levels, handler)
     return levels
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes, as logging's lastResort does. A
+    handler holding the stream of its setup outlives a stderr that is swapped and closed
+    (pytest's capsys around ``main()``, an embedding's redirect): every later record then
+    fails with a "--- Logging error --- ... Call stack:" block on whatever stderr is current."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -357,3 +357,21 @@ def test_wait_gives_up_after_its_timeout(capsys: pytest.CaptureFixture[str]) -> 
     assert line.startswith(f"PeerUnavailable: {address} did not answer within 300ms: ")
     assert main(["wait", "--peer", address, "--timeout", "300ms", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
+
+
+def test_logging_writes_to_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's log handler must not keep the stderr of its setup: once that is closed (here
+    a replaced stream, in the suite pytest's capsys of an earlier test) each record would be a
+    "--- Logging error ---" block with a bare "Call stack:" line."""
+    import contextlib
+    import io
+    import logging
+
+    earlier = io.StringIO()
+    with contextlib.redirect_stderr(earlier):
+        assert main(["calculatepackageid", "/nonexistent.tar.gz"]) == 2  # sets logging up
+    earlier.close()
+    logging.getLogger("actors.test").warning("logged later")
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Call stack" not in err
+    assert "logged later" in err
