@@ -40,7 +40,7 @@ _ORDERER_FLAGS = (
 )
 
 
-IGNORED = "accepted, ignored: the peer orders its own transactions"
+_IGNORED = "accepted, ignored: the peer orders its own transactions"
 
 
 def add_arguments(sub: argparse.ArgumentParser, *, orderer: bool = False) -> None:
@@ -70,9 +70,9 @@ def add_arguments(sub: argparse.ArgumentParser, *, orderer: bool = False) -> Non
     for names in _ORDERER_FLAGS:
         flag = names[-1]
         if flag in ("--tls", "--clientauth"):
-            group.add_argument(*names, dest=_dest(flag), action="store_true", help=IGNORED)
+            group.add_argument(*names, dest=_dest(flag), action="store_true", help=_IGNORED)
         else:
-            group.add_argument(*names, dest=_dest(flag), metavar="VALUE", help=IGNORED)
+            group.add_argument(*names, dest=_dest(flag), metavar="VALUE", help=_IGNORED)
 
 
 def _dest(flag: str) -> str:
