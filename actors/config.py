@@ -1093,6 +1093,33 @@ class Config:
         Number(0, 1e9),
         "messages per second a chaincode may send (0: no limit); beyond, closed as a flood",
     )
+    # Fabric 3.x's chaincode.runtimeParams, announced to every shim in READY. Fabric's code
+    # reads an absent useWriteBatch as false; its sample core.yaml (what a peer ships with)
+    # sets both to true, as we do. A size of 0 means Fabric's default, 1000.
+    use_write_batch: bool = setting(
+        "chaincode.runtimeParams.useWriteBatch",
+        True,
+        Boolean(),
+        "READY tells shims they may send their writes as one WRITE_BATCH_STATE",
+    )
+    max_size_write_batch: int = setting(
+        "chaincode.runtimeParams.maxSizeWriteBatch",
+        1000,
+        Integer(0, 2**32 - 1),
+        "writes per WRITE_BATCH_STATE announced in READY (0: 1000)",
+    )
+    use_get_multiple_keys: bool = setting(
+        "chaincode.runtimeParams.useGetMultipleKeys",
+        True,
+        Boolean(),
+        "READY tells shims they may read several keys with one GET_STATE_MULTIPLE",
+    )
+    max_size_get_multiple_keys: int = setting(
+        "chaincode.runtimeParams.maxSizeGetMultipleKeys",
+        1000,
+        Integer(0, 2**32 - 1),
+        "keys per GET_STATE_MULTIPLE announced in READY (0: 1000)",
+    )
     docker_endpoint: str = setting(
         "vm.endpoint", "unix:///var/run/docker.sock", Text(), "the Docker engine"
     )

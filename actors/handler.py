@@ -19,6 +19,22 @@ either: the callee's future sends the reply when it is done. Sends from these th
 actor's share the stream's send lock, as Fabric's ``serialSend`` does, and never block (a reader
 blocked on a full pipe while the chaincode blocks writing to it would deadlock); the simulator's
 lock keeps a transaction's requests and its cleanup (timeout, teardown) from running at once.
+
+Write batches (Fabric 3.x): READY carries ``ChaincodeAdditionalParams`` from
+``chaincode.runtimeParams``, so a shim may send a transaction's writes as WRITE_BATCH_STATEs
+(served like any request, with a RESPONSE or ERROR) before its COMPLETED. Our Python shim goes
+one step further on a pipe: it sends its last WRITE_BATCH_STATE and the COMPLETED *in one
+frame* (:meth:`~actors.transports.pipe.PipeStream.send_together`) without waiting for the
+batch's RESPONSE. The peer recognises that case by position alone: a WRITE_BATCH_STATE directly
+followed, in what one wake read, by the COMPLETED of the same transaction. A shim that waits
+for the RESPONSE can never produce that pair (its COMPLETED is sent only after the RESPONSE,
+which is sent only after the wake that read the batch), so no flag is needed and a waiting shim
+(Fabric's Go shim, ours over gRPC, which reads one message a wake) is served as before. For the
+pair the Handler applies the batch and sends nothing back: on success the COMPLETED ends the
+transaction; on failure the transaction fails with the batch's error, worded as Fabric's Go
+shim words the ERROR it sends for a failed batch, and the COMPLETED is ignored. Fabric's peer
+serves every request in a goroutine of its own, so a COMPLETED right behind the batch could
+overtake it there; it needs the shim to wait.
 """
 
 from __future__ import annotations
@@ -206,6 +222,7 @@ class Handler(ThreadingActor):
             stream,
             self.actor_ref,
             self._from_reader,
+            self._batch_then_completed,
             config.max_inbound_backlog,
             config.max_inbound_rate,
         )
@@ -452,7 +469,7 @@ class Handler(ThreadingActor):
         if not self._send(CM(type=CM.REGISTERED)):
             return
         self.state = ESTABLISHED
-        if not self._send(CM(type=CM.READY)):
+        if not self._send(CM(type=CM.READY, payload=_ready_params(self.deps.config))):
             return
         self.state = READY
         self.deps.launcher.tell(HandlerReady(name, self.actor_ref))
@@ -521,6 +538,31 @@ class Handler(ThreadingActor):
                 ctx.end(error=failed)
                 return
         ctx.end(ExecuteResult(response, results, event, ctx.txid, ctx.timestamp))
+
+    def _batch_then_completed(self, batch: CM, completed: CM) -> bool:
+        """Reader: a WRITE_BATCH_STATE with its transaction's COMPLETED right behind it (the
+        module doc): apply the batch, reply nothing, end the transaction. False: not READY."""
+        if self.state != READY or self._closed:
+            return False
+        self._heard = time.monotonic()
+        started = time.perf_counter()
+        done = self.deps.metrics.shim_request(
+            TYPE_NAMES[batch.type], batch.channel_id, self.chaincode or ""
+        )
+        key = (batch.channel_id, batch.txid)
+        ctx = self._txs.get(key)
+        error = requests.no_context(batch)
+        if ctx is not None:
+            with ctx.simulator.lock:
+                _, error = self._serve_locked(batch, ctx, requests.write_batch)
+        done(error is None, time.perf_counter() - started)
+        if error is None:
+            self._notify(completed)
+            return True
+        ctx = self._txs.pop(key, None)  # None: over already (timed out); nothing to say
+        if ctx is not None:
+            ctx.end(error=TransactionFailed(requests.failed_batch_text(batch, error)))
+        return True
 
     # -- shim requests -----------------------------------------------------------------------
 
@@ -620,12 +662,14 @@ class _Reader:
         stream: MessageStream,
         ref: pykka.ActorRef[Any],
         handle: Callable[[CM], bool],
+        handle_pair: Callable[[CM, CM], bool],
         backlog_limit: int,
         rate_limit: float,
     ) -> None:
         self._stream = stream
         self._ref = ref
         self._handle = handle
+        self._handle_pair = handle_pair  # a WRITE_BATCH_STATE and its COMPLETED (module doc)
         self._backlog_limit = backlog_limit
         self._rate_limit = rate_limit
         self._tokens, self._last = rate_limit, time.monotonic()
@@ -645,8 +689,21 @@ class _Reader:
             if batch:  # the replies to a batch go back as one (see actors.transports.pipe)
                 stream.cork()  # type: ignore[attr-defined]
             try:
-                for msg in got:
+                index, count = 0, len(got)
+                while index < count:
+                    msg = got[index]
+                    index += 1
                     try:
+                        if (
+                            msg.type == CM.WRITE_BATCH_STATE
+                            and index < count
+                            and _completes(msg, got[index])
+                        ):
+                            index += 1
+                            if not self._handle_pair(msg, got[index - 1]):
+                                tell(msg)
+                                tell(got[index - 1])
+                            continue
                         handled = handle(msg)
                     except Exception as exc:
                         tell_quietly(ref, ServingFailed(exc))
@@ -679,6 +736,23 @@ class _Reader:
             tell_quietly(ref, ConnectionLost(f"flooded: {flood}"))
             return False
         return True
+
+
+def _completes(batch: CM, msg: CM) -> bool:
+    """``msg`` is the COMPLETED of ``batch``'s transaction."""
+    return (
+        msg.type == CM.COMPLETED and msg.txid == batch.txid and msg.channel_id == batch.channel_id
+    )
+
+
+def _ready_params(config: Config) -> bytes:
+    """READY's payload: Fabric 3.x's ``sendReady`` announces ``chaincode.runtimeParams``."""
+    return chaincode_pb2.ChaincodeAdditionalParams(
+        use_write_batch=config.use_write_batch,
+        max_size_write_batch=config.max_size_write_batch or 1000,
+        use_get_multiple_keys=config.use_get_multiple_keys,
+        max_size_get_multiple_keys=config.max_size_get_multiple_keys or 1000,
+    ).SerializeToString()
 
 
 def _read_loop(stream: MessageStream, reader: _Reader) -> None:

@@ -140,6 +140,17 @@ def write_batch(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     return b""
 
 
+def failed_batch_text(msg: CM, error: str) -> str:
+    """Why a transaction failed whose last WRITE_BATCH_STATE came with its COMPLETED and
+    failed (see :mod:`actors.handler`): what the peer would have said, had the shim waited
+    for the ERROR and turned it into its own, as Fabric's Go shim does (``sendBatch`` and
+    ``handleTransaction`` each prefix "failed send batch: ")."""
+    return (
+        "transaction returned with failure: failed send batch: failed send batch: "
+        f"WRITE_BATCH_STATE failed: transaction ID: {msg.txid}: {error}"
+    )
+
+
 def get_state_metadata(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetStateMetadata.FromString(msg.payload)
     if req.collection:

@@ -49,6 +49,17 @@ in flight a third of the CPU per transaction that threads need; over a pipe, wha
 transactions of one frame send goes back as one frame), but, as in the Node shim's event loop,
 user code that blocks outside the stub (``time.sleep``, I/O) stalls every transaction of the
 chaincode.
+
+*Write batches.* When READY offers them (Fabric 3.x ``ChaincodeAdditionalParams``) and
+``Chaincode.write_batch`` is on, a transaction's writes wait in its stub (see
+:mod:`actors.shim.stub`) and go out as WRITE_BATCH_STATEs of at most ``max_size_write_batch``
+records (at least 100, as in Go) when it ends: Go's shim sends each and waits for its RESPONSE,
+then sends COMPLETED; a failed batch becomes the transaction's ERROR, "failed send batch:
+failed send batch: <the peer's ERROR>". Over a stream that can send several messages as one
+frame (``send_together``: the pipe) the last batch and the COMPLETED go together and nothing
+waits for the batch's RESPONSE, which the peer then does not send (the peer's side of this is
+described in :mod:`actors.handler`); if they do not fit in one frame, the batch goes alone and
+is waited for. A failed Init (status >= 500) sends no batch, as in Go.
 """
 
 from __future__ import annotations
@@ -67,7 +78,7 @@ from actors.shim.chaincode import ERROR, Chaincode, ChaincodeRequestError
 from actors.shim.stub import ChaincodeStub
 from actors.transports.base import ConnectionClosed, MalformedMessage, MessageStream
 from protos.peer.chaincode_pb2 import ChaincodeAdditionalParams, ChaincodeID, ChaincodeInput
-from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
+from protos.peer.chaincode_shim_pb2 import ChaincodeMessage, WriteBatchState, WriteRecord
 from protos.peer.proposal_response_pb2 import Response
 
 log = logging.getLogger(__name__)
@@ -86,6 +97,9 @@ _LINGER = 2
 """Grace periods without a park after which :meth:`ShimHandler.run`'s thread stops polling.
 Short, because every chaincode process polls: at 50, 100 live chaincodes cost 58% more CPU per
 transaction than at 2 (bench scaling section)."""
+_MIN_BATCH = 100
+"""Go's shim raises a smaller announced ``max_size_write_batch``/``max_size_get_multiple_keys``
+to this."""
 _TRANSACTIONS = frozenset((ChaincodeMessage.TRANSACTION, ChaincodeMessage.INIT))
 _REPLIES = frozenset((ChaincodeMessage.RESPONSE, ChaincodeMessage.ERROR))
 CONCURRENCY = ("auto", "threads", "greenlets")
@@ -220,8 +234,14 @@ class ShimHandler:
         self.error: str | None = None
         """Why :meth:`run` ended, if not a clean close (a protocol error or malformed frame)."""
         self.ready_params: ChaincodeAdditionalParams | None = None
-        """READY's payload (Fabric 3.1+), kept for inspection; we never use the batch messages
-        it may offer, which every peer must accept not being used."""
+        """READY's payload (Fabric 3.1+): what the peer offers besides single requests."""
+        self.write_batch_size = 0
+        """Records per WRITE_BATCH_STATE; 0 while the peer offers no write batches."""
+        self.get_multiple_size = 0
+        """Keys per GET_STATE_MULTIPLE; 0 while the peer offers none (one GET_STATE a key)."""
+        self.batch_writes = False
+        """Every transaction's stub batches its writes (offered, and ``write_batch`` on)."""
+        self._wants_batches = bool(getattr(chaincode, "write_batch", True))
         self._engine: _Engine
         greenlet: Any = None
         if concurrency != "threads":
@@ -319,11 +339,21 @@ class ShimHandler:
         except DecodeError:
             return  # like Go: an unreadable READY payload is ignored
         self.ready_params = params
+        if params.use_write_batch:
+            self.write_batch_size = max(params.max_size_write_batch, _MIN_BATCH)
+            self.batch_writes = self._wants_batches
+        if params.use_get_multiple_keys:
+            self.get_multiple_size = max(params.max_size_get_multiple_keys, _MIN_BATCH)
 
     # ------------------------------------------------------------------ transactions
 
     def _serve_one(self, msg: ChaincodeMessage) -> None:
-        reply = self._execute(msg)
+        reply, writes = self._execute(msg)
+        if writes:
+            sent = self._finish_batch(msg, reply, writes)
+            if sent is None:
+                return
+            reply = sent
         try:
             self._stream.send(reply)
         except ConnectionClosed:
@@ -341,19 +371,25 @@ class ShimHandler:
             channel_id=msg.channel_id,
         )
 
-    def _execute(self, msg: ChaincodeMessage) -> ChaincodeMessage:
-        """Run Init/Invoke for one INIT/TRANSACTION and build the COMPLETED/ERROR reply."""
+    def _execute(self, msg: ChaincodeMessage) -> tuple[ChaincodeMessage, list[WriteRecord]]:
+        """Run Init/Invoke for one INIT/TRANSACTION: the COMPLETED/ERROR reply, and the writes
+        its stub kept for a batch, to be sent before a COMPLETED."""
         chaincode_input = ChaincodeInput()
         try:
             chaincode_input.ParseFromString(msg.payload)
         except DecodeError as exc:
-            return self._error_reply(msg, f"failed to unmarshal input: {exc}")
+            return self._error_reply(msg, f"failed to unmarshal input: {exc}"), []
         proposal = msg.proposal if msg.HasField("proposal") else None
         try:
             stub = ChaincodeStub(self, msg.channel_id, msg.txid, chaincode_input, proposal)
         except ValueError as exc:
-            return self._error_reply(msg, f"failed to create new ChaincodeStub: {exc}")
+            return self._error_reply(msg, f"failed to create new ChaincodeStub: {exc}"), []
+        reply = self._run(msg, stub)
+        writes = stub.take_write_batch()
+        return reply, writes if reply.type == ChaincodeMessage.COMPLETED else []
 
+    def _run(self, msg: ChaincodeMessage, stub: ChaincodeStub) -> ChaincodeMessage:
+        """Call the chaincode's init or invoke with ``stub``; the COMPLETED/ERROR reply."""
         is_init = msg.type == ChaincodeMessage.INIT
         try:
             response = self._chaincode.init(stub) if is_init else self._chaincode.invoke(stub)
@@ -382,6 +418,53 @@ class ShimHandler:
         if stub.chaincode_event is not None:
             reply.chaincode_event.CopyFrom(stub.chaincode_event)
         return reply
+
+    def _finish_batch(
+        self, msg: ChaincodeMessage, reply: ChaincodeMessage, writes: list[WriteRecord]
+    ) -> ChaincodeMessage | None:
+        """Send a finished transaction's kept writes (module doc): the reply still to send
+        (the COMPLETED, or the ERROR of a failed batch), or None if it went with the batch."""
+        size = self.write_batch_size
+        chunks = [writes[start : start + size] for start in range(0, len(writes), size)]
+        together = getattr(self._stream, "send_together", None)
+        last = self._batch_message(msg.channel_id, msg.txid, chunks.pop()) if together else None
+        try:
+            for chunk in chunks:
+                self.send_write_batch(msg.channel_id, msg.txid, chunk)
+            if last is None or together is None:
+                return reply
+            try:
+                together([last, reply])
+                return None
+            except MalformedMessage:  # too big for one frame: the batch alone, waited for
+                self.send_write_batch(msg.channel_id, msg.txid, last)
+                return reply
+            except ConnectionClosed:
+                log.debug("shim %s: [%s] peer gone before the reply", self.name, _short(msg.txid))
+                return None
+        except ChaincodeRequestError as exc:
+            return self._error_reply(msg, f"failed send batch: {exc}")
+
+    @staticmethod
+    def _batch_message(channel_id: str, txid: str, records: list[WriteRecord]) -> ChaincodeMessage:
+        return ChaincodeMessage(
+            type=ChaincodeMessage.WRITE_BATCH_STATE,
+            payload=WriteBatchState(rec=records).SerializeToString(),
+            txid=txid,
+            channel_id=channel_id,
+        )
+
+    def send_write_batch(self, channel_id: str, txid: str, records: list[WriteRecord]) -> None:
+        """Send ``records`` as WRITE_BATCH_STATEs of at most ``write_batch_size`` and wait
+        for each RESPONSE (Go's ``sendBatch``); a refusal raises
+        :class:`ChaincodeRequestError` "failed send batch: <the peer's text>"."""
+        size = self.write_batch_size or len(records)
+        for start in range(0, len(records), size):
+            message = self._batch_message(channel_id, txid, records[start : start + size])
+            try:
+                self.request(message)
+            except ChaincodeRequestError as exc:
+                raise ChaincodeRequestError(f"failed send batch: {exc}") from exc
 
     # ------------------------------------------------------------------ requests (stub side)
 

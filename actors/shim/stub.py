@@ -7,6 +7,16 @@ raised exception: :class:`ChaincodeRequestError` when the peer refuses a request
 
 Every request carries the transaction's ``txid`` and ``channel_id``; the handler allows one
 outstanding request per transaction, matching the peer (which drops overlapping requests).
+
+Write batches (Fabric 3.x, ``StartWriteBatch``/``FinishWriteBatch`` in Go): when the peer
+offers them in READY and the chaincode's ``write_batch`` is on (the default; Go's shim only
+after ``StartWriteBatch()``), writes are kept here, keyed as Go keys them (collection, key,
+data or metadata: a later write of a key replaces the earlier one), and sent as
+WRITE_BATCH_STATE when the transaction ends (:class:`~actors.shim.handler.ShimHandler`), at
+:meth:`ChaincodeStub.finish_write_batch`, or before :meth:`ChaincodeStub.invoke_chaincode`
+(Go's shim does not send there; we do, so that a callee's writes still land after the
+caller's earlier ones). Reads are not affected: the peer never shows a transaction its own
+writes.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from protos.peer.chaincode_shim_pb2 import (
     GetState,
     GetStateByRange,
     GetStateMetadata,
+    GetStateMultiple,
+    GetStateMultipleResult,
     PutState,
     PutStateMetadata,
     QueryMetadata,
@@ -45,6 +57,7 @@ from protos.peer.chaincode_shim_pb2 import (
     QueryResponseMetadata,
     StateMetadata,
     StateMetadataResult,
+    WriteRecord,
 )
 from protos.peer.proposal_pb2 import ChaincodeProposalPayload, Proposal, SignedProposal
 from protos.peer.proposal_response_pb2 import Response
@@ -62,6 +75,7 @@ VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 """Metakey of key-level endorsement policies (``peer.MetaDataKeys_VALIDATION_PARAMETER``)."""
 
 _VALID_HEADER_TYPES = (common_pb2.ENDORSER_TRANSACTION, common_pb2.CONFIG)
+_DATA, _METADATA = 0, 1  # the two kinds of write a batch keeps per key (Go's batchRecordType)
 
 Value = bytes | bytearray | memoryview | str
 
@@ -167,6 +181,10 @@ class ChaincodeStub:
         self._channel_header: ChannelHeader | None = None
         self._signature_header: SignatureHeader | None = None
         self._transient: dict[str, bytes] | None = None
+        # Writes kept for one WRITE_BATCH_STATE (module doc); None: each write is a request.
+        self._batch: dict[tuple[str, str, int], WriteRecord] | None = (
+            {} if handler.batch_writes else None
+        )
         if signed_proposal is not None:
             self._check_proposal(signed_proposal)
 
@@ -283,19 +301,45 @@ class ChaincodeStub:
         return self._request(ChaincodeMessage.GET_STATE, GetState(key=key))
 
     def get_state_multiple(self, keys: Sequence[str]) -> list[bytes]:
-        """Values for several keys (b"" for missing ones), one GET_STATE each: the peer only
-        serves GET_STATE_MULTIPLE when it advertised it in READY, which we do not rely on."""
-        return [self.get_state(key) for key in keys]
+        """Values for several keys (b"" for missing ones): GET_STATE_MULTIPLE requests of at
+        most the size the peer announced in READY, else one GET_STATE each (as Go's shim)."""
+        size = self._handler.get_multiple_size
+        if not size:
+            return [self.get_state(key) for key in keys]
+        keys = list(keys)
+        values: list[bytes] = []
+        for start in range(0, len(keys), size):
+            payload = self._request(
+                ChaincodeMessage.GET_STATE_MULTIPLE,
+                GetStateMultiple(keys=keys[start : start + size]),
+            )
+            result = GetStateMultipleResult()
+            try:
+                result.ParseFromString(payload)
+            except DecodeError as exc:
+                raise ChaincodeRequestError(
+                    f"could not unmarshal get state multiple keys response: {exc}"
+                ) from exc
+            if len(result.values) != min(size, len(keys) - start):
+                raise ChaincodeRequestError(
+                    f"the peer answered {len(result.values)} values for "
+                    f"{min(size, len(keys) - start)} keys"
+                )
+            values.extend(result.values)
+        return values
 
     def put_state(self, key: str, value: Value) -> None:
         """Write ``key``; an empty value is recorded by the peer as a delete. Composite keys
         (leading U+0000) are allowed here, as in Go."""
         if not key:
             raise ValueError("key must not be an empty string")
-        self._request(ChaincodeMessage.PUT_STATE, PutState(key=key, value=_as_bytes(value)))
+        value = _as_bytes(value)
+        if not self._keep("", key, _DATA, WriteRecord.PUT_STATE, value=value):
+            self._request(ChaincodeMessage.PUT_STATE, PutState(key=key, value=value))
 
     def del_state(self, key: str) -> None:
-        self._request(ChaincodeMessage.DEL_STATE, DelState(key=key))
+        if not self._keep("", key, _DATA, WriteRecord.DEL_STATE):
+            self._request(ChaincodeMessage.DEL_STATE, DelState(key=key))
 
     def set_state_validation_parameter(self, key: str, ep: bytes) -> None:
         """Set the key-level endorsement policy (serialized) of ``key``."""
@@ -307,6 +351,10 @@ class ChaincodeStub:
 
     def _put_metadata(self, collection: str, key: str, ep: bytes) -> None:
         metadata = StateMetadata(metakey=VALIDATION_PARAMETER, value=ep)
+        if self._keep(
+            collection, key, _METADATA, WriteRecord.PUT_STATE_METADATA, metadata=metadata
+        ):
+            return
         self._request(
             ChaincodeMessage.PUT_STATE_METADATA,
             PutStateMetadata(key=key, collection=collection, metadata=metadata),
@@ -417,17 +465,22 @@ class ChaincodeStub:
         _require_collection(collection)
         if not key:
             raise ValueError("key must not be an empty string")
-        self._request(
-            ChaincodeMessage.PUT_STATE,
-            PutState(key=key, value=_as_bytes(value), collection=collection),
-        )
+        value = _as_bytes(value)
+        if not self._keep(collection, key, _DATA, WriteRecord.PUT_STATE, value=value):
+            self._request(
+                ChaincodeMessage.PUT_STATE,
+                PutState(key=key, value=value, collection=collection),
+            )
 
     def del_private_data(self, collection: str, key: str) -> None:
         _require_collection(collection)
-        self._request(ChaincodeMessage.DEL_STATE, DelState(key=key, collection=collection))
+        if not self._keep(collection, key, _DATA, WriteRecord.DEL_STATE):
+            self._request(ChaincodeMessage.DEL_STATE, DelState(key=key, collection=collection))
 
     def purge_private_data(self, collection: str, key: str) -> None:
         _require_collection(collection)
+        if self._keep(collection, key, _DATA, WriteRecord.PURGE_PRIVATE_DATA):
+            return
         # PurgePrivateState is wire-identical to DelState, which is what the peer parses.
         self._request(ChaincodeMessage.PURGE_PRIVATE_DATA, DelState(key=key, collection=collection))
 
@@ -466,6 +519,9 @@ class ChaincodeStub:
         raises :class:`ChaincodeRequestError`.
         """
         target = f"{chaincode_name}/{channel}" if channel else chaincode_name
+        if self._batch:  # the callee's writes must land after ours (module doc)
+            self.finish_write_batch()
+            self._batch = {}
         spec = ChaincodeSpec(
             chaincode_id=ChaincodeID(name=target),
             input=ChaincodeInput(args=[_as_bytes(a) for a in args]),
@@ -492,6 +548,48 @@ class ChaincodeStub:
         except DecodeError as exc:
             return _error_response(f"malformed Response from {target}: {exc}".encode())
         return response
+
+    # ------------------------------------------------------------------ write batches
+
+    def _keep(
+        self,
+        collection: str,
+        key: str,
+        kind: int,
+        record_type: WriteRecord.Type.ValueType,
+        *,
+        value: bytes = b"",
+        metadata: StateMetadata | None = None,
+    ) -> bool:
+        """Keep a write for the batch; False when not batching (send it now)."""
+        batch = self._batch
+        if batch is None:
+            return False
+        batch[(collection, key, kind)] = WriteRecord(
+            key=key, value=value, collection=collection, type=record_type, metadata=metadata
+        )
+        return True
+
+    def start_write_batch(self) -> None:
+        """Keep this transaction's writes for one WRITE_BATCH_STATE from now on (Go's
+        ``StartWriteBatch``); no effect when the peer does not offer batches or when this
+        transaction batches already (``Chaincode.write_batch``)."""
+        if self._batch is None and self._handler.write_batch_size:
+            self._batch = {}
+
+    def finish_write_batch(self) -> None:
+        """Send the writes kept so far and wait for the peer (Go's ``FinishWriteBatch``);
+        later writes are sent one by one until :meth:`start_write_batch`. Raises
+        :class:`ChaincodeRequestError` if the peer refuses one of them; no effect when not
+        batching."""
+        records = self.take_write_batch()
+        if records:
+            self._handler.send_write_batch(self._channel_id, self._txid, records)
+
+    def take_write_batch(self) -> list[WriteRecord]:
+        """The kept writes, and stop batching (for the handler, at the transaction's end)."""
+        batch, self._batch = self._batch, None
+        return list(batch.values()) if batch else []
 
     def set_event(self, name: str, payload: Value = b"") -> None:
         """Attach an event to this transaction's COMPLETED; the last call wins."""

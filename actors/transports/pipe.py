@@ -127,7 +127,7 @@ class PipeStream:
         self._receiving = False
         self._closed = False
         self._corks = 0  # open cork() calls: while > 0, sends queue in _queued
-        self._queued: list[bytes] = []
+        self._queued: list[tuple[bytes, int]] = []  # (encoded messages, how many)
         self._received: deque[ChaincodeMessage] = deque()  # the rest of a batch, for recv()
         self._failed: ConnectionClosed | MalformedMessage | None = None  # for the next recv
         self._inbuf = bytearray()  # part of a frame
@@ -141,14 +141,34 @@ class PipeStream:
             raise MalformedMessage(
                 f"message of {len(frame)} bytes exceeds the limit of {self._max_frame}"
             )
-        if self._corks:
-            with self._send_lock:
-                if self._corks:
-                    if self._closed:
-                        raise ConnectionClosed("pipe closed")
-                    self._queued.append(frame)
-                    return
+        if self._corks and self._queue(frame, 1):
+            return
         self.send_frame(frame)
+
+    def send_together(self, msgs: list[ChaincodeMessage]) -> None:
+        """Send two or more messages in one frame, never split (corked or not): the peer
+        relies on it for a WRITE_BATCH_STATE and its transaction's COMPLETED (see
+        :mod:`actors.handler`). Raises :class:`MalformedMessage`, sending nothing, when they
+        do not fit in one frame."""
+        encoded = b"".join(encode(msg) for msg in msgs)
+        if len(encoded) + 5 > self._max_frame:
+            raise MalformedMessage(
+                f"{len(msgs)} messages of {len(encoded)} bytes exceed the frame limit of "
+                f"{self._max_frame}"
+            )
+        if self._corks and self._queue(encoded, len(msgs)):
+            return
+        self.send_frame(_array_header(len(msgs)) + encoded)
+
+    def _queue(self, encoded: bytes, count: int) -> bool:
+        """Corked: queue ``count`` encoded messages as one unit; False if uncorked meanwhile."""
+        with self._send_lock:
+            if not self._corks:
+                return False
+            if self._closed:
+                raise ConnectionClosed("pipe closed")
+            self._queued.append((encoded, count))
+            return True
 
     def cork(self) -> None:
         """Queue sends until the matching :meth:`uncork` (calls nest, from any thread)."""
@@ -167,16 +187,20 @@ class PipeStream:
                 raise ConnectionClosed("pipe closed")
             limit = self._max_frame - 5  # room for the array header
             start, size = 0, 0
-            for end, frame in enumerate(queued):
-                if size + len(frame) > limit and end > start:
+            for end, (encoded, _) in enumerate(queued):
+                if size + len(encoded) > limit and end > start:
                     self._send_locked(self._batch(queued[start:end]))
                     start, size = end, 0
-                size += len(frame)
+                size += len(encoded)
             self._send_locked(self._batch(queued[start:]))
 
     @staticmethod
-    def _batch(frames: list[bytes]) -> bytes:
-        return frames[0] if len(frames) == 1 else encode_batch(frames)
+    def _batch(units: list[tuple[bytes, int]]) -> bytes:
+        """One frame of queued units (a unit: one message, or messages sent together)."""
+        if len(units) == 1 and units[0][1] == 1:
+            return units[0][0]
+        count = sum(n for _, n in units)
+        return _array_header(count) + b"".join(encoded for encoded, _ in units)
 
     def send_frame(self, frame: bytes) -> None:
         """Send an already-encoded frame (tests and fault injection send garbage this way)."""

@@ -190,10 +190,24 @@ def test_a_typo_is_refused_and_an_unknown_key_ignored(tmp_path: Path, caplog) ->
         "unknown key 'chaincode.executetimeuot' (did you mean chaincode.executetimeout?)",
     )
     other = tmp_path / "b.yaml"
-    other.write_text("chaincode:\n  runtimeParams:\n    useWriteBatch: true\n")
+    other.write_text("peer:\n  quantumLedger:\n    entangled: true\n")
     with caplog.at_level(logging.WARNING, logger="actors.config"):
         Config.load(other, env={})
-    assert "chaincode.runtimeParams.useWriteBatch" in caplog.text
+    assert "peer.quantumLedger.entangled" in caplog.text
+
+
+def test_runtime_params_are_read_as_fabric_3_names_them(tmp_path: Path) -> None:
+    path = tmp_path / "core.yaml"
+    path.write_text(
+        "chaincode:\n  runtimeParams:\n    useWriteBatch: false\n    maxSizeWriteBatch: 5\n"
+        "    useGetMultipleKeys: false\n    maxSizeGetMultipleKeys: 0\n"
+    )
+    config = Config.load(path, env={})
+    assert (config.use_write_batch, config.max_size_write_batch) == (False, 5)
+    assert (config.use_get_multiple_keys, config.max_size_get_multiple_keys) == (False, 0)
+    env = {"CORE_CHAINCODE_RUNTIMEPARAMS_MAXSIZEWRITEBATCH": "-1"}
+    with pytest.raises(ConfigError, match="maxSizeWriteBatch"):
+        Config.load(None, env=env)
 
 
 def test_unreadable_files(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from protos.msp.identities_pb2 import SerializedIdentity
 from protos.peer import chaincode_shim_pb2 as shim
 from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.chaincode_pb2 import (
+    ChaincodeAdditionalParams,
     ChaincodeID,
     ChaincodeInput,
     ChaincodeInvocationSpec,
@@ -286,9 +287,12 @@ def test_register_gets_registered_then_ready(peer: Peer) -> None:
     first, second = cc.recv(), cc.recv()
     assert first.type == CM.REGISTERED
     assert second.type == CM.READY
+    assert first.payload == b""
+    # READY announces chaincode.runtimeParams, as Fabric 3.x's sendReady does.
+    params = ChaincodeAdditionalParams.FromString(second.payload)
+    assert (params.use_write_batch, params.max_size_write_batch) == (True, 1000)
+    assert (params.use_get_multiple_keys, params.max_size_get_multiple_keys) == (True, 1000)
     for msg in (first, second):
-        # Empty READY: no Go shim will then use WRITE_BATCH_STATE / GET_STATE_MULTIPLE.
-        assert msg.payload == b""
         assert (msg.txid, msg.channel_id) == ("", "")
         assert not msg.HasField("proposal")
     cc.expect_nothing()
