@@ -499,6 +499,121 @@ def test_get_state_multiple(peer: Peer) -> None:
     tx.complete()
 
 
+def batch_of(*records: shim.WriteRecord) -> CM:
+    return CM(
+        type=CM.WRITE_BATCH_STATE, payload=shim.WriteBatchState(rec=records).SerializeToString()
+    )
+
+
+def put(key: str, value: bytes, collection: str = "") -> shim.WriteRecord:
+    return shim.WriteRecord(
+        key=key, value=value, collection=collection, type=shim.WriteRecord.PUT_STATE
+    )
+
+
+def batch_and_completed(tx: Tx, *records: shim.WriteRecord, together: bool = True) -> None:
+    """What our shim sends at the end of a transaction over a pipe: its last batch and the
+    COMPLETED in one frame (``together``), or in two frames."""
+    batch = batch_of(*records)
+    completed = CM(
+        type=CM.COMPLETED, payload=Response(status=200, payload=b"ok").SerializeToString()
+    )
+    for msg in (batch, completed):
+        msg.txid, msg.channel_id = tx.txid, tx.channel
+    if together:
+        tx.cc.stream.send_together([batch, completed])
+    else:
+        tx.cc.stream.send(batch)
+        tx.cc.stream.send(completed)
+
+
+def test_a_batch_with_its_completed_in_one_frame_gets_no_response(peer: Peer) -> None:
+    peer.commit("fake", {"a": b"old"})
+    cc = peer.connect()
+    tx = peer.start(cc)
+    assert tx.ok(CM.GET_STATE, shim.GetState(key="a")) == b"old"
+    batch_and_completed(tx, put("a", b"new"), put("b", b"2"))
+    result = tx.future.result(WAIT)
+    assert result.response.payload == b"ok"
+    assert result.results is not None
+    assert result.results.writes("fake") == {"a": b"new", "b": b"2"}
+    assert list(result.results.reads("fake")) == ["a"]
+    cc.expect_nothing()  # the shim did not wait: a RESPONSE would be a stray reply to it
+    labels = {"type": "WRITE_BATCH_STATE", "channel": CHANNEL, "chaincode": "fake"}
+    assert peer.metric("chaincode_shim_requests_completed_total", success="true", **labels) == 1
+    assert_works(peer, cc)
+
+
+@pytest.mark.parametrize(
+    "record, cause",
+    [
+        (shim.WriteRecord(key="", type=shim.WriteRecord.DEL_STATE), "key must not be an empty"),
+        (put("k", b"v", collection="nowhere"), "collection ch/fake/nowhere could not be found"),
+        (shim.WriteRecord(key="k", value=b"v"), "unknown operation type"),
+    ],
+    ids=["empty-key", "unknown-collection", "no-type"],
+)
+def test_a_failed_batch_with_its_completed_fails_the_transaction(
+    peer: Peer, record: shim.WriteRecord, cause: str
+) -> None:
+    cc = peer.connect()
+    tx = peer.start(cc)
+    batch_and_completed(tx, put("fine", b"1"), record)
+    exc = failure(tx.future)
+    assert isinstance(exc, TransactionFailed)
+    # Worded as Fabric's Go shim turns a failed batch into its ERROR, which the peer prefixes.
+    prefix = (
+        "transaction returned with failure: failed send batch: failed send batch: "
+        f"WRITE_BATCH_STATE failed: transaction ID: {tx.txid}: "
+    )
+    assert str(exc).startswith(prefix) and cause in str(exc), str(exc)
+    cc.expect_nothing()
+    assert cc.handler.ask(Describe(), timeout=WAIT).in_flight == 0
+    assert_works(peer, cc)
+
+
+def test_a_batch_and_its_completed_in_two_frames_are_served_as_fabric_serves_them(
+    peer: Peer,
+) -> None:
+    """A shim that waits (Fabric's Go shim) is answered; if it did not wait after all, the
+    RESPONSE it gets is its own business, and the writes still land."""
+    cc = peer.connect()
+    tx = peer.start(cc)
+    batch_and_completed(tx, put("a", b"1"), together=False)
+    reply = cc.recv()
+    assert (reply.type, reply.txid) == (CM.RESPONSE, tx.txid)
+    result = tx.future.result(WAIT)
+    assert result.results is not None and result.results.writes("fake") == {"a": b"1"}
+
+
+def test_a_batch_followed_by_another_transactions_completed_is_answered(peer: Peer) -> None:
+    cc = peer.connect()
+    first, second = peer.start(cc), peer.start(cc)
+    batch = batch_of(put("a", b"1"))
+    batch.txid, batch.channel_id = first.txid, first.channel
+    completed = CM(
+        type=CM.COMPLETED,
+        payload=Response(status=200).SerializeToString(),
+        txid=second.txid,
+        channel_id=second.channel,
+    )
+    cc.stream.send_together([batch, completed])
+    reply = cc.recv()
+    assert (reply.type, reply.txid) == (CM.RESPONSE, first.txid)
+    assert second.future.result(WAIT).results.writes("fake") == {}  # type: ignore[union-attr]
+    assert first.complete().results.writes("fake") == {"a": b"1"}  # type: ignore[union-attr]
+
+
+def test_a_batch_with_its_completed_after_a_timeout_is_dropped(peer: Peer) -> None:
+    cc = peer.connect()
+    tx = peer.start(cc, timeout=0.2)
+    assert isinstance(failure(tx.future), ExecuteTimeout)
+    wait_for(lambda: cc.handler.ask(Describe(), timeout=WAIT).in_flight == 0, what="forgotten")
+    batch_and_completed(tx, put("a", b"1"))
+    cc.expect_nothing()  # neither an ERROR for the batch nor anything else
+    assert_works(peer, cc)
+
+
 def test_write_batch_state(peer: Peer) -> None:
     peer.commit("fake", {"gone": b"x", "a": b"old"})
     cc = peer.connect()

@@ -180,6 +180,33 @@ def test_a_batch_is_split_at_the_frame_limit() -> None:
     assert len(frames) > 1 and [m for f in frames for m in f] == sent
 
 
+def test_messages_sent_together_share_one_frame_even_when_corked() -> None:
+    left, right = _pair(max_frame=1024)
+    pair = [
+        CM(type=CM.WRITE_BATCH_STATE, txid="t", payload=b"w" * 200),
+        CM(type=CM.COMPLETED, txid="t", payload=b"c" * 200),
+    ]
+    left.send_together(pair)  # not corked: one frame of the two
+    assert decode_frame(right._conn.recv_bytes()) == pair
+    # Corked behind other messages, the frame limit splits between units, never inside one.
+    filler = CM(type=CM.PUT_STATE, txid="f", payload=b"x" * 300)
+    left.cork()
+    left.send(filler)
+    left.send_together(pair)
+    left.send(filler)
+    left.uncork()
+    frames = []
+    while sum(map(len, frames)) < 4:
+        frame = right._conn.recv_bytes()
+        assert len(frame) <= 1024
+        frames.append(decode_frame(frame))
+    assert [m for f in frames for m in f] == [filler, *pair, filler]
+    assert pair in [f[i : i + 2] for f in frames for i in range(len(f) - 1)]
+    with pytest.raises(MalformedMessage, match="exceed the frame limit"):
+        left.send_together([pair[0], filler, filler, filler])
+    assert not right._conn.poll(0.05)  # nothing of it was sent
+
+
 def test_a_batch_with_one_bad_message_delivers_none() -> None:
     good = encode(CM(type=CM.RESPONSE, txid="t1", payload=b"ok"))
     bad = msgpack.packb([CM.RESPONSE, 5, "c", b"", None, None])  # txid must be a str

@@ -36,7 +36,12 @@ from protos.common import common_pb2
 from protos.ledger.queryresult.kv_query_result_pb2 import KV, KeyModification
 from protos.msp.identities_pb2 import SerializedIdentity
 from protos.peer import chaincode_shim_pb2 as shim_pb
-from protos.peer.chaincode_pb2 import ChaincodeID, ChaincodeInput, ChaincodeSpec
+from protos.peer.chaincode_pb2 import (
+    ChaincodeAdditionalParams,
+    ChaincodeID,
+    ChaincodeInput,
+    ChaincodeSpec,
+)
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 from protos.peer.proposal_pb2 import ChaincodeProposalPayload, Proposal, SignedProposal
 from protos.peer.proposal_response_pb2 import Response
@@ -60,7 +65,10 @@ def parse(cls: type[Message], data: bytes) -> Any:
 class FakePeer:
     """The peer end of the pipe: handshake, a dict-backed ledger, and a record of traffic.
 
-    ``handshake``: "full" (REGISTERED+READY), "registered" (REGISTERED only) or "none".
+    ``handshake``: "full" (REGISTERED+READY), "batch" (as full, READY offering write batches
+    and GET_STATE_MULTIPLE, sizes 1: the shim raises them to 100), "registered" (REGISTERED
+    only) or "none". A WRITE_BATCH_STATE followed in one frame by its COMPLETED is applied
+    without a reply, as the peer does (actors.handler); its failure goes to ``batch_errors``.
     ``shuffle``: answer requests from a responder thread in random order instead of inline.
     """
 
@@ -80,6 +88,7 @@ class FakePeer:
         self.hold: dict[str, threading.Event] = {}  # GET_STATE of these keys waits for the event
         self.held: queue.Queue[ChaincodeMessage] = queue.Queue()
         self.fail_keys: set[str] = set()
+        self.batch_errors: dict[str, str] = {}  # txid -> why its unanswered batch failed
         self.invoke_replies: dict[str, ChaincodeMessage] = {}  # by target name
         self.closed = threading.Event()
         self._pending: list[ChaincodeMessage] = []
@@ -102,7 +111,18 @@ class FakePeer:
                 with self._lock:
                     self.received.extend(msgs)
                     self.frames.append(len(msgs))
-                for msg in msgs:
+                for index, msg in enumerate(msgs):
+                    after = msgs[index + 1] if index + 1 < len(msgs) else None
+                    if (
+                        msg.type == M.WRITE_BATCH_STATE
+                        and after is not None
+                        and after.type == M.COMPLETED
+                        and (after.txid, after.channel_id) == (msg.txid, msg.channel_id)
+                    ):
+                        reply = self.answer(msg)  # applied; the reply is not sent
+                        if reply.type == M.ERROR:
+                            self.batch_errors[msg.txid] = reply.payload.decode()
+                        continue
                     self._dispatch(msg)
         except (ConnectionClosed, MalformedMessage):  # a reset pipe may surface as either
             pass
@@ -111,10 +131,18 @@ class FakePeer:
 
     def _dispatch(self, msg: ChaincodeMessage) -> None:
         if msg.type == M.REGISTER:
-            if self.handshake in ("full", "registered"):
+            if self.handshake in ("full", "batch", "registered"):
                 self.send(M(type=M.REGISTERED))
             if self.handshake == "full":
                 self.send(M(type=M.READY))
+            elif self.handshake == "batch":
+                params = ChaincodeAdditionalParams(
+                    use_write_batch=True,
+                    max_size_write_batch=1,
+                    use_get_multiple_keys=True,
+                    max_size_get_multiple_keys=1,
+                )
+                self.send(M(type=M.READY, payload=params.SerializeToString()))
         elif msg.type in (M.COMPLETED, M.ERROR) and msg.txid:
             self._result_queue(msg.channel_id, msg.txid).put(msg)
         elif msg.type in (M.COMPLETED, M.ERROR, M.KEEPALIVE):
@@ -223,6 +251,25 @@ class FakePeer:
                     return hashlib.sha256(value).digest()
                 return value
             return self.state.get(req.key, b"")
+        if t == M.GET_STATE_MULTIPLE:
+            req = parse(shim_pb.GetStateMultiple, msg.payload)
+            values = [self.state.get(key, b"") for key in req.keys]
+            return shim_pb.GetStateMultipleResult(values=values).SerializeToString()
+        if t == M.WRITE_BATCH_STATE:
+            batch = parse(shim_pb.WriteBatchState, msg.payload)
+            for rec in batch.rec:
+                if rec.key in self.fail_keys:
+                    raise KeyError(f"transaction ID: {msg.txid}: refused {rec.key}")
+            for rec in batch.rec:
+                where = self.private if rec.collection else self.state
+                key: Any = (rec.collection, rec.key) if rec.collection else rec.key
+                if rec.type == shim_pb.WriteRecord.PUT_STATE:
+                    where[key] = rec.value
+                elif rec.type == shim_pb.WriteRecord.PUT_STATE_METADATA:
+                    self.metadata.setdefault(rec.key, {})[rec.metadata.metakey] = rec.metadata.value
+                else:
+                    where.pop(key, None)
+            return b""
         if t == M.PUT_STATE:
             req = parse(shim_pb.PutState, msg.payload)
             if req.collection:
@@ -311,10 +358,19 @@ class FakePeer:
         return resp.SerializeToString()
 
 
+class WaitingStream(PipeStream):
+    """A pipe without ``send_together``: the shim then waits for every batch's RESPONSE, as
+    over gRPC."""
+
+    send_together = None  # type: ignore[assignment]
+
+
 class Harness:
-    def __init__(self, chaincode: Chaincode, **peer_kwargs: Any):
+    def __init__(
+        self, chaincode: Chaincode, stream_class: type[PipeStream] = PipeStream, **peer_kwargs: Any
+    ):
         a, b = multiprocessing.Pipe()
-        self.peer_stream, self.cc_stream = PipeStream(a), PipeStream(b)
+        self.peer_stream, self.cc_stream = PipeStream(a), stream_class(b)
         self.handler = ShimHandler(self.cc_stream, chaincode, "mycc:1.0", max_workers=64)
         self.run_error: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -356,7 +412,7 @@ def make(request: pytest.FixtureRequest) -> Any:
         chaincode.concurrency = request.param
         h = Harness(chaincode, **kwargs)
         harnesses.append(h)
-        if kwargs.get("handshake", "full") == "full":
+        if kwargs.get("handshake", "full") in ("full", "batch"):
             h.wait_ready()
         return h
 
@@ -440,8 +496,6 @@ def test_handshake_order_and_states(make: Any) -> None:
 
 
 def test_ready_payload_additional_params_parsed(make: Any) -> None:
-    from protos.peer.chaincode_pb2 import ChaincodeAdditionalParams
-
     h = make(FnChaincode({}), handshake="registered")
     h.wait_state("established")
     h.peer.send(
@@ -930,6 +984,190 @@ def test_invoke_chaincode(make: Any) -> None:
     # The peer refusing the call (outer ERROR) is a 500 Response too, as in Go.
     status, message, _ = payload_of(h.peer.execute(["call", "ghost", ""]))
     assert status == 500 and "chaincode ghost not found" in message
+
+
+# ---------------------------------------------------------------------------- write batches
+
+
+def kinds(msgs: list[ChaincodeMessage]) -> list[str]:
+    return [M.Type.Name(m.type) for m in msgs]
+
+
+def records(msg: ChaincodeMessage) -> list[tuple[str, str, str, bytes]]:
+    batch = parse(shim_pb.WriteBatchState, msg.payload)
+    return [
+        (
+            shim_pb.WriteRecord.Type.Name(r.type),
+            r.collection,
+            r.key,
+            r.metadata.value if r.HasField("metadata") else r.value,
+        )
+        for r in batch.rec
+    ]
+
+
+def writer(stub: ChaincodeStub) -> list[str]:
+    before = stub.get_state("a")
+    stub.put_state("a", "1")
+    stub.put_state("b", "x")
+    stub.put_state("b", "2")  # replaces the first write of b in the batch, as in Go
+    stub.del_state("c")
+    stub.put_private_data("col", "p", b"secret")
+    stub.purge_private_data("col", "q")
+    stub.set_state_validation_parameter("a", b"policy")
+    # The transaction never reads its own writes (Fabric's simulator does not either).
+    return [before.decode(), stub.get_state("a").decode()]
+
+
+WRITER_RECORDS = [
+    ("PUT_STATE", "", "a", b"1"),
+    ("PUT_STATE", "", "b", b"2"),
+    ("DEL_STATE", "", "c", b""),
+    ("PUT_STATE", "col", "p", b"secret"),
+    ("PURGE_PRIVATE_DATA", "col", "q", b""),
+    ("PUT_STATE_METADATA", "", "a", b"policy"),
+]
+
+
+def test_write_batch_goes_with_completed_in_one_frame(make: Any) -> None:
+    h = make(FnChaincode({"w": writer, "read": lambda stub: "r"}), handshake="batch")
+    assert (h.handler.write_batch_size, h.handler.get_multiple_size) == (100, 100)
+    h.peer.state.update(a=b"0", c=b"gone")
+    # No RESPONSE comes for the batch: a shim that waited for one would hang here.
+    assert payload_of(h.peer.execute(["w"], txid="tx-w")) == ["0", "0"]
+    reqs = h.peer.requests("tx-w")
+    assert kinds(reqs) == ["GET_STATE", "GET_STATE", "WRITE_BATCH_STATE"]
+    assert records(reqs[-1]) == WRITER_RECORDS
+    assert h.peer.frames[-1] == 2  # the batch and the COMPLETED, one frame
+    assert kinds(h.peer.received[-2:]) == ["WRITE_BATCH_STATE", "COMPLETED"]
+    assert h.peer.state == {"a": b"1", "b": b"2"}
+    assert h.peer.private == {("col", "p"): b"secret"}
+    assert h.peer.metadata == {"a": {"VALIDATION_PARAMETER": b"policy"}}
+    # No write, no batch; a failed batch is the peer's to report (the COMPLETED still goes).
+    assert payload_of(h.peer.execute(["read"], txid="tx-r")) == "r"
+    assert h.peer.requests("tx-r") == []
+    h.peer.fail_keys.add("b")
+    assert payload_of(h.peer.execute(["w"], txid="tx-f")) == ["1", "1"]
+    assert h.peer.batch_errors == {
+        "tx-f": "WRITE_BATCH_STATE failed: transaction ID: tx-f: refused b"
+    }
+
+
+def test_write_batch_is_waited_for_without_send_together(make: Any) -> None:
+    h = make(FnChaincode({"w": writer}), stream_class=WaitingStream, handshake="batch")
+    assert payload_of(h.peer.execute(["w"], txid="tx-w")) == ["", ""]
+    assert kinds(h.peer.requests("tx-w")) == ["GET_STATE", "GET_STATE", "WRITE_BATCH_STATE"]
+    assert records(h.peer.requests("tx-w")[-1]) == WRITER_RECORDS
+    assert h.peer.frames[-1] == 1  # the COMPLETED came after the RESPONSE, alone
+    h.peer.fail_keys.add("c")
+    reply = h.peer.execute(["w"], txid="tx-f")
+    assert reply.type == M.ERROR
+    # Go's shim words it so: sendBatch and handleTransaction each add a prefix.
+    assert reply.payload.decode() == (
+        "failed send batch: failed send batch: "
+        "WRITE_BATCH_STATE failed: transaction ID: tx-f: refused c"
+    )
+
+
+@pytest.mark.parametrize("stream_class", [PipeStream, WaitingStream])
+def test_a_large_batch_is_split_at_the_announced_size(make: Any, stream_class: type) -> None:
+    def many(stub: ChaincodeStub, count: str) -> int:
+        for i in range(int(count)):
+            stub.put_state(f"k{i:03d}", "v")
+        return int(count)
+
+    h = make(FnChaincode({"many": many}), stream_class=stream_class, handshake="batch")
+    assert payload_of(h.peer.execute(["many", "250"], txid="tx-m")) == 250
+    batches = h.peer.requests("tx-m")
+    assert [len(records(b)) for b in batches] == [100, 100, 50]
+    assert len(h.peer.state) == 250
+    assert h.peer.frames[-1] == (2 if stream_class is PipeStream else 1)
+
+
+def test_no_batch_for_a_failed_init_or_a_raising_invoke(make: Any) -> None:
+    def boom(stub: ChaincodeStub) -> None:
+        stub.put_state("k", "v")
+        raise RuntimeError("boom")
+
+    def bad_init(stub: ChaincodeStub) -> Response:
+        stub.put_state("k", "v")
+        return error("init refused")
+
+    h = make(FnChaincode({"boom": boom}, init=bad_init), handshake="batch")
+    assert h.peer.execute(["boom"], txid="tx-b").type == M.ERROR
+    reply = h.peer.execute([], txid="tx-i", msg_type=M.INIT)
+    assert (reply.type, reply.payload) == (M.ERROR, b"init refused")
+    assert h.peer.requests() == [] and h.peer.state == {}
+
+
+class Unbatched(FnChaincode):
+    write_batch = False
+
+
+def test_write_batch_off_start_and_finish(make: Any) -> None:
+    def steps(stub: ChaincodeStub) -> str:
+        stub.put_state("one", "1")  # its own request: this chaincode does not batch
+        stub.start_write_batch()
+        stub.put_state("two", "2")
+        stub.del_state("one")
+        stub.finish_write_batch()  # sent and waited for here
+        stub.put_state("three", "3")  # batching is over: its own request again
+        stub.start_write_batch()
+        stub.put_state("four", "4")  # goes with the COMPLETED
+        return "done"
+
+    h = make(Unbatched({"steps": steps}), handshake="batch")
+    assert payload_of(h.peer.execute(["steps"], txid="tx-s")) == "done"
+    reqs = h.peer.requests("tx-s")
+    assert kinds(reqs) == ["PUT_STATE", "WRITE_BATCH_STATE", "PUT_STATE", "WRITE_BATCH_STATE"]
+    assert [r[2] for r in records(reqs[1])] == ["two", "one"]
+    assert h.peer.state == {"two": b"2", "three": b"3", "four": b"4"}
+
+    def refused(stub: ChaincodeStub) -> str:
+        stub.start_write_batch()
+        stub.put_state("two", "2")
+        with pytest.raises(ChaincodeRequestError, match=r"^failed send batch: WRITE_BATCH_STATE"):
+            stub.finish_write_batch()
+        return "caught"
+
+    h2 = make(Unbatched({"refused": refused}), handshake="batch")
+    h2.peer.fail_keys.add("two")
+    assert payload_of(h2.peer.execute(["refused"])) == "caught"
+
+
+def test_writes_are_sent_before_a_chaincode_call(make: Any) -> None:
+    def call(stub: ChaincodeStub) -> int:
+        stub.put_state("before", "1")
+        status = stub.invoke_chaincode("other", ["f"]).status
+        stub.put_state("after", "2")
+        return status
+
+    h = make(FnChaincode({"call": call}), handshake="batch")
+    h.peer.invoke_replies["other"] = M(
+        type=M.COMPLETED, payload=Response(status=200).SerializeToString()
+    )
+    assert payload_of(h.peer.execute(["call"], txid="tx-c")) == 200
+    reqs = h.peer.requests("tx-c")
+    assert kinds(reqs) == ["WRITE_BATCH_STATE", "INVOKE_CHAINCODE", "WRITE_BATCH_STATE"]
+    assert [[r[2] for r in records(reqs[i])] for i in (0, 2)] == [["before"], ["after"]]
+
+
+def test_get_state_multiple_uses_the_announced_request(make: Any) -> None:
+    keys = [f"k{i:03d}" for i in range(150)]
+
+    def multi(stub: ChaincodeStub) -> list[str]:
+        return [v.decode() for v in stub.get_state_multiple(keys)]
+
+    h = make(FnChaincode({"multi": multi}), handshake="batch")
+    h.peer.state.update({"k000": b"zero", "k149": b"last"})
+    values = payload_of(h.peer.execute(["multi"], txid="tx-g"))
+    assert values == ["zero"] + [""] * 148 + ["last"]
+    reqs = h.peer.requests("tx-g")
+    assert kinds(reqs) == ["GET_STATE_MULTIPLE", "GET_STATE_MULTIPLE"]
+    assert [len(parse(shim_pb.GetStateMultiple, r.payload).keys) for r in reqs] == [100, 50]
+    plain = make(FnChaincode({"multi": multi}))  # READY offers nothing: one GET_STATE a key
+    assert payload_of(plain.peer.execute(["multi"], txid="tx-p"))[0] == ""
+    assert set(kinds(plain.peer.requests("tx-p"))) == {"GET_STATE"}
 
 
 # ---------------------------------------------------------------------------- concurrency
