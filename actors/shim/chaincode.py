@@ -64,8 +64,8 @@ class Chaincode:
     write_batch = True
     """When the peer offers it in READY (Fabric 3.x ``useWriteBatch``), every transaction's
     writes (state, private data, metadata, purges) are kept by the stub and sent as
-    WRITE_BATCH_STATE when ``invoke``/``init`` returns (or at ``stub.finish_write_batch()``,
-    or before ``invoke_chaincode``), as Fabric's Go shim does after ``StartWriteBatch()``. A
+    WRITE_BATCH_STATE when ``invoke``/``init`` returns (or at ``stub.finish_write_batch()``),
+    as Fabric's Go shim does after ``StartWriteBatch()``. A
     write the peer refuses then fails the whole transaction at its end instead of raising
     at the call. False: every write is its own request, unless the transaction calls
     ``stub.start_write_batch()``. Reads never see the transaction's own writes either way

@@ -12,11 +12,10 @@ Write batches (Fabric 3.x, ``StartWriteBatch``/``FinishWriteBatch`` in Go): when
 offers them in READY and the chaincode's ``write_batch`` is on (the default; Go's shim only
 after ``StartWriteBatch()``), writes are kept here, keyed as Go keys them (collection, key,
 data or metadata: a later write of a key replaces the earlier one), and sent as
-WRITE_BATCH_STATE when the transaction ends (:class:`~actors.shim.handler.ShimHandler`), at
-:meth:`ChaincodeStub.finish_write_batch`, or before :meth:`ChaincodeStub.invoke_chaincode`
-(Go's shim does not send there; we do, so that a callee's writes still land after the
-caller's earlier ones). Reads are not affected: the peer never shows a transaction its own
-writes.
+WRITE_BATCH_STATE when the transaction ends (:class:`~actors.shim.handler.ShimHandler`) or at
+:meth:`ChaincodeStub.finish_write_batch`. Reads are not affected: the peer never shows a
+transaction its own writes, and a chaincode it calls writes only in its own namespace, so
+when the caller's writes arrive changes nothing but when a refused one is reported.
 """
 
 from __future__ import annotations
@@ -519,9 +518,6 @@ class ChaincodeStub:
         raises :class:`ChaincodeRequestError`.
         """
         target = f"{chaincode_name}/{channel}" if channel else chaincode_name
-        if self._batch:  # the callee's writes must land after ours (module doc)
-            self.finish_write_batch()
-            self._batch = {}
         spec = ChaincodeSpec(
             chaincode_id=ChaincodeID(name=target),
             input=ChaincodeInput(args=[_as_bytes(a) for a in args]),

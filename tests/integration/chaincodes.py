@@ -6,11 +6,12 @@ importable target such as ``tests.integration.chaincodes:NeverRegisters``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
-from actors.shim import Chaincode, ChaincodeStub, Response, error, success
+from actors.shim import Chaincode, ChaincodeStub, Contract, Response, error, success
 
 
 class NeverRegisters(Chaincode):
@@ -75,3 +76,39 @@ class Copier(Chaincode):
 
 class GreenletCopier(Copier):
     concurrency = "greenlets"
+
+
+class Batcher(Contract):
+    """Writes in every way the stub can; the peer offers write batches, so they all go as one
+    WRITE_BATCH_STATE with the COMPLETED (see actors.shim.stub)."""
+
+    def fn_write(self, stub: ChaincodeStub, *pairs: str) -> Response:
+        for key, value in zip(pairs[::2], pairs[1::2], strict=True):
+            stub.put_state(key, value.encode())
+        return success()
+
+    def fn_readwrite(self, stub: ChaincodeStub, key: str, value: str) -> Response:
+        before = stub.get_state(key)
+        stub.put_state(key, value.encode())
+        stub.set_state_validation_parameter(key, b"policy")
+        after = stub.get_state(key)  # never the transaction's own write, as in Fabric
+        return success(json.dumps([before.decode(), after.decode()]).encode())
+
+    def fn_delete(self, stub: ChaincodeStub, key: str) -> Response:
+        stub.put_state("side", b"effect")  # lost if the batch fails
+        stub.del_state(key)
+        return success()
+
+    def fn_private(self, stub: ChaincodeStub, collection: str, key: str, value: str) -> Response:
+        stub.put_private_data(collection, key, value.encode())
+        return success()
+
+    def fn_call(self, stub: ChaincodeStub, chaincode: str, *args: str) -> Response:
+        stub.put_state("caller", b"before the call")
+        response = stub.invoke_chaincode(chaincode, list(args))
+        stub.put_state("caller-after", str(response.status).encode())
+        return success(json.dumps([response.status, response.message]).encode())
+
+
+class UnbatchedBatcher(Batcher):
+    write_batch = False

@@ -6,6 +6,8 @@ from actors.shim import ChaincodeRequestError, ChaincodeStub, Contract, Response
 
 
 class Writer(Contract):
+    write_batch = False  # each write its own request: a refused one raises at the call
+
     def fn_bulk(self, stub: ChaincodeStub, count: str, size: str) -> Response:
         """Write ``count`` values of ``size`` bytes; a refused write fails the chaincode."""
         for n in range(int(count)):
@@ -21,3 +23,7 @@ class Writer(Contract):
             except ChaincodeRequestError as exc:
                 refused.append(str(exc))
         return success("\n".join(refused).encode())
+
+
+class BatchWriter(Writer):
+    write_batch = True  # the writes go as one WRITE_BATCH_STATE with the COMPLETED

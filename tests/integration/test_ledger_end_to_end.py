@@ -22,6 +22,9 @@ CHAINCODES = (
     ChaincodeDefinition(
         "writer", runtime="system", target="tests.integration.ledger_chaincodes:Writer"
     ),
+    ChaincodeDefinition(
+        "batchwriter", runtime="system", target="tests.integration.ledger_chaincodes:BatchWriter"
+    ),
 )
 
 
@@ -88,6 +91,12 @@ def test_write_set_over_the_limit_fails_the_transaction(
     # A chaincode that ignores the refused write and claims success still fails.
     with pytest.raises(TransactionFailed, match="simulation results: the write set would exceed"):
         support.invoke(CHANNEL, None, "writer", ["bulk_ignoring_errors", "3", "4000"])
+    # Batched, the writes are refused when the batch arrives with the COMPLETED.
+    for function in ("bulk", "bulk_ignoring_errors"):
+        with pytest.raises(
+            TransactionFailed, match=r"WRITE_BATCH_STATE failed.*would exceed 10000 bytes"
+        ):
+            support.invoke(CHANNEL, None, "batchwriter", [function, "3", "4000"])
     assert ledger.height == 0 and ledger.get_state("writer", "bulk0") is None
     ok = support.invoke(CHANNEL, None, "writer", ["bulk", "2", "4000"])
     assert ok.validation is ValidationCode.VALID and ledger.height == 1
