@@ -427,14 +427,14 @@ class ShimHandler:
         size = self.write_batch_size
         chunks = [writes[start : start + size] for start in range(0, len(writes), size)]
         together = getattr(self._stream, "send_together", None)
-        last = self._batch_message(msg.channel_id, msg.txid, chunks.pop()) if together else None
+        last = chunks.pop() if together is not None else None
         try:
             for chunk in chunks:
                 self.send_write_batch(msg.channel_id, msg.txid, chunk)
             if last is None or together is None:
                 return reply
             try:
-                together([last, reply])
+                together([self._batch_message(msg.channel_id, msg.txid, last), reply])
                 return None
             except MalformedMessage:  # too big for one frame: the batch alone, waited for
                 self.send_write_batch(msg.channel_id, msg.txid, last)

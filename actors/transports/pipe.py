@@ -11,7 +11,10 @@ Batching, without timers: a side that knows more messages are coming at once (a 
 the messages of one frame, a Handler with more transactions in its mailbox) *corks* the stream;
 sends then queue, and the last ``uncork`` sends them as one frame. Every wake of a sleeping
 process or thread costs tens of microseconds on a small VM; under load a batch makes one wake
-carry many messages, while a lone message (one client) goes out at once as before. A frame is
+carry many messages, while a lone message (one client) goes out at once as before.
+:meth:`PipeStream.send_together` sends messages that must arrive in one frame (the shim's last
+WRITE_BATCH_STATE and its COMPLETED: see :mod:`actors.handler`); corked, they stay one unit
+that the frame limit never splits. A frame is
 decoded whole before any of its messages is handed on, so a torn or garbled frame delivers
 none of them. A reader takes whatever has arrived with one read into a reusable buffer and
 decodes the whole frames in it, blocking (:meth:`PipeStream.recv_batch`) or not (a

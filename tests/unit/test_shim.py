@@ -1084,6 +1084,23 @@ def test_a_large_batch_is_split_at_the_announced_size(make: Any, stream_class: t
     assert h.peer.frames[-1] == (2 if stream_class is PipeStream else 1)
 
 
+class SmallFrames(PipeStream):
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn, max_frame=4096)
+
+
+def test_a_batch_too_big_to_share_a_frame_with_the_completed_is_waited_for(make: Any) -> None:
+    def big(stub: ChaincodeStub) -> Response:
+        stub.put_state("k", b"v" * 3000)
+        return success(b"r" * 1500)
+
+    h = make(FnChaincode({"big": big}), stream_class=SmallFrames, handshake="batch")
+    reply = h.peer.execute(["big"], txid="tx-b")
+    assert parse(Response, reply.payload).payload == b"r" * 1500
+    assert kinds(h.peer.requests("tx-b")) == ["WRITE_BATCH_STATE"]
+    assert h.peer.frames[-1] == 1 and h.peer.state == {"k": b"v" * 3000}
+
+
 def test_no_batch_for_a_failed_init_or_a_raising_invoke(make: Any) -> None:
     def boom(stub: ChaincodeStub) -> None:
         stub.put_state("k", "v")
