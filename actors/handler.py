@@ -26,10 +26,12 @@ Write batches (Fabric 3.x): READY carries ``ChaincodeAdditionalParams`` from
 one step further on a pipe: it sends its last WRITE_BATCH_STATE and the COMPLETED *in one
 frame* (:meth:`~actors.transports.pipe.PipeStream.send_together`) without waiting for the
 batch's RESPONSE. The peer recognises that case by position alone: a WRITE_BATCH_STATE directly
-followed, in what one wake read, by the COMPLETED of the same transaction. A shim that waits
+followed, in the same frame, by the COMPLETED of the same transaction
+(:class:`~actors.transports.pipe.Frames` says which messages shared a frame). A shim that waits
 for the RESPONSE can never produce that pair (its COMPLETED is sent only after the RESPONSE,
-which is sent only after the wake that read the batch), so no flag is needed and a waiting shim
-(Fabric's Go shim, ours over gRPC, which reads one message a wake) is served as before. For the
+which is sent only after the batch was read), and one that sends them as two frames gets its
+RESPONSE, so no flag is needed and a waiting shim (Fabric's Go shim, ours over gRPC, where a
+read is one message) is served as before. For the
 pair the Handler applies the batch and sends nothing back: on success the COMPLETED ends the
 transaction; on failure the transaction fails with the batch's error, worded as Fabric's Go
 shim words the ERROR it sends for a failed batch, and the COMPLETED is ignored. Fabric's peer
@@ -58,7 +60,7 @@ from actors.mailbox import SupervisedRef, ThreadingActor, drain_mailbox, tell_qu
 from actors.requests import Invoker, Limits, RequestError
 from actors.runtimes import describe_end
 from actors.transports import ConnectionClosed, MalformedMessage, MessageStream
-from actors.transports.pipe import PipeStream
+from actors.transports.pipe import Frames, PipeStream
 from actors.transports.poller import PipePoller
 from actors.txcontexts import (
     AdoptContexts,
@@ -698,6 +700,8 @@ class _Reader:
                             msg.type == CM.WRITE_BATCH_STATE
                             and index < count
                             and _completes(msg, got[index])
+                            and isinstance(got, Frames)
+                            and got.same_frame(index - 1, index)
                         ):
                             index += 1
                             if not self._handle_pair(msg, got[index - 1]):

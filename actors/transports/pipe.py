@@ -105,6 +105,22 @@ def decode_frame(frame: bytes) -> list[ChaincodeMessage]:
         raise MalformedMessage(f"malformed frame ({len(frame)} bytes): {exc}") from exc
 
 
+class Frames(list[ChaincodeMessage]):
+    """The messages of the whole frames one read delivered, in order, and the ``spans``
+    (``[start, end)`` indices) of those that came as frames of several: the peer's Handler
+    needs to know that two messages shared a frame (see :mod:`actors.handler`)."""
+
+    __slots__ = ("spans",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[int, int]] = []
+
+    def same_frame(self, first: int, second: int) -> bool:
+        """Messages ``first`` and ``second`` (indices) came in one frame."""
+        return any(start <= first and second < end for start, end in self.spans)
+
+
 def decode(frame: bytes) -> ChaincodeMessage:
     """Decode a frame of exactly one message."""
     msgs = decode_frame(frame)
@@ -314,12 +330,12 @@ class PipeStream:
         self._inbuf += readbuf[:size]
         return None
 
-    def _take_frames(self) -> tuple[list[ChaincodeMessage], MalformedMessage | None]:
+    def _take_frames(self) -> tuple[Frames, MalformedMessage | None]:
         """The messages of the whole frames in the input buffer, and the error that makes the
         stream unusable, if a frame is bad (after the messages of the frames before it). Part
         of a frame stays for the next read."""
         buf = self._inbuf
-        msgs: list[ChaincodeMessage] = []
+        msgs = Frames()
         end: MalformedMessage | None = None
         pos, have = 0, len(buf)
         while have - pos >= 4:
@@ -340,10 +356,13 @@ class PipeStream:
             frame = bytes(buf[pos + head : pos + head + size])
             pos += head + size
             try:
-                msgs.extend(decode_frame(frame))
+                decoded = decode_frame(frame)
             except MalformedMessage as exc:
                 end = exc
                 break
+            if len(decoded) > 1:
+                msgs.spans.append((len(msgs), len(msgs) + len(decoded)))
+            msgs.extend(decoded)
         del buf[:pos]
         return msgs, end
 
@@ -367,9 +386,7 @@ class PipeStream:
             if self._closed:
                 self._release()
 
-    def poll_frames(
-        self,
-    ) -> tuple[list[ChaincodeMessage], ConnectionClosed | MalformedMessage | None]:
+    def poll_frames(self) -> tuple[Frames, ConnectionClosed | MalformedMessage | None]:
         """Without blocking: the messages of the whole frames that have arrived, and what
         ended the stream, if it ended (after those messages). Part of a frame is kept for
         the next call."""

@@ -207,6 +207,17 @@ def test_messages_sent_together_share_one_frame_even_when_corked() -> None:
     assert not right._conn.poll(0.05)  # nothing of it was sent
 
 
+def test_a_read_says_which_messages_shared_a_frame() -> None:
+    left, right = _pair()
+    one, two, three, four = (CM(type=CM.PUT_STATE, txid=f"t{i}") for i in range(4))
+    left.send(one)
+    left.send_together([two, three])
+    left.send(four)
+    frames = right.recv_batch()  # all of it is waiting in the socket: one read takes it
+    assert frames == [one, two, three, four]
+    assert [frames.same_frame(i, i + 1) for i in range(3)] == [False, True, False]
+
+
 def test_a_batch_with_one_bad_message_delivers_none() -> None:
     good = encode(CM(type=CM.RESPONSE, txid="t1", payload=b"ok"))
     bad = msgpack.packb([CM.RESPONSE, 5, "c", b"", None, None])  # txid must be a str

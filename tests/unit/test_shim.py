@@ -118,6 +118,7 @@ class FakePeer:
                         and after is not None
                         and after.type == M.COMPLETED
                         and (after.txid, after.channel_id) == (msg.txid, msg.channel_id)
+                        and msgs.same_frame(index, index + 1)  # type: ignore[attr-defined]
                     ):
                         reply = self.answer(msg)  # applied; the reply is not sent
                         if reply.type == M.ERROR:
