@@ -65,11 +65,10 @@ class Chaincode:
     """When the peer offers it in READY (Fabric 3.x ``useWriteBatch``), every transaction's
     writes (state, private data, metadata, purges) are kept by the stub and sent as
     WRITE_BATCH_STATE when ``invoke``/``init`` returns (or at ``stub.finish_write_batch()``),
-    as Fabric's Go shim does after ``StartWriteBatch()``. A
-    write the peer refuses then fails the whole transaction at its end instead of raising
-    at the call. False: every write is its own request, unless the transaction calls
-    ``stub.start_write_batch()``. Reads never see the transaction's own writes either way
-    (Fabric's simulator does not read them)."""
+    as Fabric's Go shim does after ``StartWriteBatch()``. A write the peer refuses then fails
+    the whole transaction at its end instead of raising at the call. False: every write is
+    its own request, unless the transaction calls ``stub.start_write_batch()``. Reads never
+    see the transaction's own writes either way (Fabric's simulator does not read them)."""
 
     def init(self, stub: ChaincodeStub) -> Response:
         """Called for INIT (a transaction with ``is_init`` set, or a legacy instantiate)."""
