@@ -7,7 +7,7 @@
   Pipe; a reader thread hands the child's frames to the actor; the child (one thread, a state
   machine keyed by txid) answers with ``rounds`` request frames, each answered by the actor,
   then a completion frame, which resolves the caller's future. Ours adds the TX context
-  registry, the FSM, protobuf payloads, the ledger simulator, the shim's thread pool and the
+  registry, the FSM, protobuf payloads, the ledger simulator, the shim's concurrency and the
   stub API on top of exactly this.
 * ``gRPC ping-pong``: a bytes message over a bidi stream to a child process and back.
 * :class:`BareGrpcInvoke`: the same transaction shape as :class:`BarePipeInvoke` over a gRPC
@@ -15,6 +15,12 @@
   listener does) and the child dials it (as our shim does). Messages are Fabric's
   ``ChaincodeMessage`` protobuf, the wire format any chaincode connection must use, with
   raw bytes as payloads; one reader thread replies directly, no actor.
+
+What a bare invoke carries is a :class:`Shape`, one per workload: its number of state round
+trips, and for a workload whose first request returns query results (a range or rich query),
+as many key/value records of the same sizes in the first response, packed by the peer side and
+decoded by the child with msgpack, and a completion payload as long as the chaincode's result.
+Same transport, same round trips, same bytes, minimal code.
 
 Children are started with the ``spawn`` method: a fresh interpreter, independent of the fork
 server the system runtime uses (and of its preload list).
@@ -29,6 +35,7 @@ import multiprocessing.connection
 import queue
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -37,6 +44,38 @@ import pykka
 TX, REQ, RESP, DONE = 0, 1, 2, 3
 CHANNEL = "bench-channel"
 _ctx = multiprocessing.get_context("spawn")
+
+
+Record = tuple[str, str, bytes]
+"""One query result's fields, as in ``queryresult.KV``: namespace, key, value."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one bare transaction carries: ``rounds`` request/response pairs, the first
+    response holding ``records`` when there are any, and a completion payload of ``result``
+    bytes."""
+
+    rounds: int
+    records: tuple[Record, ...] = ()
+    result: int = 2
+
+    @property
+    def record_bytes(self) -> int:
+        """The records' namespace, key and value bytes (before any framing)."""
+        return sum(
+            len(ns.encode()) + len(key.encode()) + len(value) for ns, key, value in self.records
+        )
+
+    @property
+    def label(self) -> str:
+        text = f"{self.rounds} round trip{'s' if self.rounds != 1 else ''}"
+        if self.records:
+            text += (
+                f", {len(self.records)} records ({self.record_bytes} B) in the first response, "
+                f"{self.result} B result"
+            )
+        return text
 
 
 def _txids() -> Any:
@@ -122,24 +161,30 @@ class PipePingPong(_Child):
 
 
 def _bare_pipe_child(conn: multiprocessing.connection.Connection) -> None:
-    """The chaincode side: one thread, answers TX with ``rounds`` requests, then DONE."""
+    """The chaincode side: one thread, answers TX with ``rounds`` requests, then DONE with a
+    result of the size asked (empty if the records expected did not come). Unpacking a frame
+    decodes the records a response carries."""
     packb, unpackb = msgpack.Packer(use_bin_type=True).pack, msgpack.unpackb
     recv, send = conn.recv_bytes, conn.send_bytes
-    left: dict[str, int] = {}
+    # txid -> (requests left, result size, records the next response carries)
+    left: dict[str, tuple[int, int, int]] = {}
     with contextlib.suppress(EOFError, OSError):
         while True:
             mtype, txid, channel, payload = unpackb(recv())
             if mtype == TX:
-                rounds = payload
+                rounds, result, records = payload
             elif mtype == RESP:
-                rounds = left.pop(txid)
+                rounds, result, records = left.pop(txid)
+                if records:
+                    result = result if len(payload) == records else 0
+                    records = 0
             else:
                 continue
             if rounds:
-                left[txid] = rounds - 1
+                left[txid] = (rounds - 1, result, records)
                 send(packb([REQ, txid, channel, b"key0001"]))
             else:
-                send(packb([DONE, txid, channel, b"ok"]))
+                send(packb([DONE, txid, channel, b"r" * result]))
 
 
 class _BareHandler(pykka.ThreadingActor):
@@ -149,20 +194,28 @@ class _BareHandler(pykka.ThreadingActor):
 
     def __init__(self, conn: multiprocessing.connection.Connection) -> None:
         super().__init__()
-        self.pending: dict[str, Future[Any]] = {}
+        # txid -> [future, the records the next response carries (the first one only)]
+        self.pending: dict[str, list[Any]] = {}
         self.send = conn.send_bytes
         self.packb = msgpack.Packer(use_bin_type=True).pack
 
     def on_receive(self, message: Any) -> None:
         mtype, txid, channel, payload = message
         if mtype == REQ:
-            self.send(self.packb([RESP, txid, channel, b"value"]))
+            entry = self.pending[txid]
+            records = entry[1]
+            if records:
+                entry[1] = ()
+                self.send(self.packb([RESP, txid, channel, records]))
+            else:
+                self.send(self.packb([RESP, txid, channel, b"value"]))
         elif mtype == DONE:
-            self.pending.pop(txid).set_result(payload)
+            self.pending.pop(txid)[0].set_result(payload)
         elif mtype == TX:
-            fut, rounds = payload
-            self.pending[txid] = fut
-            self.send(self.packb([TX, txid, channel, rounds]))
+            fut, shape = payload
+            records = shape.records
+            self.pending[txid] = [fut, records]
+            self.send(self.packb([TX, txid, channel, [shape.rounds, shape.result, len(records)]]))
 
 
 def _bare_reader(conn: multiprocessing.connection.Connection, ref: pykka.ActorRef[Any]) -> None:
@@ -185,9 +238,9 @@ class BarePipeInvoke(_Child):
         self._reader.start()
         self._txid = _txids()
 
-    def issue(self, rounds: int) -> Future[Any]:
+    def issue(self, shape: Shape) -> Future[Any]:
         fut: Future[Any] = Future()
-        self.ref.tell((TX, self._txid(), CHANNEL, (fut, rounds)))
+        self.ref.tell((TX, self._txid(), CHANNEL, (fut, shape)))
         return fut
 
     def close(self) -> None:
@@ -266,7 +319,8 @@ class GrpcPingPong(_Child):
 
 
 def _bare_grpc_child(conn: multiprocessing.connection.Connection, address: str) -> None:
-    """The chaincode side over gRPC: dial, then one thread answers as in the pipe child."""
+    """The chaincode side over gRPC: dial, then one thread answers as in the pipe child (the
+    records come msgpack-encoded in a response's payload)."""
     import grpc
 
     from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
@@ -278,22 +332,33 @@ def _bare_grpc_child(conn: multiprocessing.connection.Connection, address: str) 
         response_deserializer=CM.FromString,
     )
     out: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    put = out.put
+    put, unpackb = out.put, msgpack.unpackb
     put(CM(type=CM.REGISTER))
-    left: dict[str, int] = {}
+    # txid -> (requests left, result size, records the next response carries)
+    left: dict[str, tuple[int, int, int]] = {}
     with contextlib.suppress(grpc.RpcError):
         for msg in call(iter(out.get, None)):
             if msg.type == CM.TRANSACTION:
-                rounds = msg.payload[0]
+                rounds, result, records = unpackb(msg.payload)
             elif msg.type == CM.RESPONSE:
-                rounds = left.pop(msg.txid)
+                rounds, result, records = left.pop(msg.txid)
+                if records:
+                    result = result if len(unpackb(msg.payload)) == records else 0
+                    records = 0
             else:
                 continue
             if rounds:
-                left[msg.txid] = rounds - 1
+                left[msg.txid] = (rounds - 1, result, records)
                 put(CM(type=CM.GET_STATE, txid=msg.txid, channel_id=msg.channel_id, payload=b"k"))
             else:
-                put(CM(type=CM.COMPLETED, txid=msg.txid, channel_id=msg.channel_id, payload=b"ok"))
+                put(
+                    CM(
+                        type=CM.COMPLETED,
+                        txid=msg.txid,
+                        channel_id=msg.channel_id,
+                        payload=b"r" * result,
+                    )
+                )
     put(None)
     channel.close()
 
@@ -310,7 +375,9 @@ class BareGrpcInvoke:
         from protos.peer.chaincode_shim_pb2 import ChaincodeMessage as CM
 
         self._cm = CM
-        self.pending: dict[str, Future[Any]] = {}
+        self._packb = msgpack.Packer(use_bin_type=True).pack
+        # txid -> [future, the records the next response carries (the first one only)]
+        self.pending: dict[str, list[Any]] = {}
         self._out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._txid = _txids()
@@ -343,29 +410,35 @@ class BareGrpcInvoke:
         yield from iter(self._out.get, None)
 
     def _read(self, requests: Any) -> None:
-        CM, put, pending = self._cm, self._out.put, self.pending
+        CM, put, pending, packb = self._cm, self._out.put, self.pending, self._packb
         with contextlib.suppress(Exception):
             for msg in requests:
                 if msg.type == CM.GET_STATE:
+                    entry = pending[msg.txid]
+                    records = entry[1]
+                    if records:
+                        entry[1] = ()
+                        payload = packb(records)
+                    else:
+                        payload = b"value"
                     put(
                         CM(
                             type=CM.RESPONSE,
                             txid=msg.txid,
                             channel_id=msg.channel_id,
-                            payload=b"value",
+                            payload=payload,
                         )
                     )
                 elif msg.type == CM.COMPLETED:
-                    pending.pop(msg.txid).set_result(msg.payload)
+                    pending.pop(msg.txid)[0].set_result(msg.payload)
 
-    def issue(self, rounds: int) -> Future[Any]:
+    def issue(self, shape: Shape) -> Future[Any]:
         fut: Future[Any] = Future()
         txid = self._txid()
-        self.pending[txid] = fut
+        self.pending[txid] = [fut, shape.records]
+        payload = self._packb([shape.rounds, shape.result, len(shape.records)])
         self._out.put(
-            self._cm(
-                type=self._cm.TRANSACTION, txid=txid, channel_id=CHANNEL, payload=bytes([rounds])
-            )
+            self._cm(type=self._cm.TRANSACTION, txid=txid, channel_id=CHANNEL, payload=payload)
         )
         return fut
 

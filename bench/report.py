@@ -123,7 +123,7 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
         rows = [
             [
                 c["name"],
-                str(c["rounds"]),
+                c.get("carries") or f"{c['rounds']} round trips",
                 str(c["clients"]),
                 _fmt(c["tps"], ".0f"),
                 _pct(c["spread"]),
@@ -134,9 +134,12 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
                 _errors(c),
                 short_placement(c["placement"]),
             ]
-            for c in sorted(ceilings, key=lambda c: (c["transport"], c["rounds"], c["clients"]))
+            for c in sorted(
+                ceilings,
+                key=lambda c: (c["transport"], c["rounds"], c.get("records", 0), c["clients"]),
+            )
         ]
-        headers = ["bare invoke", "round trips", "clients", "tx/s", "spread", "p50 ms"]
+        headers = ["bare invoke", "carries", "clients", "tx/s", "spread", "p50 ms"]
         headers += ["p99 ms", "this us/tx", "child us/tx", "errors", PLACEMENT]
         out.append(
             _section(
@@ -179,10 +182,10 @@ def sections(results: dict[str, Any], markdown: bool = False) -> list[tuple[str,
         headers += ["p99 ms", "peer us/tx", "cc us/tx", "bare us/tx", "CPU x bare", "errors"]
         out.append(
             _section(
-                "Transactions: ours next to the bare invoke of the same transport, round trips "
-                "and clients (tx/s % of bare: throughput, higher is better; p50 x bare and "
-                "CPU x bare: multiples, lower is better; us/tx: CPU microseconds per "
-                "transaction, bare = this + child)",
+                "Transactions: ours next to the bare invoke of the same transport, round trips, "
+                "query results and clients (tx/s % of bare: throughput, higher is better; "
+                "p50 x bare and CPU x bare: multiples, lower is better; us/tx: CPU "
+                "microseconds per transaction, bare = this + child)",
                 [*headers, PLACEMENT],
                 rows,
                 markdown,

@@ -4,9 +4,10 @@ Sections, in order (``--sections`` picks some):
 
 * ``primitives``: pykka ask, pipe ping-pong, gRPC ping-pong (round trip times);
 * ``transactions``: every runtime x workload x client count, each next to the bare invoke of
-  the same transport and number of state round trips at the same client count, measured just
-  before it in the same repeat (so both see the same neighbours). Plus, for the system runtime
-  and read-write, the same cells with signed proposals;
+  the same transport, round trips and query results (:class:`bench.ceilings.Shape`) at the
+  same client count, measured just before it in the same repeat (so both see the same
+  neighbours). Plus, for the system runtime and read-write, the same cells with signed
+  proposals;
 * ``launch``: launch -> READY, cold (a new peer: for system chaincode that includes starting
   the fork server) and warm (more chaincodes in a running peer), and the memory of each
   chaincode process right after READY;
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bench import SCHEMA, driver
-from bench.ceilings import BARE_INVOKES, GrpcPingPong, PipePingPong, PykkaAsk
+from bench.ceilings import BARE_INVOKES, GrpcPingPong, PipePingPong, PykkaAsk, Shape
 from bench.procinfo import (
     loadavg,
     machine,
@@ -160,6 +161,17 @@ def _total_cpu(row: dict[str, Any]) -> float | None:
     return row["peer_cpu_us"] + row["chaincode_cpu_us"]
 
 
+def _carries(shape: Shape) -> dict[str, Any]:
+    """What a bare invoke carried, for its row and the rows divided by it."""
+    return {
+        "rounds": shape.rounds,
+        "records": len(shape.records),
+        "record_bytes": shape.record_bytes,
+        "result_bytes": shape.result,
+        "carries": shape.label,
+    }
+
+
 def _ratio(ours: float | None, base: float | None) -> float | None:
     if not _finite(ours) or not _finite(base) or not base:
         return None
@@ -220,7 +232,12 @@ class Bench:
             "process (every thread, including the load generator, which the bare runs share), "
             "'chaincode' the chaincode processes (psutil's cpu_times)",
             "ceilings": "bare invokes measured just before ours at the same client count in the "
-            "same repeat: same transport and number of state round trips, minimal code",
+            "same repeat: same transport, same round trips, same bytes, minimal code. A "
+            "workload's bare invoke makes as many state round trips; for range and richquery "
+            "its first response carries as many key/value records of the same sizes as ours "
+            "(the peer side packs them with msgpack, the child decodes them) and its "
+            "completion a payload as long as the chaincode's result; the other responses "
+            "carry a short value",
         }
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -368,7 +385,7 @@ class Bench:
                     bares[transport] = BARE_INVOKES[transport]()
             runs: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
             where: dict[tuple[Any, ...], dict[str, Any]] = {}
-            rounds_needed = sorted({w.rounds for w in workloads})
+            shapes = list(dict.fromkeys(w.bare for w in workloads))
             for rep in range(o.repeats):
                 measured: set[tuple[Any, ...]] = set()
                 for rt in runtimes:
@@ -376,13 +393,13 @@ class Bench:
                     bare = bares[transport]
                     main, callee = names[rt]
                     for clients in o.clients:
-                        for rounds in rounds_needed:
-                            key = ("bare", transport, rounds, clients)
+                        for shape in shapes:
+                            key = ("bare", transport, shape, clients)
                             if key in measured:
                                 continue
                             measured.add(key)
                             window = self._window(
-                                lambda c, b=bare, r=rounds: b.issue(r),
+                                lambda c, b=bare, s=shape: b.issue(s),
                                 lambda result: None,
                                 clients,
                                 bare.pids,
@@ -451,11 +468,15 @@ class Bench:
         summary = window.summary()
         runs.setdefault(key, []).append(summary)
         where[key] = placement(self.o.pin, pids)
+        readwrite = WORKLOADS["readwrite"]
         if key[0] == "bare":
-            label = f"bare {key[1]} {key[2]} round trip(s)"
+            shape = key[2]
+            label = f"bare {key[1]} {shape.rounds} round trip(s)"
+            if shape.records:
+                label += f" + {len(shape.records)} records"
         else:
             label = f"{key[1]} {key[2]}" + (" signed" if key[4] else "")
-        if key[2] == (2 if key[0] == "bare" else "readwrite"):
+        if key[2] == (readwrite.bare if key[0] == "bare" else readwrite.name):
             self.samples[key] = window.latencies
         errors = f", {summary['errors']} errors" if summary["errors"] else ""
         self.progress(
@@ -475,11 +496,11 @@ class Bench:
         for key, cell_runs in runs.items():
             if key[0] != "bare":
                 continue
-            _, transport, rounds, clients = key
+            _, transport, shape, clients = key
             row = {
                 "transport": transport,
                 "name": BARE_INVOKES[transport].name,
-                "rounds": rounds,
+                **_carries(shape),
                 "clients": clients,
                 **median_of(cell_runs),
                 "placement": where[key],
@@ -504,11 +525,11 @@ class Bench:
                 "placement": where[key],
             }
             row["total_cpu_us"] = _total_cpu(row)
-            bare = bare_rows.get((transport, wl.rounds, clients))
+            bare = bare_rows.get((transport, wl.bare, clients))
             if bare is not None:
                 row["ceiling"] = {
                     "name": bare["name"],
-                    "rounds": wl.rounds,
+                    **_carries(wl.bare),
                     "tps": bare["tps"],
                     "p50_ms": bare["p50_ms"],
                     "total_cpu_us": bare["total_cpu_us"],

@@ -22,6 +22,7 @@ from actors.peer import PeerAddress
 from actors.runtimes import Runtime
 from actors.support import ChaincodeSupport
 from actors.vmcontroller import GetInstance
+from bench.ceilings import Record, Shape
 from bench.procinfo import descendants
 
 KV_TARGET = "examples.kv:KVChaincode"
@@ -174,7 +175,7 @@ LAUNCH_RUNTIMES = ("system", "process", "docker")
 class Workload:
     name: str
     description: str
-    rounds: int  # state round trips of the bare invoke this workload is divided by
+    bare: Shape  # what the bare invoke this workload is divided by carries
     args: Callable[[int, str], list[str]]  # (client, callee chaincode) -> invoke arguments
 
 
@@ -182,33 +183,59 @@ def key(client: int) -> str:
     return f"key{client % READ_KEYS:04d}"
 
 
+# The data Peer.preload writes, per namespace: the range workload reads all of range_records,
+# the rich query workload the json_docs of one owner.
+def range_records(ns: str) -> list[Record]:
+    return [(ns, f"r{i:03d}", f"range-{i:03d}".encode()) for i in range(RANGE_KEYS)]
+
+
+def json_docs(ns: str) -> list[Record]:
+    return [
+        (
+            ns,
+            f"asset{i:04d}",
+            f'{{"docType": "asset", "owner": "o{i % OWNERS}", "size": {i}}}'.encode(),
+        )
+        for i in range(JSON_DOCS)
+    ]
+
+
+# The namespace the bare records name: the system runtime's chaincode (the runner names them
+# bench-<runtime>); the others differ by a few bytes per record.
+BARE_NAMESPACE = "bench-system"
+_RANGE = range_records(BARE_NAMESPACE)
+_MATCHES = [doc for doc in json_docs(BARE_NAMESPACE) if b'"owner": "o0",' in doc[2]]
+
+
 WORKLOADS: dict[str, Workload] = {
-    "read": Workload("read", "1 GET_STATE", 1, lambda c, callee: ["get", key(c)]),
+    "read": Workload("read", "1 GET_STATE", Shape(1), lambda c, callee: ["get", key(c)]),
     "readwrite": Workload(
-        "readwrite", "GET_STATE + PUT_STATE", 2, lambda c, callee: ["getput", key(c), "v"]
+        "readwrite", "GET_STATE + PUT_STATE", Shape(2), lambda c, callee: ["getput", key(c), "v"]
     ),
     "range": Workload(
         "range",
         f"GET_STATE_BY_RANGE over {RANGE_KEYS} keys + QUERY_STATE_CLOSE",
-        2,
+        # examples/kv's "range" returns the results as a JSON object
+        Shape(2, tuple(_RANGE), len(json.dumps({k: v.decode() for _, k, v in _RANGE}))),
         lambda c, callee: ["range", "r000", f"r{RANGE_KEYS:03d}"],
     ),
     "richquery": Workload(
         "richquery",
         f"GET_QUERY_RESULT (Mango, owner =) over {JSON_DOCS} JSON docs + QUERY_STATE_CLOSE",
-        2,
+        # the documents of one owner; examples/kv's "query" returns their keys as JSON
+        Shape(2, tuple(_MATCHES), len(json.dumps([k for _, k, _ in _MATCHES]))),
         lambda c, callee: ["query", json.dumps({"selector": {"owner": f"o{c % OWNERS}"}})],
     ),
     "private": Workload(
         "private",
         f"GET_STATE + PUT_STATE on collection {COLLECTION} (hashed and private rwsets)",
-        2,
+        Shape(2),
         lambda c, callee: ["pgetput", COLLECTION, key(c), "v"],
     ),
     "cc2cc": Workload(
         "cc2cc",
         "INVOKE_CHAINCODE of a second chaincode that does 1 GET_STATE",
-        3,  # 8 messages, as TX + 3 request/response pairs + COMPLETED
+        Shape(3),  # 8 messages, as TX + 3 request/response pairs + COMPLETED
         lambda c, callee: ["call", callee, "get", key(c)],
     ),
 }
@@ -279,11 +306,8 @@ class Peer:
         for ns in namespaces:
             for i in range(READ_KEYS):
                 sim.put_state(ns, f"key{i:04d}", f"value-{i:04d}".encode())
-            for i in range(RANGE_KEYS):
-                sim.put_state(ns, f"r{i:03d}", f"range-{i:03d}".encode())
-            for i in range(JSON_DOCS):
-                doc = f'{{"docType": "asset", "owner": "o{i % OWNERS}", "size": {i}}}'
-                sim.put_state(ns, f"asset{i:04d}", doc.encode())
+            for _, k, value in range_records(ns) + json_docs(ns):
+                sim.put_state(ns, k, value)
             for i in range(READ_KEYS):
                 sim.put_private_data(ns, COLLECTION, f"key{i:04d}", f"secret-{i:04d}".encode())
         ledger.commit(txid, sim.get_results())

@@ -63,13 +63,19 @@ def test_quick_run_reports_every_section(run: tuple[dict[str, Any], Path]) -> No
         _positive(prim, "p50_us", "p99_us", "ops_per_s")
         _placement(prim)
 
-    ceilings = {(c["transport"], c["rounds"], c["clients"]): c for c in results["ceilings"]}
+    ceilings = {
+        (c["transport"], c["rounds"], c["records"], c["clients"]): c for c in results["ceilings"]
+    }
+    # read; readwrite and private; range; richquery; cc2cc
+    shapes = ((1, 0), (2, 0), (2, 100), (2, 10), (3, 0))
+    assert len(ceilings) == 2 * len(shapes) * len(CLIENTS)
     for transport in ("pipe", "grpc"):
-        for rounds in (1, 2, 3):
+        for rounds, records in shapes:
             for clients in CLIENTS:
-                row = ceilings[(transport, rounds, clients)]
+                row = ceilings[(transport, rounds, records, clients)]
                 _positive(row, "tps", "p50_ms", "total_cpu_us")
                 assert row["errors"] == 0
+                assert (row["record_bytes"] > 0) == (records > 0) and row["result_bytes"] > 0
 
     cells = {
         (t["runtime"], t["workload"], t["clients"], t["signed"]): t for t in results["transactions"]
@@ -82,7 +88,10 @@ def test_quick_run_reports_every_section(run: tuple[dict[str, Any], Path]) -> No
                 assert row["p99_ms"] >= row["p95_ms"] >= row["p50_ms"]
                 assert row["chaincode_cpu_us"] >= 0
                 assert row["errors"] == 0, row["error_kinds"]
-                assert row["ceiling"]["rounds"] in (1, 2, 3)
+                carried = (row["ceiling"]["rounds"], row["ceiling"]["records"])
+                assert carried == {"range": (2, 100), "richquery": (2, 10)}.get(
+                    workload, (3 if workload == "cc2cc" else 1 if workload == "read" else 2, 0)
+                )
                 _positive(row["ratio"], "tps", "p50", "cpu")
                 _placement(row)
                 assert row["placement"]["chaincode_pids"]
