@@ -13,8 +13,9 @@ callee's outcome into the caller's reply.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +27,7 @@ from protos.peer import chaincode_pb2
 from protos.peer import chaincode_shim_pb2 as shim
 
 if TYPE_CHECKING:
-    from actors.ledger import KV, KeyModification, LedgerManager, TxSimulator
+    from actors.ledger import KV, KeyModification, LedgerManager, RangeIterator, TxSimulator
     from actors.privdata.access import CollectionStore
     from actors.privdata.collections import Access
     from actors.txcontexts import ExecuteResult, TXContext
@@ -266,18 +267,94 @@ def _check_write(ctx: TXContext, coll: str) -> None:
 
 
 # -- queries ---------------------------------------------------------------------------------
+#
+# A QueryResponse is written straight in protobuf's wire format. Building a queryresult.KV, its
+# QueryResultBytes and the QueryResponse as protobuf objects costs about 1.8 us a result; the
+# bytes alone about 0.6 us (a range of 100 keys: 178 -> 64 us, alone). The bytes are exactly
+# what SerializeToString gives: fields in number order, proto3's empty fields left out
+# (tests/unit/test_requests.py compares the two).
+
+_SMALL = tuple(bytes((n,)) for n in range(0x80))  # the one-byte varints
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, data: bytes) -> bytes:
+    """A length-delimited field (string, bytes or message); nothing when empty (proto3)."""
+    return tag + _varint(len(data)) + data if data else b""
+
+
+def _result(encoded: bytes) -> bytes:
+    """One ``QueryResponse.results`` entry: a ``QueryResultBytes`` holding ``encoded``."""
+    return _field(b"\x0a", _field(b"\x0a", encoded)) or b"\x0a\x00"
+
+
+def _kv_results(namespace: str, pairs: Iterable[tuple[str, bytes]]) -> list[bytes]:
+    """Each (key, value) as a ``QueryResponse.results`` entry holding its ``queryresult.KV``.
+    Results name the chaincode (``namespace``), also those of private data, as Fabric's do."""
+    ns = _field(b"\x0a", namespace.encode())
+    fixed = len(ns) + 4  # and the key's and the value's tag and one-byte length
+    out = []
+    append = out.append
+    for key, value in pairs:
+        k = key.encode()
+        n, m = len(k), len(value)
+        size = fixed + n + m
+        if size < 0x7E and n and m:  # every length fits one byte: one C-level format
+            append(b"\x0a%c\x0a%c%b\x12%c%b\x1a%c%b" % (size + 2, size, ns, n, k, m, value))
+        else:
+            append(_result(ns + _field(b"\x12", k) + _field(b"\x1a", value)))
+    return out
+
+
+def _modification_results(mods: Iterable[KeyModification]) -> list[bytes]:
+    out = []
+    for mod in mods:
+        pb = queryresult.KeyModification(tx_id=mod.tx_id, value=mod.value, is_delete=mod.is_delete)
+        # The Node shim's history iterator throws on an unset timestamp; always set it.
+        pb.timestamp.seconds = int(mod.timestamp)
+        pb.timestamp.nanos = round((mod.timestamp % 1) * 1e9) % 1_000_000_000
+        out.append(_result(pb.SerializeToString()))
+    return out
+
+
+def _response(results: list[bytes], has_more: bool, query_id: str, metadata: bytes = b"") -> bytes:
+    """A serialized ``QueryResponse`` of ready ``results`` entries."""
+    tail = _field(b"\x1a", query_id.encode()) + _field(b"\x22", metadata)
+    return b"".join(results) + (b"\x10\x01" + tail if has_more else tail)
 
 
 class Cursor:
-    """An open query: the ledger iterator, one item read ahead, and a count for the limit."""
+    """An open query: ``fetch`` gives up to n more of its results as QueryResponse entries;
+    one is kept read ahead, and a count for the limit."""
 
-    __slots__ = ("encode", "iterator", "lookahead", "returned")
+    __slots__ = ("fetch", "iterator", "lookahead", "returned")
 
-    def __init__(self, iterator: Iterator[Any], encode: Callable[[Any], bytes]) -> None:
+    def __init__(self, iterator: Iterator[Any], fetch: Callable[[int], list[bytes]]) -> None:
         self.iterator = iterator
-        self.encode = encode
-        self.lookahead: Any = None
+        self.fetch = fetch
+        self.lookahead: bytes | None = None
         self.returned = 0
+
+    def take(self, n: int) -> list[bytes]:
+        """The next ``n`` results at most; fewer only at the end."""
+        results = []
+        if self.lookahead is not None and n > 0:
+            results.append(self.lookahead)
+            self.lookahead = None
+            n -= 1
+        if n > 0:
+            results += self.fetch(n)
+        return results
 
     def close(self) -> None:
         close = getattr(self.iterator, "close", None)
@@ -285,25 +362,16 @@ class Cursor:
             close()
 
 
-def _encode_kv(kv: KV) -> bytes:
-    return queryresult.KV(namespace=kv.namespace, key=kv.key, value=kv.value).SerializeToString()
+def _range_cursor(namespace: str, iterator: RangeIterator) -> Cursor:
+    # A range hands its results over by the batch, as keys and values.
+    return Cursor(iterator, lambda n: _kv_results(namespace, zip(*iterator.take(n), strict=True)))
 
 
-def _encode_modification(mod: KeyModification) -> bytes:
-    out = queryresult.KeyModification(tx_id=mod.tx_id, value=mod.value, is_delete=mod.is_delete)
-    # The Node shim's history iterator throws on an unset timestamp; always set it.
-    out.timestamp.seconds = int(mod.timestamp)
-    out.timestamp.nanos = round((mod.timestamp % 1) * 1e9) % 1_000_000_000
-    return out.SerializeToString()
+def _kv_cursor(namespace: str, iterator: Iterator[KV]) -> Cursor:
+    def fetch(n: int) -> list[bytes]:
+        return _kv_results(namespace, ((kv.key, kv.value) for kv in itertools.islice(iterator, n)))
 
-
-def _encode_kv_as(namespace: str) -> Callable[[KV], bytes]:
-    """Results of queries on private data name the chaincode, not the collection's store."""
-
-    def encode(kv: KV) -> bytes:
-        return queryresult.KV(namespace=namespace, key=kv.key, value=kv.value).SerializeToString()
-
-    return encode
+    return Cursor(iterator, fetch)
 
 
 def _private_query(ctx: TXContext, coll: str) -> None:
@@ -323,7 +391,7 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
         iterator = sim.get_private_data_range_scan_iterator(
             ctx.chaincode, req.collection, req.startKey, req.endKey
         )
-        return _first_batch(ctx, Cursor(iterator, _encode_kv_as(ctx.chaincode)), limits)
+        return _first_batch(ctx, _range_cursor(ctx.chaincode, iterator), limits)
     if meta is not None and (meta.pageSize > 0 or meta.bookmark):
         # a page size of 0 or less means no page limit (totalQueryLimit still applies)
         page = min(meta.pageSize, limit) if meta.pageSize > 0 else limit
@@ -332,18 +400,22 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
             ctx.chaincode, start, req.endKey, page
         )
         try:
-            results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
+            results = _kv_results(ctx.chaincode, ((kv.key, kv.value) for kv in iterator))
         finally:
             iterator.close()
         return _page(results, iterator.bookmark)
     iterator = sim.get_state_range_scan_iterator(ctx.chaincode, req.startKey, req.endKey)
-    return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
+    return _first_batch(ctx, _range_cursor(ctx.chaincode, iterator), limits)
 
 
 def get_history_for_key(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetHistoryForKey.FromString(msg.payload)
     iterator = ctx.simulator.get_history_for_key(ctx.chaincode, req.key)
-    return _first_batch(ctx, Cursor(iter(iterator), _encode_modification), limits)
+    return _first_batch(
+        ctx,
+        Cursor(iterator, lambda n: _modification_results(itertools.islice(iterator, n))),
+        limits,
+    )
 
 
 def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
@@ -356,7 +428,7 @@ def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
         iterator = sim.execute_query_on_private_data(
             ctx.chaincode, req.collection, req.query, total_limit=limits.total_query_limit
         )
-        return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
+        return _first_batch(ctx, _kv_cursor(ctx.chaincode, iterator), limits)
     if meta is not None and (meta.pageSize > 0 or meta.bookmark):
         if meta.pageSize < 0:
             raise RequestError(f"invalid page size {meta.pageSize}")
@@ -367,21 +439,16 @@ def get_query_result(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
             bookmark=meta.bookmark,
             total_limit=limits.total_query_limit,
         )
-        results = [shim.QueryResultBytes(resultBytes=_encode_kv(kv)) for kv in iterator]
+        results = _kv_results(ctx.chaincode, ((kv.key, kv.value) for kv in iterator))
         return _page(results, iterator.bookmark)
     iterator = sim.execute_query(ctx.chaincode, req.query, total_limit=limits.total_query_limit)
-    return _first_batch(ctx, Cursor(iterator, _encode_kv), limits)
+    return _first_batch(ctx, _kv_cursor(ctx.chaincode, iterator), limits)
 
 
-def _page(results: list[shim.QueryResultBytes], bookmark: str) -> bytes:
+def _page(results: list[bytes], bookmark: str) -> bytes:
     """One RESPONSE holding a whole page (Fabric's paginated queries)."""
     metadata = shim.QueryResponseMetadata(fetched_records_count=len(results), bookmark=bookmark)
-    return shim.QueryResponse(
-        results=results,
-        has_more=False,
-        id=uuid.uuid4().hex,
-        metadata=metadata.SerializeToString(),
-    ).SerializeToString()
+    return _response(results, False, uuid.uuid4().hex, metadata.SerializeToString())
 
 
 def _first_batch(ctx: TXContext, cursor: Cursor, limits: Limits) -> bytes:
@@ -391,29 +458,20 @@ def _first_batch(ctx: TXContext, cursor: Cursor, limits: Limits) -> bytes:
 
 
 def next_batch(ctx: TXContext, query_id: str, cursor: Cursor, limits: Limits) -> bytes:
-    """Up to ``query_batch_size`` results; ``has_more`` only when more truly exist (one item
-    is read ahead, as Fabric's QueryResponseGenerator does)."""
-    batch_size = limits.query_batch_size
-    limit = limits.total_query_limit
-    results: list[shim.QueryResultBytes] = []
-    has_more = False
-    while True:
-        item = cursor.lookahead
-        cursor.lookahead = None
-        if item is None:
-            item = next(cursor.iterator, None)
-        if item is None or cursor.returned >= limit:
-            break
-        if len(results) == batch_size:
-            cursor.lookahead = item
-            has_more = True
-            break
-        results.append(shim.QueryResultBytes(resultBytes=cursor.encode(item)))
-        cursor.returned += 1
-    if not has_more:  # exhausted or capped: Fabric closes and forgets the iterator here
+    """Up to ``query_batch_size`` results; ``has_more`` only when more truly exist: one item
+    beyond the batch is read ahead, as Fabric's QueryResponseGenerator does, unless the
+    ``totalQueryLimit`` ends the query with this batch (nothing beyond it is read then)."""
+    batch = limits.query_batch_size
+    left = limits.total_query_limit - cursor.returned
+    items = cursor.take(batch + 1 if left > batch else left)
+    has_more = len(items) > batch
+    if has_more:
+        cursor.lookahead = items.pop()
+    else:  # exhausted or capped: Fabric closes and forgets the iterator here
         cursor.close()
         ctx.iterators.pop(query_id, None)
-    return shim.QueryResponse(results=results, has_more=has_more, id=query_id).SerializeToString()
+    cursor.returned += len(items)
+    return _response(items, has_more, query_id)
 
 
 def query_state_next(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
@@ -430,7 +488,7 @@ def query_state_close(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     if cursor is not None:
         cursor.close()
     # Shims close iterators the peer already forgot; that must succeed.
-    return shim.QueryResponse(has_more=False, id=query_id).SerializeToString()
+    return _response([], False, query_id)
 
 
 Server = Callable[[CM, "TXContext", Limits], bytes]

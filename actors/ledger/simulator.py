@@ -21,7 +21,6 @@ so its ``RangeQueryInfo`` holds exactly the keys it returned.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -601,14 +600,17 @@ class RangeIterator:
     """
 
     __slots__ = (
+        "_at",
         "_bookmark",
-        "_buffer",
         "_closed",
         "_end_reached",
         "_exhausted",
+        "_keys",
         "_last_fetched",
-        "_reads",
+        "_read_keys",
+        "_read_versions",
         "_snapshot",
+        "_values",
         "end_key",
         "limit",
         "namespace",
@@ -631,36 +633,66 @@ class RangeIterator:
         self.end_key = end_key
         self.page_size = page_size  # 0: not paginated
         self.limit = limit  # totalQueryLimit; 0: none
-        self._buffer: deque[tuple[str, VersionedValue]] = deque()
+        # The chunk read last, as two lists; _at is the next entry to return.
+        self._keys: list[str] = []
+        self._values: list[VersionedValue] = []
+        self._at = 0
         self._last_fetched: str | None = None
         self._end_reached = False  # storage has nothing beyond the buffer
         self._exhausted = False  # the consumer was told there is nothing more in the range
         self._closed = False
         self._bookmark: str | None = None
-        self._reads: list[Read] = []
+        # What it returned, for its RangeQueryInfo: two lists, not a Read per key. Objects
+        # that live as long as a transaction, a hundred per range, made the peer's garbage
+        # collector run often and promote them, and full collections then came every few
+        # hundred transactions.
+        self._read_keys: list[str] = []
+        self._read_versions: list[Height] = []
 
     def __iter__(self) -> RangeIterator:
         return self
 
     def __next__(self) -> KV:
-        if self._closed or self._exhausted:
+        keys, values = self.take(1)
+        if not keys:
             raise StopIteration
-        if self.page_size and len(self._reads) >= self.page_size:
-            self._finish_page()
-            raise StopIteration
-        if self.limit and len(self._reads) >= self.limit:
-            # Fabric checks totalQueryLimit before Next(): the key beyond is not read, so it
-            # is not in the RangeQueryInfo and a change to it cannot fail this transaction.
-            raise StopIteration
-        if not self._buffer and not self._end_reached:
-            self._fill()
-        if not self._buffer:
-            self._exhausted = True
-            self._bookmark = ""
-            raise StopIteration
-        key, value = self._buffer.popleft()
-        self._reads.append(Read(key, value.version))
-        return KV(self.namespace, key, value.value)
+        return KV(self.namespace, keys[0], values[0])
+
+    def take(self, n: int) -> tuple[list[str], list[bytes]]:
+        """The keys and values of what ``n`` calls of ``next`` would return, at once (the peer
+        answers a query in batches of up to 100 results): no tuple per result."""
+        keys: list[str] = []
+        values: list[bytes] = []
+        read = self._read_keys
+        while len(keys) < n and not (self._closed or self._exhausted):
+            want = n - len(keys)
+            if self.page_size:
+                want = min(want, self.page_size - len(read))
+                if want <= 0:
+                    self._finish_page()
+                    break
+            if self.limit:
+                # Fabric checks totalQueryLimit before Next(): the key beyond is not read, so
+                # it is not in the RangeQueryInfo and a change to it cannot fail this
+                # transaction.
+                want = min(want, self.limit - len(read))
+                if want <= 0:
+                    break
+            if self._at == len(self._keys) and not self._end_reached:
+                self._fill()
+            at = self._at
+            end = min(at + want, len(self._keys))
+            if at == end:
+                self._exhausted = True
+                self._bookmark = ""
+                break
+            got, versioned = self._keys[at:end], self._values[at:end]
+            self._at = end
+            read += got
+            self._read_versions += [value.version for value in versioned]
+            keys += got
+            values += [value.value for value in versioned]
+        return keys, values
 
     @property
     def bookmark(self) -> str:
@@ -677,7 +709,7 @@ class RangeIterator:
     def close(self) -> None:
         """Stop iterating; what was returned so far stays in the transaction's read set."""
         self._closed = True
-        self._buffer.clear()
+        self._keys, self._values, self._at = [], [], 0
 
     def __enter__(self) -> RangeIterator:
         return self
@@ -687,7 +719,7 @@ class RangeIterator:
 
     def range_query(self) -> RangeQuery | None:
         """The ``RangeQueryInfo`` this iterator contributes, or None if it observed nothing."""
-        reads = tuple(self._reads)
+        reads = tuple(map(Read, self._read_keys, self._read_versions))
         if self._exhausted:
             return RangeQuery(self.start_key, self.end_key, True, reads)
         if not reads:
@@ -698,15 +730,15 @@ class RangeIterator:
         limit = RANGE_CHUNK
         for cap in (self.page_size, self.limit):
             if cap:
-                limit = min(limit, cap - len(self._reads))
-        chunk = self._snapshot.range_chunk(
+                limit = min(limit, cap - len(self._read_keys))
+        keys, values = self._snapshot.range_chunk(
             self.namespace, self.start_key, self.end_key, self._last_fetched, limit
         )
-        if len(chunk) < limit:
+        if len(keys) < limit:
             self._end_reached = True
-        if chunk:
-            self._last_fetched = chunk[-1][0]
-            self._buffer.extend(chunk)
+        if keys:
+            self._last_fetched = keys[-1]
+        self._keys, self._values, self._at = keys, values, 0
 
     def _finish_page(self) -> None:
         # The page is full: learn whether the range really ends here, so the recorded
@@ -716,16 +748,16 @@ class RangeIterator:
             self._exhausted = self._bookmark == ""
 
     def _peek_next_key(self) -> str:
-        if self._buffer:
-            return self._buffer[0][0]
-        after = self._reads[-1].key if self._reads else None
-        chunk = self._snapshot.range_chunk(self.namespace, self.start_key, self.end_key, after, 1)
-        return chunk[0][0] if chunk else ""
+        if self._at < len(self._keys):
+            return self._keys[self._at]
+        after = self._read_keys[-1] if self._read_keys else None
+        keys, _ = self._snapshot.range_chunk(self.namespace, self.start_key, self.end_key, after, 1)
+        return keys[0] if keys else ""
 
     def __repr__(self) -> str:
         return (
             f"RangeIterator({self.namespace!r}, [{self.start_key!r}, {self.end_key!r}), "
-            f"returned={len(self._reads)}, exhausted={self._exhausted})"
+            f"returned={len(self._read_keys)}, exhausted={self._exhausted})"
         )
 
 

@@ -233,8 +233,9 @@ class Snapshot:
 
     def range_chunk(
         self, namespace: str, start: str, end: str, after: str | None, limit: int
-    ) -> list[tuple[str, VersionedValue]]:
-        """Up to ``limit`` entries of ``[start, end)`` (``end == ""``: unbounded) after ``after``.
+    ) -> tuple[list[str], list[VersionedValue]]:
+        """Up to ``limit`` entries of ``[start, end)`` (``end == ""``: unbounded) after ``after``,
+        as their keys and their values (two lists: no tuple per entry).
 
         Reading in chunks under the lock keeps commits from waiting on a slow consumer while
         still never reading the index mid-change.
@@ -245,24 +246,26 @@ class Snapshot:
         with state.lock:
             index = state._index.get(namespace)
             if index is None:
-                return []
+                return [], []
             keys: Iterator[str] = _irange(index, start, end, after, include_end=False)
             ghosts = state._ghosts.get(namespace)
             if ghosts:
                 keys = heapq.merge(keys, _irange(ghosts, start, end, after, include_end=False))
             ns_data = state.data[namespace]
             height = self.height
-            out = []
+            found: list[str] = []
+            values: list[VersionedValue] = []
             for key in keys:
                 value = ns_data.get(key)  # None: a ghost
                 if value is None or value.version.block_num >= height:
                     value = state.value_at(namespace, key, height, value)
                     if value is None:  # created after the snapshot
                         continue
-                out.append((key, value))
-                if len(out) >= limit:
+                found.append(key)
+                values.append(value)
+                if len(found) >= limit:
                     break
-            return out
+            return found, values
 
     def close(self) -> None:
         """Let commits forget what only this snapshot needed. Idempotent."""

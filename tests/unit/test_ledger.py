@@ -979,6 +979,49 @@ def test_non_positive_page_size_means_no_page_limit(page_size: int) -> None:
     assert len(list(iterator)) == 300 and iterator.bookmark == ""
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(0, 300),
+    page_size=st.integers(0, 140),
+    limit=st.integers(0, 140),
+    sizes=st.lists(st.integers(0, 150), min_size=1, max_size=8),
+)
+def test_taking_a_range_in_batches_returns_and_records_what_it_should(
+    count: int, page_size: int, limit: int, sizes: list[int]
+) -> None:
+    ledger = Ledger("take", total_query_limit=limit)
+    keys = [f"k{i:03d}" for i in range(count)]
+    if keys:
+        commit_writes(ledger, "t0", {key: key.encode() for key in keys})
+    sim = ledger.new_simulator("q")
+    if page_size:
+        iterator = sim.get_state_range_scan_iterator_with_pagination(NS, "", "", page_size)
+    else:
+        iterator = sim.get_state_range_scan_iterator(NS, "", "")
+    taken: list[str] = []
+    values: list[bytes] = []
+    for n in [*sizes, 1000, 1]:  # then to the end, and once beyond it
+        got, got_values = iterator.take(n)
+        assert len(got) == len(got_values) <= n
+        taken += got
+        values += got_values
+    cap = min(c for c in (page_size, limit, count) if c or c == count)
+    assert taken == keys[:cap] and values == [key.encode() for key in taken]
+    if page_size:
+        assert iterator.bookmark == (keys[cap] if cap < count else "")
+    queries = sim.get_results().range_queries(NS)
+    if not taken and cap < count:  # stopped before reading anything: nothing observed
+        assert queries == []
+        return
+    (query,) = queries
+    assert [read.key for read in query.reads] == taken
+    # Exhausted when the range ended within the cap, or a full page proved it ended there;
+    # a totalQueryLimit never reads beyond itself.
+    exhausted = cap == count and not (limit and limit == count and limit < (page_size or 10**9))
+    assert query.itr_exhausted is exhausted
+    assert query.end_key == ("" if exhausted else taken[-1])
+
+
 def test_write_set_over_the_limit_fails_the_transaction() -> None:
     ledger = Ledger("big", max_write_set=1000)
     sim = ledger.new_simulator("t1")

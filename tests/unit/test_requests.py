@@ -8,6 +8,8 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors import requests
 from actors.errors import ChaincodeStreamTerminated, TransactionFailed
@@ -106,6 +108,50 @@ def test_a_range_comes_in_batches_with_has_more_only_when_more_exist(
     assert shim.QueryResponse.FromString(closed).id == first.id  # closing twice succeeds
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    namespace=st.text(min_size=1, max_size=150),
+    pairs=st.lists(st.tuples(st.text(max_size=200), st.binary(max_size=300)), max_size=5),
+    has_more=st.booleans(),
+    metadata=st.binary(max_size=200),
+)
+def test_query_responses_are_the_bytes_protobuf_writes(
+    namespace: str, pairs: list[tuple[str, bytes]], has_more: bool, metadata: bytes
+) -> None:
+    # The request servers write QueryResponses by hand: they must be protobuf's own bytes.
+    results = [
+        shim.QueryResultBytes(
+            resultBytes=queryresult.KV(namespace=namespace, key=k, value=v).SerializeToString()
+        )
+        for k, v in pairs
+    ]
+    expected = shim.QueryResponse(
+        results=results, has_more=has_more, id="q1", metadata=metadata
+    ).SerializeToString()
+    encoded = requests._kv_results(namespace, pairs)
+    assert requests._response(encoded, has_more, "q1", metadata) == expected
+
+
+def test_a_range_response_names_the_chaincode_and_holds_every_value(
+    ledgers: LedgerManager,
+) -> None:
+    ledger = ledgers.get("ch")
+    sim = ledger.new_simulator("seed2")
+    for key, value in {"long" + "k" * 200: b"v" * 20000, "utf8-\u00e9": b"\x00\x01"}.items():
+        sim.put_state(NS, key, value)
+    ledger.commit("seed2", sim.get_results())
+    out = serve(
+        message(CM.GET_STATE_BY_RANGE, shim.GetStateByRange(startKey="l")), context(ledgers)
+    )
+    response = shim.QueryResponse.FromString(out)
+    assert response.SerializeToString() == out
+    kvs = [queryresult.KV.FromString(r.resultBytes) for r in response.results]
+    assert [(kv.namespace, kv.key, kv.value) for kv in kvs] == [
+        (NS, "long" + "k" * 200, b"v" * 20000),
+        (NS, "utf8-\u00e9", b"\x00\x01"),
+    ]
+
+
 def test_the_total_query_limit_caps_a_range(ledgers: LedgerManager) -> None:
     ctx = context(ledgers)
     limits = Limits(query_batch_size=100, total_query_limit=7)
@@ -156,7 +202,7 @@ def test_ending_the_context_closes_its_open_queries_and_its_simulator(
         def close(self) -> None:
             closed.append(True)
 
-    ctx.iterators["other"] = requests.Cursor(Open(), bytes)
+    ctx.iterators["other"] = requests.Cursor(Open(), lambda n: [])
     assert ctx.end(error=ChaincodeStreamTerminated("gone"))
     assert closed == [True] and ctx.iterators == {}
     with pytest.raises(LedgerError, match=r"after calling Done\(\)"):

@@ -118,8 +118,8 @@ def _whole_namespace(snapshot: Snapshot, namespace: str) -> Iterator[tuple[str, 
     """Every key of the namespace as the snapshot sees it, in chunks (commits go on)."""
     after = None
     while True:
-        chunk = snapshot.range_chunk(namespace, "", "", after, _CHUNK)
-        yield from chunk
-        if len(chunk) < _CHUNK:
+        keys, values = snapshot.range_chunk(namespace, "", "", after, _CHUNK)
+        yield from zip(keys, values, strict=True)
+        if len(keys) < _CHUNK:
             return
-        after = chunk[-1][0]
+        after = keys[-1]
