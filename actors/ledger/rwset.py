@@ -7,9 +7,9 @@ metadata writes sorted by key, range queries in the order they were issued.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from google.protobuf.message import DecodeError
 
@@ -28,6 +28,7 @@ __all__ = [
     "NsResults",
     "PvtCollection",
     "RangeQuery",
+    "RangeReads",
     "Read",
     "SimulationResults",
     "Write",
@@ -56,6 +57,57 @@ class MetadataWrite(NamedTuple):
     entries: Metadata
 
 
+class RangeReads(Sequence[Read]):
+    """The reads of one range query, kept as its keys and their versions; a :class:`Read` is
+    made only when asked for. Executing a transaction (an endorser's work) never asks: a
+    range of 100 keys then makes 2 objects instead of 100 tuples that lived as long as the
+    transaction's results and made the peer's garbage collector run often (20 % of the peer's
+    time in the range workload)."""
+
+    __slots__ = ("keys", "versions")
+
+    def __init__(self, keys: Sequence[str] = (), versions: Sequence[Height | None] = ()) -> None:
+        if len(keys) != len(versions):
+            raise ValueError("a range read needs a version (or None) per key")
+        self.keys = tuple(keys)
+        self.versions = tuple(versions)
+
+    @classmethod
+    def of(cls, reads: Iterable[Read]) -> RangeReads:
+        pairs = list(reads)
+        return cls([read.key for read in pairs], [read.version for read in pairs])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> Read: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Read, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Read | tuple[Read, ...]:
+        if isinstance(index, slice):
+            return tuple(map(Read, self.keys[index], self.versions[index]))
+        return Read(self.keys[index], self.versions[index])
+
+    def __iter__(self) -> Iterator[Read]:
+        return map(Read, self.keys, self.versions)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RangeReads):
+            return self.keys == other.keys and self.versions == other.versions
+        if isinstance(other, tuple | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.keys, self.versions))
+
+    def __repr__(self) -> str:
+        return f"RangeReads({list(self)!r})"
+
+
 class RangeQuery(NamedTuple):
     """A ``RangeQueryInfo`` with raw reads, replayed at commit for phantom detection.
 
@@ -66,7 +118,7 @@ class RangeQuery(NamedTuple):
     start_key: str
     end_key: str
     itr_exhausted: bool
-    reads: tuple[Read, ...]
+    reads: RangeReads
 
 
 class HashedRead(NamedTuple):
@@ -405,5 +457,5 @@ def _range_from_proto(info: kv_rwset_pb2.RangeQueryInfo) -> RangeQuery:
         info.start_key,
         info.end_key,
         info.itr_exhausted,
-        tuple(_read_from_proto(read) for read in info.raw_reads.kv_reads),
+        RangeReads.of(_read_from_proto(read) for read in info.raw_reads.kv_reads),
     )

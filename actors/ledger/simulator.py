@@ -55,6 +55,7 @@ from .rwset import (
     NsResults,
     PvtCollection,
     RangeQuery,
+    RangeReads,
     Read,
     SimulationResults,
     Write,
@@ -642,10 +643,8 @@ class RangeIterator:
         self._exhausted = False  # the consumer was told there is nothing more in the range
         self._closed = False
         self._bookmark: str | None = None
-        # What it returned, for its RangeQueryInfo: two lists, not a Read per key. Objects
-        # that live as long as a transaction, a hundred per range, made the peer's garbage
-        # collector run often and promote them, and full collections then came every few
-        # hundred transactions.
+        # What it returned, for its RangeQueryInfo: two lists, not a Read per key (see
+        # rwset.RangeReads).
         self._read_keys: list[str] = []
         self._read_versions: list[Height] = []
 
@@ -719,12 +718,12 @@ class RangeIterator:
 
     def range_query(self) -> RangeQuery | None:
         """The ``RangeQueryInfo`` this iterator contributes, or None if it observed nothing."""
-        reads = tuple(map(Read, self._read_keys, self._read_versions))
+        reads = RangeReads(self._read_keys, self._read_versions)
         if self._exhausted:
             return RangeQuery(self.start_key, self.end_key, True, reads)
         if not reads:
             return None
-        return RangeQuery(self.start_key, reads[-1].key, False, reads)
+        return RangeQuery(self.start_key, reads.keys[-1], False, reads)
 
     def _fill(self) -> None:
         limit = RANGE_CHUNK

@@ -1014,7 +1014,8 @@ def test_taking_a_range_in_batches_returns_and_records_what_it_should(
         assert queries == []
         return
     (query,) = queries
-    assert [read.key for read in query.reads] == taken
+    assert list(query.reads) == [(key, Height(0, 0)) for key in taken] == list(query.reads[:])
+    assert SimulationResults.from_bytes(sim.get_results().to_bytes()).range_queries(NS) == [query]
     # Exhausted when the range ended within the cap, or a full page proved it ended there;
     # a totalQueryLimit never reads beyond itself.
     exhausted = cap == count and not (limit and limit == count and limit < (page_size or 10**9))
