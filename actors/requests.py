@@ -270,8 +270,8 @@ def _check_write(ctx: TXContext, coll: str) -> None:
 #
 # A QueryResponse is written straight in protobuf's wire format. Building a queryresult.KV, its
 # QueryResultBytes and the QueryResponse as protobuf objects costs about 1.8 us a result; the
-# bytes alone about 0.6 us (a range of 100 keys: 178 -> 64 us, alone). The bytes are exactly
-# what SerializeToString gives: fields in number order, proto3's empty fields left out
+# bytes alone about 0.3 us (100 results: 178 -> 30 us, timeit). The bytes are exactly what
+# SerializeToString gives: fields in number order, proto3's empty fields left out
 # (tests/unit/test_requests.py compares the two).
 
 _SMALL = tuple(bytes((n,)) for n in range(0x80))  # the one-byte varints
@@ -399,8 +399,8 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
         iterator = sim.get_state_range_scan_iterator_with_pagination(
             ctx.chaincode, start, req.endKey, page
         )
-        try:
-            results = _kv_results(ctx.chaincode, ((kv.key, kv.value) for kv in iterator))
+        try:  # one more than the page: the iterator then learns whether the range ends there
+            results = _kv_results(ctx.chaincode, zip(*iterator.take(page + 1), strict=True))
         finally:
             iterator.close()
         return _page(results, iterator.bookmark)
