@@ -61,9 +61,9 @@ class _QueryIterator(Generic[T]):
         self._closed = False
 
     def _take(self, response: QueryResponse) -> None:
-        # The batch's serialized results, taken out of the message once: reading them one by
-        # one through the repeated field costs a wrapper object each (a 100-key range:
-        # 109 -> 60 us to decode the batch).
+        # The batch's serialized results, taken out of the message once: reading each through
+        # the repeated field as it is reached made a wrapper object and a KV to parse into
+        # (iterating 100 results and using them: 131 -> 100 us, timeit).
         self._batch = [result.resultBytes for result in response.results]
         self._has_more = response.has_more
         self._pos = 0
