@@ -120,7 +120,7 @@ def test_quick_run_reports_every_section(run: tuple[dict[str, Any], Path]) -> No
     assert all(results["gateway_crypto"][k] > 0 for k in ("sign_us", "verify_us", "validate_us"))
 
     targets = results["targets"]
-    assert len(targets) == 9
+    assert len(targets) == 12
     assert {t["status"] for t in targets} <= {"PASS", "MISS", "SKIP"}
     # --quick has no 64-client cells: those targets say so instead of guessing.
     assert targets[0]["status"] == "SKIP"
