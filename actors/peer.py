@@ -224,6 +224,7 @@ class Peer:
             channel_orgs=self.channel_orgs,
             local_msp_id=config.msp_id,
             msps=lambda channel: self.gateway.channel_msps(channel) if self.gateway else None,
+            local_identity=self.identity,  # what support signs the peer's own proposals with
         )
         self.ledgers.set_collection_rules(self.collections.rules)
         for installed in self.lifecycle.packages.list():

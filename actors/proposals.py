@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -44,6 +45,16 @@ class Identity:
 
     def sign(self, data: bytes) -> bytes:
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def verify(self, data: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is this identity's over ``data`` (an empty one never is)."""
+        if not signature:
+            return False
+        try:
+            self.key.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):  # ValueError: not a DER signature
+            return False
+        return True
 
 
 @lru_cache(maxsize=64)

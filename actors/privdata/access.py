@@ -8,11 +8,16 @@ Fabric counterparts: ``core/common/privdata/store.go`` (``SimpleCollectionStore`
 ``core/ledger/pvtdatapolicy`` with the committer's eligibility test (peer's org a member,
 blockToLive).
 
-The creator of a transaction is the proposal's. When the channel's MSPs know it (a proposal
-that came through the Gateway or the Endorser, whose signature was checked there) the member
-policy is evaluated as Fabric does; a proposal the peer built itself for the admin API or
-``ccactors invoke`` carries the peer's local identity, which no channel MSP issued: it acts as
-a client of the peer's organisation (its MSP id is compared with the member orgs).
+The creator of a transaction is the proposal's, and the member policy is evaluated on it as
+Fabric does (``SimpleCollection.AccessFilter``): a creator the channel's MSPs cannot deserialize
+or validate, or whose signature does not verify, is no member, whatever MSP id it claims. The
+one exception is a proposal the peer built itself (admin API, ``ccactors invoke``, the
+embedding API without a proposal): it carries the peer's local identity, which no channel MSP
+issued, and acts as a client of the peer's organisation. The store knows that identity because
+the peer hands it over (``local_identity``), and takes a proposal as the peer's own only when
+its creator is that identity and its signature verifies with the peer's key, which never leaves
+the process: a client can copy the certificate, not the signature. Proposals the peer builds
+unsigned (``chaincode.signproposals = false``) therefore have no member access.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from google.protobuf.message import DecodeError
 from actors.msp.msp import MSPError, MSPManager
 from actors.msp.policies import PolicyError, SignedData, evaluate, from_string
 from actors.privdata import collections
+from actors.proposals import Identity
 from protos.common.common_pb2 import Header, SignatureHeader
-from protos.msp.identities_pb2 import SerializedIdentity
 from protos.peer.collection_pb2 import CollectionConfigPackage, StaticCollectionConfig
 from protos.peer.policy_pb2 import ApplicationPolicy
 from protos.peer.proposal_pb2 import Proposal, SignedProposal
@@ -41,17 +46,16 @@ def _package(text: str) -> CollectionConfigPackage:
     return collections.parse_config(text) if text else CollectionConfigPackage()
 
 
-def _creator(proposal: SignedProposal | None) -> tuple[SignedData, str] | None:
-    """(the proposal's signed data, the creator's MSP id), None when it has none."""
+def _signed_data(proposal: SignedProposal | None) -> SignedData | None:
+    """The proposal's signed data (bytes, creator, signature), None when it has none."""
     if proposal is None:
         return None
     try:
         header = Header.FromString(Proposal.FromString(proposal.proposal_bytes).header)
         creator = SignatureHeader.FromString(header.signature_header).creator
-        msp_id = SerializedIdentity.FromString(creator).mspid
     except DecodeError:
         return None
-    return SignedData(proposal.proposal_bytes, creator, proposal.signature), msp_id
+    return SignedData(proposal.proposal_bytes, creator, proposal.signature)
 
 
 class CollectionStore:
@@ -60,7 +64,8 @@ class CollectionStore:
     ``definition_collections(channel, chaincode)`` gives the definition's collections config
     (Fabric CLI JSON; "" for none) or None when the chaincode has no definition there (then
     only the implicit collections exist); ``channel_orgs(channel)`` the channel's MSP ids;
-    ``msps(channel)`` the channel's MSPs when the peer has them."""
+    ``msps(channel)`` the channel's MSPs when the peer has them; ``local_identity`` the
+    identity the peer signs its own proposals with."""
 
     def __init__(
         self,
@@ -69,11 +74,13 @@ class CollectionStore:
         channel_orgs: Callable[[str], Sequence[str]],
         local_msp_id: str,
         msps: Callable[[str], MSPManager | None] = lambda channel: None,
+        local_identity: Identity | None = None,
     ) -> None:
         self._definition_collections = definition_collections
         self._channel_orgs = channel_orgs
         self.local_msp_id = local_msp_id
         self._msps = msps
+        self._local = local_identity
 
     def find(self, channel: str, chaincode: str, name: str) -> StaticCollectionConfig | None:
         """The collection, explicit or implicit (for a channel org); None if it has none."""
@@ -115,23 +122,28 @@ class CollectionStore:
     def _creator_is_member(
         self, channel: str, static: StaticCollectionConfig, proposal: SignedProposal | None
     ) -> bool:
-        found = _creator(proposal)
-        if found is None:
+        signed = _signed_data(proposal)
+        if signed is None:
             return False
-        signed, msp_id = found
+        if self._is_local(signed):
+            return self.local_msp_id in collections.member_orgs(static)
         msps = self._msps(channel)
-        if msps is not None:
-            try:
-                msps.deserialize(signed.identity)
-            except MSPError:
-                msps = None  # the peer's own local identity (admin API, ccactors invoke)
-        if msps is None:
-            return msp_id in collections.member_orgs(static)
+        if msps is None:  # no channel MSPs: nobody's membership can be established
+            return False
         try:
             evaluate(static.member_orgs_policy.signature_policy, [signed], msps)
             return True
-        except PolicyError:
+        except (PolicyError, MSPError):
             return False
+
+    def _is_local(self, signed: SignedData) -> bool:
+        """The proposal is one the peer built and signed itself (see the module docstring)."""
+        local = self._local
+        return (
+            local is not None
+            and signed.identity == local.serialized
+            and local.verify(signed.data, signed.signature)
+        )
 
     def endorsement_policy(self, channel: str, chaincode: str, name: str) -> bytes | None:
         """``ApplicationPolicy`` bytes for the collection's writes at validation: its own

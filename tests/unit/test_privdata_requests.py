@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from actors import requests
 from actors.ledger import LedgerManager, ReadOnlyViolation
 from actors.privdata.access import CollectionStore
-from actors.proposals import build_signed_proposal, local_identity
+from actors.proposals import Identity, build_signed_proposal, local_identity
 from actors.requests import Limits, RequestError
 from actors.txcontexts import TXContext
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
@@ -41,6 +42,7 @@ def store(config: str | None = CONFIG, local: str = "Org1MSP") -> CollectionStor
         definition_collections=lambda channel, chaincode: config,
         channel_orgs=lambda channel: ("Org1MSP", "Org2MSP"),
         local_msp_id=local,
+        local_identity=local_identity(local),  # the peer's own proposals (see context())
     )
 
 
@@ -109,6 +111,23 @@ def test_member_only_write_refuses_a_non_member_and_nothing_is_written(
     assert not ctx.simulator.get_results().has_writes()
     member = context(ledgers, txid="t2")
     serve(CM.PUT_STATE, shim.PutState(key="k", value=b"v", collection="writers"), member)
+
+
+def test_only_the_peers_own_signature_makes_its_org_a_member(ledgers: LedgerManager) -> None:
+    """With no channel MSPs nobody's membership can be established but the peer's own
+    proposals': its certificate with another key, or unsigned, claims Org1MSP in vain."""
+    seed(ledgers, "readers", k=b"v")
+    own = local_identity("Org1MSP")
+    copied = Identity("Org1MSP", own.cert_pem, ec.generate_private_key(ec.SECP256R1()))
+    for n, (identity, sign) in enumerate(((copied, True), (own, False))):
+        txid = f"forged{n}"
+        proposal = build_signed_proposal(identity, CH, txid, NS, [b"f"], sign=sign)
+        simulator = ledgers.get(CH).new_simulator(txid)
+        ctx = TXContext(NS, CH, txid, simulator, proposal, collections=store())
+        with pytest.raises(RequestError, match="does not have read access"):
+            serve(CM.GET_STATE, shim.GetState(key="k", collection="readers"), ctx)
+    own_read = serve(CM.GET_STATE, shim.GetState(key="k", collection="readers"), context(ledgers))
+    assert own_read == b"v"
 
 
 def test_unknown_collections(ledgers: LedgerManager) -> None:
