@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$
 TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
@@ -254,11 +255,12 @@ class _Budget(io.RawIOBase):
         data = self._source.read(want)
         self._left -= len(data)
         if self._left < 0:
-            raise PackageError(
-                f"{self._what} decompresses to more than {self._limit} bytes "
-                "(the peer's package size limit)"
-            )
+            raise PackageError(_too_big(self._what, self._limit))
         return data
+
+
+def _too_big(what: str, limit: int) -> str:
+    return f"{what} is larger than {limit} bytes once decompressed (the peer's package size limit)"
 
 
 def _members(
@@ -273,8 +275,8 @@ def _members(
                     raise PackageError(f"{what} has more than {MAX_ENTRIES} entries")
                 if member.size > max_bytes:  # refused from the header, before its data
                     raise PackageError(
-                        f"{what}: entry {member.name!r} holds {member.size} bytes, more than "
-                        f"the peer's package size limit ({max_bytes} bytes)"
+                        f"{what}: entry {member.name!r} holds {member.size} bytes: "
+                        + _too_big("it", max_bytes)
                     )
                 yield member, tar
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
@@ -287,12 +289,37 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return extracted.read()
 
 
-def _check_code_archive(code: bytes, where: str, max_bytes: int) -> None:
-    """Fabric's extraction rules for code.tar.gz (``core/container/externalbuilder``): only
-    directories and regular files, no absolute or escaping names. Applied at install to every
-    package, whatever will build it, so nothing unsafe is ever stored."""
-    what = f"{where}: {CODE}"
-    for member, _ in _members(code, what, max_bytes):
+@dataclass(frozen=True)
+class CodeEntry:
+    """One entry of a code archive as :func:`code_entries` gives it: ``path`` is the entry's
+    name made relative and normal (no ``.`` parts; "" for the root); ``open``/``read`` give a
+    regular file's content, until the next entry is taken (the archive is a stream)."""
+
+    member: tarfile.TarInfo
+    path: str
+    _tar: tarfile.TarFile = field(repr=False)
+
+    def open(self) -> IO[bytes]:
+        extracted = self._tar.extractfile(self.member)
+        assert extracted is not None  # regular files only
+        return extracted
+
+    def read(self) -> bytes:
+        return self.open().read()
+
+
+def code_entries(
+    code: bytes, what: str = CODE, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[CodeEntry]:
+    """The entries of a ``code.tar.gz``, each checked before it is given out, with Fabric's
+    extraction rules (``core/container/externalbuilder`` ``Untar``) and our limits: only
+    directories and regular files (no links of any kind, no devices), no absolute or escaping
+    names, at most :data:`MAX_ENTRIES` entries and ``max_bytes`` bytes in all, counted from
+    the headers and again as they decompress (a gzip bomb stops at the limit). Streams; every
+    reader of a code archive (install, builders, the Docker and node builds) walks it with
+    this, so none of them applies weaker rules. Raises :class:`PackageError`."""
+    declared = 0
+    for member, tar in _members(code, what, max_bytes):
         name = PurePosixPath(member.name)
         if name.is_absolute() or ".." in name.parts:
             raise PackageError(
@@ -303,15 +330,19 @@ def _check_code_archive(code: bytes, where: str, max_bytes: int) -> None:
                 f"{what}: invalid file type '{member.type.decode(errors='replace')}' contained "
                 f"in archive for file '{member.name}' (only regular files and directories)"
             )
+        declared += member.size
+        if declared > max_bytes:
+            raise PackageError(_too_big(what, max_bytes))
+        yield CodeEntry(member, "/".join(name.parts), tar)
 
 
 def code_files(code: bytes, prefix: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:
-    """The regular files of a code archive whose names start with ``prefix`` (e.g. the state
+    """The regular files of a code archive whose paths start with ``prefix`` (e.g. the state
     DB indexes under ``META-INF/statedb/couchdb/indexes/``), read within ``max_bytes``."""
     return {
-        member.name: _read_member(tar, member)
-        for member, tar in _members(code, CODE, max_bytes)
-        if member.isreg() and member.name.startswith(prefix)
+        entry.path: entry.read()
+        for entry in code_entries(code, max_bytes=max_bytes)
+        if entry.member.isreg() and entry.path.startswith(prefix)
     }
 
 
@@ -389,7 +420,9 @@ def read_package_bytes(
         except PackageError as exc:
             raise PackageError(f"{where}: {exc}") from None
     assert isinstance(target, str)
-    _check_code_archive(entries[CODE], where, max_bytes)
+    # Checked at install whatever will build it, so nothing unsafe is ever stored.
+    for _ in code_entries(entries[CODE], f"{where}: {CODE}", max_bytes=max_bytes):
+        pass
     path = _field(metadata, "path")
     return PackageInfo(
         label=label,

@@ -32,9 +32,9 @@ sharing the peer's Docker and external runtimes; the install store calls
 in Fabric), and an installed package is launched as a ``ChaincodeDefinition`` whose ``name`` is
 the package id and ``package`` the stored file.
 
-Package extraction here (:func:`safe_extract`) refuses absolute and escaping paths, links and
-devices, and more than ``max_size`` bytes once decompressed, before anything is written
-outside the scratch directory.
+Package extraction here (:func:`safe_extract`) walks the archive with
+:func:`actors.packaging.code_entries`: absolute and escaping paths, links and devices, and more
+than ``max_size`` bytes once decompressed are refused before anything is written.
 """
 
 from __future__ import annotations
@@ -57,12 +57,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from actors.config import ChaincodeDefinition, ConfigError
 from actors.lifecycle.platforms import check_platform, docker_platform, package_type
-from actors.packaging import METADATA, PackageError, PackageInfo, check_label, read_package
+from actors.packaging import (
+    METADATA,
+    PackageError,
+    PackageInfo,
+    check_label,
+    code_entries,
+    read_package,
+)
 from actors.runtimes import Connect, ExitStatus, Instance
 from actors.runtimes.external import ConnectionInfo, ExternalRuntime, connection_from_json
 from actors.tls import ClientTLS
@@ -148,56 +155,33 @@ def parse_builders(entries: Iterable[Mapping[str, Any]] | None) -> tuple[Externa
 
 
 def safe_extract(code: bytes, dest: Path, max_size: int = DEFAULT_MAX_CODE_SIZE) -> None:
-    """Extract a ``code.tar.gz`` into ``dest`` (Fabric's ``Untar``): directories and regular
-    files only, no absolute or escaping names, at most ``max_size`` bytes in all. Streams, so a
-    gzip bomb stops at the limit instead of filling memory or disk."""
+    """Extract a ``code.tar.gz`` into ``dest`` (Fabric's ``Untar``), each entry checked by
+    :func:`actors.packaging.code_entries` before anything is written: directories and regular
+    files only, no absolute or escaping names, at most ``max_size`` bytes in all."""
     dest = dest.resolve()
-    written = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(code), mode="r|gz") as tar:
-            for member in tar:
-                name = PurePosixPath(member.name)
-                if name.is_absolute() or ".." in name.parts:
-                    raise BuildError(f"tar contains the absolute or escaping path '{member.name}'")
-                target = dest.joinpath(*name.parts) if name.parts else dest
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    continue
-                if not member.isfile():
-                    raise BuildError(
-                        f"invalid file type '{member.type!r}' contained in archive for file "
-                        f"'{member.name}'"
-                    )
-                written += member.size
-                if written > max_size:
-                    raise BuildError(
-                        f"code package is larger than {max_size} bytes once decompressed"
-                    )
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                source = tar.extractfile(member)
-                assert source is not None
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                target.chmod(0o700 if member.mode & 0o111 else 0o600)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        for entry in code_entries(code, max_bytes=max_size):
+            target = dest.joinpath(*entry.path.split("/")) if entry.path else dest
+            if entry.member.isdir():
+                target.mkdir(parents=True, exist_ok=True, mode=0o700)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(target, "wb") as out:
+                shutil.copyfileobj(entry.open(), out, 1 << 20)
+            target.chmod(0o700 if entry.member.mode & 0o111 else 0o600)
+    except PackageError as exc:
+        raise BuildError(f"could not untar source package: {exc}") from None
+    except OSError as exc:
         raise BuildError(f"could not untar source package: {exc}") from exc
 
 
 def declared_size(code: bytes, max_size: int = DEFAULT_MAX_CODE_SIZE) -> int:
     """The decompressed size a ``code.tar.gz`` declares, refused beyond ``max_size`` as soon as
     a header says so (before Docker's ``ADD`` would unpack it into an image)."""
-    total = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(code), mode="r|gz") as tar:
-            for member in tar:
-                total += member.size
-                if total > max_size:
-                    raise BuildError(
-                        f"code package is larger than {max_size} bytes once decompressed"
-                    )
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BuildError(f"code package is not a valid tar.gz: {exc}") from exc
-    return total
+        return sum(entry.member.size for entry in code_entries(code, max_bytes=max_size))
+    except PackageError as exc:
+        raise BuildError(str(exc)) from None
 
 
 # -- builders ----------------------------------------------------------------------------------

@@ -10,17 +10,15 @@ Fabric's verbs (``install``, ``queryinstalled``, ``calculatepackageid``, ``defin
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.config import ChaincodeDefinition
+from actors.config import ChaincodeDefinition, ConfigError
 from actors.errors import LifecycleError
 from actors.ledger import Ledger, LedgerManager
 from actors.ledger.richquery import INDEX_DIR, IndexDefinitionError, parse_index_definition
@@ -28,7 +26,15 @@ from actors.lifecycle.channels import Channels, check_channel_name
 from actors.lifecycle.definitions import Definition, DefinitionStore
 from actors.lifecycle.invocation import Invocations
 from actors.lifecycle.packages import InstalledPackage, InstallStore
-from actors.packaging import DEFAULT_MAX_BYTES, PackageError, PackageInfo, code_files
+from actors.packaging import (
+    CODE,
+    DEFAULT_MAX_BYTES,
+    PackageError,
+    PackageInfo,
+    code_entries,
+    code_files,
+)
+from actors.runtimes.external import connection_fields, connection_from_json
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +47,7 @@ class InstalledInfo:
     references: dict[str, list[Definition]]
 
 
-CONNECTION_JSON_FIELDS = frozenset(
-    {"address", "dial_timeout", "tls_required", "client_auth_required", "root_cert"}
-    | {"client_key", "client_cert"}
-)
+MAX_CONNECTION_JSON = 1024 * 1024  # bytes of a ccaas package's connection.json
 
 
 def runtime_definition(package: InstalledPackage, info: PackageInfo) -> ChaincodeDefinition | None:
@@ -56,31 +59,32 @@ def runtime_definition(package: InstalledPackage, info: PackageInfo) -> Chaincod
     kind = info.type.lower()
     if kind == "python":
         return ChaincodeDefinition(package.package_id, runtime="docker", package=package.path)
-    if kind == "ccaas":
-        with tarfile.open(fileobj=io.BytesIO(info.code), mode="r:gz") as tar:
-            try:
-                member = tar.extractfile("connection.json")
-            except KeyError:
-                member = None
-            if member is None:
-                raise LifecycleError(
-                    f"ccaas package {package.package_id}: connection.json not found at the root "
-                    "of code.tar.gz"
-                )
-            try:
-                connection = json.loads(member.read(1024 * 1024))
-            except ValueError as exc:
-                raise LifecycleError(
-                    f"ccaas package {package.package_id}: malformed chaincode info at "
-                    f"'connection.json': {exc}"
-                ) from None
-        if not isinstance(connection, dict):
-            raise LifecycleError(f"ccaas package {package.package_id}: malformed connection.json")
-        # Fabric's fields only: our config's extras (``file``: read a host path) must not be
-        # reachable from a package's contents; other keys Fabric ignores too.
-        connection = {k: v for k, v in connection.items() if k in CONNECTION_JSON_FIELDS}
-        return ChaincodeDefinition(package.package_id, runtime="external", connection=connection)
-    return None
+    if kind != "ccaas":
+        return None
+    where = f"ccaas package {package.package_id}"
+    data = None
+    try:
+        for entry in code_entries(info.code, f"{where}: {CODE}"):
+            if entry.path == "connection.json" and entry.member.isreg():
+                if entry.member.size > MAX_CONNECTION_JSON:
+                    raise LifecycleError(
+                        f"{where}: connection.json is {entry.member.size} bytes, more than "
+                        f"{MAX_CONNECTION_JSON}"
+                    )
+                data = entry.read()
+    except PackageError as exc:
+        raise LifecycleError(str(exc)) from None
+    if data is None:
+        raise LifecycleError(f"{where}: connection.json not found at the root of code.tar.gz")
+    try:
+        connection = connection_from_json(data, f"{where}: connection.json")
+    except ConfigError as exc:
+        raise LifecycleError(str(exc)) from None
+    # Fabric's fields only, as Fabric's reader read them: our config's extras (``file``: read
+    # a host path) must not be reachable from a package's contents.
+    return ChaincodeDefinition(
+        package.package_id, runtime="external", connection=connection_fields(connection)
+    )
 
 
 def index_files(package_id: str, info: PackageInfo) -> dict[str, bytes]:

@@ -71,7 +71,7 @@ from actors.lifecycle.platforms import (
     PlatformError,
     docker_platform,
 )
-from actors.packaging import PackageError, PackageInfo, read_package
+from actors.packaging import PackageError, PackageInfo, code_entries, read_package
 from actors.runtimes import Connect, ExitStatus
 from actors.tls import ClientTLS
 
@@ -851,30 +851,20 @@ class DockerRuntime:
 
 def _under(prefix: str, code: bytes, max_size: int = MAX_BUILD_OUTPUT) -> bytes:
     """The entries of ``code.tar.gz`` re-rooted under ``prefix`` as a plain tar (what
-    ``put_archive`` to / extracts to /chaincode/input); only files and directories with safe
-    names, at most ``max_size`` bytes."""
+    ``put_archive`` to / extracts to /chaincode/input); each checked by
+    :func:`actors.packaging.code_entries` (files and directories with safe names, at most
+    ``max_size`` bytes)."""
     out = io.BytesIO()
-    total = 0
     try:
-        with (
-            tarfile.open(fileobj=io.BytesIO(code), mode="r|gz") as source,
-            tarfile.open(fileobj=out, mode="w") as target,
-        ):
-            for member in source:
-                parts = Path(member.name).parts
-                if Path(member.name).is_absolute() or ".." in parts:
-                    raise DockerRuntimeError(f"unsafe entry {member.name!r} in code.tar.gz")
-                if not (member.isfile() or member.isdir()):
-                    raise DockerRuntimeError(f"code.tar.gz entry {member.name!r} is not a file")
-                total += member.size
-                if total > max_size:
-                    raise DockerRuntimeError(f"code.tar.gz is larger than {max_size} bytes")
-                member.name = f"{prefix}/{member.name}"
+        with tarfile.open(fileobj=out, mode="w") as target:
+            for entry in code_entries(code, max_bytes=max_size):
+                member = entry.member
+                member.name = f"{prefix}/{entry.path}" if entry.path else prefix
                 member.uid = member.gid = 0
                 member.mode = (member.mode & 0o755) | (0o755 if member.isdir() else 0o644)
-                target.addfile(member, source.extractfile(member) if member.isfile() else None)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DockerRuntimeError(f"code.tar.gz is not a valid tar.gz: {exc}") from exc
+                target.addfile(member, entry.open() if member.isfile() else None)
+    except PackageError as exc:
+        raise DockerRuntimeError(str(exc)) from None
     return out.getvalue()
 
 

@@ -13,9 +13,11 @@ again: restarting the service is how a chaincode-as-a-service is "restarted".
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -25,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from actors.config import ChaincodeDefinition, ConfigError, parse_duration
+from actors.config import ChaincodeDefinition, ConfigError
 from actors.runtimes import Connect, ExitStatus
 from actors.transports import ConnectionClosed
 from actors.transports.grpc import DEFAULT_MAX_MESSAGE, GrpcStream, dial
@@ -34,21 +36,65 @@ from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 DEFAULT_DIAL_TIMEOUT = 3.0  # Fabric's externalbuilder.DialTimeout
 MAX_DIAL_TIMEOUT = 3600.0  # ours: a dial that may block the launch lane for longer is a mistake
 
-# connection.json keys Fabric reads, plus ``domain`` (the TLS server name, when the address is
-# not the name in the service's certificate) and ``file`` (ours: where to read the rest from).
-CONNECTION_KEYS = frozenset(
-    {
-        "address",
-        "dial_timeout",
-        "tls_required",
-        "client_auth_required",
-        "client_key",
-        "client_cert",
-        "root_cert",
-        "domain",
-        "file",
-    }
+# connection.json as Fabric's peer reads it (``ChaincodeServerUserData``); other keys ignored.
+FABRIC_KEYS = (
+    "address",
+    "dial_timeout",
+    "tls_required",
+    "client_auth_required",
+    "client_key",
+    "client_cert",
+    "root_cert",
 )
+# a [[chaincodes]] connection table takes those plus ``domain`` (the TLS server name, when the
+# address is not the name in the service's certificate) and ``file`` (a connection.json to read)
+CONNECTION_KEYS = frozenset({*FABRIC_KEYS, "domain", "file"})
+
+_GO_UNITS = {"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+_ABSENT = object()
+_TEXT_UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+_GO_TERM = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"  # linear: no nesting
+
+
+def go_duration(text: str) -> float:
+    """Seconds from Go's ``time.ParseDuration`` syntax (``10s``, ``1m30s``, ``500ms``; a bare
+    number other than 0 has no unit and is refused, as in Go). ValueError with Go's text."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    if len(body) > 100:
+        raise ValueError(f"time: invalid duration of {len(text)} characters")
+    if body == "0":
+        return 0.0
+    if not body or not re.fullmatch(f"(?:{_GO_TERM})+", body):
+        missing = re.fullmatch(r"[0-9]*\.?[0-9]*", body) and body.strip(".")
+        raise ValueError(f'time: {"missing unit in" if missing else "invalid"} duration "{text}"')
+    nanos = sum(float(n) * _GO_UNITS[unit] for n, unit in re.findall(_GO_TERM, body))
+    return (-nanos if text.startswith("-") else nanos) / 1e9
+
+
+def _dial_timeout(raw: Any, where: str) -> float:
+    """Fabric's ``Duration.UnmarshalJSON``: a JSON number is nanoseconds (Go's time.Duration),
+    a string a Go duration; 0 or absent means Fabric's 3 s (JSON null is invalid there)."""
+    if raw is _ABSENT:
+        return DEFAULT_DIAL_TIMEOUT
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(f"{where}: dial_timeout: invalid duration {raw!r}")
+    if raw == "":
+        raise ConfigError(f'{where}: dial_timeout: empty (give a duration, e.g. "10s")')
+    if isinstance(raw, str):
+        try:
+            seconds = go_duration(raw)
+        except ValueError as exc:
+            raise ConfigError(f'{where}: dial_timeout: {exc} (e.g. "10s", "500ms")') from None
+    elif not math.isfinite(raw):
+        raise ConfigError(f"{where}: dial_timeout: invalid duration {raw!r}")
+    else:
+        seconds = int(raw) / 1e9  # Go truncates the float64 to whole nanoseconds
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DIAL_TIMEOUT:
+        raise ConfigError(
+            f"{where}: dial_timeout must be between 0 and {MAX_DIAL_TIMEOUT:g}s, got {raw!r}"
+            + (" (a number is nanoseconds, as in Fabric)" if not isinstance(raw, str) else "")
+        )
+    return seconds or DEFAULT_DIAL_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -77,123 +123,27 @@ class ConnectionInfo:
         return []
 
 
-def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a Fabric ``connection.json`` into a dict for ``ChaincodeDefinition.connection``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read chaincode connection file {path}: {exc}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"cannot parse chaincode connection file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"chaincode connection file {path}: expected a JSON object")
-    data.pop("file", None)
-    # PEM fields hold the PEM text, as in Fabric; a path to a PEM file (relative to the
-    # connection file) is accepted too.
-    for key in ("client_key", "client_cert", "root_cert"):
-        value = data.get(key)
-        if isinstance(value, str) and value and "-----BEGIN" not in value:
-            pem = path.parent / value
-            if pem.is_file():
-                data[key] = pem.read_text()
-    return data
-
-
-def _flag(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    raise ConfigError(f"connection.{key}: expected true or false, got {value!r}")
-
-
-def _pem(value: Any) -> bytes | None:
-    if not value:
-        return None
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionInfo:
-    """Fabric's ``ChaincodeServerUserData.ChaincodeServerInfo``, with its error texts.
-
-    ``{"file": "path/connection.json"}`` reads the fields from that file; keys given next to
-    ``file`` override the file's.
-    """
-    fields = dict(connection)
-    if fields.get("file"):
-        fields = {**load_connection_file(fields["file"]), **fields}
-    unknown = set(fields) - CONNECTION_KEYS
-    if unknown:
-        raise ConfigError(f"chaincode {name}: unknown connection keys {sorted(unknown)}")
-    address = fields.get("address")
-    if not address or not isinstance(address, str):
-        raise ConfigError(f"chaincode {name}: chaincode address not provided")
-    raw_timeout = fields.get("dial_timeout")
-    if raw_timeout in (None, "", 0):
-        dial_timeout = DEFAULT_DIAL_TIMEOUT
-    else:
-        dial_timeout = parse_duration(raw_timeout, "connection.dial_timeout")
-        if dial_timeout <= 0:
-            raise ConfigError(f"chaincode {name}: connection.dial_timeout must be positive")
-    tls = _flag(fields.get("tls_required", False), "tls_required")
-    client_auth = _flag(fields.get("client_auth_required", False), "client_auth_required")
-    info = ConnectionInfo(
-        address=address.removeprefix("grpc://").removeprefix("grpcs://"),
-        dial_timeout=dial_timeout,
-        tls_required=tls,
-        client_auth_required=client_auth,
-        client_key=_pem(fields.get("client_key")),
-        client_cert=_pem(fields.get("client_cert")),
-        root_cert=_pem(fields.get("root_cert")),
-        domain=fields.get("domain") or None,
-    )
-    _check_connection(info, f"chaincode {name}")
-    return info
-
-
-def connection_from_json(data: bytes | str, where: str = "connection.json") -> ConnectionInfo:
-    """A ``connection.json`` exactly as Fabric's peer reads it (``ChaincodeServerUserData``):
-    ``dial_timeout`` a Go duration string or a number of nanoseconds (0 or absent: 3 s), the two
-    flags JSON booleans, PEM fields strings; other keys ignored. Errors carry ``where``."""
-    try:
-        fields = json.loads(data)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if not isinstance(fields, dict):
-        raise ConfigError(f"{where}: expected a JSON object")
+def parse_connection(fields: Mapping[str, Any], where: str = "connection.json") -> ConnectionInfo:
+    """The one reader of ``connection.json`` fields, Fabric's ``ChaincodeServerUserData`` and
+    its ``ChaincodeServerInfo`` (texts included): ``address`` required, ``dial_timeout`` a Go
+    duration string or a number of nanoseconds (0 or absent: 3 s), the two flags JSON
+    booleans, the PEM fields strings; other keys ignored. Errors are ConfigErrors naming
+    ``where``. Used for packages, builder releases and the peer's configuration alike."""
     for key in ("address", "root_cert", "client_key", "client_cert"):
         if not isinstance(fields.get(key, ""), str):
             raise ConfigError(f"{where}: {key} must be a string")
     for key in ("tls_required", "client_auth_required"):
         if not isinstance(fields.get(key, False), bool):
             raise ConfigError(f"{where}: {key} must be true or false (a JSON boolean)")
-    raw = fields.get("dial_timeout", 0)
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ConfigError(f"{where}: dial_timeout: invalid duration {raw!r}")
-    if raw == "":
-        raise ConfigError(f'{where}: dial_timeout: empty (give one, e.g. "10s")')
-    # a Go duration string, or a number of nanoseconds (Go's time.Duration in JSON)
-    timeout = parse_duration(raw, f"{where}: dial_timeout") if isinstance(raw, str) else raw / 1e9
-    if not math.isfinite(timeout) or timeout < 0 or timeout > MAX_DIAL_TIMEOUT:
-        raise ConfigError(f"{where}: dial_timeout must be between 0 and {MAX_DIAL_TIMEOUT:g}s")
     info = ConnectionInfo(
-        address=fields.get("address", ""),
-        dial_timeout=timeout or DEFAULT_DIAL_TIMEOUT,
+        address=fields.get("address", "").removeprefix("grpc://").removeprefix("grpcs://"),
+        dial_timeout=_dial_timeout(fields.get("dial_timeout", _ABSENT), where),
         tls_required=fields.get("tls_required", False),
         client_auth_required=fields.get("client_auth_required", False),
-        client_key=_pem(fields.get("client_key")),
-        client_cert=_pem(fields.get("client_cert")),
-        root_cert=_pem(fields.get("root_cert")),
+        client_key=fields.get("client_key", "").encode() or None,
+        client_cert=fields.get("client_cert", "").encode() or None,
+        root_cert=fields.get("root_cert", "").encode() or None,
     )
-    _check_connection(info, where)
-    return info
-
-
-def _check_connection(info: ConnectionInfo, where: str) -> None:
     if not info.address:
         raise ConfigError(f"{where}: chaincode address not provided")
     if info.tls_required:
@@ -203,6 +153,85 @@ def _check_connection(info: ConnectionInfo, where: str) -> None:
             raise ConfigError(f"{where}: chaincode tls cert not provided")
         if not info.root_cert:
             raise ConfigError(f"{where}: chaincode tls root cert not provided")
+    return info
+
+
+def connection_from_json(data: bytes | str, where: str = "connection.json") -> ConnectionInfo:
+    """A ``connection.json`` file's bytes through :func:`parse_connection`."""
+    try:
+        fields = json.loads(data)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    return parse_connection(fields, where)
+
+
+def connection_fields(info: ConnectionInfo) -> dict[str, Any]:
+    """``info`` as the connection table of a ChaincodeDefinition: Fabric's keys only (the
+    flags when true, the PEMs when given), the timeout as a duration string (a number there
+    would be read as seconds, as every duration of the configuration)."""
+    nanos = round(info.dial_timeout * 1e9)
+    unit, size = next((u, n) for u, n in _TEXT_UNITS if nanos % n == 0)
+    fields: dict[str, Any] = {"address": info.address, "dial_timeout": f"{nanos // size}{unit}"}
+    for key in ("tls_required", "client_auth_required", "client_key", "client_cert", "root_cert"):
+        value = getattr(info, key)
+        if value:
+            fields[key] = value.decode() if isinstance(value, bytes) else value
+    return fields
+
+
+def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a Fabric ``connection.json`` (checked by :func:`parse_connection`) into a dict for
+    ``ChaincodeDefinition.connection``. A PEM field may also name a file next to it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read chaincode connection file {path}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse chaincode connection file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"chaincode connection file {path}: expected a JSON object")
+    for key in ("client_key", "client_cert", "root_cert"):
+        value = data.get(key)
+        if isinstance(value, str) and value and "-----BEGIN" not in value:
+            pem = path.parent / value
+            if pem.is_file():
+                data[key] = pem.read_text()
+    fields = connection_fields(parse_connection(data, f"chaincode connection file {path}"))
+    if isinstance(data.get("domain"), str) and data["domain"]:
+        fields["domain"] = data["domain"]
+    return fields
+
+
+def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionInfo:
+    """A ``[[chaincodes]]`` connection table: :func:`parse_connection`'s fields plus ``domain``
+    and ``file`` (``{"file": "path/connection.json"}`` reads the fields from that file; keys
+    given next to it override the file's). As everywhere in the configuration, a number for
+    ``dial_timeout`` here is seconds (the file's, as in Fabric, nanoseconds)."""
+    fields = dict(connection)
+    unknown = set(fields) - CONNECTION_KEYS
+    if unknown:
+        raise ConfigError(f"chaincode {name}: unknown connection keys {sorted(unknown)}")
+    file = fields.pop("file", None)
+    timeout = fields.get("dial_timeout")
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        if not (math.isfinite(timeout) and 0 <= timeout <= MAX_DIAL_TIMEOUT):
+            raise ConfigError(
+                f"chaincode {name}: connection.dial_timeout must be between 0 and "
+                f"{MAX_DIAL_TIMEOUT:g}s, got {timeout!r}"
+            )
+        fields["dial_timeout"] = f"{round(timeout * 1e9)}ns"
+    if file:
+        fields = {**load_connection_file(file), **fields}
+    domain = fields.pop("domain", None)
+    if domain is not None and not isinstance(domain, str):
+        raise ConfigError(f"chaincode {name}: connection.domain must be a string")
+    info = parse_connection(fields, f"chaincode {name}: connection")
+    return dataclasses.replace(info, domain=domain or None)
 
 
 @dataclass(frozen=True)

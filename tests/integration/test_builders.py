@@ -637,7 +637,7 @@ def test_ccaas_builder_errors(tmp_path: Path) -> None:
         builder.build(source, meta, out)
     # checked as the peer will read it, at build (install) time rather than at launch
     (source / "connection.json").write_text('{"address": "h:1", "dial_timeout": "soon"}')
-    with pytest.raises(BuildError, match="dial_timeout: cannot parse duration 'soon'"):
+    with pytest.raises(BuildError, match='dial_timeout: time: invalid duration "soon"'):
         builder.build(source, meta, out)
     (source / "connection.json").write_text('{"address": "h:1", "tls_required": true}')
     with pytest.raises(BuildError, match="chaincode tls root cert not provided"):
@@ -653,13 +653,23 @@ def test_ccaas_builder_errors(tmp_path: Path) -> None:
 def test_connection_json_is_read_as_fabric_reads_it() -> None:
     info = connection_from_json(b'{"address": "h:1", "dial_timeout": "1m30s", "other": 1}')
     assert info.address == "h:1" and info.dial_timeout == 90.0
+    # a JSON number is nanoseconds (Go's time.Duration), truncated to whole ones
     assert connection_from_json(b'{"address": "h:1", "dial_timeout": 2000000000}').dial_timeout == 2
+    assert connection_from_json(b'{"address": "h:1", "dial_timeout": 1.5e9}').dial_timeout == 1.5
+    # not seconds: 7200 is 7.2 microseconds, as in Fabric
+    assert connection_from_json(b'{"address": "h:1", "dial_timeout": 7200}').dial_timeout == 7.2e-6
+    assert connection_from_json(b'{"address": "h:1", "dial_timeout": "0"}').dial_timeout == 3.0
     assert connection_from_json(b'{"address": "h:1"}').dial_timeout == 3.0
     for bad, message in [
         (b'{"dial_timeout": "1s"}', "chaincode address not provided"),
-        (b'{"address": "h:1", "dial_timeout": "soon"}', "cannot parse duration"),
+        (b'{"address": "h:1", "dial_timeout": "soon"}', 'time: invalid duration "soon"'),
+        (b'{"address": "h:1", "dial_timeout": "10"}', 'time: missing unit in duration "10"'),
+        (b'{"address": "h:1", "dial_timeout": "-1s"}', "between 0 and 3600s"),
+        (b'{"address": "h:1", "dial_timeout": 3e13}', "a number is nanoseconds"),
+        (b'{"address": "h:1", "dial_timeout": NaN}', "invalid duration"),
         (b'{"address": "h:1", "dial_timeout": true}', "invalid duration"),
-        (b'{"address": "h:1", "dial_timeout": ""}', 'give one, e.g. "10s"'),
+        (b'{"address": "h:1", "dial_timeout": null}', "invalid duration"),
+        (b'{"address": "h:1", "dial_timeout": ""}', 'give a duration, e.g. "10s"'),
         (b'{"address": "h:1", "tls_required": "true"}', "JSON boolean"),
         (b'{"address": "h:1", "tls_required": true}', "chaincode tls root cert not provided"),
         (

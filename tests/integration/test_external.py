@@ -168,6 +168,17 @@ def test_connection_json_file(tmp_path: Path) -> None:
     assert info.channel_options() == [("grpc.ssl_target_name_override", "cc.internal")]
     # keys next to "file" override the file's
     assert resolve_connection("cc", {"file": str(path), "dial_timeout": "1s"}).dial_timeout == 1
+    # the file is Fabric's connection.json: a number is nanoseconds; in the peer's own
+    # configuration table a number is seconds, as every duration there
+    path.write_text(json.dumps({"address": "cc.example:7777", "dial_timeout": 4_000_000_000}))
+    assert resolve_connection("cc", {"file": str(path)}).dial_timeout == 4
+    assert load_connection_file(path)["dial_timeout"] == "4s"
+    assert resolve_connection("cc", {"address": "h:1", "dial_timeout": 4}).dial_timeout == 4
+    with pytest.raises(ConfigError, match="between 0 and 3600s, got 4000000000"):
+        resolve_connection("cc", {"address": "h:1", "dial_timeout": 4_000_000_000})
+    path.write_text(json.dumps({"address": "cc.example:7777", "dial_timeout": "4"}))
+    with pytest.raises(ConfigError, match=r"connection file .*missing unit in duration \"4\""):
+        load_connection_file(path)
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="cannot parse chaincode connection file"):
         load_connection_file(path)

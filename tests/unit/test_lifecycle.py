@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.config import Config, ConfigError
+from actors.config import ChaincodeDefinition, Config, ConfigError
 from actors.errors import InvalidInvocation, LifecycleError, UnknownChaincode, UnknownChannel
 from actors.ledger import LedgerManager
 from actors.lifecycle.channels import Channels
@@ -193,7 +193,7 @@ def test_the_decompressed_size_limit_counts_every_byte(tmp_path: Path) -> None:
     """Many honest entries adding up past the limit: refused by the running count."""
     store = InstallStore(tmp_path / "cc", max_bytes=MiB)
     code = tar_gz([(f"src/f{i}.bin", bytes([65 + i]) * 200 * 1024) for i in range(8)])
-    with pytest.raises(LifecycleError, match=r"decompresses to more than 1048576 bytes"):
+    with pytest.raises(LifecycleError, match=r"larger than 1048576 bytes once decompressed"):
         store.install(package(code=code))
     small = InstallStore(tmp_path / "cc2", max_bytes=MiB)
     small.install(package(code=tar_gz([("src/f.bin", os.urandom(100 * 1024))])))
@@ -648,3 +648,36 @@ def test_a_ccaas_package_cannot_name_a_host_file_for_its_connection() -> None:
     definition = runtime_definition(installed, info)
     assert definition is not None
     assert dict(definition.connection) == {"address": "cc:9999", "dial_timeout": "10s"}
+
+
+def test_a_ccaas_packages_connection_is_read_as_fabric_reads_it() -> None:
+    """One reader for every connection.json (``parse_connection``): a number is nanoseconds,
+    as Fabric's ``Duration`` reads it, whether a builder releases the file or the peer finds
+    it in a ccaas package; a bad value is refused with the reader's text."""
+    from actors.lifecycle.lifecycle import runtime_definition
+    from actors.lifecycle.packages import InstalledPackage
+    from actors.packaging import read_package_bytes
+    from actors.runtimes.external import resolve_connection
+
+    def definition(connection: bytes, name: str = "connection.json") -> ChaincodeDefinition:
+        info = read_package_bytes(package(code=tar_gz([(name, connection)])), "p.tar.gz")
+        installed = InstalledPackage(info.id, info.label, info.type, "p.tar.gz")
+        found = runtime_definition(installed, info)
+        assert found is not None
+        return found
+
+    found = definition(b'{"address": "cc:9999", "dial_timeout": 2500000000, "tls_required": false}')
+    assert dict(found.connection) == {"address": "cc:9999", "dial_timeout": "2500ms"}
+    assert resolve_connection(found.name, found.connection).dial_timeout == 2.5
+    assert definition(b'{"address": "cc:1"}', "./connection.json").connection["address"] == "cc:1"
+    for bad, message in [
+        (b'{"address": "cc:1", "dial_timeout": "10"}', 'missing unit in duration "10"'),
+        (b'{"address": "cc:1", "dial_timeout": 4e12}', "a number is nanoseconds"),
+        (b'{"address": "cc:1", "tls_required": "yes"}', "tls_required must be true or false"),
+        (b'{"dial_timeout": "1s"}', "chaincode address not provided"),
+        (b"{", "connection.json: Expecting"),
+    ]:
+        with pytest.raises(LifecycleError, match=message):
+            definition(bad)
+    with pytest.raises(LifecycleError, match=r"connection\.json not found at the root"):
+        definition(b'{"address": "cc:1"}', "src/connection.json")

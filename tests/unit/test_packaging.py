@@ -307,3 +307,67 @@ def test_cli_package_prints_the_id(tmp_path: Path, capsys: pytest.CaptureFixture
         cli_main(["package", "--label", "k v", "--path", str(EXAMPLES), "-t", TARGET]) == 2
     )  # a usage mistake
     assert "invalid label" in capsys.readouterr().err
+
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"x", link: str = "") -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, link
+        info.size = len(data) if kind == tarfile.REGTYPE else 0
+        tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    return raw.getvalue()
+
+
+UNSAFE = [
+    pytest.param(_entry("../up.py"), "absolute or escaping path '../up.py'", id="traversal"),
+    pytest.param(_entry("src/../../up.py"), "absolute or escaping path", id="inner-traversal"),
+    pytest.param(_entry("/etc/cron.d/x"), "absolute or escaping path '/etc/cron.d/x'", id="abs"),
+    pytest.param(_entry("src/l", tarfile.SYMTYPE, link="/etc"), "invalid file type '2'", id="sym"),
+    pytest.param(_entry("src/h", tarfile.LNKTYPE, link="a"), "invalid file type '1'", id="hard"),
+    pytest.param(_entry("src/d", tarfile.CHRTYPE), "invalid file type '3'", id="device"),
+    pytest.param(_entry("src/big", data=b"\0" * 70000), "larger than 65536 bytes", id="size"),
+    pytest.param(make_tar_gz({"a": b"\0" * 40000, "b": b"\0" * 40000}), "larger than", id="sum"),
+    pytest.param(gzip.compress(b"not a tar" * 100), "not a valid tar.gz", id="garbage"),
+]
+
+
+@pytest.mark.parametrize(("code", "message"), UNSAFE)
+def test_every_reader_of_a_code_archive_walks_it_with_the_same_checks(
+    tmp_path: Path, code: bytes, message: str
+) -> None:
+    """One iterator (``code_entries``) for install, builders, the Docker and node builds and
+    the ccaas reader: each refuses what the others refuse, before writing anything."""
+    from actors.errors import LifecycleError
+    from actors.lifecycle.builders import BuildError, declared_size, safe_extract
+    from actors.lifecycle.lifecycle import runtime_definition
+    from actors.lifecycle.packages import InstalledPackage
+    from actors.packaging import PackageInfo, code_entries
+    from actors.runtimes.docker import DockerRuntimeError, _under
+
+    limit = 64 << 10  # (the stream is read a 10 KiB tar record at a time)
+    with pytest.raises(PackageError, match=message):
+        list(code_entries(code, max_bytes=limit))
+    with pytest.raises(PackageError, match=message):
+        code_files(code, "", max_bytes=limit)
+    with pytest.raises(BuildError, match=message):
+        safe_extract(code, tmp_path / "out", limit)
+    assert not any(tmp_path.rglob("up.py")) and not (tmp_path / "out" / "src" / "l").exists()
+    with pytest.raises(BuildError, match=message):
+        declared_size(code, limit)
+    with pytest.raises(DockerRuntimeError, match=message):
+        _under("input", code, limit)
+    if "larger than" not in message:  # the ccaas reader has the install limit (128 MiB)
+        info = PackageInfo("cc", "ccaas", "", "cc:0", code)
+        with pytest.raises(LifecycleError, match=message):
+            runtime_definition(InstalledPackage("cc:0", "cc", "ccaas", "p"), info)
+
+
+def test_code_entries_give_normal_relative_paths() -> None:
+    from actors.lifecycle.builders import declared_size
+    from actors.packaging import code_entries
+
+    code = make_tar_gz({"./src/a.py": b"a", "src//b.py": b"b", "META-INF/x.json": b"{}"})
+    entries = {entry.path: entry.read() for entry in code_entries(code)}
+    assert entries == {"src/a.py": b"a", "src/b.py": b"b", "META-INF/x.json": b"{}"}
+    assert declared_size(code) == 4
