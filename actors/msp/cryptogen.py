@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
 import os
 import re
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from actors.tls import subject_alt_names
 
 _MSP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 _VALIDITY = dt.timedelta(days=3650)  # cryptogen: ten years
@@ -173,13 +174,7 @@ def _issue(
             ),
             critical=False,
         )
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(subject_alt_names(hosts), critical=False)
     return builder.sign(ca.key, hashes.SHA256()), key
 
 

@@ -45,7 +45,6 @@ from .selector import (
     MISSING,
     Node,
     compile_selector,
-    constant_fields,
     has_required_fields,
     lookup,
     normalize,
@@ -332,7 +331,7 @@ def _usable(index: IndexDef, query: Query) -> bool:
         return False
     if not query.sort:
         return True
-    fixed = constant_fields(query.selector)
+    fixed = _fields(query.selector, ("$eq",))
     while columns and columns[0] != query.sort[0]:
         if columns[0] not in fixed:
             return False
@@ -341,7 +340,7 @@ def _usable(index: IndexDef, query: Query) -> bool:
 
 
 def _prefix_len(index: IndexDef, query: Query) -> int:
-    fields = _conditioned_fields(query.selector)
+    fields = _fields(query.selector, _RANGE)
     count = 0
     for column in index.fields:
         if column not in fields:
@@ -350,30 +349,33 @@ def _prefix_len(index: IndexDef, query: Query) -> int:
     return count
 
 
-def _conditioned_fields(node: Node | None) -> set[str]:
-    out: set[str] = set()
-    stack = [] if node is None else [node]
-    while stack:
-        name, arg = stack.pop()
-        if name == "$and":
-            stack.extend(arg)
-        elif not name.startswith("$") and arg[0] in ("$eq", "$gt", "$gte", "$lt", "$lte"):
-            out.add(name)
-    return out
+_RANGE = ("$eq", "$gt", "$gte", "$lt", "$lte")
+
+
+def _fields(node: Node | None, operators: tuple[str, ...]) -> set[str]:
+    """Fields with a condition in ``operators`` among the top-level conditions."""
+    return {
+        name for name, arg in _top_level(node) if not name.startswith("$") and arg[0] in operators
+    }
 
 
 def _has_id_condition(node: Node | None) -> bool:
-    return "_id" in _conditioned_fields(node) or any(
+    return "_id" in _fields(node, _RANGE) or any(
         n[0] == "_id" and n[1][0] in ("$beginsWith", "$exists") for n in _top_level(node)
     )
 
 
 def _top_level(node: Node | None) -> list[Node]:
-    if node is None:
-        return []
-    if node[0] == "$and":
-        return [leaf for item in node[1] for leaf in _top_level(item)]
-    return [node]
+    """The conditions at the top level, those of (nested) top-level ``$and``s included."""
+    out: list[Node] = []
+    stack = [] if node is None else [node]
+    while stack:
+        current = stack.pop()
+        if current[0] == "$and":
+            stack.extend(reversed(current[1]))
+        else:
+            out.append(current)
+    return out
 
 
 # -- execution --------------------------------------------------------------------------------

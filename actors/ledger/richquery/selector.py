@@ -34,7 +34,6 @@ __all__ = [
     "MISSING",
     "Node",
     "compile_selector",
-    "constant_fields",
     "has_required_fields",
     "lookup",
     "normalize",
@@ -397,16 +396,3 @@ def _remaining(nodes: list[Node], required: list[str]) -> list[str]:
         elif arg != ("$exists", False) and name in required:
             required = [field for field in required if field != name]
     return required
-
-
-def constant_fields(node: Node | None) -> set[str]:
-    """Fields fixed by ``$eq`` at the top level or in top-level ``$and`` (sort prefix skip)."""
-    out: set[str] = set()
-    stack = [] if node is None else [node]
-    while stack:
-        name, arg = stack.pop()
-        if name == "$and":
-            stack.extend(arg)
-        elif not name.startswith("$") and arg[0] == "$eq":
-            out.add(name)
-    return out
