@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$
 TARGET_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
@@ -299,13 +299,40 @@ class CodeEntry:
     path: str
     _tar: tarfile.TarFile = field(repr=False)
 
+    what: str = field(repr=False, default=CODE)
+
     def open(self) -> IO[bytes]:
         extracted = self._tar.extractfile(self.member)
         assert extracted is not None  # regular files only
-        return extracted
+        return io.BufferedReader(_EntryStream(extracted, self))
 
     def read(self) -> bytes:
-        return self.open().read()
+        with self.open() as stream:
+            return stream.read()
+
+
+class _EntryStream(io.RawIOBase):
+    """An entry's content, whose read errors (an archive cut off in the middle of the entry's
+    data) are :class:`PackageError` like those met between entries: the content is read by the
+    caller, outside :func:`_members`' ``try``."""
+
+    def __init__(self, source: IO[bytes], entry: CodeEntry) -> None:
+        self._source = source
+        self._entry = entry
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._source.read(len(buffer))
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise PackageError(
+                f"{self._entry.what} is not a valid tar.gz: "
+                f"cannot read entry {self._entry.member.name!r}: {exc}"
+            ) from exc
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def code_entries(
@@ -325,7 +352,9 @@ def code_entries(
             raise PackageError(
                 f"{what}: tar contains the absolute or escaping path '{member.name}'"
             )
-        if not (member.isreg() or member.isdir()):
+        # Fabric's Untar takes TypeReg (Go reads TypeRegA as TypeReg) and TypeDir only; not
+        # contiguous ('7') or GNU sparse ('S') files, which tarfile's isreg() would accept.
+        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
             raise PackageError(
                 f"{what}: invalid file type '{member.type.decode(errors='replace')}' contained "
                 f"in archive for file '{member.name}' (only regular files and directories)"
@@ -333,7 +362,7 @@ def code_entries(
         declared += member.size
         if declared > max_bytes:
             raise PackageError(_too_big(what, max_bytes))
-        yield CodeEntry(member, "/".join(name.parts), tar)
+        yield CodeEntry(member, "/".join(name.parts), tar, what)
 
 
 def code_files(code: bytes, prefix: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:

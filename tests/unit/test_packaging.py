@@ -329,6 +329,14 @@ UNSAFE = [
     pytest.param(_entry("src/big", data=b"\0" * 70000), "larger than 65536 bytes", id="size"),
     pytest.param(make_tar_gz({"a": b"\0" * 40000, "b": b"\0" * 40000}), "larger than", id="sum"),
     pytest.param(gzip.compress(b"not a tar" * 100), "not a valid tar.gz", id="garbage"),
+    pytest.param(_entry("src/c", tarfile.CONTTYPE), "invalid file type '7'.*'src/c'", id="contig"),
+    pytest.param(_entry("src/s", tarfile.GNUTYPE_SPARSE), "invalid file type 'S'", id="sparse"),
+    # cut off in the middle of a file's data: the error comes while the caller reads it
+    pytest.param(
+        _entry("connection.json", data=os.urandom(60000))[:30000],
+        "not a valid tar.gz",
+        id="truncated-body",
+    ),
 ]
 
 
