@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ FABRIC_KEYS = (
 # address is not the name in the service's certificate) and ``file`` (a connection.json to read)
 CONNECTION_KEYS = frozenset({*FABRIC_KEYS, "domain", "file"})
 
-_GO_UNITS = {"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+_GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9}
+_GO_UNITS |= {"m": 60 * 10**9, "h": 3600 * 10**9}
 _ABSENT = object()
 _TEXT_UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
 _GO_TERM = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"  # linear: no nesting
@@ -67,7 +69,13 @@ def go_duration(text: str) -> float:
     if not body or not re.fullmatch(f"(?:{_GO_TERM})+", body):
         missing = re.fullmatch(r"[0-9]*\.?[0-9]*", body) and body.strip(".")
         raise ValueError(f'time: {"missing unit in" if missing else "invalid"} duration "{text}"')
-    nanos = sum(float(n) * _GO_UNITS[unit] for n, unit in re.findall(_GO_TERM, body))
+    # Go counts whole nanoseconds, each term's fraction truncated ("0.5ns" is 0, which Fabric
+    # then replaces by its 3 s default)
+    nanos = 0
+    for number, unit in re.findall(_GO_TERM, body):
+        whole, _, fraction = number.partition(".")
+        nanos += int(whole or 0) * _GO_UNITS[unit]
+        nanos += int(Fraction(int(fraction or 0), 10 ** len(fraction)) * _GO_UNITS[unit])
     return (-nanos if text.startswith("-") else nanos) / 1e9
 
 
@@ -187,6 +195,17 @@ def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a Fabric ``connection.json`` (checked by :func:`parse_connection`) into a dict for
     ``ChaincodeDefinition.connection``. A PEM field may also name a file next to it."""
     path = Path(path)
+    data = _connection_file_fields(path)
+    fields = connection_fields(parse_connection(data, f"chaincode connection file {path}"))
+    if isinstance(data.get("domain"), str) and data["domain"]:
+        fields["domain"] = data["domain"]
+    return fields
+
+
+def _connection_file_fields(path: Path) -> dict[str, Any]:
+    """A ``connection.json``'s fields, unchecked, with the PEM fields that name a file next to
+    it read (a number for ``dial_timeout`` stays nanoseconds, as :func:`parse_connection`
+    reads it)."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -201,17 +220,15 @@ def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             pem = path.parent / value
             if pem.is_file():
                 data[key] = pem.read_text()
-    fields = connection_fields(parse_connection(data, f"chaincode connection file {path}"))
-    if isinstance(data.get("domain"), str) and data["domain"]:
-        fields["domain"] = data["domain"]
-    return fields
+    return data
 
 
 def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionInfo:
     """A ``[[chaincodes]]`` connection table: :func:`parse_connection`'s fields plus ``domain``
     and ``file`` (``{"file": "path/connection.json"}`` reads the fields from that file; keys
-    given next to it override the file's). As everywhere in the configuration, a number for
-    ``dial_timeout`` here is seconds (the file's, as in Fabric, nanoseconds)."""
+    given next to it override or complete the file's; the merged fields are checked once).
+    As everywhere in the configuration, a number for ``dial_timeout`` here is seconds (the
+    file's, as in Fabric, nanoseconds: ours become duration strings before the merge)."""
     fields = dict(connection)
     unknown = set(fields) - CONNECTION_KEYS
     if unknown:
@@ -225,12 +242,16 @@ def resolve_connection(name: str, connection: Mapping[str, Any]) -> ConnectionIn
                 f"{MAX_DIAL_TIMEOUT:g}s, got {timeout!r}"
             )
         fields["dial_timeout"] = f"{round(timeout * 1e9)}ns"
+    where = f"chaincode {name}: connection"
+    if file is not None and not isinstance(file, str):
+        raise ConfigError(f"chaincode {name}: connection.file must be a path (a string)")
     if file:
-        fields = {**load_connection_file(file), **fields}
+        fields = {**_connection_file_fields(Path(file)), **fields}
+        where += f" (with file {file})"
     domain = fields.pop("domain", None)
     if domain is not None and not isinstance(domain, str):
         raise ConfigError(f"chaincode {name}: connection.domain must be a string")
-    info = parse_connection(fields, f"chaincode {name}: connection")
+    info = parse_connection(fields, where)
     return dataclasses.replace(info, domain=domain or None)
 
 

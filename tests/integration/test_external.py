@@ -7,6 +7,7 @@ dials the address in a chaincode's ``connection.json``. Every wait is bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -26,6 +27,7 @@ from actors.runtimes.external import (
     DEFAULT_DIAL_TIMEOUT,
     ExternalRuntime,
     StreamEnded,
+    go_duration,
     load_connection_file,
     resolve_connection,
 )
@@ -182,6 +184,32 @@ def test_connection_json_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="cannot parse chaincode connection file"):
         load_connection_file(path)
+
+
+def test_keys_next_to_a_connection_file_complete_it(tmp_path: Path) -> None:
+    """The file and the keys next to it are merged first and checked once: the keys may fill
+    in what the file lacks, not only override it."""
+    path = tmp_path / "connection.json"
+    path.write_text(json.dumps({"dial_timeout": 2_000_000_000}))  # nanoseconds, as in Fabric
+    info = resolve_connection("cc", {"file": str(path), "address": "h:1"})
+    assert (info.address, info.dial_timeout) == ("h:1", 2.0)
+    # a number next to "file" is seconds, as everywhere in the configuration
+    assert resolve_connection("cc", {"file": str(path), "address": "h:1", "dial_timeout": 5}) == (
+        dataclasses.replace(info, dial_timeout=5.0)
+    )
+    path.write_text(json.dumps({"address": "h:1", "tls_required": True}))
+    with pytest.raises(ConfigError, match=r"with file .*root cert not provided"):
+        resolve_connection("cc", {"file": str(path)})
+    assert resolve_connection("cc", {"file": str(path), "root_cert": "PEM"}).root_cert == b"PEM"
+
+
+def test_durations_count_whole_nanoseconds_as_go_does() -> None:
+    assert go_duration("0.5ns") == 0  # Go truncates each term to whole nanoseconds
+    assert go_duration("1.5ns") == 1e-9
+    assert go_duration("1.0000000005s") == 1.0
+    assert go_duration("1m0.25s") == 60.25
+    # 0 means Fabric's default, however it is written
+    assert resolve_connection("cc", {"address": "h:1", "dial_timeout": "0.5ns"}).dial_timeout == 3
 
 
 def test_launch_from_connection_file(
