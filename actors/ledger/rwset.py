@@ -97,9 +97,7 @@ class RangeReads(Sequence[Read]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RangeReads):
             return self.keys == other.keys and self.versions == other.versions
-        if isinstance(other, tuple | list):
-            return list(self) == list(other)
-        return NotImplemented
+        return NotImplemented  # not equal to a list of its reads: the hashes would differ
 
     def __hash__(self) -> int:
         return hash((self.keys, self.versions))

@@ -197,6 +197,17 @@ def test_range_over_many_keys_records_reads(ledger: Ledger) -> None:
     assert queries[0].reads[0] == ("k0050", Height(0, 0))
 
 
+def test_range_reads_equal_only_range_reads_so_hash_agrees() -> None:
+    from actors.ledger.rwset import RangeReads, Read
+
+    reads = [Read("a", Height(1, 0)), Read("b", None)]
+    same = RangeReads.of(reads)
+    assert same == RangeReads(["a", "b"], [Height(1, 0), None])
+    assert hash(same) == hash(RangeReads(["a", "b"], [Height(1, 0), None]))
+    assert same != reads and same != tuple(reads)  # equal objects would need equal hashes
+    assert list(same) == reads
+
+
 def test_partial_range_read_records_last_key_as_end(ledger: Ledger) -> None:
     commit_writes(ledger, "t0", {f"k{i}": b"v" for i in range(10)})
     sim = ledger.new_simulator("t1")
