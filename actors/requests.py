@@ -367,7 +367,9 @@ def _range_cursor(namespace: str, iterator: RangeIterator) -> Cursor:
     return Cursor(iterator, lambda n: _kv_results(namespace, zip(*iterator.take(n), strict=True)))
 
 
-def _kv_cursor(namespace: str, iterator: Iterator[KV]) -> Cursor:
+def _kv_cursor(namespace: str, results: Iterable[KV]) -> Cursor:
+    iterator = iter(results)  # islice of a list would start over at every QUERY_STATE_NEXT
+
     def fetch(n: int) -> list[bytes]:
         return _kv_results(namespace, ((kv.key, kv.value) for kv in itertools.islice(iterator, n)))
 
@@ -410,7 +412,7 @@ def get_state_by_range(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
 
 def get_history_for_key(msg: CM, ctx: TXContext, limits: Limits) -> bytes:
     req = shim.GetHistoryForKey.FromString(msg.payload)
-    iterator = ctx.simulator.get_history_for_key(ctx.chaincode, req.key)
+    iterator = iter(ctx.simulator.get_history_for_key(ctx.chaincode, req.key))  # see _kv_cursor
     return _first_batch(
         ctx,
         Cursor(iterator, lambda n: _modification_results(itertools.islice(iterator, n))),

@@ -108,6 +108,34 @@ def test_a_range_comes_in_batches_with_has_more_only_when_more_exist(
     assert shim.QueryResponse.FromString(closed).id == first.id  # closing twice succeeds
 
 
+def test_a_query_given_a_list_moves_on_at_every_batch(ledgers: LedgerManager) -> None:
+    """A simulator may return its results as a list: each QUERY_STATE_NEXT continues it."""
+    from actors.ledger import KV, KeyModification
+
+    class ListSimulator:
+        def get_history_for_key(self, namespace: str, key: str) -> list[KeyModification]:
+            return [KeyModification(f"tx{i}", b"v", 1.0, False) for i in range(5)]
+
+    ctx = TXContext(NS, "ch", "tx1", ListSimulator(), SignedProposal())  # type: ignore[arg-type]
+    limits = Limits(query_batch_size=2, total_query_limit=1000)
+    first = shim.QueryResponse.FromString(
+        serve(message(CM.GET_HISTORY_FOR_KEY, shim.GetHistoryForKey(key="k")), ctx, limits)
+    )
+    seen = [queryresult.KeyModification.FromString(r.resultBytes).tx_id for r in first.results]
+    while ctx.iterators:
+        more = serve(message(CM.QUERY_STATE_NEXT, shim.QueryStateNext(id=first.id)), ctx, limits)
+        for result in shim.QueryResponse.FromString(more).results:
+            seen.append(queryresult.KeyModification.FromString(result.resultBytes).tx_id)
+        assert len(seen) <= 5
+    assert seen == [f"tx{i}" for i in range(5)]
+    cursor = requests._kv_cursor(NS, [KV(NS, f"k{i}", b"v") for i in range(3)])
+    batches = [cursor.take(1), cursor.take(2)]  # entries of a serialized QueryResponse
+    assert [keys(shim.QueryResponse.FromString(b"".join(b))) for b in batches] == [
+        ["k0"],
+        ["k1", "k2"],
+    ]
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     namespace=st.text(min_size=1, max_size=150),
