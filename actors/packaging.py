@@ -298,8 +298,7 @@ class CodeEntry:
     member: tarfile.TarInfo
     path: str
     _tar: tarfile.TarFile = field(repr=False)
-
-    what: str = field(repr=False, default=CODE)
+    what: str = field(repr=False, default=CODE)  # the archive, as its errors name it
 
     def open(self) -> IO[bytes]:
         extracted = self._tar.extractfile(self.member)
