@@ -66,9 +66,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -774,14 +776,57 @@ class _GreenletEngine:
 
 
 _STALL = 0.05
-"""Seconds (at most twice this) a transaction may run user code on the reading thread of an
+"""Seconds (at most twice this; a descheduled thread gets :data:`_PATIENCE` looks more, see
+:meth:`_AutoEngine._stalled`) a transaction may run user code on the reading thread of an
 ``"auto"`` chaincode before another thread takes over reading."""
+
+_PATIENCE = 4
+"""Looks in a row that may find the reading lane runnable but without CPU (descheduled) before
+the watchdog treats it as stalled anyway. The kernel gives every runnable thread a turn within
+its scheduling period (tens of ms even with ~10 runnable threads on 2 cores), so a lane that
+got no real CPU for four whole looks (0.2 s) is starved or spins on something: hand over then,
+so no dispatch keeps the reader for much longer than 0.3 s."""
+
+ThreadProbe = Callable[[int, int], tuple[str, float]]
+"""``probe(native_id, cpu_clock) -> (state, cpu_seconds)`` of a thread, given its
+``threading.get_native_id()`` and the id of its CPU clock: its Linux state letter (``R``
+running or runnable, ``S``/``D`` asleep in the kernel, ...) and the CPU time it has used.
+Raises :class:`OSError` where it cannot tell (or the thread has ended)."""
+
+
+def _proc_probe(native_id: int, cpu_clock: int) -> tuple[str, float]:
+    """The :data:`ThreadProbe` of Linux: the thread's CPU clock and /proc/self/task/*/stat.
+
+    A thread that waits for the GIL sleeps (state S). The caller holds the GIL, but ``open``
+    and ``read`` let it go, and a thread running Python code shows R (measured)."""
+    cpu = time.clock_gettime(cpu_clock)
+    with open(f"/proc/self/task/{native_id}/stat", "rb") as f:
+        stat = f.read()
+    return chr(stat[stat.rindex(b")") + 2]), cpu  # the name in (...) may hold spaces
+
+
+_DEFAULT_PROBE: ThreadProbe | None = (
+    _proc_probe
+    if hasattr(time, "pthread_getcpuclockid") and os.path.isdir("/proc/self/task")
+    else None
+)
 
 
 class _Lane:
     """A thread of an :class:`_AutoEngine`: a hub greenlet and the transactions started on it."""
 
-    __slots__ = ("busy", "cond", "corked", "hub", "idle", "inbox", "running", "ticks")
+    __slots__ = (
+        "busy",
+        "clock",
+        "cond",
+        "corked",
+        "hub",
+        "idle",
+        "inbox",
+        "native_id",
+        "running",
+        "ticks",
+    )
 
     def __init__(self) -> None:
         self.hub: Any = None  # the greenlet running the lane's loop, once it runs
@@ -792,6 +837,10 @@ class _Lane:
         self.busy = False  # in a dispatch: user code of a transaction may be running
         self.ticks = 0  # dispatches begun: the watchdog sees a lane stuck in one
         self.corked = False  # it corked the stream for a batch and must uncork it
+        # Its thread's, once it runs, for the watchdog's probe. The clock id is taken on the
+        # thread itself: for an ended thread clock_gettime fails cleanly, while
+        # pthread_getcpuclockid on the ident of one is undefined behaviour.
+        self.native_id = self.clock = 0
 
 
 class _AutoSlot:
@@ -821,18 +870,32 @@ class _AutoEngine:
 
     Transactions run as in :class:`_GreenletEngine`, as greenlets of the reading thread's loop
     (its *lane*). A watchdog thread looks every ``_STALL`` seconds while the reader dispatches:
-    if the reading lane has been in the same dispatch since its last look (user code that
-    blocks outside the stub, or computes for long), a new lane takes over reading, and from
-    then on every transaction runs on a pool thread of its own (as a greenlet of that thread,
-    its replies posted to it by the reader), so that no later one can stall the reader or its
-    neighbours. The stuck lane finishes its own transactions, their replies posted to it too,
-    and ends; those that were in flight on it (greenlets cannot move between threads) resume
-    only when it lets go of the thread. The stub may be used from another thread too; that
-    thread then waits for the reply as in the threads engine.
+    if the reading lane has been in the same dispatch since its last look and its thread either
+    sleeps in the kernel (user code that blocks outside the stub) or used half that interval of
+    CPU or more (computes for long), a new lane takes over reading; a lane that was merely
+    descheduled (runnable, little CPU: a loaded machine) is looked at again, up to
+    ``_PATIENCE`` times (see :meth:`_stalled`; where the OS cannot tell, as on non-Linux,
+    the same dispatch at two looks is enough). From then on every transaction runs on a pool
+    thread of its own (as a greenlet of that thread, its replies posted to it by the reader), so
+    that no later one can stall the reader or its neighbours. The stuck lane finishes its own
+    transactions, their replies posted to it too, and ends; those that were in flight on it
+    (greenlets cannot move between threads) resume only when it lets go of the thread. The stub
+    may be used from another thread too; that thread then waits for the reply as in the threads
+    engine.
     """
 
-    def __init__(self, handler: ShimHandler, greenlet: Any, max_lanes: int) -> None:
+    def __init__(
+        self,
+        handler: ShimHandler,
+        greenlet: Any,
+        max_lanes: int,
+        *,
+        probe: ThreadProbe | None = _DEFAULT_PROBE,
+    ) -> None:
         self._handler = handler
+        self._probe = probe  # None: every look that finds the same dispatch hands over
+        self._seen_cpu = 0.0  # the reading lane's CPU time at the watchdog's last look
+        self._descheduled = 0  # looks in a row that found it runnable without CPU
         self._stream = handler._stream
         self._greenlet = greenlet
         self._max_lanes = max_lanes
@@ -881,6 +944,9 @@ class _AutoEngine:
 
     def _run_lane(self, lane: _Lane) -> None:
         lane.hub = self._greenlet.getcurrent()
+        lane.native_id = threading.get_native_id()
+        if hasattr(time, "pthread_getcpuclockid"):
+            lane.clock = time.pthread_getcpuclockid(threading.get_ident())
         self._local.lane = lane
         try:
             self._read_while_reader(lane)
@@ -973,7 +1039,19 @@ class _AutoEngine:
                 same = lane is seen_lane and lane.ticks == seen_ticks
                 quiet = quiet + 1 if same and not lane.busy else 0
                 seen_lane, seen_ticks = lane, lane.ticks
-                if not (same and lane.busy) or self._lanes >= self._max_lanes:
+                if not lane.busy:
+                    continue
+            # Not under the lock: a lane sending a request meanwhile would sleep on it (S).
+            if not self._stalled(lane, same):
+                continue
+            with self._lock:
+                if (
+                    self._reader is not lane
+                    or lane.ticks != seen_ticks
+                    or not lane.busy
+                    or self._closed
+                    or self._lanes >= self._max_lanes
+                ):
                     continue
                 quiet = 0
                 reader = self._reader = self._new_lane()
@@ -991,6 +1069,28 @@ class _AutoEngine:
             threading.Thread(
                 target=self._lane_thread, args=(reader,), name="shim-lane", daemon=True
             ).start()
+
+    def _stalled(self, lane: _Lane, same: bool) -> bool:
+        """Whether the reading lane, busy at this look, is stuck in its dispatch (class doc).
+
+        ``same``: in the dispatch it was in at the last look. It is stuck if its thread sleeps
+        in the kernel (blocks) or used at least half an interval of CPU since then (computes);
+        if it was merely runnable without CPU (descheduled on a loaded machine) it gets
+        :data:`_PATIENCE` more looks. Without a probe, or when it fails: stuck, as ``same``."""
+        if self._probe is None:
+            return same
+        try:
+            state, cpu = self._probe(lane.native_id, lane.clock)
+        except OSError:
+            return same
+        progress, self._seen_cpu = cpu - self._seen_cpu, cpu
+        if not same:
+            self._descheduled = 0
+            return False
+        if state != "R" or progress >= _STALL / 2:
+            return True
+        self._descheduled += 1
+        return self._descheduled > _PATIENCE
 
     def _shut_down(self) -> None:
         with self._lock:

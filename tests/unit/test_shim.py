@@ -12,6 +12,7 @@ import random
 import struct
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -1517,6 +1518,138 @@ def test_auto_stub_used_from_another_thread_waits_there(make: Any) -> None:
     h = make(FnChaincode({"elsewhere": elsewhere}))
     h.peer.state["a"] = b"A"
     assert payload_of(h.peer.execute(["elsewhere"])) == "AA"
+
+
+class FakeProbe:
+    """A :data:`~actors.shim.handler.ThreadProbe` that reports what the test scripts."""
+
+    def __init__(self, state: str = "R", cpu_per_look: float = 0.0) -> None:
+        self.state, self.cpu_per_look, self.cpu = state, cpu_per_look, 0.0
+        self.looks = 0
+
+    def __call__(self, native_id: int, cpu_clock: int) -> tuple[str, float]:
+        self.looks += 1
+        self.cpu += self.cpu_per_look
+        return self.state, self.cpu
+
+
+def watchdog_engine(probe: Any) -> Any:
+    """An auto engine (not run) and a lane for its :meth:`_stalled` to judge."""
+    from actors.shim import handler as shim_handler
+
+    a, _ = multiprocessing.Pipe()
+    handler = ShimHandler(PipeStream(a), FnChaincode({}), "cc")
+    engine = shim_handler._AutoEngine(handler, handler._engine._greenlet, 4, probe=probe)
+    lane = shim_handler._Lane()
+    lane.native_id = threading.get_native_id()
+    return engine, lane
+
+
+def test_auto_watchdog_waits_for_a_descheduled_reader() -> None:
+    """Runnable without CPU progress (state R): not stalled for _PATIENCE looks, then it is."""
+    from actors.shim.handler import _PATIENCE, _STALL
+
+    probe = FakeProbe("R", cpu_per_look=_STALL / 10)
+    engine, lane = watchdog_engine(probe)
+    assert not engine._stalled(lane, same=False)  # a new dispatch: the baseline
+    verdicts = [engine._stalled(lane, same=True) for _ in range(_PATIENCE + 1)]
+    assert verdicts == [False] * _PATIENCE + [True]  # (d): the bound still hands over
+    assert probe.looks == _PATIENCE + 2
+    assert not engine._stalled(lane, same=False)  # the next dispatch starts afresh
+    assert not engine._stalled(lane, same=True)
+
+
+@pytest.mark.parametrize("state", ["S", "D"])
+def test_auto_watchdog_hands_over_from_a_sleeping_reader(state: str) -> None:
+    engine, lane = watchdog_engine(FakeProbe(state))
+    assert not engine._stalled(lane, same=False)
+    assert engine._stalled(lane, same=True)
+
+
+def test_auto_watchdog_hands_over_from_a_computing_reader() -> None:
+    from actors.shim.handler import _STALL
+
+    engine, lane = watchdog_engine(FakeProbe("R", cpu_per_look=_STALL / 2))
+    assert not engine._stalled(lane, same=False)
+    assert engine._stalled(lane, same=True)
+
+
+def test_auto_watchdog_without_a_probe_hands_over_at_the_second_look() -> None:
+    """Where the OS cannot tell (no probe, or it fails): the rule before probes."""
+
+    def failing(native_id: int, cpu_clock: int) -> tuple[str, float]:
+        raise OSError("no /proc here")
+
+    for probe in (None, failing):
+        engine, lane = watchdog_engine(probe)
+        assert not engine._stalled(lane, same=False)
+        assert engine._stalled(lane, same=True)
+
+
+def test_auto_watchdog_default_probe_tells_sleeping_from_computing() -> None:
+    """The /proc + CPU clock probe on real threads: one asleep in an Event's wait shows S and
+    no CPU used, one spinning in Python shows R and CPU used."""
+    from actors.shim.handler import _DEFAULT_PROBE
+
+    if _DEFAULT_PROBE is None:
+        assert not sys.platform.startswith("linux"), "Linux must have the default probe"
+        return
+    stop, started = threading.Event(), threading.Event()
+    ids: dict[str, tuple[int, int]] = {}
+
+    def run(name: str, spin: bool) -> None:
+        ids[name] = threading.get_native_id(), time.pthread_getcpuclockid(threading.get_ident())
+        started.set()
+        while spin and not stop.is_set():
+            pass
+        stop.wait()
+
+    threads = [threading.Thread(target=run, args=("sleeper", False), daemon=True)]
+    threads[0].start()
+    try:
+        assert started.wait(WAIT)
+        # Bounded by the pytest timeout: the sleeper soon sleeps in stop.wait() for good
+        # (it may show S for a moment before, while it waits for the GIL).
+        before = None
+        while (sample := _DEFAULT_PROBE(*ids["sleeper"])) != before or sample[0] != "S":
+            before = sample
+            stop.wait(0.01)
+        started.clear()
+        threads.append(threading.Thread(target=run, args=("spinner", True), daemon=True))
+        threads[1].start()
+        assert started.wait(WAIT)
+        first = _DEFAULT_PROBE(*ids["spinner"])
+        # Bounded by the pytest timeout, as the sleeper's loop.
+        while (sample := _DEFAULT_PROBE(*ids["spinner"]))[1] == first[1] or sample[0] != "R":
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(WAIT)
+
+
+@auto_only
+def test_auto_a_reader_that_never_seems_to_progress_still_hands_over(make: Any) -> None:
+    """(d) end to end: a probe that always reports a descheduled reader (R, no CPU) must not
+    let a blocking transaction stall the chaincode for good."""
+    released = threading.Event()
+    probe = FakeProbe("R")
+
+    def block(stub: ChaincodeStub) -> str:
+        released.wait(WAIT)
+        return stub.get_state("a").decode()
+
+    def release(stub: ChaincodeStub) -> str:
+        released.set()
+        return "released"
+
+    h = make(FnChaincode({"block": block, "release": release}))
+    h.handler._engine._probe = probe
+    h.peer.state["a"] = b"A"
+    h.peer.start(["block"], txid="tx-block")
+    assert payload_of(h.peer.execute(["release"], txid="tx-release")) == "released"
+    assert payload_of(h.peer.result("tx-block")) == "A"
+    assert probe.looks > 0  # the watchdog asked the probe
 
 
 def test_auto_runs_as_threads_without_greenlet_or_a_batching_stream(
