@@ -1042,7 +1042,8 @@ class _AutoEngine:
                 if not lane.busy:
                     continue
             # Not under the lock: a lane sending a request meanwhile would sleep on it (S).
-            if not self._stalled(lane, same):
+            why = self._stalled(lane, same)
+            if not why:
                 continue
             with self._lock:
                 if (
@@ -1057,8 +1058,9 @@ class _AutoEngine:
                 reader = self._reader = self._new_lane()
                 if self._pool is None:
                     log.info(
-                        "shim %s: a transaction blocks; transactions run on threads from now on",
+                        "shim %s: a transaction blocks (%s); a thread per transaction from now on",
                         self._handler.name,
+                        why,
                     )
                     self._pool = ThreadPoolExecutor(
                         self._max_lanes, thread_name_prefix=f"shim-{self._handler.name}"
@@ -1070,27 +1072,31 @@ class _AutoEngine:
                 target=self._lane_thread, args=(reader,), name="shim-lane", daemon=True
             ).start()
 
-    def _stalled(self, lane: _Lane, same: bool) -> bool:
-        """Whether the reading lane, busy at this look, is stuck in its dispatch (class doc).
+    def _stalled(self, lane: _Lane, same: bool) -> str:
+        """Why the reading lane, busy at this look, is stuck in its dispatch, or ``""`` if it
+        is not (class doc).
 
         ``same``: in the dispatch it was in at the last look. It is stuck if its thread sleeps
         in the kernel (blocks) or used at least half an interval of CPU since then (computes);
         if it was merely runnable without CPU (descheduled on a loaded machine) it gets
         :data:`_PATIENCE` more looks. Without a probe, or when it fails: stuck, as ``same``."""
         if self._probe is None:
-            return same
+            return "in one dispatch at two looks" if same else ""
         try:
             state, cpu = self._probe(lane.native_id, lane.clock)
-        except OSError:
-            return same
+        except OSError as exc:
+            return f"in one dispatch at two looks ({exc})" if same else ""
         progress, self._seen_cpu = cpu - self._seen_cpu, cpu
         if not same:
             self._descheduled = 0
-            return False
+            return ""
+        why = f"state {state}, {progress * 1e3:.1f} ms CPU since the last look"
         if state != "R" or progress >= _STALL / 2:
-            return True
+            return why
         self._descheduled += 1
-        return self._descheduled > _PATIENCE
+        return (
+            f"{why}, after {_PATIENCE} looks without CPU" if self._descheduled > _PATIENCE else ""
+        )
 
     def _shut_down(self) -> None:
         with self._lock:

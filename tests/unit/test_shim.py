@@ -1552,7 +1552,7 @@ def test_auto_watchdog_waits_for_a_descheduled_reader() -> None:
     probe = FakeProbe("R", cpu_per_look=_STALL / 10)
     engine, lane = watchdog_engine(probe)
     assert not engine._stalled(lane, same=False)  # a new dispatch: the baseline
-    verdicts = [engine._stalled(lane, same=True) for _ in range(_PATIENCE + 1)]
+    verdicts = [bool(engine._stalled(lane, same=True)) for _ in range(_PATIENCE + 1)]
     assert verdicts == [False] * _PATIENCE + [True]  # (d): the bound still hands over
     assert probe.looks == _PATIENCE + 2
     assert not engine._stalled(lane, same=False)  # the next dispatch starts afresh
@@ -1563,7 +1563,7 @@ def test_auto_watchdog_waits_for_a_descheduled_reader() -> None:
 def test_auto_watchdog_hands_over_from_a_sleeping_reader(state: str) -> None:
     engine, lane = watchdog_engine(FakeProbe(state))
     assert not engine._stalled(lane, same=False)
-    assert engine._stalled(lane, same=True)
+    assert engine._stalled(lane, same=True) == f"state {state}, 0.0 ms CPU since the last look"
 
 
 def test_auto_watchdog_hands_over_from_a_computing_reader() -> None:
@@ -1571,7 +1571,9 @@ def test_auto_watchdog_hands_over_from_a_computing_reader() -> None:
 
     engine, lane = watchdog_engine(FakeProbe("R", cpu_per_look=_STALL / 2))
     assert not engine._stalled(lane, same=False)
-    assert engine._stalled(lane, same=True)
+    assert engine._stalled(lane, same=True) == (
+        f"state R, {_STALL / 2 * 1e3:.1f} ms CPU since the last look"
+    )
 
 
 def test_auto_watchdog_without_a_probe_hands_over_at_the_second_look() -> None:
