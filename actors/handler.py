@@ -2,7 +2,8 @@
 
 Fabric counterpart: ``core/chaincode/handler.go``. One Handler per stream. It runs Fabric's FSM
 (created -> established -> ready), registers the chaincode with the launcher, sends
-INIT/TRANSACTION for transactions started through the TXContext registry, forgets those that
+INIT/TRANSACTION for the transactions its callers start (refusing a txid already in flight on
+the connection, and telling the TXContext registry what it started), forgets those that
 timed out (declaring a chaincode that stays silent hung), and ends the connection (failing what
 is in flight) when it breaks.
 
@@ -54,7 +55,7 @@ import pykka
 from google.protobuf.message import DecodeError
 
 from actors import requests
-from actors.errors import ChaincodeStreamTerminated, TransactionFailed
+from actors.errors import ChaincodeStreamTerminated, DuplicateTransaction, TransactionFailed
 from actors.ledger import LedgerError
 from actors.mailbox import SupervisedRef, ThreadingActor, drain_mailbox, tell_quietly
 from actors.requests import Invoker, Limits, RequestError
@@ -64,6 +65,7 @@ from actors.transports.pipe import Frames, PipeStream
 from actors.transports.poller import PipePoller
 from actors.txcontexts import (
     AdoptContexts,
+    ContextsStarted,
     ExecuteResult,
     StartTransaction,
     TXContext,
@@ -215,6 +217,7 @@ class Handler(ThreadingActor):
         self._limits = Limits(config.query_batch_size, config.total_query_limit)
         self._can_cork = hasattr(stream, "cork")  # pipes batch (actors.transports.pipe)
         self._corked = False
+        self._started: list[TXContext] = []  # sent, not yet told to the registry
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -303,8 +306,19 @@ class Handler(ThreadingActor):
         try:
             return self._on_receive(message)
         finally:
-            if self._corked and self.actor_inbox.empty():
-                self._uncork()
+            if (self._corked or self._started) and self.actor_inbox.empty():
+                if self._corked:
+                    self._uncork()
+                if self._started:
+                    self._record_started()
+
+    def _record_started(self) -> None:
+        """Tell the registry the contexts of the TRANSACTIONs just sent: once per batch, after
+        the sends, so that it is off every transaction's way to the chaincode. Not through the
+        SupervisedRef, which would wait here for a replacement of a crashed registry: that one
+        asks every Handler for its contexts anyway (:class:`ReportContexts`)."""
+        started, self._started = self._started, []
+        tell_quietly(self.deps.registry.actor_ref, ContextsStarted(tuple(started)))
 
     def _uncork(self) -> None:
         """Send the TRANSACTIONs queued while more messages waited in the mailbox."""
@@ -497,7 +511,16 @@ class Handler(ThreadingActor):
             # Arrived after the teardown (or, oddly, before READY): fail it with the same cause.
             ctx.end(error=self._stream_terminated(self._ended or "not ready"))
             return
-        self._txs[(ctx.channel_id, ctx.txid)] = ctx
+        key = (ctx.channel_id, ctx.txid)
+        previous = self._txs.get(key)
+        # Fabric's TransactionContexts.Create, per handler: a txid in flight on this
+        # connection is refused before anything is sent. One that has ended (its entry not
+        # dropped yet) is replaced: its caller may reuse the txid at once.
+        if previous is not None and not previous.done:
+            ctx.end(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
+            return
+        self._txs[key] = ctx
+        self._started.append(ctx)
         ctx.sent_at = time.monotonic()
         if not self._corked and self._can_cork and not self.actor_inbox.empty():
             # More is waiting (under load, more transactions): send them all as one frame

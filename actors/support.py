@@ -4,8 +4,9 @@ invoke, stop, shutdown).
 Fabric counterpart: ``core/chaincode/chaincode_support.go``. The actors and what they share
 are built by :class:`~actors.peer.Peer` (the composition root); this object runs the caller's
 side of a transaction without blocking any actor: build the message and context on the
-caller's thread, look the chaincode's Handler up in the handler directory, tell the TXContext
-registry, and hand back the context's future. The execute timeout is a deadline on a shared
+caller's thread, look the chaincode's Handler up in the handler directory, tell it the
+transaction (it refuses a duplicate txid and tells the TXContext registry), and hand back the
+context's future. The execute timeout is a deadline on a shared
 timer thread; whichever of COMPLETED, ERROR, timeout or connection loss comes first ends the
 context (:meth:`~actors.txcontexts.TXContext.end`), once.
 """
@@ -26,6 +27,7 @@ from google.protobuf.message import DecodeError
 from actors.config import ChaincodeDefinition, Config
 from actors.errors import (
     ChaincodeError,
+    ChaincodeStreamTerminated,
     DuplicateTransaction,
     ExecuteTimeout,
     InvalidRequest,
@@ -47,7 +49,7 @@ from actors.runtimes import Instance, last_log_lines
 from actors.supervisor import Acquire, StopChaincode
 from actors.tls import ClientTLS
 from actors.transports import MessageStream
-from actors.txcontexts import CreateContext, ExecuteResult, TXContext
+from actors.txcontexts import ExecuteResult, StartTransaction, TXContext
 from actors.vmcontroller import GetInstance, ListInstances
 from protos.common.common_pb2 import ChannelHeader, Header, SignatureHeader
 from protos.peer.chaincode_pb2 import ChaincodeInput
@@ -481,9 +483,13 @@ class ChaincodeSupport:
         # Launch (with its own startup timeout) precedes Execute.
         ctx.deadline = self.scheduler.call_later(timeout, lambda: self._expire(ctx, handler))
         try:
-            self.registry.tell(CreateContext(ctx, handler, msg))
-        except pykka.ActorDeadError:
-            ctx.end(error=SupportShutdown("transaction context registry is not running"))
+            handler.tell(StartTransaction(ctx, msg))
+        except pykka.ActorDeadError:  # its connection ended since the directory gave it out
+            ctx.end(
+                error=ChaincodeStreamTerminated(
+                    "chaincode stream terminated: it ended before the transaction was sent"
+                )
+            )
 
     def _expire(self, ctx: TXContext, handler: pykka.ActorRef[Any]) -> None:
         if self._closed:  # run early by shutdown: nothing is left to answer this transaction

@@ -6,16 +6,24 @@ query iterators) and the future its caller waits on. The :class:`TXContextRegist
 the index of live contexts keyed by (chaincode, channel, txid) and rejects duplicates with
 Fabric's ``txid: X(Y) exists``.
 
-The registry sits *in* the pipeline rather than beside it: the caller tells it
-:class:`CreateContext`, it checks for a duplicate and forwards :class:`StartTransaction` to the
-Handler. Nobody blocks on an ask, and a transaction reaches its chaincode only once its key is
-known to be unique. An ended context frees its key at once (its ``done`` flag) and leaves
-the index later: telling the registry about every end would wake its thread once more per
-transaction. Each create drops the ended contexts at the front of the creation order (nearly
-all of them, as transactions mostly end in the order they start); a sweep of the whole index
-catches those behind a long-running one. Dropping early matters to the garbage collector:
-every object a context holds that outlives two young collections is promoted to the oldest
-generation, whose full collections scan the whole heap (tens of ms each).
+The registry sits *beside* the pipeline, as Fabric's per-handler ``TransactionContexts``
+would if it were shared: the caller tells the chaincode's Handler :class:`StartTransaction`
+directly, and the Handler, which owns the contexts of its connection, refuses a duplicate
+(chaincode, channel, txid) with Fabric's text before anything is sent, then tells the registry
+the contexts it started (:class:`ContextsStarted`) once its mailbox is empty: one tell for every
+transaction of a batch, after their TRANSACTIONs went out. So a transaction's way to its
+chaincode wakes one thread (the Handler's), not two, and the registry never holds one up. It
+keeps the index of live contexts (counts, and what a replacement for a crashed registry
+learns from the Handlers). A context may end (COMPLETED, timeout) before the registry hears of
+it; it then never enters the index.
+
+An ended context frees its key at once (its ``done`` flag) and leaves the index later: telling
+the registry about every end would wake its thread once more per transaction. Each record drops
+the ended contexts at the front of the creation order (nearly all of them, as transactions
+mostly end in the order they start); a sweep of the whole index catches those behind a
+long-running one. Dropping early matters to the garbage collector: every object a context holds
+that outlives two young collections is promoted to the oldest generation, whose full
+collections scan the whole heap (tens of ms each).
 """
 
 from __future__ import annotations
@@ -26,9 +34,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
-from actors.errors import ChaincodeStreamTerminated, DuplicateTransaction, SupportShutdown
 from actors.mailbox import SupervisedActor, Watcher
 from protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 
@@ -158,20 +163,19 @@ class TXContext:
 
 
 @dataclass(frozen=True)
-class CreateContext:
-    """Register ``context``; if unique, forward ``message`` to ``handler``."""
+class StartTransaction:
+    """To a Handler, from the caller: register ``context`` on this connection and, if its
+    txid is not in flight there, send ``message`` to the chaincode."""
 
     context: TXContext
-    handler: pykka.ActorRef[Any]
     message: ChaincodeMessage
 
 
 @dataclass(frozen=True)
-class StartTransaction:
-    """To a Handler: the context is registered, send ``message`` to the chaincode."""
+class ContextsStarted:
+    """From a Handler, to the registry: contexts whose TRANSACTIONs it sent (a batch)."""
 
-    context: TXContext
-    message: ChaincodeMessage
+    contexts: tuple[TXContext, ...]
 
 
 @dataclass(frozen=True)
@@ -195,15 +199,13 @@ SWEEP_AT_LEAST = 256
 @dataclass
 class _Stats:
     created: int = 0
-    duplicates: int = 0
     released: int = 0
 
 
 class TXContextRegistry(SupervisedActor):
-    """Index of live transaction contexts (Fabric's ``TransactionContexts``).
-
-    A replacement for a crashed registry learns the contexts in flight from the Handlers
-    (:class:`AdoptContexts`); the CreateContexts queued to the dead one are re-delivered."""
+    """Index of live transaction contexts (Fabric's ``TransactionContexts``, for the whole
+    peer). A replacement for a crashed registry learns the contexts in flight from the
+    Handlers (:class:`AdoptContexts`)."""
 
     child_name = "registry"
 
@@ -214,15 +216,11 @@ class TXContextRegistry(SupervisedActor):
         self._sweep_at = SWEEP_AT_LEAST
         self.stats = _Stats()
 
-    @classmethod
-    def abandon(cls, message: Any, cause: str) -> None:
-        if type(message) is CreateContext:
-            message.context.end(error=SupportShutdown(f"{cause} before the transaction began"))
-
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
-        if kind is CreateContext:
-            self._create(message)
+        if kind is ContextsStarted:
+            for ctx in message.contexts:
+                self._index(ctx)
         elif kind is AdoptContexts:
             for ctx in message.contexts:
                 if not ctx.done:
@@ -233,35 +231,20 @@ class TXContextRegistry(SupervisedActor):
             raise TypeError(f"TXContextRegistry: unexpected message {message!r}")
         return None
 
-    def _create(self, message: CreateContext) -> None:
-        ctx = message.context
-        if ctx.done:  # timed out or cancelled before it got here
-            return
-        key = ctx.key
-        previous = self._contexts.get(key)
-        # One that has ended but is not swept yet does not count: its caller may reuse the
-        # txid at once, as in Fabric, where Execute deletes the context before returning.
-        if previous is not None and not previous.done:
-            self.stats.duplicates += 1
-            ctx.end(error=DuplicateTransaction(f"txid: {ctx.txid}({ctx.channel_id}) exists"))
-            return
-        self._contexts[key] = ctx
+    def _index(self, ctx: TXContext) -> None:
         self.stats.created += 1
+        if ctx.done:  # ended (COMPLETED, timeout) before the Handler's record got here
+            self.stats.released += 1
+            return
+        # The Handler refused a duplicate of a live context; one that ended but is not
+        # swept yet is simply replaced (its caller may reuse the txid at once, as in Fabric).
+        self._contexts[ctx.key] = ctx
         order = self._order
         order.append(ctx)
-        while order[0].done:
+        while order and order[0].done:
             self._release(order.popleft())
         if len(self._contexts) >= self._sweep_at:
             self._sweep()
-        try:
-            message.handler.tell(StartTransaction(ctx, message.message))
-        except pykka.ActorDeadError:
-            del self._contexts[key]
-            ctx.end(
-                error=ChaincodeStreamTerminated(
-                    "chaincode stream terminated: it ended before the transaction was sent"
-                )
-            )
 
     def _live(self, chaincode: str | None) -> list[TXContext]:
         return [c for k, c in self._contexts.items() if not c.done and chaincode in (None, k[0])]
@@ -285,8 +268,8 @@ class TXContextRegistry(SupervisedActor):
 __all__ = [
     "AdoptContexts",
     "ContextKey",
+    "ContextsStarted",
     "CountContexts",
-    "CreateContext",
     "StartTransaction",
     "TXContext",
     "TXContextRegistry",
