@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from actors.config import Config
     from actors.ledger import LedgerManager
     from actors.metrics import Metrics
-    from actors.scheduler import Scheduler
+    from actors.scheduler import Deadline, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,10 @@ CM = shim.ChaincodeMessage
 TYPE_NAMES: dict[int, str] = {v.number: v.name for v in CM.Type.DESCRIPTOR.values}
 
 CREATED, ESTABLISHED, READY = "created", "established", "ready"
+
+RECORD_AFTER = 0.1
+"""Seconds a started transaction may stay unknown to the TXContext registry (it serves
+counts and a crashed registry's replacement, never a transaction's way to its chaincode)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,12 @@ class ServingFailed:
 @dataclass(frozen=True)
 class SendKeepalive:
     """Periodic tick: send KEEPALIVE (only when ``chaincode.keepalive`` > 0)."""
+
+
+@dataclass(frozen=True)
+class RecordStarted:
+    """Periodic tick while transactions are being started: tell the registry those of them
+    still in flight (see :meth:`Handler._batch_sent`)."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,10 @@ class Handler(ThreadingActor):
         self._limits = Limits(config.query_batch_size, config.total_query_limit)
         self._can_cork = hasattr(stream, "cork")  # pipes batch (actors.transports.pipe)
         self._corked = False
-        self._started: list[TXContext] = []  # sent, not yet told to the registry
+        # Sent in this batch, and in the one before, not yet told to the registry.
+        self._started: list[TXContext] = []
+        self._unrecorded: list[TXContext] = []
+        self._record_timer: Deadline | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,6 +281,8 @@ class Handler(ThreadingActor):
         self._closed = True
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._record_timer is not None:
+            self._record_timer.cancel()
         self.stream.close()
         # Leave the launcher's directory (an ask: it must be done) before failing the
         # in-flight transactions, so a caller retrying at once launches a new instance instead
@@ -310,15 +325,33 @@ class Handler(ThreadingActor):
                 if self._corked:
                     self._uncork()
                 if self._started:
-                    self._record_started()
+                    self._batch_sent()
 
-    def _record_started(self) -> None:
-        """Tell the registry the contexts of the TRANSACTIONs just sent: once per batch, after
-        the sends, so that it is off every transaction's way to the chaincode. Not through the
-        SupervisedRef, which would wait here for a replacement of a crashed registry: that one
-        asks every Handler for its contexts anyway (:class:`ReportContexts`)."""
-        started, self._started = self._started, []
-        tell_quietly(self.deps.registry.actor_ref, ContextsStarted(tuple(started)))
+    def _batch_sent(self) -> None:
+        """The TRANSACTIONs of a batch went out: tell the registry about those of the batch
+        before that are still in flight, and keep this one's for the next. Most transactions
+        have ended by then (at 1 client, all), so the registry is not woken for them at all,
+        and never before a send. A tick every :data:`RECORD_AFTER` seconds records what a
+        quiet connection still holds. Not through the SupervisedRef, which would wait here
+        for a replacement of a crashed registry: that one asks every Handler for its contexts
+        anyway (:class:`ReportContexts`)."""
+        self._record(self._unrecorded)
+        self._unrecorded, self._started = self._started, []
+        if self._record_timer is None:
+            ref = self.actor_ref
+            self._record_timer = self.deps.scheduler.call_later(
+                RECORD_AFTER, lambda: tell_quietly(ref, RecordStarted())
+            )
+
+    def _record(self, contexts: list[TXContext]) -> None:
+        live = tuple(ctx for ctx in contexts if not ctx.done)
+        if live:
+            tell_quietly(self.deps.registry.actor_ref, ContextsStarted(live))
+
+    def _record_tick(self) -> None:
+        self._record_timer = None
+        self._record(self._unrecorded)
+        self._unrecorded = []  # (the end of the next batch arms the tick again)
 
     def _uncork(self) -> None:
         """Send the TRANSACTIONs queued while more messages waited in the mailbox."""
@@ -349,6 +382,8 @@ class Handler(ThreadingActor):
                 self.deps.registry.tell(AdoptContexts(tuple(self._txs.values())))
         elif kind is ConnectionLost:
             self._connection_lost(message.reason, probe_exit=message.closed_by_peer)
+        elif kind is RecordStarted:
+            self._record_tick()
         elif kind is SendKeepalive:
             self._send_keepalive()
         elif kind is Describe:

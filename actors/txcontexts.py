@@ -9,27 +9,18 @@ Fabric's ``txid: X(Y) exists``.
 The registry sits *beside* the pipeline, as Fabric's per-handler ``TransactionContexts``
 would if it were shared: the caller tells the chaincode's Handler :class:`StartTransaction`
 directly, and the Handler, which owns the contexts of its connection, refuses a duplicate
-(chaincode, channel, txid) with Fabric's text before anything is sent, then tells the registry
-the contexts it started (:class:`ContextsStarted`) once its mailbox is empty: one tell for every
-transaction of a batch, after their TRANSACTIONs went out. So a transaction's way to its
-chaincode wakes one thread (the Handler's), not two, and the registry never holds one up. It
-keeps the index of live contexts (counts, and what a replacement for a crashed registry
-learns from the Handlers). A context may end (COMPLETED, timeout) before the registry hears of
-it; it then never enters the index.
-
-An ended context frees its key at once (its ``done`` flag) and leaves the index later: telling
-the registry about every end would wake its thread once more per transaction. Each record drops
-the ended contexts at the front of the creation order (nearly all of them, as transactions
-mostly end in the order they start); a sweep of the whole index catches those behind a
-long-running one. Dropping early matters to the garbage collector: every object a context holds
-that outlives two young collections is promoted to the oldest generation, whose full
-collections scan the whole heap (tens of ms each).
+(channel, txid) with Fabric's text before anything is sent. It tells the registry
+(:class:`ContextsStarted`) only about what is still in flight a batch later, or at a tick
+(:data:`actors.handler.RECORD_AFTER`), so most transactions never wake the registry, and none
+waits for it. The registry keeps the index of live contexts, for counts and for what a
+replacement of a crashed registry learns from the Handlers, and holds them weakly (see
+:class:`TXContextRegistry`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,6 +61,7 @@ class TXContext:
     """
 
     __slots__ = (
+        "__weakref__",
         "_lock",
         "acl",
         "chaincode",
@@ -192,77 +184,51 @@ class CountContexts:
     chaincode: str | None = None
 
 
-# Ended contexts kept at most before a sweep (each holds its simulator and results).
-SWEEP_AT_LEAST = 256
-
-
-@dataclass
-class _Stats:
-    created: int = 0
-    released: int = 0
-
-
 class TXContextRegistry(SupervisedActor):
     """Index of live transaction contexts (Fabric's ``TransactionContexts``, for the whole
     peer). A replacement for a crashed registry learns the contexts in flight from the
-    Handlers (:class:`AdoptContexts`)."""
+    Handlers (:class:`AdoptContexts`).
+
+    The index holds its contexts weakly: a live one is always held by its Handler, and one
+    that has ended leaves the index as soon as nobody else holds it. The registry is told of
+    starts, never of ends (that would wake it once more per transaction), and a context it
+    kept alive would carry its simulator and results into the garbage collector's oldest
+    generation, whose full collections scan the whole heap (tens of ms each)."""
 
     child_name = "registry"
 
     def __init__(self, *, watcher: Watcher | None = None) -> None:
         super().__init__(watcher=watcher)
-        self._contexts: dict[ContextKey, TXContext] = {}
-        self._order: deque[TXContext] = deque()  # the indexed contexts, oldest first
-        self._sweep_at = SWEEP_AT_LEAST
-        self.stats = _Stats()
+        self._contexts: weakref.WeakValueDictionary[ContextKey, TXContext] = (
+            weakref.WeakValueDictionary()
+        )
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
-        if kind is ContextsStarted:
+        if kind is ContextsStarted or kind is AdoptContexts:
+            contexts = self._contexts
             for ctx in message.contexts:
-                self._index(ctx)
-        elif kind is AdoptContexts:
-            for ctx in message.contexts:
+                # An ended context (COMPLETED or timeout before the record got here) is not
+                # indexed; one in the index that has ended is replaced (its caller may reuse
+                # the txid at once, as in Fabric: the Handler refused it if still live).
                 if not ctx.done:
-                    self._contexts.setdefault(ctx.key, ctx)
+                    contexts[ctx.key] = ctx
         elif kind is CountContexts:
             return len(self._live(message.chaincode))
         else:
             raise TypeError(f"TXContextRegistry: unexpected message {message!r}")
         return None
 
-    def _index(self, ctx: TXContext) -> None:
-        self.stats.created += 1
-        if ctx.done:  # ended (COMPLETED, timeout) before the Handler's record got here
-            self.stats.released += 1
-            return
-        # The Handler refused a duplicate of a live context; one that ended but is not
-        # swept yet is simply replaced (its caller may reuse the txid at once, as in Fabric).
-        self._contexts[ctx.key] = ctx
-        order = self._order
-        order.append(ctx)
-        while order and order[0].done:
-            self._release(order.popleft())
-        if len(self._contexts) >= self._sweep_at:
-            self._sweep()
+    def indexed(self) -> int:
+        """Contexts in the index, ended or not (for tests: ended ones do not stay)."""
+        return len(self._contexts)
 
     def _live(self, chaincode: str | None) -> list[TXContext]:
-        return [c for k, c in self._contexts.items() if not c.done and chaincode in (None, k[0])]
-
-    def _release(self, ctx: TXContext) -> None:
-        key = ctx.key
-        if self._contexts.get(key) is ctx:
-            del self._contexts[key]
-            self.stats.released += 1
-
-    def _sweep(self) -> None:
-        """Drop ended contexts; the next sweep comes when the index has doubled, so sweeping
-        costs O(1) per transaction."""
-        live = {k: c for k, c in self._contexts.items() if not c.done}
-        self.stats.released += len(self._contexts) - len(live)
-        self._contexts = live
-        self._order = deque(c for c in self._order if not c.done)
-        self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(live))
+        return [
+            c
+            for c in list(self._contexts.values())
+            if not c.done and chaincode in (None, c.chaincode)
+        ]
 
 
 __all__ = [

@@ -7,6 +7,7 @@ real shim, so every field the peer puts on the wire is asserted directly.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -38,7 +39,13 @@ from actors.ledger import ValidationCode
 from actors.support import ChaincodeSupport
 from actors.transports.base import ConnectionClosed
 from actors.transports.pipe import PipeStream, encode, encode_batch
-from actors.txcontexts import SWEEP_AT_LEAST, CountContexts, ExecuteResult
+from actors.txcontexts import (
+    ContextsStarted,
+    CountContexts,
+    ExecuteResult,
+    TXContext,
+    TXContextRegistry,
+)
 from protos.common import common_pb2
 from protos.ledger.queryresult import kv_query_result_pb2 as queryresult
 from protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -1330,21 +1337,87 @@ def test_execute_timeout(peer: Peer) -> None:
     assert peer.metric("chaincode_execute_timeouts_total", **labels) == 1
 
 
-def test_registry_sweeps_ended_contexts(peer: Peer) -> None:
-    """Ends are not reported to the registry one by one; it sweeps them in bulk, so its index
-    stays bounded while nothing live is ever dropped."""
+def _registry_count(peer: Peer) -> int:
+    return peer.support.registry.ask(CountContexts(), timeout=WAIT)
+
+
+def _registry_indexed(peer: Peer) -> int:
+    gc.collect()
+    return peer.support.registry.actor_ref.proxy().indexed().get(timeout=WAIT)
+
+
+def test_registry_learns_what_stays_in_flight_and_forgets_what_ends(peer: Peer) -> None:
+    """The Handler tells the registry what is still in flight a batch later or at its tick;
+    the registry holds contexts weakly, so an ended one does not outlive its transaction."""
     cc = peer.connect()
     live = peer.start(cc, "kept-open")
-    for _ in range(700):
+    others = [peer.start(cc) for _ in range(20)]
+    wait_for(lambda: _registry_count(peer) == 21, what="21 live contexts in the registry")
+    for tx in others:
+        tx.complete()
+    for _ in range(200):  # these end before the registry would hear of them
         peer.start(cc).complete()
-    stats = peer.support.registry.actor_ref.proxy().stats.get(timeout=WAIT)
-    assert stats.created == 701
-    assert stats.released >= 700 - SWEEP_AT_LEAST
-    assert stats.created - stats.released <= SWEEP_AT_LEAST
-    assert peer.support.registry.ask(CountContexts(), timeout=WAIT) == 1
-    with pytest.raises(DuplicateTransaction):  # the open one survived every sweep
+    wait_for(lambda: _registry_indexed(peer) == 1, what="only the live context indexed")
+    assert _registry_count(peer) == 1
+    with pytest.raises(DuplicateTransaction):  # the open one is still known to its Handler
         peer.support.execute_async(CHANNEL, "kept-open", cc.name, ["x"]).result(WAIT)
     assert live.complete(payload=b"late").response.payload == b"late"
+    wait_for(lambda: _registry_indexed(peer) == 0, what="an empty index")
+
+
+def test_a_lone_transaction_reaches_the_registry_at_the_tick(peer: Peer) -> None:
+    cc = peer.connect()
+    tx = peer.start(cc, "alone")  # no later batch records it: the tick does
+    wait_for(lambda: _registry_count(peer) == 1, timeout=5, what="the tick's record")
+    assert tx.complete().response.status == 200
+    assert _registry_count(peer) == 0
+
+
+def test_transactions_do_not_wait_for_the_registry(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry is beside the pipeline: with its thread held, transactions still reach
+    the chaincode and end, and the registry catches up afterwards."""
+    release, held = threading.Event(), threading.Event()
+    original = TXContextRegistry.on_receive
+
+    def holding(self: TXContextRegistry, message: Any) -> Any:
+        if type(message) is not CountContexts:
+            held.set()
+            release.wait(WAIT)
+        return original(self, message)
+
+    monkeypatch.setattr(TXContextRegistry, "on_receive", holding)
+    cc = peer.connect()
+    try:
+        txs = [peer.start(cc) for _ in range(5)]  # each TRANSACTION reached the chaincode
+        assert held.wait(WAIT)  # ...while the registry's thread was held
+        for tx in txs:
+            assert tx.complete(payload=b"done").response.payload == b"done"
+    finally:
+        release.set()
+    assert _registry_count(peer) == 0
+
+
+def test_registry_indexes_only_contexts_still_in_flight() -> None:
+    """A context that ended (COMPLETED before the Handler's record arrived) is not indexed."""
+    registry = TXContextRegistry.start()
+    try:
+        ended = TXContext("cc", CHANNEL, "ended", FakeSimulator(), owns_simulator=False)
+        live = TXContext("cc", CHANNEL, "live", FakeSimulator(), owns_simulator=False)
+        assert ended.end("result")
+        registry.tell(ContextsStarted((ended, live)))
+        assert registry.ask(CountContexts(), timeout=WAIT) == 1
+        assert registry.ask(CountContexts("other"), timeout=WAIT) == 0
+        assert registry.proxy().indexed().get(timeout=WAIT) == 1
+        assert live.end("result")
+        assert registry.ask(CountContexts(), timeout=WAIT) == 0
+    finally:
+        registry.stop()
+
+
+class FakeSimulator:
+    lock = threading.Lock()
 
 
 def test_txid_reusable_right_after_timeout(peer: Peer) -> None:
