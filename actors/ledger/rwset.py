@@ -8,7 +8,8 @@ metadata writes sorted by key, range queries in the order they were issued.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple, overload
 
 from google.protobuf.message import DecodeError
@@ -182,6 +183,10 @@ class NsResults(NamedTuple):
         )
 
 
+def _namespace_of(ns: NsResults) -> str:
+    return ns.namespace
+
+
 @dataclass(frozen=True)
 class SimulationResults:
     """Immutable snapshot of a transaction's read/write set, keyed by namespace.
@@ -192,15 +197,23 @@ class SimulationResults:
 
     ns_results: tuple[NsResults, ...] = ()
     private: tuple[PvtCollection, ...] = ()
-    _by_ns: dict[str, NsResults] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.ns_results, key=lambda ns: ns.namespace))
-        by_ns = {ns.namespace: ns for ns in ordered}
-        if len(by_ns) != len(ordered):
-            raise LedgerError("simulation results name a namespace more than once")
-        object.__setattr__(self, "ns_results", ordered)
-        object.__setattr__(self, "_by_ns", by_ns)
+        # Built once per transaction on the thread serving the chaincode: nothing to sort
+        # or check for the usual single namespace, and the index by namespace when asked.
+        results = self.ns_results
+        if type(results) is not tuple:
+            results = tuple(results)
+        if len(results) > 1:
+            results = tuple(sorted(results, key=_namespace_of))
+            if len({ns.namespace for ns in results}) != len(results):
+                raise LedgerError("simulation results name a namespace more than once")
+        if results is not self.ns_results:
+            object.__setattr__(self, "ns_results", results)
+
+    @cached_property
+    def _by_ns(self) -> dict[str, NsResults]:
+        return {ns.namespace: ns for ns in self.ns_results}
 
     # -- convenience views (fresh dicts; the snapshot itself never changes) --------------
 

@@ -1096,3 +1096,38 @@ def test_one_ledger_directory_serves_one_manager(tmp_path) -> None:
         LedgerManager(str(tmp_path))
     first.close()
     LedgerManager(str(tmp_path)).close()
+
+
+def test_plain_results_match_the_general_path(ledger: Ledger) -> None:
+    """Reads and writes only take get_results' short path; with a metadata write somewhere
+    else it takes the general one: both give the same parts."""
+    from actors.ledger.rwset import Read, Write
+
+    commit_writes(ledger, "t0", {"a": b"1", "b": b"2"})
+    commit_writes(ledger, "t1", {"x": b"9"}, ns="zz")
+
+    def simulate(txid: str) -> TxSimulator:
+        sim = ledger.new_simulator(txid)
+        sim.put_state("zz", "y", b"new")
+        sim.get_state("zz", "x")
+        sim.get_state(NS, "missing")
+        sim.get_state(NS, "b")
+        sim.get_state(NS, "a")
+        sim.delete_state(NS, "b")
+        sim.put_state(NS, "a", b"3")
+        sim.put_state(NS, "c", b"")  # an empty value is a delete
+        return sim
+
+    plain = simulate("t2").get_results()
+    general_sim = simulate("t3")
+    general_sim.set_state_metadata("other", "k", {"m": b"v"})
+    general = general_sim.get_results()
+    assert plain.namespaces == [NS, "zz"]
+    assert general.namespaces == [NS, "other", "zz"]
+    assert plain.ns_results == tuple(ns for ns in general.ns_results if ns.namespace != "other")
+    mine = plain.namespace(NS)
+    assert [read.key for read in mine.reads] == ["a", "b", "missing"]
+    assert mine.reads[2] == Read("missing", None) and mine.reads[0].version is not None
+    assert mine.writes == (Write("a", b"3"), Write("b", None), Write("c", None))
+    assert plain.writes("zz") == {"y": b"new"}
+    assert plain.namespace("nothing").is_empty()
