@@ -91,7 +91,12 @@ def peer(tmp_path: Path) -> Iterator[str]:
         / "crypto/peerOrganizations/sampleorg.example.com/peers/peer0.sampleorg.example.com"
     )
     (peer0 / "msp").rename(tmp_path / "msp")
-    env = {**os.environ, "CORE_PEER_LISTENADDRESS": "127.0.0.1:0"}
+    env = {
+        **os.environ,
+        "CORE_PEER_LISTENADDRESS": "127.0.0.1:0",
+        # The sample's operations port (9443) may be taken on a shared machine.
+        "CORE_OPERATIONS_LISTENADDRESS": "127.0.0.1:0",
+    }
     process = subprocess.Popen(
         [CCACTORS, *argv],
         stdout=subprocess.PIPE,
