@@ -26,7 +26,7 @@ from actors import errors
 from actors.events import LifecycleEvent
 from actors.lifecycle.definitions import Definition
 from actors.msp.msp import MSP, MSPError
-from actors.tls import unavailable_hint
+from actors.tls import explain_unavailable
 from actors.transports.grpc import ThreadPerCall, bind, exclusive
 from protos.admin import admin_pb2, admin_pb2_grpc
 
@@ -572,6 +572,10 @@ class AdminClient:
     # API speaks TLS, an admin's certificate and key
     credentials: grpc.ChannelCredentials | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    # for the message when the peer cannot be reached: whether a client certificate is
+    # presented (None: unknown) and where the TLS root CA came from (a flag or a variable)
+    client_cert: bool | None = None
+    root_source: str = "--tls-root-cert"
 
     def _stub(self) -> tuple[grpc.Channel, admin_pb2_grpc.AdminStub]:
         if self.credentials is not None:
@@ -585,9 +589,31 @@ class AdminClient:
         try:
             return getattr(stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise _to_error(exc, tls=self.credentials is not None) from None
+            raise self._error(exc) from None
         finally:
             channel.close()
+
+    def _error(self, exc: grpc.RpcError) -> errors.ChaincodeError:
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            # every admin method exists on a ccactors peer: this is some other gRPC server
+            return errors.PeerMismatch(
+                f"{self.address} answers gRPC but is not a ccactors admin API (is it the "
+                "--gateway address? use --gateway ADDR for Fabric's Gateway path, or --peer "
+                "with the admin address)"
+            )
+        if (
+            exc.code() == grpc.StatusCode.UNAVAILABLE
+            and (exc.details() or "").partition(": ")[0] not in _BY_NAME
+        ):
+            why = explain_unavailable(
+                exc.details() or "",
+                address=self.address,
+                tls=self.credentials is not None,
+                client_cert=self.client_cert,
+                root_source=self.root_source,
+            )
+            return (errors.PeerMismatch if why.final else errors.PeerUnavailable)(why.message)
+        return _to_error(exc)
 
     def invoke(
         self,
@@ -657,17 +683,15 @@ class AdminClient:
             yield from stub.Events(admin_pb2.EventsRequest(chaincode=chaincode))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                raise _to_error(exc, tls=self.credentials is not None) from None
+                raise self._error(exc) from None
         finally:
             channel.close()
 
 
-def _to_error(exc: grpc.RpcError, *, tls: bool = False) -> errors.ChaincodeError:
+def _to_error(exc: grpc.RpcError) -> errors.ChaincodeError:
     details = exc.details() or ""
     name, _, message = details.partition(": ")
     cls = _BY_NAME.get(name)
     if cls is None:
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            return errors.PeerUnavailable(f"peer unavailable: {details}{unavailable_hint(tls)}")
         return errors.ChaincodeError(f"{exc.code().name}: {details}")
     return cls(message)

@@ -222,10 +222,14 @@ def _loopback(address: str) -> bool:
 
 def _failed(exc: ChaincodeError, *, as_json: bool = False) -> int:
     """An operation the peer refused or that failed: one line (or one JSON object), exit 1."""
+    from actors.errors import PeerUnavailable
+
+    # every connection problem under one name (PeerMismatch only tells `wait` not to wait)
+    name = "PeerUnavailable" if isinstance(exc, PeerUnavailable) else type(exc).__name__
     if as_json:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        print(json.dumps({"error": name, "message": str(exc)}))
     else:
-        _error(f"{type(exc).__name__}: {exc}")
+        _error(f"{name}: {exc}")
     return EXIT_FAILED
 
 
@@ -445,7 +449,14 @@ def _client(args: argparse.Namespace, timeout: float = 60.0) -> Any:
         problems.append(str(exc))
     if problems:
         raise UsageError(*problems)
-    return AdminClient(address, timeout=timeout, credentials=credentials, options=tuple(options))
+    return AdminClient(
+        address,
+        timeout=timeout,
+        credentials=credentials,
+        options=tuple(options),
+        client_cert=args.tls_cert is not None,
+        root_source=getattr(args, "tls_root_source", "--tls-root-cert"),
+    )
 
 
 def _connect(args: argparse.Namespace) -> None:
@@ -556,12 +567,22 @@ def _invoke_request(args: argparse.Namespace) -> None:
         if positional:
             raise UsageError("-c: give the arguments either after the name or with -c, not both")
         positional = _parse_ctor(args.ctor)
+    elif not positional:  # Fabric's -c defaults to {}, which it refuses
+        raise UsageError(f'empty {_CTOR_KEYS} (-c \'{{"Args":["fn","arg"]}}\' or NAME FN ARG...)')
     args.chaincode, args.args = name, positional
+
+
+# Fabric's checkChaincodeCmdParams (internal/peer/chaincode/common.go) refuses these client-side
+_CTOR_KEYS = (
+    "JSON chaincode parameters must contain the following keys: 'Args' or 'Function' and 'Args'"
+)
 
 
 def _parse_ctor(text: str) -> list[str]:
     """Fabric's ``-c``: ``{"Args": [...]}``, or ``{"function": f, "Args": [...]}``; keys match
     case-insensitively, as Go's JSON decoding does."""
+    if text == "{}":
+        raise UsageError(f"-c: empty {_CTOR_KEYS}")
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -569,13 +590,20 @@ def _parse_ctor(text: str) -> list[str]:
     if not isinstance(value, dict):
         raise UsageError('-c: chaincode argument error: expected {"Args": [...]}')
     fields = {key.lower(): item for key, item in value.items()}
-    arguments, function = fields.get("args", []), fields.get("function")
+    if "args" not in fields or len(value) > 2 or (len(value) == 2 and "function" not in fields):
+        raise UsageError(f"-c: non-empty {_CTOR_KEYS}")
+    arguments, function = fields["args"], fields.get("function")
     if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
         raise UsageError("-c: chaincode argument error: Args must be a list of strings")
     if function is not None:
         if not isinstance(function, str):
             raise UsageError("-c: chaincode argument error: function must be a string")
         arguments = [function, *arguments]
+    if not arguments:  # Fabric would send the chaincode no function name at all
+        raise UsageError(
+            "-c: chaincode argument error: Args is empty: name the function first, "
+            '{"Args":["fn","arg"]}'
+        )
     return arguments
 
 
@@ -583,7 +611,7 @@ def run_wait(args: argparse.Namespace) -> int:
     """``ccactors wait``: until the peer's admin API answers (``serve`` opens it once its
     chaincode listener and Gateway listen), at most ``--timeout``; exit 1 if it never does, or
     if it answers with a refusal (waiting longer would not change that)."""
-    from actors.errors import PeerUnavailable
+    from actors.errors import PeerMismatch, PeerUnavailable
 
     deadline = time.monotonic() + args.timeout
     while True:
@@ -592,7 +620,10 @@ def run_wait(args: argparse.Namespace) -> int:
             _client(args, timeout=max(0.1, min(5.0, left))).channels()
             break
         except ChaincodeError as exc:
-            retry = isinstance(exc, PeerUnavailable) or str(exc).startswith("DEADLINE_EXCEEDED")
+            # a peer that answers otherwise (TLS against plaintext, ...) will not start to
+            retry = (isinstance(exc, PeerUnavailable) and not isinstance(exc, PeerMismatch)) or str(
+                exc
+            ).startswith("DEADLINE_EXCEEDED")
             if not retry:
                 return _failed(exc, as_json=args.json)
             if left <= 0:
@@ -1362,7 +1393,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The verbs that talk to a running peer as its client (Fabric's `peer` CLI counterparts).
+CLIENT_VERBS = frozenset(
+    [
+        "invoke",
+        "query",
+        "wait",
+        "list",
+        "launch",
+        "stop",
+        "logs",
+        "events",
+        "install",
+        "queryinstalled",
+        "define",
+        "querycommitted",
+        "channel",
+    ]
+)
+
+
+def _quiet_grpc(argv: Sequence[str]) -> None:
+    """A client verb's errors are one line each: gRPC's C core would also log its own view of
+    a failed handshake (``I1208 ... ssl_transport_security.cc ...``) on stderr. It reads
+    GRPC_VERBOSITY once, when grpc is imported, so this runs first; a value the user set
+    stands."""
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    if verb in CLIENT_VERBS:
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_grpc(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from actors.operations import LogSpecError, configure_logging
 

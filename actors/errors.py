@@ -76,3 +76,8 @@ class PermissionDenied(ChaincodeError):
 class PeerUnavailable(ChaincodeError):
     """A client could not reach the peer (refused, closed, wrong TLS): a connection problem,
     not the chaincode's."""
+
+
+class PeerMismatch(PeerUnavailable):
+    """The address answers, but not as the client speaks to it (TLS against plaintext, no
+    client certificate, not the admin API): retrying will not help."""

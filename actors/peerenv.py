@@ -89,6 +89,7 @@ class Connection:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_host: str | None = None
+    tls_root_source: str = "--tls-root-cert"  # the flag or variable that gave tls_root_cert
     msp_dir: str | None = None
     msp_id: str | None = None
     notes: tuple[str, ...] = ()
@@ -163,9 +164,11 @@ def resolve(
         "--tlsRootCertFiles",
         getattr(args, "tls_root_cert_files", None),
     )
+    root_source = "--tls-root-cert" if args.tls_root_cert else "--tlsRootCertFiles"
     if root is not None:
-        root = readable("--tls-root-cert", root)
+        root = readable(root_source, root)
     elif boolean("CORE_PEER_TLS_ENABLED"):
+        root_source = "CORE_PEER_TLS_ROOTCERT_FILE"
         root = var("CORE_PEER_TLS_ROOTCERT_FILE")
         if root is None:
             problems.append(
@@ -222,6 +225,7 @@ def resolve(
         tls_cert=cert,
         tls_key=key,
         tls_host=host,
+        tls_root_source=root_source,
         msp_dir=msp_dir,
         msp_id=msp_id,
         notes=tuple(notes),
@@ -254,6 +258,7 @@ def apply(args: argparse.Namespace, connection: Connection) -> None:
     args.tls_cert = connection.tls_cert
     args.tls_key = connection.tls_key
     args.tls_host = connection.tls_host
+    args.tls_root_source = connection.tls_root_source
     if hasattr(args, "msp_dir"):
         args.msp_dir = connection.msp_dir
         args.msp_id = connection.msp_id

@@ -260,14 +260,67 @@ def client_credentials(
     return credentials, options
 
 
-def unavailable_hint(tls: bool) -> str:
-    """Why a peer may not answer: a TLS handshake it refused looks like any connection failure
-    (a plaintext client sees "Socket closed")."""
-    if tls:
-        return (
-            " (over TLS: is --tls-root-cert the peer's TLS CA, and --tls-cert a certificate "
-            "of one of its member organisations?)"
+@dataclass(frozen=True)
+class Unreachable:
+    """Why a client could not talk to a peer, as one line for the user. ``final``: the peer
+    was reached but speaks otherwise (TLS against plaintext, no client certificate): waiting
+    or retrying will not change that."""
+
+    message: str
+    final: bool
+
+
+def explain_unavailable(
+    details: str,
+    *,
+    address: str,
+    tls: bool,
+    client_cert: bool | None = None,
+    root_source: str = "--tls-root-cert",
+) -> Unreachable:
+    """gRPC's UNAVAILABLE ``details`` (its C-core text) said in the user's terms: what failed
+    and which flag or variable to look at; the TLS hint only for a handshake that failed.
+    ``client_cert``: whether one was presented (None: unknown); ``root_source``: where the TLS
+    root CA came from (the flag or the CORE_PEER_* variable the user set)."""
+    # "...: OK" is grpc's status of the handshake's last step, not a verdict
+    reason = details.removesuffix(": OK").rpartition("last error: ")[2]
+    if "Connection refused" in details:
+        return Unreachable(f"nothing is listening at {address}", final=False)
+    if "WRONG_VERSION_NUMBER" in details:
+        return Unreachable(
+            f"{address} does not speak TLS: unset CORE_PEER_TLS_ENABLED / drop the TLS flags "
+            "(--tls-root-cert, --tlsRootCertFiles)",
+            final=True,
         )
-    return (
-        " (the peer may require TLS: --tls-root-cert PEM, with --tls-cert/--tls-key for mutual TLS)"
-    )
+    if "Hostname Verification" in details or "Peer name" in details:
+        return Unreachable(
+            f"{address}'s TLS certificate does not name the host dialled: give the name it "
+            "holds with --tls-host NAME (Fabric's CORE_PEER_TLS_SERVERHOSTOVERRIDE)",
+            final=True,
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in details or "handshake failed" in details.lower():
+        return Unreachable(
+            f"TLS handshake with {address} failed: {reason} (is {root_source} the peer's TLS CA?)",
+            final=True,
+        )
+    if "Socket closed" in details or "Connection reset" in details:
+        if not tls:
+            return Unreachable(
+                f"{address} closed the connection: it may require TLS (set "
+                "CORE_PEER_TLS_ENABLED=true and CORE_PEER_TLS_ROOTCERT_FILE, or give "
+                "--tls-root-cert PEM)",
+                final=True,
+            )
+        if client_cert is False:
+            return Unreachable(
+                f"{address} closed the connection during the TLS handshake: the admin API "
+                "requires an admin's client certificate: set CORE_PEER_MSPCONFIGPATH to an "
+                "admin MSP (or --tls-cert/--tls-key)",
+                final=True,
+            )
+        return Unreachable(
+            f"{address} closed the connection during the TLS handshake (is {root_source} the "
+            "peer's TLS CA, and --tls-cert a certificate of one of its member organisations?)",
+            final=True,
+        )
+    return Unreachable(f"peer unavailable: {details}", final=False)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
     """(exit status, what to print); raises ValueError for bad usage."""
     from actors.gateway.client import GatewayClient
     from actors.msp.msp import MSPError, load_signing_identity
-    from actors.tls import client_credentials, unavailable_hint
+    from actors.tls import client_credentials, explain_unavailable
 
     if not args.msp_dir or not args.msp_id:
         raise ValueError(
@@ -85,7 +85,12 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
             message = error.details() or ""
             if error.code() == grpc.StatusCode.UNAVAILABLE and not error_details(error):
                 # no endorser named: the Gateway itself did not answer
-                message += unavailable_hint(credentials is not None)
+                message = explain_unavailable(
+                    message,
+                    address=args.gateway,
+                    tls=credentials is not None,
+                    root_source=getattr(args, "tls_root_source", "--tls-root-cert"),
+                ).message
             return 1, {
                 "error": error.code().name,
                 "message": message,

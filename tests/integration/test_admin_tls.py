@@ -19,7 +19,7 @@ from actors.config import ChaincodeDefinition, Config, Organization
 from actors.errors import (
     ChaincodeError,
     LifecycleError,
-    PeerUnavailable,
+    PeerMismatch,
     PermissionDenied,
     UnknownChaincode,
 )
@@ -60,16 +60,26 @@ def admin_api(crypto: Path) -> Iterator[str]:
         server.stop(None)
 
 
-def client(crypto: Path, address: str, org: int, name: str | None) -> AdminClient:
-    """A client presenting ``name``'s MSP signing certificate (None: no certificate)."""
+def client(
+    crypto: Path, address: str, org: int, name: str | None, *, root_org: int = 1, host: str = ""
+) -> AdminClient:
+    """A client presenting ``name``'s MSP signing certificate (None: no certificate), trusting
+    ``root_org``'s TLS CA, dialling ``host`` (empty: the address's)."""
     cert = key = None
     if name is not None:
         msp = member_dir(crypto, org, name) / "msp"
         [cert] = [str(p) for p in (msp / "signcerts").iterdir()]
         key = str(msp / "keystore/priv_sk")
-    root = str(member_dir(crypto, 1, "peer0") / "tls/ca.crt")
-    credentials, options = client_credentials(root, cert, key)
-    return AdminClient(address, timeout=20, credentials=credentials, options=tuple(options))
+    root = str(member_dir(crypto, root_org, "peer0") / "tls/ca.crt")
+    credentials, options = client_credentials(root, cert, key, host or None)
+    return AdminClient(
+        address,
+        timeout=20,
+        credentials=credentials,
+        options=tuple(options),
+        client_cert=cert is not None,
+        root_source="CORE_PEER_TLS_ROOTCERT_FILE",
+    )
 
 
 def test_an_admin_of_the_peers_org_may_call_it(crypto: Path, admin_api: str) -> None:
@@ -107,10 +117,39 @@ def test_other_identities_are_refused_with_the_reason(
 
 
 def test_no_client_certificate_no_plaintext(crypto: Path, admin_api: str) -> None:
-    with pytest.raises(ChaincodeError, match=r"peer unavailable: .*\(over TLS: "):
+    """Each way of reaching the TLS admin API wrongly is said as what to change (the issue's
+    newcomer: no hint appended to everything, the variable the user set named)."""
+    with pytest.raises(PeerMismatch) as info:
         client(crypto, admin_api, 1, None).list()
-    with pytest.raises(PeerUnavailable, match=r"peer unavailable: .*the peer may require TLS"):
+    assert str(info.value) == (
+        f"{admin_api} closed the connection during the TLS handshake: the admin API requires "
+        "an admin's client certificate: set CORE_PEER_MSPCONFIGPATH to an admin MSP (or "
+        "--tls-cert/--tls-key)"
+    )
+    with pytest.raises(PeerMismatch, match=r"it may require TLS \(set CORE_PEER_TLS_ENABLED="):
         AdminClient(admin_api, timeout=5).list()
+    with pytest.raises(PeerMismatch) as info:  # another org's CA
+        client(crypto, admin_api, 1, "Admin@", root_org=2).list()
+    message = str(info.value)
+    assert message.startswith(f"TLS handshake with {admin_api} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in message and ": OK" not in message
+    assert message.endswith("(is CORE_PEER_TLS_ROOTCERT_FILE the peer's TLS CA?)")
+    with pytest.raises(PeerMismatch, match=r"--tls-host NAME \(Fabric's CORE_PEER_TLS_SERVERHOST"):
+        client(crypto, admin_api, 1, "Admin@", host="elsewhere.example.com").list()
+
+
+def test_tls_against_a_plaintext_admin_api_is_named(crypto: Path) -> None:
+    with ChaincodeSupport(Config(chaincodes=(KV,))) as support:
+        server, address = serve_admin(support, "127.0.0.1:0")
+        try:
+            with pytest.raises(PeerMismatch) as info:
+                client(crypto, address, 1, "Admin@").list()
+        finally:
+            server.stop(None)
+    assert str(info.value) == (
+        f"{address} does not speak TLS: unset CORE_PEER_TLS_ENABLED / drop the TLS flags "
+        "(--tls-root-cert, --tlsRootCertFiles)"
+    )
 
 
 def test_admin_event_streams_pass_the_guard(crypto: Path, admin_api: str) -> None:

@@ -109,7 +109,8 @@ def test_a_client_submits_and_queries_through_serve(serve: tuple[dict, Path]) ->
     unanswered = cli("query", "kv", "get", "colour", *plain)
     assert unanswered.returncode == 1
     answer = json.loads(unanswered.stdout)
-    assert answer["error"] == "UNAVAILABLE" and "the peer may require TLS" in answer["message"]
+    assert answer["error"] == "UNAVAILABLE"
+    assert answer["message"].startswith(f"{ready['gateway']} closed the connection: it may require")
 
 
 def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
@@ -191,8 +192,11 @@ def test_the_admin_verbs_present_an_admins_certificate(serve: tuple[dict, Path])
     assert "is not an admin of Org1MSP" in refused.stderr
     plain = cli("list", "--peer", ready["peer"])  # no TLS at all: the peer does not answer
     assert plain.returncode == 1
-    assert plain.stderr.startswith("ccactors: error: PeerUnavailable: peer unavailable: ")
-    assert "(the peer may require TLS: --tls-root-cert PEM" in plain.stderr
+    assert plain.stderr == (
+        f"ccactors: error: PeerUnavailable: {ready['peer']} closed the connection: it may "
+        "require TLS (set CORE_PEER_TLS_ENABLED=true and CORE_PEER_TLS_ROOTCERT_FILE, or give "
+        "--tls-root-cert PEM)\n"
+    )
     half = cli("list", *as_("Admin")[:4], "--tls-cert", "x.pem")  # a certificate without key
     assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
 
@@ -214,11 +218,42 @@ def test_fabric_environment_and_a_pasted_fabric_line(serve: tuple[dict, Path]) -
             "CORE_PEER_LOCALMSPID": "Org1MSP",
         }
 
-    def run(*args: str, user: str = "Admin") -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, user: str = "Admin", **changes: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in {**env(user), **changes}.items() if v is not None}
         return subprocess.run(
             [sys.executable, "-m", "actors.cli", *args],
-            capture_output=True, text=True, timeout=60, env=env(user),
+            capture_output=True, text=True, timeout=60, env=environment,
         )  # fmt: skip
+
+    def error(done: subprocess.CompletedProcess[str]) -> str:
+        """The one line a failed verb printed (no gRPC log lines around it)."""
+        assert done.returncode == 1, done.stderr
+        (line,) = done.stderr.splitlines()
+        return line.removeprefix("ccactors: error: ")
+
+    # the newcomer's mistakes, each said as what to change
+    assert error(run("list", CORE_PEER_ADDRESS=ready["gateway"])) == (
+        f"PeerUnavailable: {ready['gateway']} answers gRPC but is not a ccactors admin API (is "
+        "it the --gateway address? use --gateway ADDR for Fabric's Gateway path, or --peer "
+        "with the admin address)"
+    )
+    assert error(run("list", CORE_PEER_MSPCONFIGPATH=None)).endswith(
+        "the admin API requires an admin's client certificate: set CORE_PEER_MSPCONFIGPATH to "
+        "an admin MSP (or --tls-cert/--tls-key)"
+    )
+    # plaintext against TLS: `wait` fails at once rather than for its whole timeout
+    waited = error(run("wait", "--timeout", "10m", CORE_PEER_TLS_ENABLED="false"))
+    assert "did not answer within" not in waited and "it may require TLS" in waited
+    wrong_ca = str(
+        crypto / "peerOrganizations/org2.example.com/peers/peer0.org2.example.com/tls/ca.crt"
+    )
+    said = error(run("list", CORE_PEER_TLS_ROOTCERT_FILE=wrong_ca))
+    assert "CERTIFICATE_VERIFY_FAILED" in said and ": OK" not in said
+    assert said.endswith("(is CORE_PEER_TLS_ROOTCERT_FILE the peer's TLS CA?)")
+    unknown = error(run("query", "--gateway", ready["gateway"], "-C", "nochannel", "kv", "get"))
+    assert "TLS" not in unknown  # the server answered: no handshake hint
 
     listed = run("list", "--json")
     assert listed.returncode == 0, listed.stderr

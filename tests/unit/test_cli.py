@@ -134,10 +134,8 @@ def test_client_failures_exit_1_with_the_prefix(capsys: pytest.CaptureFixture[st
     nobody = f"127.0.0.1:{free_port()}"
     assert main(["list", "--peer", nobody]) == 1
     (line,) = _errors(capsys.readouterr().err)
-    assert line.startswith("PeerUnavailable: peer unavailable")  # not the chaincode's error
-    assert line.endswith(
-        "(the peer may require TLS: --tls-root-cert PEM, with --tls-cert/--tls-key for mutual TLS)"
-    )
+    # not the chaincode's error, and no TLS hint: nothing answered at all
+    assert line == f"PeerUnavailable: nothing is listening at {nobody}"
     assert main(["stop", "--peer", nobody, "--json", "kv"]) == 1
     assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
     assert main(["list", "--peer", "nowhere"]) == 2
@@ -272,6 +270,63 @@ def test_invoke_takes_fabrics_flags_or_name_and_arguments(
     capsys.readouterr()
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["invoke", "-n", "kv"], "empty JSON chaincode parameters must contain"),
+        (["invoke", "kv"], "empty JSON chaincode parameters must contain"),
+        (["query", "-n", "kv", "-c", "{}"], "-c: empty JSON chaincode parameters must contain"),
+        (
+            ["invoke", "-n", "kv", "-c", '{"Args":[]}'],
+            "-c: chaincode argument error: Args is empty",
+        ),
+        (["invoke", "-n", "kv", "-c", '{"function":"f"}'], "-c: non-empty JSON chaincode"),
+        (["invoke", "-n", "kv", "-c", '{"Args":["a"],"x":1}'], "-c: non-empty JSON chaincode"),
+        (
+            ["invoke", "-n", "kv", "-c", '{"function":"f","Args":[],"x":1}'],
+            "-c: non-empty JSON chaincode",
+        ),
+    ],
+)
+def test_empty_chaincode_arguments_are_refused_as_fabric_does(
+    sent: list[tuple[Any, ...]], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    (line,) = _errors(capsys.readouterr().err)
+    assert line.startswith(message)
+    if "JSON chaincode" in message:  # Fabric's text
+        assert "must contain the following keys: 'Args' or 'Function' and 'Args'" in line
+    assert sent == []  # nothing reached the peer
+
+
+def test_a_grpc_server_that_is_not_the_admin_api_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CORE_PEER_ADDRESS at a Gateway port: UNIMPLEMENTED is said as the address's fault."""
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        assert main(["query", "--peer", address, "kv", "get", "a"]) == 1
+        (line,) = _errors(capsys.readouterr().err)
+        assert line == (
+            f"PeerUnavailable: {address} answers gRPC but is not a ccactors admin API (is it the "
+            "--gateway address? use --gateway ADDR for Fabric's Gateway path, or --peer with "
+            "the admin address)"
+        )
+        # `wait` does not wait for it to become one
+        assert main(["wait", "--peer", address, "--timeout", "1m"]) == 1
+        (line,) = _errors(capsys.readouterr().err)
+        assert "is not a ccactors admin API" in line and "did not answer" not in line
+    finally:
+        server.stop(None)
+
+
 def test_invoke_takes_channelID_and_flags_between_name_and_arguments(
     sent: list[tuple[Any, ...]], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -308,10 +363,10 @@ def test_unknown_flags_point_to_the_subcommands_help(
         (["-n", "kv", "-c", "{bad"], "-c: chaincode argument error: Expecting"),
         (["-n", "kv", "-c", "[1]"], 'expected {"Args": [...]}'),
         (["-n", "kv", "-c", '{"Args":[1]}'], "Args must be a list of strings"),
-        (["-n", "kv", "-c", '{"function":1}'], "function must be a string"),
+        (["-n", "kv", "-c", '{"function":1,"Args":[]}'], "function must be a string"),
         (["-n", "kv", "get", "-c", '{"Args":[]}'], "either after the name or with -c"),
         ([], "a chaincode name is needed"),
-        (["kv", "--gateway", "127.0.0.1:1", "--isInit"], "not --gateway"),
+        (["kv", "init", "--gateway", "127.0.0.1:1", "--isInit"], "not --gateway"),
     ],
 )
 def test_bad_invoke_flags_are_usage_errors(
@@ -354,7 +409,9 @@ def test_wait_gives_up_after_its_timeout(capsys: pytest.CaptureFixture[str]) -> 
     address = f"127.0.0.1:{free_port()}"  # nothing listens
     assert main(["wait", "--peer", address, "--timeout", "300ms"]) == 1
     (line,) = _errors(capsys.readouterr().err)
-    assert line.startswith(f"PeerUnavailable: {address} did not answer within 300ms: ")
+    assert line == (
+        f"PeerUnavailable: {address} did not answer within 300ms: nothing is listening at {address}"
+    )
     assert main(["wait", "--peer", address, "--timeout", "300ms", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["error"] == "PeerUnavailable"
 
