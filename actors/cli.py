@@ -947,6 +947,10 @@ def run_package(args: argparse.Namespace) -> int:
     """``ccactors package``: write the package and print its id (Fabric's label:sha256)."""
     from actors.packaging import PackageError, create_package
 
+    if args.file is not None:
+        if args.output is not None and args.output != args.file:
+            raise UsageError(f"package: give the file once: {args.file} or --output {args.output}")
+        args.output = args.file
     try:
         info = create_package(
             args.path, args.label, type=args.type, target=args.target, out=args.output
@@ -1111,7 +1115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def peer(
         sub: argparse.ArgumentParser,
-        help: str = f"admin address of the peer (default: $CORE_PEER_ADDRESS, else {DEFAULT_PEER})",
+        help: str = "the peer's admin API address, not its Gateway's: CORE_PEER_ADDRESS names "
+        f"the admin API here (default: $CORE_PEER_ADDRESS, else {DEFAULT_PEER})",
         default: str | None = None,
     ) -> None:
         # A client verb's default comes from Fabric's environment (actors.peerenv), so None here.
@@ -1119,10 +1124,12 @@ def build_parser() -> argparse.ArgumentParser:
         # Older spelling (serve's) kept working, not shown.
         sub.add_argument("--admin", dest="peer", help=argparse.SUPPRESS)
 
-    def client_tls(sub: argparse.ArgumentParser, *, orderer: bool = False) -> None:
+    def client_tls(
+        sub: argparse.ArgumentParser, *, invoke: bool = False, output: bool = False
+    ) -> None:
         from actors import peerenv
 
-        peerenv.add_arguments(sub, orderer=orderer)
+        peerenv.add_arguments(sub, invoke=invoke, output=output)
         group = sub.add_argument_group(
             "TLS to the peer (its admin API or Gateway)",
             "Without these flags, Fabric's CORE_PEER_TLS_ENABLED and CORE_PEER_TLS_ROOTCERT_FILE\n"
@@ -1214,7 +1221,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "endorsement, ordering into a block, validation as Fabric's committer."
             )
         peer(sub)
-        client_tls(sub, orderer=True)
+        client_tls(sub, invoke=name == "invoke")
         sub.intermixed = True
         sub.add_argument("--channel", "--channelID", "-C", default="mychannel", help="channel")
         sub.add_argument("--txid", help="transaction id (default: made by the peer)")
@@ -1245,7 +1252,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     peer(wait)
     client_tls(wait)
-    wait.add_argument("--timeout", type=_seconds, default=60.0, help="give up after this long")
+    wait.add_argument(
+        "--timeout", type=_seconds, default=60.0, help="give up after this long (default: 60s)"
+    )
     json_flag(wait)
 
     listing = command("list", run_list, "list the peer's chaincodes")
@@ -1257,7 +1266,10 @@ def build_parser() -> argparse.ArgumentParser:
     peer(launch)
     client_tls(launch)
     launch.add_argument(
-        "--timeout", type=_seconds, default=600.0, help="how long to wait for the peer"
+        "--timeout",
+        type=_seconds,
+        default=600.0,
+        help="how long to wait for the peer (default: 10m)",
     )
     json_flag(launch)
     launch.add_argument("--channel", "--channelID", "-C", help=CHANNEL_NAME_HELP)
@@ -1298,7 +1310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     queryinstalled = command("queryinstalled", run_queryinstalled, "list installed packages")
     peer(queryinstalled)
-    client_tls(queryinstalled)
+    client_tls(queryinstalled, output=True)
     json_flag(queryinstalled)
     queryinstalled.add_argument("--package-id", help="only this package")
 
@@ -1309,7 +1321,7 @@ def build_parser() -> argparse.ArgumentParser:
         verbose=False,
     )
     peer(define)
-    client_tls(define, orderer=True)
+    client_tls(define)
     json_flag(define)
     # Fabric's -v is the version here; --verbose is spelled out (or -v before `define`).
     define.add_argument(
@@ -1340,7 +1352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "querycommitted", run_querycommitted, "list the chaincode definitions of a channel"
     )
     peer(committed)
-    client_tls(committed)
+    client_tls(committed, output=True)
     json_flag(committed)
     committed.add_argument("--channel", "--channelID", "-C", help="channel")
     committed.add_argument("--name", "-n", help="only this chaincode")
@@ -1354,7 +1366,7 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help_text, parents=[common], formatter_class=_Help
         )
         peer(sub)
-        client_tls(sub)
+        client_tls(sub, output=name == "list")
         json_flag(sub)
         if name == "join":
             sub.add_argument("name", help="channel name")
@@ -1365,6 +1377,9 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--target", "-t", help="module:Class the shim runs (python type)")
     package.add_argument("--lang", "--type", dest="type", default="python", help="chaincode type")
     package.add_argument("--output", "-o", help="package file (default LABEL.tar.gz)")
+    package.add_argument(
+        "file", nargs="?", help="package file, as Fabric's `peer lifecycle chaincode package FILE`"
+    )
     json_flag(package, "print the package id, label and file as one JSON object")
 
     images = command("images", run_images, "build or list the Docker base images")
@@ -1413,18 +1428,44 @@ CLIENT_VERBS = frozenset(
 )
 
 
-def _quiet_grpc(argv: Sequence[str]) -> None:
+# Fabric's two-step definition, which `define` does in one (see run_define).
+_TWO_STEP = ("approveformyorg", "commit", "checkcommitreadiness")
+
+
+def _fabric_verb(argv: list[str]) -> list[str]:
+    """A pasted ``peer lifecycle chaincode X ...`` or ``peer chaincode X ...`` line (with its
+    ``peer`` replaced by ``ccactors``) is ``ccactors X ...``: the prefix is dropped. Returns the
+    arguments without it."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is None:
+        return argv
+    for prefix in (["lifecycle", "chaincode"], ["chaincode"]):
+        if argv[at : at + len(prefix)] == prefix:
+            return argv[:at] + argv[at + len(prefix) :]
+    return argv
+
+
+def _quiet_grpc(verb: str | None) -> None:
     """A client verb's errors are one line each: gRPC's C core would also log its own view of
     a failed handshake (``I1208 ... ssl_transport_security.cc ...``) on stderr. It reads
     GRPC_VERBOSITY once, when grpc is imported, so this runs first; a value the user set
     stands."""
-    verb = next((a for a in argv if not a.startswith("-")), None)
     if verb in CLIENT_VERBS:
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _quiet_grpc(sys.argv[1:] if argv is None else argv)
+    argv = _fabric_verb(list(sys.argv[1:] if argv is None else argv))
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    if verb in _TWO_STEP:
+        # Not aliases of define: approveformyorg alone would commit, and commit would take a
+        # definition Fabric's commit reads from the approvals; one message saves a surprise.
+        _error(
+            f"{verb}: ccactors has no separate {verb}: `ccactors define` does approveformyorg + "
+            "commit in one step (same flags: -C, -n, -v, --sequence, --package-id, ...)"
+        )
+        return EXIT_USAGE
+    _quiet_grpc(verb)
     args = build_parser().parse_args(argv)
     from actors.operations import LogSpecError, configure_logging
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.config import Address, ConfigError
+from actors.config import Address, ConfigError, Duration
 
 DEFAULT_PEER = "127.0.0.1:7051"
 
@@ -43,8 +43,11 @@ _ORDERER_FLAGS = (
 _IGNORED = "accepted, ignored: the peer orders its own transactions"
 
 
-def add_arguments(sub: argparse.ArgumentParser, *, orderer: bool = False) -> None:
-    """Fabric's peer-connection flags (and with ``orderer``, its orderer flags) on ``sub``."""
+def add_arguments(
+    sub: argparse.ArgumentParser, *, invoke: bool = False, output: bool = False
+) -> None:
+    """Fabric's peer-connection and orderer flags on ``sub``; with ``invoke`` its commit-wait
+    flags, with ``output`` its ``--output json``."""
     group = sub.add_argument_group("Fabric's peer CLI flags (a pasted `peer ...` line works)")
     group.add_argument(
         "--peerAddresses",
@@ -60,19 +63,52 @@ def add_arguments(sub: argparse.ArgumentParser, *, orderer: bool = False) -> Non
         metavar="PEM",
         help="the same as --tls-root-cert",
     )
-    if not orderer:
-        return
-    group.add_argument(
-        "--waitForEvent",
-        action="store_true",
-        help="accepted: ccactors waits for the commit anyway",
-    )
+    if output:
+        group.add_argument(
+            "--output", "-O", action=_JsonOutput, metavar="json", help="the same as --json"
+        )
+    if invoke:
+        group.add_argument(
+            "--waitForEvent",
+            action="store_true",
+            help="accepted: ccactors waits for the commit anyway",
+        )
+        group.add_argument(
+            "--waitForEventTimeout",
+            dest="wait_for_event_timeout",
+            type=_duration,
+            metavar="DURATION",
+            help="with --gateway, how long to wait for the commit status (default: --timeout)",
+        )
     for names in _ORDERER_FLAGS:
         flag = names[-1]
         if flag in ("--tls", "--clientauth"):
             group.add_argument(*names, dest=_dest(flag), action="store_true", help=_IGNORED)
         else:
             group.add_argument(*names, dest=_dest(flag), metavar="VALUE", help=_IGNORED)
+
+
+class _JsonOutput(argparse.Action):
+    """Fabric's ``--output json`` (``-O json``): our ``--json``; its only other format is the
+    default text."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if values != "json":
+            parser.error(f"{option_string}: the only format is json (got {values!r})")
+        namespace.json = True
+
+
+def _duration(text: str) -> float:
+    try:
+        return Duration(positive=True)(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dest(flag: str) -> str:
@@ -216,6 +252,11 @@ def resolve(
         notes.append(
             f"{', '.join(ignored)} ignored: this peer orders its own transactions (an embedded "
             "orderer), there is no orderer to reach"
+        )
+    if admin and getattr(args, "wait_for_event_timeout", None):
+        notes.append(
+            "--waitForEventTimeout ignored: through the admin API the commit is part of the "
+            "call (--timeout bounds its execution; --gateway waits for a commit status)"
         )
     if problems:
         raise ConfigError(*problems)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -121,9 +122,17 @@ class GatewayClient:
         return reply.result.payload
 
     def submit(
-        self, channel: str, chaincode: str, args: Sequence[bytes], *, timeout: float = 30.0, **kw
+        self,
+        channel: str,
+        chaincode: str,
+        args: Sequence[bytes],
+        *,
+        timeout: float = 30.0,
+        commit_timeout: float | None = None,
+        **kw: Any,
     ) -> Submitted:
-        """Endorse, sign, submit, and wait for the commit status (``contract.submit``)."""
+        """Endorse, sign, submit, and wait for the commit status (``contract.submit``) at most
+        ``commit_timeout`` (default ``timeout``: Fabric CLI's --waitForEventTimeout)."""
         txid, proposal = signed_proposal(self.identity, channel, chaincode, args, **kw)
         endorsed = self._stub.Endorse(
             gateway_pb2.EndorseRequest(
@@ -139,7 +148,7 @@ class GatewayClient:
             ),
             timeout=timeout,
         )
-        status = self.commit_status(channel, txid, timeout=timeout)
+        status = self.commit_status(channel, txid, timeout=commit_timeout or timeout)
         return Submitted(txid, _result_of(envelope.payload), status.result, status.block_number)
 
     def commit_status(self, channel: str, txid: str, *, timeout: float = 30.0):  # type: ignore[no-untyped-def]

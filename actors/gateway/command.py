@@ -23,8 +23,11 @@ from protos.gateway import gateway_pb2
 def add_arguments(sub: argparse.ArgumentParser) -> None:
     group = sub.add_argument_group("through a Gateway service (instead of the admin API)")
     group.add_argument("--gateway", metavar="HOST:PORT", help="the peer's Gateway address")
-    group.add_argument("--msp-dir", help="the client's MSP folder (signcerts/, keystore/)")
-    group.add_argument("--msp-id", help="its MSP id, e.g. Org1MSP")
+    group.add_argument(
+        "--msp-dir",
+        help="the client's MSP folder (signcerts/, keystore/) (default: $CORE_PEER_MSPCONFIGPATH)",
+    )
+    group.add_argument("--msp-id", help="its MSP id, e.g. Org1MSP (default: $CORE_PEER_LOCALMSPID)")
 
 
 def error_details(error: grpc.RpcError) -> list[dict[str, str]]:
@@ -67,7 +70,12 @@ def run(args: argparse.Namespace, *, commit: bool) -> tuple[int, dict[str, Any]]
         try:
             if commit:
                 done = client.submit(
-                    args.channel, args.chaincode, argv, timeout=timeout, transient=transient
+                    args.channel,
+                    args.chaincode,
+                    argv,
+                    timeout=timeout,
+                    commit_timeout=getattr(args, "wait_for_event_timeout", None),
+                    transient=transient,
                 )
                 out: dict[str, Any] = {
                     "txid": done.txid,

@@ -432,3 +432,65 @@ def test_logging_writes_to_the_current_stderr(capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert "Logging error" not in err and "Call stack" not in err
     assert "logged later" in err
+
+
+def test_pasted_fabric_lines_beyond_invoke(
+    sent: list[tuple[Any, ...]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The newcomer's lines: orderer/TLS flags on every client verb, --output json, the
+    `lifecycle chaincode` and `chaincode` prefixes, the output file of `package` positional."""
+    nobody = f"127.0.0.1:{free_port()}"
+    orderer = ["-o", "localhost:7050", "--tls", "--cafile", "ca.pem", "--peerAddresses", nobody]
+    for argv in (
+        ["querycommitted", "-C", "mychannel", *orderer, "--output", "json"],
+        ["lifecycle", "chaincode", "querycommitted", "-C", "ch", *orderer, "-O", "json"],
+        ["lifecycle", "chaincode", "queryinstalled", *orderer, "--output", "json"],
+        ["channel", "list", *orderer, "-O", "json"],
+        ["-v", "chaincode", "list", *orderer],
+    ):
+        assert main(argv) == 1, argv
+        captured = capsys.readouterr()
+        note, *error = captured.err.splitlines()
+        assert note.startswith("ccactors: note: --orderer, --tls, --cafile ignored: "), argv
+        if "json" in argv:  # --output json is --json: the failure is a JSON object
+            assert json.loads(captured.out)["error"] == "PeerUnavailable", argv
+            assert error == []
+        else:
+            assert error == [f"ccactors: error: PeerUnavailable: nothing is listening at {nobody}"]
+    with pytest.raises(SystemExit) as info:
+        main(["queryinstalled", "--output", "yaml"])
+    assert info.value.code == 2
+    assert "--output: the only format is json (got 'yaml')" in capsys.readouterr().err
+    # `peer chaincode invoke` as pasted, --waitForEventTimeout noted on the admin path
+    ctor = '{"Args":["put","a","1"]}'
+    argv = ["chaincode", "invoke", "-n", "kv", "-c", ctor, "--waitForEventTimeout", "30s"]
+    assert main(argv) == 0
+    assert sent == [("mychannel", "kv", [b"put", b"a", b"1"], None, False)]
+    assert "--waitForEventTimeout ignored: through the admin API" in capsys.readouterr().err
+    assert build_parser().parse_args(argv[1:]).wait_for_event_timeout == 30.0
+    # Fabric's two-step definition: one line pointing to define
+    for verb in ("approveformyorg", "commit", "checkcommitreadiness"):
+        assert main(["lifecycle", "chaincode", verb, "-C", "ch", "-n", "kv"]) == 2
+        (line,) = _errors(capsys.readouterr().err)
+        assert line.startswith(f"{verb}: ccactors has no separate {verb}: `ccactors define` ")
+    # `peer lifecycle chaincode package OUT --path --lang --label`
+    out = tmp_path / "kv.tar.gz"
+    source = ["--path", str(ROOT / "examples"), "--lang", "python", "--label", "kv"]
+    target = ["-t", "examples.kv:KVChaincode"]
+    assert main(["lifecycle", "chaincode", "package", str(out), *source, *target]) == 0
+    assert capsys.readouterr().out.startswith("kv:") and out.is_file()
+    assert main(["package", str(out), *source, *target, "-o", str(tmp_path / "other")]) == 2
+    assert _errors(capsys.readouterr().err)[0].startswith("package: give the file once")
+
+
+def test_help_shows_durations_and_fabric_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, shown in (
+        (["wait", "--help"], "give up after this long (default: 60s)"),
+        (["launch", "--help"], "(default: 10m)"),
+        (["invoke", "--help"], "(default: $CORE_PEER_MSPCONFIGPATH)"),
+        (["query", "--help"], "(default: $CORE_PEER_LOCALMSPID)"),
+        (["list", "--help"], "CORE_PEER_ADDRESS names the admin API here"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert shown in " ".join(capsys.readouterr().out.split()), argv
