@@ -389,7 +389,8 @@ class ExternalRuntime:
         except ConnectionClosed as exc:
             tls = " over TLS" if info.tls_required else ""
             raise ConnectionError(
-                f"cannot reach chaincode service {info.address}{tls} within {info.dial_timeout:g}s"
+                f"cannot reach chaincode service {info.address}{tls} within "
+                f"{info.dial_timeout:g}s (is the chaincode service running at {info.address}?)"
             ) from exc
         instance = ExternalInstance(chaincode, info.address, stream, channel)
         instance.dial_seconds = time.monotonic() - started

@@ -337,7 +337,10 @@ def test_dead_address_fails_fast(supports: list[ChaincodeSupport]) -> None:
         made.launch(NAME)
     elapsed = time.monotonic() - started
     assert not isinstance(info.value, StartupTimeout)
-    assert f"cannot reach chaincode service {address} within 0.5s" in str(info.value)
+    assert str(info.value).endswith(
+        f"cannot reach chaincode service {address} within 0.5s (is the chaincode service "
+        f"running at {address}?)"
+    )
     assert elapsed < 4, elapsed
     sample = made.metrics.registry.get_sample_value(
         "chaincode_launch_failures_total", {"chaincode": NAME}
