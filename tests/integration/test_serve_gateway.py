@@ -121,17 +121,17 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     start = readme.index("```sh\n", anchor) + len("```sh\n")
     script = readme[start : readme.index("```\n", start)]
     assert "sleep" not in script and "ccactors wait" in script  # a readiness signal, not a guess
-    # `ccactors` is this checkout's; the gateway and admin ports are free ones (and the
-    # chaincode listener takes any free port)
+    # `ccactors` is this checkout's; the gateway, admin and chaincode listener ports free ones
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "ccactors").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m actors.cli "$@"\n')
     (bin_dir / "ccactors").chmod(0o755)
-    script = script.replace("7050", str(free_port())).replace("7051", str(free_port()))
+    assert "--listen 127.0.0.1:7052" in script  # no chaincode listener on every interface
+    for port in ("7050", "7051", "7052"):
+        script = script.replace(port, str(free_port()))
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-        "CORE_PEER_CHAINCODELISTENADDRESS": "127.0.0.1:0",
         # the default data directory, but this test's: another peer may hold the user's
         "XDG_DATA_HOME": str(tmp_path / "data"),
     }
