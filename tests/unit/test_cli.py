@@ -494,3 +494,26 @@ def test_help_shows_durations_and_fabric_defaults(capsys: pytest.CaptureFixture[
         with pytest.raises(SystemExit):
             main(argv)
         assert shown in " ".join(capsys.readouterr().out.split()), argv
+
+
+def test_wait_for_event_timeout_bounds_the_gateways_commit_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actors.gateway.client import GatewayClient, Submitted
+    from tests.gateway_peer import make_crypto, member_dir
+
+    crypto = make_crypto(tmp_path / "crypto", "Org1MSP")
+    capsys.readouterr()
+    waits: list[tuple[float, float | None]] = []
+
+    def submit(self: Any, *args: Any, timeout: float, commit_timeout: Any, **kw: Any) -> Any:
+        waits.append((timeout, commit_timeout))
+        return Submitted("t", b"ok", 0, 1)
+
+    monkeypatch.setattr(GatewayClient, "submit", submit)
+    msp = ["--msp-dir", str(member_dir(crypto, 1, "User1@") / "msp"), "--msp-id", "Org1MSP"]
+    argv = ["invoke", "--gateway", f"127.0.0.1:{free_port()}", *msp, "kv", "put", "a", "1"]
+    assert main([*argv, "--waitForEventTimeout", "2m"]) == 0
+    assert main([*argv, "--timeout", "5s"]) == 0
+    assert waits == [(60.0, 120.0), (5.0, None)]
+    assert "waitForEventTimeout" not in capsys.readouterr().err  # used, so no note
