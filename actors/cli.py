@@ -610,7 +610,8 @@ def _parse_ctor(text: str) -> list[str]:
 def run_wait(args: argparse.Namespace) -> int:
     """``ccactors wait``: until the peer's admin API answers (``serve`` opens it once its
     chaincode listener and Gateway listen), at most ``--timeout``; exit 1 if it never does, or
-    if it answers with a refusal (waiting longer would not change that)."""
+    at once if it answers with a refusal or speaks otherwise (TLS against plaintext, not an
+    admin API): waiting longer would not change that."""
     from actors.errors import PeerMismatch, PeerUnavailable
 
     deadline = time.monotonic() + args.timeout
@@ -621,9 +622,9 @@ def run_wait(args: argparse.Namespace) -> int:
             break
         except ChaincodeError as exc:
             # a peer that answers otherwise (TLS against plaintext, ...) will not start to
-            retry = (isinstance(exc, PeerUnavailable) and not isinstance(exc, PeerMismatch)) or str(
-                exc
-            ).startswith("DEADLINE_EXCEEDED")
+            retry = not isinstance(exc, PeerMismatch) and (
+                isinstance(exc, PeerUnavailable) or str(exc).startswith("DEADLINE_EXCEEDED")
+            )
             if not retry:
                 return _failed(exc, as_json=args.json)
             if left <= 0:
