@@ -302,6 +302,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self) -> Any:
         return sys.stderr
 
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the handler always writes to the current ``sys.stderr`` (so
+        ``setStream`` returns it and leaves it as it was, rather than raising)."""
+
 
 def _is_terminal(stream: Any) -> bool:
     try:
@@ -477,7 +482,8 @@ class _HTTPServer(http.server.HTTPServer):
 
 
 class _DeadlineReader(io.RawIOBase):
-    """A socket's bytes, until ``timeout`` seconds after the first read is asked for; then
+    """A socket's bytes, until ``timeout`` seconds after the reader is made (when the request's
+    handler is set up, so after a TLS handshake, which has a timeout of its own); then
     TimeoutError, which the request handler answers by closing the connection."""
 
     def __init__(self, sock: socket.socket, timeout: float) -> None:
@@ -619,6 +625,9 @@ class OperationsServer:
         self.levels = levels or (_configured[0] if _configured else LogLevels())
         self.max_workers = max_workers
         self.check_timeout = check_timeout
+        # /healthz needs no certificate: requests waiting for checks take at most half the
+        # slots, so a hung check never keeps /metrics and /logspec out for check_timeout.
+        self._health_waiters = threading.BoundedSemaphore(max(1, max_workers // 2))
         self._checks: dict[str, _Check] = {}
         self._checks_lock = threading.Lock()
         host, sep, port = address.rpartition(":")
@@ -641,18 +650,25 @@ class OperationsServer:
     def health(self) -> tuple[int, dict[str, Any] | None]:
         """Fabric's health report and its HTTP status. The checks run at once; if one is not
         done within ``check_timeout`` seconds the answer is fabric-lib-go's: 408 Request
-        Timeout without a body (and the log names the checks still running)."""
+        Timeout without a body (and the log names the checks still running). While half the
+        server's slots already wait for checks, the answer comes at once: 408 if a check is
+        still running."""
         with self._checks_lock:
             checks = sorted(self._checks.items())
         runs = [(component, check.start()) for component, check in checks]
-        deadline = time.monotonic() + self.check_timeout
+        waiting = self._health_waiters.acquire(blocking=False)
+        deadline = time.monotonic() + (self.check_timeout if waiting else 0.0)
         failed = []
         hung = []
-        for component, (done, box) in runs:
-            if not done.wait(max(0.0, deadline - time.monotonic())):
-                hung.append(component)
-            elif box[0] is not None:
-                failed.append({"component": component, "reason": box[0]})
+        try:
+            for component, (done, box) in runs:
+                if not done.wait(max(0.0, deadline - time.monotonic())):
+                    hung.append(component)
+                elif box[0] is not None:
+                    failed.append({"component": component, "reason": box[0]})
+        finally:
+            if waiting:
+                self._health_waiters.release()
         if hung:
             log.warning("health checks not done after %gs: %s", self.check_timeout, ", ".join(hung))
             return 408, None

@@ -29,6 +29,11 @@ with DEADLINE_EXCEEDED. Fabric's handler takes the slot when the stream opens
 (``grpc_limiters.go``) and waits for the first envelope as long as the connection lives (its
 keepalive only finds dead connections), so idle connections from anyone who can reach the port
 lock readers out; here they hold a server thread for a bounded time and never a reader's slot.
+Streams waiting for their first request have a bound of their own, as many as the readers'
+slots, taken when the stream opens and given back at admission or when it ends (more are
+refused with RESOURCE_EXHAUSTED at once): the server's threads are sized for both
+(``ConcurrencyLimits.workers``), so idle streams from anyone never take the threads the
+Gateway and Endorser services are admitted to.
 """
 
 from __future__ import annotations
@@ -274,6 +279,8 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
         self._msps = msps
         self._stores = stores
         self._streams = threading.BoundedSemaphore(max_streams)
+        # streams opened that have sent no admitted request yet: a bound of their own
+        self._opening = threading.BoundedSemaphore(max_streams)
         self._max_streams = max_streams
         self._time_window = time_window
         self._mutual_tls = mutual_tls
@@ -306,15 +313,26 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
     ) -> Iterator[DeliverResponse]:
         """Fabric's ``Handler.Handle``: one seek after another until the client closes its
         side or a seek ends with a status other than SUCCESS."""
-        wait = self._first_request_timeout
-        deadline = self._call_later(
-            wait,
-            lambda: end_call(
-                context,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no deliver request within {wait:g}s of opening the stream",
-            ),
+        refusal = (
+            f"too many requests for /protos.Deliver/{method}, exceeding concurrency limit "
+            f"({self._max_streams})"
         )
+        if not self._opening.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+        opening = True
+        wait = self._first_request_timeout
+        try:
+            deadline = self._call_later(
+                wait,
+                lambda: end_call(
+                    context,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"no deliver request within {wait:g}s of opening the stream",
+                ),
+            )
+        except RuntimeError:  # the scheduler stopped: the peer is shutting down
+            self._opening.release()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the peer is stopping")
         admitted = False
         try:
             stop = threading.Event()
@@ -335,12 +353,10 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
                 if not admitted:
                     # The slot is taken only now: an unauthenticated stream never holds one.
                     if not self._streams.acquire(blocking=False):
-                        context.abort(
-                            grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            f"too many requests for /protos.Deliver/{method}, exceeding "
-                            f"concurrency limit ({self._max_streams})",
-                        )
+                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
                     admitted = True
+                    self._opening.release()
+                    opening = False
                     context.send_initial_metadata(())  # the client sees the stream admitted
                 status = yield from self._deliver(admission, send, stop)
                 if status is None:
@@ -350,6 +366,8 @@ class DeliverService(events_pb2_grpc.DeliverServicer):
                     return
         finally:
             deadline.cancel()
+            if opening:
+                self._opening.release()
             if admitted:
                 self._streams.release()
 

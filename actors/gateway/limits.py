@@ -31,8 +31,10 @@ class ConcurrencyLimits:
 
     @property
     def workers(self) -> int:
-        """Calls the whole server admits at once."""
-        return self.gateway + self.endorser + self.deliver
+        """Calls the whole server admits at once: Deliver's share twice, for its admitted
+        streams and for as many opened ones waiting for their first request
+        (``actors.gateway.deliver``)."""
+        return self.gateway + self.endorser + 2 * self.deliver
 
 
 class ServiceLimiter(grpc.ServerInterceptor):

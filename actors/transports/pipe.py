@@ -280,6 +280,10 @@ class PipeStream:
         behind it, in order (what :meth:`recv` kept of an earlier frame comes first). A frame
         that fails is reported by the next call, after the whole frames before it."""
         if self._received:
+            # Left by recv(), which keeps no frame spans, so a plain list: only the shim's
+            # side mixes recv() and recv_batch(), and it reads no spans; the peer only calls
+            # recv_batch() and poll_frames(), whose Frames it needs (actors.handler: the shim
+            # takes a RESPONSE nobody waits for as fatal, so a lost pair would end it).
             msgs = list(self._received)
             self._received.clear()
             return msgs

@@ -307,26 +307,79 @@ def idle_stream(method: Any, hang_up: threading.Event) -> Any:
     return method(nothing(), timeout=60)
 
 
-def test_idle_streams_do_not_starve_a_reader(
-    peer: GatewayPeer, stub: Any, user: SigningIdentity, committed: list[Any]
-) -> None:
-    limit = peer.support.config.deliver_concurrency
-    before = sum(t.name == "gateway" for t in threading.enumerate())
+def gateway_threads() -> int:
+    return sum(t.name == "gateway" for t in threading.enumerate())
+
+
+def test_idle_streams_do_not_starve_a_reader(crypto: Path, user: SigningIdentity) -> None:
+    # a peer of its own whose idle streams outlive the test however loaded the machine is
+    own = GatewayPeer(crypto, deliver_concurrency=4, first_request_timeout=120.0)
     hang_up = threading.Event()
-    idle = [idle_stream(stub.Deliver, hang_up) for _ in range(limit)]
     try:
-        # every idle stream's call is running on the server (a thread per call)...
-        for _ in range(300):
-            if sum(t.name == "gateway" for t in threading.enumerate()) >= before + limit:
-                break
-            threading.Event().wait(0.05)
-        # ...and holds none of the readers' slots
-        got = ask(stub.Deliver, envelope(user, seek(0, 0)))
-        assert status(got) == SUCCESS
+        with GatewayClient(own.address, user) as client:
+            client.submit(CHANNEL, "kv", [b"put", b"d1", b"v"])
+        with grpc.insecure_channel(own.address) as channel:
+            stub = events_pb2_grpc.DeliverStub(channel)
+            # one reader following the chain holds a reader's slot...
+            follower = stub.Deliver(iter([envelope(user, seek(0, MAX))]), timeout=60)
+            assert next(follower).block.header.number == 0
+            before = gateway_threads()
+            # ...and three idle streams wait for their first request: were they to take a
+            # reader's slot each, the four would leave none for another reader
+            idle = [idle_stream(stub.Deliver, hang_up) for _ in range(3)]
+            for _ in range(300):
+                if gateway_threads() >= before + 3:  # a server thread per call
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the idle streams never reached the server")
+            got = ask(stub.Deliver, envelope(user, seek(0, 0)))
+            assert status(got) == SUCCESS
+            assert all(call.running() for call in idle)
+            follower.cancel()
     finally:
         hang_up.set()
-        for call in idle:
-            call.cancel()
+        own.close()
+
+
+def test_idle_streams_do_not_starve_the_gateway(crypto: Path, user: SigningIdentity) -> None:
+    """Streams that send nothing have a bound of their own, so the threads of the Gateway and
+    Endorser services stay theirs (before it, idle streams took every thread of the server)."""
+    own = GatewayPeer(
+        crypto,
+        deliver_concurrency=2,
+        gateway_concurrency=1,
+        endorser_concurrency=1,
+        first_request_timeout=120.0,
+    )
+    hang_up = threading.Event()
+    try:
+        with grpc.insecure_channel(own.address) as channel:
+            stub = events_pb2_grpc.DeliverStub(channel)
+            idle = [idle_stream(stub.Deliver, hang_up) for _ in range(8)]
+            refused = []
+            for call in idle[2:]:
+                with pytest.raises(grpc.RpcError) as error:
+                    list(call)
+                refused.append((error.value.code(), error.value.details()))
+            assert (
+                refused
+                == [
+                    (
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "too many requests for /protos.Deliver/Deliver, exceeding concurrency "
+                        "limit (2)",
+                    )
+                ]
+                * 6
+            )
+            assert all(call.running() for call in idle[:2])
+            with GatewayClient(own.address, user) as client:
+                client.submit(CHANNEL, "kv", [b"put", b"g", b"v"])
+                assert client.evaluate(CHANNEL, "kv", [b"get", b"g"]) == b"v"
+    finally:
+        hang_up.set()
+        own.close()
 
 
 def test_a_stream_without_a_request_is_ended(stub: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import io
 import json
 import logging
 import re
@@ -165,7 +166,9 @@ def test_idle_connections_are_bounded(ops: OperationsServer) -> None:
 def test_a_hung_check_holds_one_thread_however_many_ask() -> None:
     """Requests while a check hangs get fabric-lib-go's 408 at their deadline, and share the
     check's one run."""
-    server = OperationsServer("127.0.0.1:0", max_workers=4, check_timeout=0.2).start()
+    # more slots than the client's threads: a 408 without a body lets urlopen return before
+    # the server has given its slot back, and a pooled thread's next request may come first
+    server = OperationsServer("127.0.0.1:0", max_workers=16, check_timeout=0.2).start()
     release = threading.Event()
     server.register_checker("ledger", lambda: None if release.wait(60) else "never")
     url = f"http://{server.address}/healthz"
@@ -178,6 +181,31 @@ def test_a_hung_check_holds_one_thread_however_many_ask() -> None:
         release.set()
         running[0].join(10)
         assert _request(url)[0] == 200  # a new run once the hung one is over
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_a_hung_check_keeps_at_most_half_the_slots() -> None:
+    """Requests beyond half the slots that find a check running are answered 408 at once, so
+    the other endpoints keep their places while a check hangs."""
+    server = OperationsServer("127.0.0.1:0", max_workers=4, check_timeout=60).start()
+    release = threading.Event()
+    server.register_checker("ledger", lambda: None if release.wait(60) else "never")
+    url = f"http://{server.address}"
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            asked = [pool.submit(_request, f"{url}/healthz") for _ in range(4)]
+            finished = concurrent.futures.as_completed(asked, timeout=20)
+            try:
+                first = [next(finished).result()[:2] for _ in range(2)]
+            except TimeoutError:
+                pytest.fail("every /healthz request waited for the hung check")
+            assert first == [(408, b"")] * 2
+            assert sum(f.done() for f in asked) == 2  # two wait for the check's run...
+            assert _request(f"{url}/logspec")[0] == 200  # ...and the others' places are free
+            release.set()
+            assert sorted(f.result()[0] for f in asked) == [200, 200, 408, 408]
     finally:
         release.set()
         server.stop()
@@ -238,6 +266,12 @@ def test_fabric_log_format(capsys: pytest.CaptureFixture[str]) -> None:
         logging.getLogger("actors.support").info("hidden")
         err = capsys.readouterr().err
         assert "[actors.launcher.x]" in err and "shown" in err and "hidden" not in err
+        # the handler always writes to the current stderr: setting its stream is ignored
+        (handler,) = (h for h in root.handlers if h not in before[0])
+        assert isinstance(handler, logging.StreamHandler)
+        assert handler.setStream(io.StringIO()) is sys.stderr
+        logging.getLogger("actors.launcher.y").warning("still on stderr")
+        assert "still on stderr" in capsys.readouterr().err
     finally:
         for handler in root.handlers[:]:
             if handler not in before[0]:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 
 from actors.gateway.blocks import new_block
-from actors.gateway.deliver import FilterError, SeekRange, _Refused, filtered_block, seek_range
+from actors.gateway.deliver import (
+    DeliverService,
+    FilterError,
+    SeekRange,
+    _Refused,
+    filtered_block,
+    seek_range,
+)
 from protos.common.common_pb2 import (
     BAD_REQUEST,
     CONFIG,
@@ -19,6 +29,7 @@ from protos.common.common_pb2 import (
     Payload,
 )
 from protos.orderer.ab_pb2 import SeekInfo
+from protos.peer import events_pb2_grpc
 from protos.peer.chaincode_event_pb2 import ChaincodeEvent
 from protos.peer.proposal_pb2 import ChaincodeAction
 from protos.peer.proposal_response_pb2 import ProposalResponsePayload
@@ -125,3 +136,29 @@ def test_a_transaction_that_cannot_be_read_fails_the_filtered_block() -> None:
     block = new_block(0, b"", [envelope("t", ENDORSER_TRANSACTION, b"\xff")])
     with pytest.raises(FilterError, match="error unmarshal transaction payload"):
         filtered_block(block)
+
+
+def test_a_stream_opened_while_the_peer_stops_is_unavailable() -> None:
+    """The scheduler that times first requests is stopped: the stream ends UNAVAILABLE (not
+    UNKNOWN with a traceback) and gives back its place among the opening streams."""
+
+    def stopped(delay: float, action: Callable[[], None]) -> Any:
+        raise RuntimeError("scheduler stopped")
+
+    service = DeliverService(
+        msps=lambda _: None, stores=lambda _: None, max_streams=1, call_later=stopped
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(4))
+    events_pb2_grpc.add_DeliverServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = events_pb2_grpc.DeliverStub(channel)
+            for _ in range(3):  # more than max_streams: each gave its place back
+                with pytest.raises(grpc.RpcError) as ended:
+                    list(stub.DeliverFiltered(iter([]), timeout=10))
+                assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+                assert ended.value.details() == "the peer is stopping"
+    finally:
+        server.stop(None)

@@ -90,5 +90,5 @@ def test_a_service_at_its_limit_refuses_its_own_calls_only(server: Any) -> None:
 
 
 def test_the_pool_holds_every_share() -> None:
-    assert ConcurrencyLimits(gateway=3, endorser=4, deliver=5).workers == 12
+    assert ConcurrencyLimits(gateway=3, endorser=4, deliver=5).workers == 17
     assert ConcurrencyLimits().gateway == 500  # Fabric's gatewayService default
