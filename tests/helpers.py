@@ -3,10 +3,13 @@ processes started and waited for."""
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import socket
 import subprocess
+import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +64,31 @@ def docker_engine() -> Any:
     # Cheap when up to date; rebuilds the shim layer when our sources changed since.
     build_shim_image(client, BASE_IMAGE, progress=lambda message: None)
     return client
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``ccactors ARGS`` as a user runs it (a new interpreter, from the repository root)."""
+    return subprocess.run(
+        [sys.executable, "-m", "actors.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def tar_gz(entries: Mapping[str, bytes]) -> bytes:
+    """A gzipped tar of regular files, name -> content."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
 
 
 def free_port() -> int:

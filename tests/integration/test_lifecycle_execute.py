@@ -6,9 +6,7 @@ packages."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from actors.lifecycle.invocation import INITIALIZED_KEY
 from actors.lifecycle.packages import calculate_package_id
 from actors.support import ChaincodeSupport
 from actors.txcontexts import ExecuteResult
+from tests.helpers import tar_gz
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -151,16 +150,6 @@ def test_a_committed_txid_is_refused(dev_peer: ChaincodeSupport) -> None:
 
 
 # -- rich-query indexes of defined packages ----------------------------------------------------
-
-
-def tar_gz(entries: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def ccaas_package(label: str, index: dict[str, object] | bytes) -> bytes:

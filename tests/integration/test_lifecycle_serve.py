@@ -5,13 +5,10 @@ chaincode started by hand."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
-import subprocess
 import sys
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,21 +19,11 @@ from actors.admin import AdminClient
 from actors.errors import UnknownChannel
 from protos.ledger.rwset import rwset_pb2
 from tests import readme
-from tests.helpers import ServiceProcess, free_port, wait_for
+from tests.helpers import ServiceProcess, cli, free_port, tar_gz, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
 KV = "examples.kv:KVChaincode"
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def ok(*args: str) -> Any:
@@ -51,16 +38,6 @@ def fails(*args: str) -> dict[str, Any]:
     done = cli(*args, "--json")
     assert done.returncode == 1, (args, done.stdout, done.stderr)
     return json.loads(done.stdout)
-
-
-def tar_gz(entries: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def ccaas_package(path: Path, label: str, address: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import free_port
+from tests.helpers import cli, free_port
 
 CONFIG = """
 [peer]
@@ -24,12 +24,6 @@ runtime = "system"
 target = "examples.private_data:PrivateData"
 """
 COLL = "_implicit_org_Org1MSP"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 @contextmanager

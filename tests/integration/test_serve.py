@@ -19,6 +19,7 @@ import pytest
 
 from actors.admin import AdminClient
 from actors.errors import UnknownChaincode
+from tests.helpers import cli as _cli
 from tests.helpers import free_port
 
 CONFIG = """
@@ -35,15 +36,6 @@ name = "kvp"
 runtime = "process"
 target = "examples.kv:KVChaincode"
 """
-
-
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _children(pid: int) -> set[int]:

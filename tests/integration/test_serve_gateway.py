@@ -15,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import cli, free_port
 
 ORG1 = "peerOrganizations/org1.example.com"
 ORG2 = "peerOrganizations/org2.example.com"
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ import pytest
 
 from actors.lifecycle.builders import ccaas_package_bytes
 from actors.runtimes.docker import container_name, image_name
+from tests import helpers
 from tests.helpers import ServiceProcess, docker_engine, free_port
 from tests.interop.test_node import node_problem
 from tests.interop.test_node_package import NodeService, node_package
@@ -62,13 +63,7 @@ npmInstall = "container"
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return helpers.cli(*args, timeout=timeout)  # image builds take minutes
 
 
 class Serve(ServiceProcess):

@@ -21,6 +21,7 @@ from actors.packaging import (
     package_id,
     read_package,
 )
+from tests.helpers import tar_gz
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TARGET = "examples.kv:KVChaincode"
@@ -29,16 +30,6 @@ TARGET = "examples.kv:KVChaincode"
 def names_in(code: bytes) -> list[str]:
     with tarfile.open(fileobj=io.BytesIO(code), mode="r:gz") as tar:
         return tar.getnames()
-
-
-def make_tar_gz(entries: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 @pytest.fixture
@@ -216,51 +207,47 @@ def test_missing_package(tmp_path: Path) -> None:
     [
         (b"not a package at all", "not a valid tar.gz"),
         (gzip.compress(b"gzip but not a tar" * 50), "not a valid tar.gz"),
-        (make_tar_gz({"code.tar.gz": make_tar_gz({"src/a.py": b""})}), "no metadata.json"),
-        (make_tar_gz({"metadata.json": b'{"label":"kv","type":"golang"}'}), "no code.tar.gz"),
+        (tar_gz({"code.tar.gz": tar_gz({"src/a.py": b""})}), "no metadata.json"),
+        (tar_gz({"metadata.json": b'{"label":"kv","type":"golang"}'}), "no code.tar.gz"),
         (
-            make_tar_gz({"metadata.json": b"{not json", "code.tar.gz": b""}),
+            tar_gz({"metadata.json": b"{not json", "code.tar.gz": b""}),
             "metadata.json is not valid JSON",
         ),
         (
-            make_tar_gz({"metadata.json": b"[1, 2]", "code.tar.gz": b""}),
+            tar_gz({"metadata.json": b"[1, 2]", "code.tar.gz": b""}),
             "must be a JSON object",
         ),
         (
-            make_tar_gz(
+            tar_gz(
                 {
                     "metadata.json": b'{"label":"bad label","type":"golang"}',
-                    "code.tar.gz": make_tar_gz({"a": b""}),
+                    "code.tar.gz": tar_gz({"a": b""}),
                 }
             ),
             "invalid label",
         ),
         (
-            make_tar_gz(
-                {"metadata.json": b'{"label":"kv"}', "code.tar.gz": make_tar_gz({"a": b""})}
-            ),
+            tar_gz({"metadata.json": b'{"label":"kv"}', "code.tar.gz": tar_gz({"a": b""})}),
             "no chaincode type",
         ),
         (
-            make_tar_gz(
+            tar_gz(
                 {
                     "metadata.json": b'{"label":"kv","type":"python"}',
-                    "code.tar.gz": make_tar_gz({"a": b""}),
+                    "code.tar.gz": tar_gz({"a": b""}),
                 }
             ),
             "invalid target",
         ),
         (
-            make_tar_gz(
-                {"metadata.json": b'{"label":"kv","type":"golang"}', "code.tar.gz": b"garbage"}
-            ),
+            tar_gz({"metadata.json": b'{"label":"kv","type":"golang"}', "code.tar.gz": b"garbage"}),
             "code.tar.gz is not a valid tar.gz",
         ),
         (
-            make_tar_gz(
+            tar_gz(
                 {
                     "metadata.json": b'{"label":"kv","type":"golang"}',
-                    "code.tar.gz": make_tar_gz({"../escape.py": b""}),
+                    "code.tar.gz": tar_gz({"../escape.py": b""}),
                 }
             ),
             "absolute or escaping path",
@@ -276,10 +263,10 @@ def test_corrupt_packages(tmp_path: Path, content: bytes, message: str) -> None:
 
 def test_fabric_style_package_reads(tmp_path: Path) -> None:
     """A package as `peer lifecycle chaincode package` makes one (no target, golang)."""
-    data = make_tar_gz(
+    data = tar_gz(
         {
             "metadata.json": b'{"path":"github.com/x/cc","type":"golang","label":"mycc_1"}',
-            "code.tar.gz": make_tar_gz({"src/github.com/x/cc/main.go": b"package main\n"}),
+            "code.tar.gz": tar_gz({"src/github.com/x/cc/main.go": b"package main\n"}),
         }
     )
     path = tmp_path / "mycc.tar.gz"
@@ -327,7 +314,7 @@ UNSAFE = [
     pytest.param(_entry("src/h", tarfile.LNKTYPE, link="a"), "invalid file type '1'", id="hard"),
     pytest.param(_entry("src/d", tarfile.CHRTYPE), "invalid file type '3'", id="device"),
     pytest.param(_entry("src/big", data=b"\0" * 70000), "larger than 65536 bytes", id="size"),
-    pytest.param(make_tar_gz({"a": b"\0" * 40000, "b": b"\0" * 40000}), "larger than", id="sum"),
+    pytest.param(tar_gz({"a": b"\0" * 40000, "b": b"\0" * 40000}), "larger than", id="sum"),
     pytest.param(gzip.compress(b"not a tar" * 100), "not a valid tar.gz", id="garbage"),
     pytest.param(_entry("src/c", tarfile.CONTTYPE), "invalid file type '7'.*'src/c'", id="contig"),
     pytest.param(_entry("src/s", tarfile.GNUTYPE_SPARSE), "invalid file type 'S'", id="sparse"),
@@ -375,7 +362,7 @@ def test_code_entries_give_normal_relative_paths() -> None:
     from actors.lifecycle.builders import declared_size
     from actors.packaging import code_entries
 
-    code = make_tar_gz({"./src/a.py": b"a", "src//b.py": b"b", "META-INF/x.json": b"{}"})
+    code = tar_gz({"./src/a.py": b"a", "src//b.py": b"b", "META-INF/x.json": b"{}"})
     entries = {entry.path: entry.read() for entry in code_entries(code)}
     assert entries == {"src/a.py": b"a", "src/b.py": b"b", "META-INF/x.json": b"{}"}
     assert declared_size(code) == 4
