@@ -758,17 +758,28 @@ def run_events(args: argparse.Namespace) -> int:
 # -- the chaincode lifecycle (Fabric's `peer lifecycle chaincode` and `peer channel` verbs) -------
 
 
+def _read_bounded(path: str, limit: int, *, unreadable: str, too_large: str) -> bytes:
+    """At most ``limit`` bytes of a file a user named (never the whole of a huge one); the
+    messages are formats of ``path`` (and ``exc``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(unreadable.format(path=path, exc=exc)) from None
+    if len(data) > limit:
+        raise UsageError(too_large.format(path=path))
+    return data
+
+
 def _read_package(path: str) -> bytes:
     from actors.packaging import DEFAULT_MAX_BYTES
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(DEFAULT_MAX_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"failed to read chaincode package at '{path}': {exc}") from None
-    if len(data) > DEFAULT_MAX_BYTES:
-        raise UsageError(f"chaincode package '{path}' is larger than {DEFAULT_MAX_BYTES} bytes")
-    return data
+    return _read_bounded(
+        path,
+        DEFAULT_MAX_BYTES,
+        unreadable="failed to read chaincode package at '{path}': {exc}",
+        too_large=f"chaincode package '{{path}}' is larger than {DEFAULT_MAX_BYTES} bytes",
+    )
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -844,14 +855,12 @@ def run_define(args: argparse.Namespace) -> int:
     _required(args.sequence, "sequence", "--sequence")
     collections = ""
     if args.collections_config:
-        path = args.collections_config
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_COLLECTIONS_FILE + 1)
-        except OSError as exc:
-            raise UsageError(f"--collections-config: could not read file '{path}': {exc}") from None
-        if len(raw) > MAX_COLLECTIONS_FILE:
-            raise UsageError(f"--collections-config: '{path}' is larger than 1 MiB")
+        raw = _read_bounded(
+            args.collections_config,
+            MAX_COLLECTIONS_FILE,
+            unreadable="--collections-config: could not read file '{path}': {exc}",
+            too_large="--collections-config: '{path}' is larger than 1 MiB",
+        )
         collections = raw.decode("utf-8", "replace")
     definition = Definition(
         name=args.name,
